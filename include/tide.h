@@ -1,0 +1,22 @@
+/*
+ * tide.h: everything. tide brings Tokio's model of asynchronous I/O
+ * (futures, tasks, wakers, AsyncFd, AsyncRead/AsyncWrite) to C programs
+ * and to the libevent loops they already run.
+ *
+ * One header per layer, each usable alone:
+ *   tide/error.h   error codes, tide_strerror, the version
+ *   tide/core.h    futures, wakers, tasks, the executor, combinators
+ *   tide/fd.h      the reactor: readiness of a descriptor (AsyncFd)
+ *   tide/time.h    sleep, interval, timeout
+ *   tide/signal.h  signals as futures
+ */
+#ifndef TIDE_H
+#define TIDE_H
+
+#include "tide/error.h"
+#include "tide/core.h"
+#include "tide/fd.h"
+#include "tide/time.h"
+#include "tide/signal.h"
+
+#endif

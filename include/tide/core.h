@@ -1,0 +1,501 @@
+/*
+ * tide/core.h: futures, wakers, tasks, the executor and the combinators.
+ *
+ * The contract (Rust's Future, in C):
+ *
+ *   A future is a struct that begins with a tide_future_t. Polling it
+ *   answers TIDE_READY, with its value in the future's `result` slot (a
+ *   count, a value, or a negative errno), or TIDE_PENDING. A poll may answer
+ *   PENDING only after it has arranged for the waker in its tide_cx_t to
+ *   be woken when polling again could make progress. A future that answered
+ *   READY is never polled again (an always-on check catches it).
+ *
+ *   Dropping a future (tide_future_drop) releases what it holds: a future
+ *   dropped at a point where it answered PENDING deregisters its waker and
+ *   disarms its events. Whoever owns a future drops it exactly once, whether
+ *   or not it completed; its `result` stays readable after the drop.
+ *
+ *   Operation futures (a read, a sleep, an accept) live in the caller's
+ *   memory: the caller declares the struct, an init function fills it and
+ *   returns the tide_future_t * to await. No I/O operation allocates.
+ *
+ * Writing a task as sequential code (stackless, like Rust's async fn): the
+ * locals that live across awaits go into a struct, and the TIDE_BEGIN /
+ * TIDE_AWAIT / TIDE_END macros turn the poll function into a state machine
+ * that resumes where it last waited:
+ *
+ *     typedef struct {
+ *         tide_future_t fut;    // what the executor polls and drops
+ *         tide_async_t  co;     // where the task resumes
+ *         tide_sleep_t  nap;    // operation state lives in the task
+ *         int           i;
+ *     } ticker_t;
+ *
+ *     static tide_poll_t ticker_poll(tide_future_t *f, tide_cx_t *cx) {
+ *         ticker_t *t = TIDE_CONTAINER_OF(f, ticker_t, fut);
+ *         TIDE_BEGIN(&t->co);
+ *         for (t->i = 0; t->i < 3; t->i++) {
+ *             TIDE_AWAIT(&t->co, cx, tide_sleep(&t->nap, 1000));
+ *             printf("tick %d\n", t->i);
+ *         }
+ *         TIDE_END(&t->co, f, 0);     // the task's result is 0
+ *     }
+ *
+ *     static void ticker_drop(tide_future_t *f) {
+ *         ticker_t *t = TIDE_CONTAINER_OF(f, ticker_t, fut);
+ *         tide_async_drop(&t->co);    // cancels whatever it was awaiting
+ *         free(t);
+ *     }
+ *
+ *     ticker_t *t = calloc(1, sizeof *t);
+ *     tide_future_init(&t->fut, ticker_poll, ticker_drop);
+ *     tide_spawn(ex, &t->fut, NULL);  // detached; ticker_drop frees it
+ *
+ * Local variables of the poll function do not survive an await: keep
+ * anything needed afterwards in the struct. Two awaits may not share one
+ * source line (each is a case label named after its line).
+ *
+ * Threads: everything here runs on the thread that runs the executor's
+ * event_base, except the waker calls (wake, wake_by_ref, clone, drop), which
+ * are safe from any thread for the wakers tide hands out.
+ */
+#ifndef TIDE_CORE_H
+#define TIDE_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tide/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+
+/* The answer of every poll. Pending and failed are never packed together:
+ * the value or -errno goes into the future's result slot. */
+typedef enum tide_poll { TIDE_PENDING = 0, TIDE_READY = 1 } tide_poll_t;
+
+typedef struct tide_exec tide_exec_t;
+typedef struct tide_task tide_task_t;
+typedef struct tide_future tide_future_t;
+typedef struct tide_cx tide_cx_t;
+
+#define TIDE_CONTAINER_OF(ptr, type, member)                                   \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ------------------------------------------------------------------------
+ * Wakers
+ *
+ * A waker is a (vtable, data) pair, like Rust's RawWaker. The executor's
+ * wakers point at a task and count references to it, so holding one never
+ * keeps freed memory alive and never allocates. Users may build their own
+ * (a test that counts wakes, say) by supplying a vtable.
+ * ------------------------------------------------------------------------ */
+
+typedef struct tide_waker tide_waker_t;
+
+typedef struct tide_waker_vtable {
+    tide_waker_t (*clone)(const void *data); /* a new reference */
+    void (*wake)(const void *data);          /* wake, consuming the ref */
+    void (*wake_by_ref)(const void *data);   /* wake, keeping the ref */
+    void (*drop)(const void *data);          /* release the ref */
+} tide_waker_vtable_t;
+
+struct tide_waker {
+    const tide_waker_vtable_t *vtable; /* NULL: the empty waker */
+    const void *data;
+};
+
+#define TIDE_WAKER_EMPTY ((tide_waker_t){NULL, NULL})
+
+/* tide_waker_clone: a new reference to the same waker (empty if w is). */
+TIDE_EXTERN tide_waker_t tide_waker_clone(const tide_waker_t *w);
+
+/* tide_waker_wake: wake and release *w, leaving it empty. No-op if empty.
+ * Waking a task twice before it runs queues it once. Any thread. */
+TIDE_EXTERN void tide_waker_wake(tide_waker_t *w);
+
+/* tide_waker_wake_by_ref: wake without releasing. No-op if empty. */
+TIDE_EXTERN void tide_waker_wake_by_ref(const tide_waker_t *w);
+
+/* tide_waker_drop: release *w and leave it empty. No-op if empty. */
+TIDE_EXTERN void tide_waker_drop(tide_waker_t *w);
+
+/* tide_waker_will_wake: true if a and b wake the same thing. */
+TIDE_EXTERN bool tide_waker_will_wake(const tide_waker_t *a,
+                                      const tide_waker_t *b);
+
+/* tide_waker_register: make *slot hold a reference to w, reusing the one it
+ * holds when it already wakes the same task (the common case: no atomic
+ * operation), dropping it otherwise. */
+TIDE_EXTERN void tide_waker_register(tide_waker_t *slot, const tide_waker_t *w);
+
+static inline bool tide_waker_is_empty(const tide_waker_t *w) {
+    return w->vtable == NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Context
+ *
+ * What a poll receives: the waker of the task being polled and the
+ * executor it runs on (where timers and descriptors find their event_base).
+ * `budget` is the cooperative budget: I/O futures spend one unit per
+ * operation and, when it is spent, answer PENDING after waking the task, so
+ * a task that is always ready still yields to its neighbours.
+ * ------------------------------------------------------------------------ */
+
+struct tide_cx {
+    const tide_waker_t *waker;
+    tide_exec_t *exec;
+    unsigned budget; /* private: use tide_cx_init */
+};
+
+#define TIDE_BUDGET 128
+
+/* tide_cx_init: a context for polling a future by hand (tests, or a
+ * runtime of your own). exec may be NULL for futures that need none. */
+static inline void tide_cx_init(tide_cx_t *cx, tide_exec_t *exec,
+                                const tide_waker_t *waker) {
+    cx->waker = waker;
+    cx->exec = exec;
+    cx->budget = TIDE_BUDGET;
+}
+
+/* tide_cx_coop: spend one unit of the task's budget. Returns true if the
+ * caller may proceed; false after waking the task: the caller answers
+ * PENDING so that other tasks and the host's events get their turn. */
+TIDE_EXTERN bool tide_cx_coop(tide_cx_t *cx);
+
+/* ------------------------------------------------------------------------
+ * Futures
+ * ------------------------------------------------------------------------ */
+
+typedef tide_poll_t (*tide_poll_fn)(tide_future_t *self, tide_cx_t *cx);
+typedef void (*tide_drop_fn)(tide_future_t *self);
+
+struct tide_future {
+    tide_poll_fn poll;
+    tide_drop_fn drop; /* may be NULL: nothing to release */
+    intptr_t result;   /* valid once poll answered TIDE_READY */
+    unsigned char state; /* private: TIDE__FUT_* bits */
+};
+
+enum { TIDE__FUT_DONE = 1, TIDE__FUT_DROPPED = 2 };
+
+TIDE_EXTERN void tide__fut_misuse(const tide_future_t *f, const char *what);
+
+/* tide_future_init: set up the header of a future; returns f. */
+static inline tide_future_t *tide_future_init(tide_future_t *f,
+                                              tide_poll_fn poll,
+                                              tide_drop_fn drop) {
+    f->poll = poll;
+    f->drop = drop;
+    f->result = 0;
+    f->state = 0;
+    return f;
+}
+
+/* tide_future_poll: poll f once. Polling a future that completed or was
+ * dropped aborts the process with a message: it is a use-after-free in
+ * waiting, and an always-on check is cheaper than the debugging. */
+static inline tide_poll_t tide_future_poll(tide_future_t *f, tide_cx_t *cx) {
+    if (f->state != 0)
+        tide__fut_misuse(f, "polled after it completed or was dropped");
+    if (f->poll(f, cx) == TIDE_PENDING)
+        return TIDE_PENDING;
+    f->state |= TIDE__FUT_DONE;
+    return TIDE_READY;
+}
+
+/* tide_future_drop: release what f holds (cancel it if still pending).
+ * A second drop of the same future is a no-op. */
+static inline void tide_future_drop(tide_future_t *f) {
+    if (f == NULL || (f->state & TIDE__FUT_DROPPED))
+        return;
+    f->state |= TIDE__FUT_DROPPED;
+    if (f->drop != NULL)
+        f->drop(f);
+}
+
+/* tide_future_is_done: true once f answered READY. */
+static inline bool tide_future_is_done(const tide_future_t *f) {
+    return (f->state & TIDE__FUT_DONE) != 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Stackless tasks: await macros
+ * ------------------------------------------------------------------------ */
+
+typedef struct tide_async {
+    int line;                /* where to resume; 0 = start, -1 = finished */
+    tide_future_t *awaiting; /* the future being awaited, or NULL */
+    intptr_t result;         /* result of the last completed await */
+} tide_async_t;
+
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define TIDE__FALLTHROUGH [[fallthrough]]
+#elif defined(__GNUC__) && __GNUC__ >= 7
+#define TIDE__FALLTHROUGH __attribute__((fallthrough))
+#else
+#define TIDE__FALLTHROUGH ((void)0)
+#endif
+
+/* TIDE_BEGIN: first statement of a resumable poll function. */
+#define TIDE_BEGIN(co)                                                         \
+    switch ((co)->line) {                                                      \
+    case 0:
+
+/* TIDE_AWAIT: evaluate fexpr (a tide_future_t *) once, then poll it until
+ * it is READY, answering PENDING to our caller in between. When it
+ * completes its result is in tide_async_result(co) and it has been dropped. */
+#define TIDE_AWAIT(co, cx, fexpr)                                              \
+    do {                                                                       \
+        (co)->awaiting = (fexpr);                                              \
+        (co)->line = __LINE__;                                                 \
+        TIDE__FALLTHROUGH;                                                     \
+    case __LINE__:                                                             \
+        if (tide_future_poll((co)->awaiting, (cx)) == TIDE_PENDING)            \
+            return TIDE_PENDING;                                               \
+        (co)->result = (co)->awaiting->result;                                 \
+        tide_future_drop((co)->awaiting);                                      \
+        (co)->awaiting = NULL;                                                 \
+    } while (0)
+
+/* TIDE_YIELD: give the other tasks and the host's events a turn, then go
+ * on. */
+#define TIDE_YIELD(co, cx)                                                     \
+    do {                                                                       \
+        (co)->line = __LINE__;                                                 \
+        tide_waker_wake_by_ref((cx)->waker);                                   \
+        return TIDE_PENDING;                                                   \
+    case __LINE__:;                                                            \
+    } while (0)
+
+/* TIDE_RETURN: complete the task or future `fut` with `value`. */
+#define TIDE_RETURN(co, fut, value)                                            \
+    do {                                                                       \
+        (fut)->result = (intptr_t)(value);                                     \
+        (co)->line = -1;                                                       \
+        return TIDE_READY;                                                     \
+    } while (0)
+
+/* TIDE_END: last statement; completes `fut` with `value` if control gets
+ * here. */
+#define TIDE_END(co, fut, value)                                               \
+    default:                                                                   \
+        break;                                                                 \
+        }                                                                      \
+        TIDE_RETURN(co, fut, value)
+
+/* tide_async_result: the result of the last completed TIDE_AWAIT. */
+static inline intptr_t tide_async_result(const tide_async_t *co) {
+    return co->result;
+}
+
+/* tide_async_drop: drop the future the task is waiting on, if any. Call it
+ * from the task's drop function: that is what makes aborting a task at a
+ * pending point disarm the events it was waiting on. */
+static inline void tide_async_drop(tide_async_t *co) {
+    if (co->awaiting != NULL) {
+        tide_future_drop(co->awaiting);
+        co->awaiting = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Executor
+ * ------------------------------------------------------------------------ */
+
+/* Flags for tide_exec_new. */
+enum {
+    /* When tide creates the event_base: ask libevent for timers with
+     * microsecond precision (a timerfd on epoll). Costs one timerfd_settime
+     * per loop iteration, so it is off by default; without it the epoll
+     * backend rounds a wait up to the next millisecond. */
+    TIDE_EXEC_PRECISE_TIMER = 1u << 0
+};
+
+/*
+ * tide_exec_new: create an executor.
+ *
+ * base: an event_base the caller owns and runs (embedding: tide adds its
+ * events to it and never dispatches, frees or reconfigures it), or NULL to
+ * have tide create one of its own, freed by tide_exec_free. One executor
+ * per event_base.
+ *
+ * The executor adds two internal events to the base: the one that runs
+ * tasks (made active when a task is woken, never pending otherwise) and one
+ * on an eventfd that carries wakes from other threads, pending only while
+ * the executor has live tasks. So a host's event_base_dispatch keeps running
+ * while tide has tasks, and returns as before once it has none.
+ *
+ * Returns 0 and sets *out. Errors: -EINVAL (out NULL, unknown flag),
+ * -ENOMEM, -EMFILE/-ENFILE (no descriptor for the eventfd), -EIO (libevent
+ * refused the base or an event).
+ */
+TIDE_EXTERN int tide_exec_new(tide_exec_t **out, struct event_base *base,
+                              unsigned flags);
+
+/*
+ * tide_exec_free: drop every task (each task's future is dropped, so its
+ * events are disarmed and its drop function runs; their joiners see
+ * -ECANCELED), remove every event the executor added, detach descriptors
+ * still registered (they are not closed: their tide_fd_free still closes
+ * them later), and free the base if tide created it. NULL is a no-op.
+ * Must not be called from inside a task or while the base is dispatching
+ * one of the executor's callbacks.
+ */
+TIDE_EXTERN void tide_exec_free(tide_exec_t *ex);
+
+/* tide_exec_base: the event_base the executor runs on. */
+TIDE_EXTERN struct event_base *tide_exec_base(tide_exec_t *ex);
+
+/*
+ * tide_exec_block_on: run the executor's own event_base until fut
+ * completes, then return 0 (fut->result holds its value). The future is
+ * polled as a task; it is borrowed, not dropped: the caller drops it.
+ * Other spawned tasks run meanwhile and keep running on later calls.
+ *
+ * Like Tokio's block_on, it waits forever for a future that nothing will
+ * ever wake.
+ *
+ * Errors: -EINVAL (NULL), -EPERM (the base belongs to the caller: tide never
+ * dispatches a base it did not create; run your loop instead), -EBUSY
+ * (called from inside the loop), -EINTR (tide_exec_stop; fut is left
+ * pending: poll it again with another block_on or drop it), -ENOMEM, -EIO
+ * (event_base_loop failed).
+ */
+TIDE_EXTERN int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut);
+
+/* tide_exec_stop: make a running tide_exec_block_on return -EINTR at the
+ * end of the current loop iteration (the future stays pending). */
+TIDE_EXTERN void tide_exec_stop(tide_exec_t *ex);
+
+/* tide_exec_set_budget: how many task polls one turn of the executor may
+ * make before it gives the loop back to the host's events (default 64;
+ * 0 restores the default). */
+TIDE_EXTERN void tide_exec_set_budget(tide_exec_t *ex, unsigned polls);
+
+/* Counters, for tests, benchmarks and the curious. */
+typedef struct tide_exec_stats {
+    size_t tasks;        /* live tasks */
+    size_t queued;       /* tasks waiting to be polled */
+    size_t armed_events; /* I/O, timer and signal events tide has pending */
+    size_t registered;   /* descriptors registered with tide_fd */
+    uint64_t polls;      /* task polls since creation */
+    uint64_t turns;      /* runs of the executor's internal event */
+    uint64_t yields;     /* turns that ended because the budget ran out */
+    uint64_t remote_wakes; /* wakes that came from another thread */
+} tide_exec_stats_t;
+
+/* tide_exec_stats: fill *out with the current counters. */
+TIDE_EXTERN void tide_exec_stats(const tide_exec_t *ex, tide_exec_stats_t *out);
+
+/* ------------------------------------------------------------------------
+ * Tasks and join handles
+ * ------------------------------------------------------------------------ */
+
+/* A join handle lives in the caller's memory. It is a future: awaiting it
+ * (tide_join(j)) gives the task's result, or -ECANCELED if the task was
+ * aborted or its executor freed first. */
+typedef struct tide_join {
+    tide_future_t fut;
+    tide_task_t *task; /* private */
+} tide_join_t;
+
+/*
+ * tide_spawn: make fut a task on ex. The task is allocated once, here; from
+ * now on the task owns fut and drops it exactly once: after it completes,
+ * when it is aborted, or when the executor is freed. The task is polled
+ * first from the executor's event, not from inside this call.
+ *
+ * join: where to put a join handle, or NULL for a detached task.
+ *
+ * Returns 0. Errors: -EINVAL (NULL ex or fut), -ENOMEM, -ESHUTDOWN (the
+ * executor is being freed). On error fut is not taken: the caller still
+ * owns it and must drop it.
+ *
+ * Must be called on the executor's thread (from a task or not).
+ */
+TIDE_EXTERN int tide_spawn(tide_exec_t *ex, tide_future_t *fut,
+                           tide_join_t *join);
+
+/* tide_join: the handle as a future to await. Result: the task's result or
+ * -ECANCELED. Cancel safe: dropping it (or the task awaiting it) detaches
+ * the task, which keeps running. */
+static inline tide_future_t *tide_join(tide_join_t *j) { return &j->fut; }
+
+/* tide_join_abort: abort the task. If it has not completed, its future is
+ * dropped at its next pending point (now, if it is waiting: before the
+ * executor's next turn) instead of being polled again; its drop function
+ * runs and the joiner sees -ECANCELED. No effect on a completed task. The
+ * handle stays valid and must still be awaited, detached or dropped. */
+TIDE_EXTERN void tide_join_abort(tide_join_t *j);
+
+/* tide_join_detach: let the task run on without anyone waiting for it.
+ * The handle becomes empty; the same as tide_future_drop(tide_join(j)). */
+TIDE_EXTERN void tide_join_detach(tide_join_t *j);
+
+/* tide_join_is_finished: true once the task has completed or was dropped. */
+TIDE_EXTERN bool tide_join_is_finished(const tide_join_t *j);
+
+/* ------------------------------------------------------------------------
+ * Combinators. Each borrows the futures it is given and takes over their
+ * dropping: it drops each one exactly once (when it completes, when it
+ * loses, or when the combinator itself is dropped).
+ * ------------------------------------------------------------------------ */
+
+/* join all: READY when every future is; result 0. Each future's own
+ * result is in its slot. A woken join all polls every unfinished future
+ * (O(n) a wake; fine for the handful it is meant for). Cancel safety: as
+ * safe as the least safe of its futures. */
+typedef struct tide_join_all {
+    tide_future_t fut;
+    tide_future_t **futs; /* private */
+    size_t n, left;
+} tide_join_all_t;
+
+TIDE_EXTERN tide_future_t *tide_join_all(tide_join_all_t *j,
+                                         tide_future_t **futs, size_t n);
+
+/* select: READY as soon as one future is; result = its index. The others
+ * are dropped at once, so their events are disarmed and they can be read
+ * no more. Futures are polled in order, so an earlier one wins a tie.
+ * n == 0 completes with -EINVAL. */
+typedef struct tide_select {
+    tide_future_t fut;
+    tide_future_t **futs; /* private */
+    size_t n;
+} tide_select_t;
+
+TIDE_EXTERN tide_future_t *tide_select(tide_select_t *s,
+                                       tide_future_t **futs, size_t n);
+
+/* yield now: PENDING once (after waking itself), READY the next time;
+ * result 0. Lets the executor run other tasks and the loop its events. */
+typedef struct tide_yield {
+    tide_future_t fut;
+    bool yielded; /* private */
+} tide_yield_t;
+
+TIDE_EXTERN tide_future_t *tide_yield(tide_yield_t *y);
+
+/* A future that is ready at once with `value`: handy in tests and as a
+ * placeholder arm of a select. */
+typedef struct tide_ready {
+    tide_future_t fut;
+    intptr_t value; /* private */
+} tide_ready_t;
+
+TIDE_EXTERN tide_future_t *tide_ready(tide_ready_t *r, intptr_t value);
+
+/* A future that is never ready (until dropped). */
+TIDE_EXTERN tide_future_t *tide_pending(tide_future_t *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,49 @@
+/*
+ * tide/signal.h: receiving signals as futures, through libevent's signal
+ * events (no handler of your own, no self-pipe to write).
+ *
+ * A tide_signal_t listens from tide_signal_init until tide_signal_free, so
+ * a signal that arrives while nobody is awaiting is counted, not lost.
+ * libevent lets only one event_base at a time receive signals in a
+ * process: use signals on one executor.
+ */
+#ifndef TIDE_SIGNAL_H
+#define TIDE_SIGNAL_H
+
+#include <event2/event_struct.h>
+
+#include "tide/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tide_signal {
+    tide_future_t fut; /* private, reused by each tide_signal_recv */
+    tide_exec_t *exec;
+    int signum;
+    unsigned pending;
+    tide_waker_t waker;
+    struct event ev;
+} tide_signal_t;
+
+/* tide_signal_init: start listening for signum (SIGINT, SIGTERM, SIGHUP,
+ * SIGUSR1, ...). Returns 0. Errors: -EINVAL (NULL, or a signal number
+ * libevent cannot catch such as SIGKILL), -EIO (libevent refused). */
+TIDE_EXTERN int tide_signal_init(tide_signal_t *s, tide_exec_t *exec,
+                                 int signum);
+
+/* tide_signal_recv: a future ready when the signal has arrived at least
+ * once since the last recv completed; result: how many times (signals
+ * that arrive close together coalesce). One recv at a time per
+ * tide_signal_t. Cancel safe: a dropped recv consumes nothing. */
+TIDE_EXTERN tide_future_t *tide_signal_recv(tide_signal_t *s);
+
+/* tide_signal_free: stop listening (the signal's disposition returns to
+ * what it was). The tide_signal_t's memory is the caller's. */
+TIDE_EXTERN void tide_signal_free(tide_signal_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

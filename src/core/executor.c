@@ -1,0 +1,500 @@
+/*
+ * src/core/executor.c: the executor, its tasks, their wakers and join
+ * handles.
+ *
+ * The executor lives inside an event_base. Waking a task puts it on the run
+ * queue once and makes one internal event (run_ev) active; that event's
+ * callback polls queued tasks up to a budget and, if tasks remain, re-adds
+ * run_ev with a zero timeout instead of activating it again. The
+ * difference matters: libevent runs an event activated from inside a
+ * callback in the same pass over the active queue, so re-activation would
+ * starve every other event; a zero-timeout timer instead fires after the
+ * next (non-blocking) poll of the backend, so the host's I/O and timers
+ * get their turn between two executor turns.
+ *
+ * Wakes from other threads go through a mutex-protected queue and an
+ * eventfd whose event is pending only while tasks are alive. We use our own
+ * eventfd rather than event_active on a thread-aware base because tide
+ * cannot make a host's base thread-aware after the fact (that needs
+ * evthread_use_pthreads before the base exists); the eventfd works on any
+ * base, and the owner thread never touches the lock.
+ */
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+#define DEFAULT_POLLS_PER_TURN 64
+
+/* ------------------------------------------------------------------------
+ * Task references and wakers
+ * ------------------------------------------------------------------------ */
+
+static void task_ref(tide_task_t *t) {
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void tide__task_unref(tide_task_t *t) {
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        /* Last reference: the future was dropped when the task completed
+         * (or was never ours); only the joiner's waker may remain, and the
+         * joiner itself holds a reference, so it is empty by now. */
+        TIDE__CHECK(tide_waker_is_empty(&t->join_waker));
+        tide__free(t);
+    }
+}
+
+static tide_waker_t task_waker_clone(const void *data) {
+    tide_task_t *t = (tide_task_t *)data;
+    task_ref(t);
+    return (tide_waker_t){&tide__task_waker_vtable, t};
+}
+
+static void task_waker_wake_by_ref(const void *data) {
+    tide_task_t *t = (tide_task_t *)data;
+    unsigned prev = atomic_fetch_or_explicit(&t->state, TASK_NOTIFIED,
+                                             memory_order_acq_rel);
+    /* A second wake before the task runs finds NOTIFIED set: a no-op. A
+     * completed task is never queued again. */
+    if ((prev & (TASK_NOTIFIED | TASK_COMPLETE)) == 0)
+        tide__exec_schedule(t);
+}
+
+static void task_waker_wake(const void *data) {
+    task_waker_wake_by_ref(data);
+    tide__task_unref((tide_task_t *)data);
+}
+
+static void task_waker_drop(const void *data) {
+    tide__task_unref((tide_task_t *)data);
+}
+
+const tide_waker_vtable_t tide__task_waker_vtable = {
+    task_waker_clone, task_waker_wake, task_waker_wake_by_ref,
+    task_waker_drop};
+
+/* ------------------------------------------------------------------------
+ * Run queues
+ * ------------------------------------------------------------------------ */
+
+static void run_later(tide_exec_t *ex) {
+    /* Inside run_cb the loop re-checks the queue itself. */
+    if (ex->in_run || ex->run_pending || ex->closing)
+        return;
+    ex->run_pending = true;
+    event_active(&ex->run_ev, EV_TIMEOUT, 0);
+}
+
+static void queue_push(tide_exec_t *ex, tide_task_t *t) {
+    t->qnext = NULL;
+    if (ex->qtail != NULL)
+        ex->qtail->qnext = t;
+    else
+        ex->qhead = t;
+    ex->qtail = t;
+    ex->queued++;
+}
+
+static tide_task_t *queue_pop(tide_exec_t *ex) {
+    tide_task_t *t = ex->qhead;
+    if (t != NULL) {
+        ex->qhead = t->qnext;
+        if (ex->qhead == NULL)
+            ex->qtail = NULL;
+        ex->queued--;
+    }
+    return t;
+}
+
+/* Called once per wake that set NOTIFIED: the queue takes a reference. */
+void tide__exec_schedule(tide_task_t *t) {
+    tide_exec_t *ex = t->exec;
+    task_ref(t);
+    if (pthread_equal(pthread_self(), ex->owner)) {
+        if (ex->closing) {
+            /* The executor is dropping everything; nothing will run. */
+            tide__task_unref(t);
+            return;
+        }
+        queue_push(ex, t);
+        run_later(ex);
+        return;
+    }
+    pthread_mutex_lock(&ex->lock);
+    bool was_empty = ex->rhead == NULL;
+    t->qnext = NULL;
+    if (ex->rtail != NULL)
+        ex->rtail->qnext = t;
+    else
+        ex->rhead = t;
+    ex->rtail = t;
+    pthread_mutex_unlock(&ex->lock);
+    /* One write per batch: the owner drains the whole queue per read. */
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t n;
+        do
+            n = write(ex->efd, &one, sizeof one);
+        while (n < 0 && errno == EINTR);
+        /* EAGAIN means the counter is saturated: a read is due anyway. */
+    }
+}
+
+static void notify_cb(evutil_socket_t fd, short what, void *arg) {
+    tide_exec_t *ex = arg;
+    uint64_t v;
+    ssize_t n;
+    do
+        n = read(fd, &v, sizeof v);
+    while (n < 0 && errno == EINTR);
+
+    pthread_mutex_lock(&ex->lock);
+    tide_task_t *t = ex->rhead;
+    ex->rhead = ex->rtail = NULL;
+    pthread_mutex_unlock(&ex->lock);
+    while (t != NULL) {
+        tide_task_t *next = t->qnext;
+        ex->stats.remote_wakes++;
+        queue_push(ex, t); /* the remote queue's reference moves along */
+        t = next;
+    }
+    run_later(ex);
+}
+
+static void notify_update(tide_exec_t *ex) {
+    /* The eventfd event keeps a host's loop alive, so it is pending only
+     * while there are tasks that could be woken from elsewhere. */
+    bool want = ex->ntasks > 0 && !ex->closing;
+    if (want == ex->notify_added)
+        return;
+    if (want) {
+        if (event_add(&ex->notify_ev, NULL) == 0)
+            ex->notify_added = true;
+    } else {
+        event_del(&ex->notify_ev);
+        ex->notify_added = false;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Running tasks
+ * ------------------------------------------------------------------------ */
+
+static void task_finish(tide_exec_t *ex, tide_task_t *t, intptr_t output) {
+    t->output = output;
+    atomic_fetch_or_explicit(&t->state, TASK_COMPLETE, memory_order_acq_rel);
+
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        ex->tasks = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    ex->ntasks--;
+
+    tide_future_t *fut = t->fut;
+    t->fut = NULL;
+    if (!(t->flags & TASK_BORROWED))
+        tide_future_drop(fut); /* may wake, spawn or free other things */
+
+    tide_waker_wake(&t->join_waker);
+    if (t == ex->root && ex->in_block_on)
+        event_base_loopbreak(ex->base);
+    notify_update(ex);
+    tide__task_unref(t); /* the executor's reference */
+}
+
+static void run_task(tide_exec_t *ex, tide_task_t *t) {
+    /* Clear NOTIFIED before polling: a wake that arrives while the task
+     * runs queues it again, so no wake is ever lost. */
+    unsigned st = atomic_fetch_and_explicit(&t->state, ~(unsigned)TASK_NOTIFIED,
+                                            memory_order_acq_rel);
+    if (st & TASK_COMPLETE)
+        return;
+    if (t->flags & TASK_ABORT) {
+        task_finish(ex, t, -ECANCELED);
+        return;
+    }
+    tide_cx_t cx;
+    tide_cx_init(&cx, ex, &t->self);
+    t->flags |= TASK_RUNNING;
+    ex->stats.polls++;
+    tide_poll_t r = tide_future_poll(t->fut, &cx);
+    t->flags &= ~(unsigned)TASK_RUNNING;
+    if (r == TIDE_READY)
+        task_finish(ex, t, t->fut->result);
+    else if (t->flags & TASK_ABORT)
+        task_finish(ex, t, -ECANCELED);
+}
+
+static void run_cb(evutil_socket_t fd, short what, void *arg) {
+    tide_exec_t *ex = arg;
+    ex->run_pending = false;
+    ex->in_run = true;
+    ex->stats.turns++;
+    unsigned n = 0;
+    tide_task_t *t;
+    while (n < ex->budget && (t = queue_pop(ex)) != NULL) {
+        n++;
+        run_task(ex, t);
+        tide__task_unref(t); /* the queue's reference */
+    }
+    ex->in_run = false;
+    if (ex->qhead != NULL && !ex->closing) {
+        /* Out of budget: come back after the backend has been polled. */
+        static const struct timeval zero = {0, 0};
+        ex->stats.yields++;
+        ex->run_pending = true;
+        event_add(&ex->run_ev, &zero);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Spawning and joining
+ * ------------------------------------------------------------------------ */
+
+int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
+                tide_task_t **out) {
+    if (ex->closing)
+        return -ESHUTDOWN;
+    tide_task_t *t = tide__calloc(1, sizeof *t);
+    if (t == NULL)
+        return -ENOMEM;
+    atomic_init(&t->refs, 1); /* the executor's */
+    atomic_init(&t->state, 0);
+    t->flags = flags;
+    t->exec = ex;
+    t->fut = fut;
+    t->self = (tide_waker_t){&tide__task_waker_vtable, t};
+    t->next = ex->tasks;
+    if (ex->tasks != NULL)
+        ex->tasks->prev = t;
+    ex->tasks = t;
+    ex->ntasks++;
+    notify_update(ex);
+    *out = t;
+    task_waker_wake_by_ref(t); /* first poll from the loop */
+    return 0;
+}
+
+static tide_poll_t join_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_join_t *j = TIDE_CONTAINER_OF(f, tide_join_t, fut);
+    tide_task_t *t = j->task;
+    if (t == NULL) {
+        f->result = -EINVAL;
+        return TIDE_READY;
+    }
+    if (atomic_load_explicit(&t->state, memory_order_acquire) & TASK_COMPLETE) {
+        f->result = t->output;
+        return TIDE_READY;
+    }
+    tide_waker_register(&t->join_waker, cx->waker);
+    return TIDE_PENDING;
+}
+
+static void join_drop(tide_future_t *f) {
+    tide_join_t *j = TIDE_CONTAINER_OF(f, tide_join_t, fut);
+    tide_task_t *t = j->task;
+    if (t == NULL)
+        return;
+    j->task = NULL;
+    tide_waker_drop(&t->join_waker);
+    tide__task_unref(t);
+}
+
+int tide_spawn(tide_exec_t *ex, tide_future_t *fut, tide_join_t *join) {
+    if (ex == NULL || fut == NULL)
+        return -EINVAL;
+    tide_task_t *t;
+    int rc = tide__spawn(ex, fut, 0, &t);
+    if (rc < 0)
+        return rc;
+    if (join != NULL) {
+        tide_future_init(&join->fut, join_poll, join_drop);
+        task_ref(t);
+        join->task = t;
+    }
+    return 0;
+}
+
+void tide_join_abort(tide_join_t *j) {
+    tide_task_t *t = j->task;
+    if (t == NULL ||
+        (atomic_load_explicit(&t->state, memory_order_acquire) & TASK_COMPLETE))
+        return;
+    t->flags |= TASK_ABORT;
+    /* A running task is finished when its poll returns; a waiting one is
+     * queued so that the executor drops it instead of polling it. */
+    if (!(t->flags & TASK_RUNNING))
+        task_waker_wake_by_ref(t);
+}
+
+void tide_join_detach(tide_join_t *j) { join_drop(&j->fut); j->fut.state |= TIDE__FUT_DROPPED; }
+
+bool tide_join_is_finished(const tide_join_t *j) {
+    return j->task == NULL ||
+           (atomic_load_explicit(&j->task->state, memory_order_acquire) &
+            TASK_COMPLETE) != 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The executor
+ * ------------------------------------------------------------------------ */
+
+int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
+    if (out == NULL || (flags & ~(unsigned)TIDE_EXEC_PRECISE_TIMER) != 0)
+        return -EINVAL;
+    int rc = -ENOMEM;
+    struct event_config *cfg = NULL;
+    tide_exec_t *ex = tide__calloc(1, sizeof *ex);
+    if (ex == NULL)
+        goto fail;
+    ex->efd = -1;
+    ex->budget = DEFAULT_POLLS_PER_TURN;
+    ex->owner = pthread_self();
+    if (base == NULL) {
+        cfg = event_config_new();
+        if (cfg == NULL)
+            goto fail_ex;
+        /* Our own base is only ever touched from this thread (remote wakes
+         * use the eventfd), so it needs no locks even if the process made
+         * libevent thread-aware. */
+        int bflags = EVENT_BASE_FLAG_NOLOCK;
+        if (flags & TIDE_EXEC_PRECISE_TIMER)
+            bflags |= EVENT_BASE_FLAG_PRECISE_TIMER;
+        event_config_set_flag(cfg, bflags);
+        base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+        if (base == NULL) {
+            rc = -EIO;
+            goto fail_ex;
+        }
+        ex->own_base = true;
+    }
+    ex->base = base;
+
+    ex->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ex->efd < 0) {
+        rc = -errno;
+        goto fail_base;
+    }
+    if (pthread_mutex_init(&ex->lock, NULL) != 0) {
+        rc = -ENOMEM;
+        goto fail_efd;
+    }
+    if (event_assign(&ex->run_ev, base, -1, 0, run_cb, ex) != 0 ||
+        event_assign(&ex->notify_ev, base, ex->efd, EV_READ | EV_PERSIST,
+                     notify_cb, ex) != 0) {
+        rc = -EIO;
+        goto fail_lock;
+    }
+    *out = ex;
+    return 0;
+
+fail_lock:
+    pthread_mutex_destroy(&ex->lock);
+fail_efd:
+    close(ex->efd);
+fail_base:
+    if (ex->own_base)
+        event_base_free(base);
+fail_ex:
+    tide__free(ex);
+fail:
+    return rc;
+}
+
+void tide_exec_free(tide_exec_t *ex) {
+    if (ex == NULL)
+        return;
+    TIDE__CHECK(!ex->in_run);
+    ex->closing = true;
+
+    /* Drop every task. A future's drop may free other tasks' handles or
+     * wake tasks (ignored now), but cannot add tasks: spawn refuses. */
+    while (ex->tasks != NULL) {
+        tide_task_t *t = ex->tasks;
+        atomic_fetch_or_explicit(&t->state, TASK_NOTIFIED, memory_order_acq_rel);
+        task_finish(ex, t, -ECANCELED);
+    }
+    tide_task_t *t;
+    while ((t = queue_pop(ex)) != NULL)
+        tide__task_unref(t);
+    pthread_mutex_lock(&ex->lock);
+    t = ex->rhead;
+    ex->rhead = ex->rtail = NULL;
+    pthread_mutex_unlock(&ex->lock);
+    while (t != NULL) {
+        tide_task_t *next = t->qnext;
+        tide__task_unref(t);
+        t = next;
+    }
+
+    /* The reactor (a layer below) registered its own cleanup. */
+    if (ex->detach_fds != NULL)
+        ex->detach_fds(ex);
+
+    event_del(&ex->run_ev);
+    event_del(&ex->notify_ev);
+    close(ex->efd);
+    pthread_mutex_destroy(&ex->lock);
+    if (ex->own_base)
+        event_base_free(ex->base);
+    tide__free(ex);
+}
+
+struct event_base *tide_exec_base(tide_exec_t *ex) { return ex->base; }
+
+int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut) {
+    if (ex == NULL || fut == NULL)
+        return -EINVAL;
+    if (!ex->own_base)
+        return -EPERM;
+    if (ex->in_block_on || ex->in_run)
+        return -EBUSY;
+    tide_task_t *t;
+    int rc = tide__spawn(ex, fut, TASK_BORROWED, &t);
+    if (rc < 0)
+        return rc;
+    task_ref(t); /* ours, to look at the result */
+    ex->root = t;
+    ex->in_block_on = true;
+    ex->stop = false;
+    rc = 0;
+    while (!(atomic_load(&t->state) & TASK_COMPLETE)) {
+        int lr = event_base_loop(ex->base, EVLOOP_ONCE);
+        if (lr < 0) {
+            rc = -EIO;
+            break;
+        }
+        if (ex->stop) {
+            rc = -EINTR;
+            break;
+        }
+    }
+    ex->in_block_on = false;
+    ex->root = NULL;
+    if (!(atomic_load(&t->state) & TASK_COMPLETE))
+        task_finish(ex, t, rc); /* borrowed: the future is not dropped */
+    tide__task_unref(t);
+    return rc;
+}
+
+void tide_exec_stop(tide_exec_t *ex) {
+    ex->stop = true;
+    event_base_loopbreak(ex->base);
+}
+
+void tide_exec_set_budget(tide_exec_t *ex, unsigned polls) {
+    ex->budget = polls ? polls : DEFAULT_POLLS_PER_TURN;
+}
+
+void tide_exec_stats(const tide_exec_t *ex, tide_exec_stats_t *out) {
+    *out = ex->stats;
+    out->tasks = ex->ntasks;
+    out->queued = ex->queued;
+    out->armed_events = ex->armed;
+    out->registered = ex->nfds;
+}

@@ -1,0 +1,122 @@
+/*
+ * src/core/internal.h: what the core's files share. Never installed.
+ */
+#ifndef TIDE_CORE_INTERNAL_H
+#define TIDE_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "tide/core.h"
+
+/* An always-on check for invariants whose violation would corrupt memory:
+ * unlike assert() it survives -DNDEBUG. */
+#define TIDE__CHECK(cond)                                                      \
+    do {                                                                       \
+        if (__builtin_expect(!(cond), 0))                                      \
+            tide__check_failed(#cond, __FILE__, __LINE__);                     \
+    } while (0)
+
+_Noreturn void tide__check_failed(const char *what, const char *file, int line);
+
+/* All library allocation goes through these, so a test can make the Nth
+ * allocation fail (tide__alloc_fail_at) and check every error path. */
+void *tide__malloc(size_t size);
+void *tide__calloc(size_t n, size_t size);
+void *tide__realloc(void *p, size_t size);
+void tide__free(void *p);
+
+/* Test hook: make the allocation `n` calls from now fail (1 = the next
+ * one); 0 disarms. Returns how many allocations were made since the last
+ * call, so a test can learn how many a constructor makes. */
+unsigned long tide__alloc_fail_at(unsigned long n);
+
+/* Task state shared with other threads (atomic bits). */
+enum {
+    TASK_NOTIFIED = 1u << 0, /* on a run queue, or about to be */
+    TASK_COMPLETE = 1u << 1, /* finished: output set, future dropped */
+};
+
+/* Task flags only the executor's thread touches. */
+enum {
+    TASK_RUNNING = 1u << 0,
+    TASK_ABORT = 1u << 1,
+    TASK_BORROWED = 1u << 2, /* block_on's root: its future is not dropped */
+};
+
+struct tide_task {
+    atomic_uint refs;  /* executor (while live), join handle, wakers, queue */
+    atomic_uint state; /* TASK_NOTIFIED | TASK_COMPLETE */
+    unsigned flags;    /* TASK_RUNNING | TASK_ABORT | TASK_BORROWED */
+    tide_task_t *qnext;        /* run queue link */
+    tide_task_t *prev, *next;  /* the executor's list of live tasks */
+    tide_exec_t *exec;
+    tide_future_t *fut;
+    intptr_t output;
+    tide_waker_t self;        /* borrowed reference handed out in cx */
+    tide_waker_t join_waker;  /* the joiner's waker, if it waits */
+};
+
+struct tide_fd;
+
+struct tide_exec {
+    struct event_base *base;
+    bool own_base;
+    bool closing;
+    bool in_run;       /* inside run_cb */
+    bool run_pending;  /* run_ev made active or scheduled, not yet run */
+    bool in_block_on;
+    bool stop;
+    unsigned budget;   /* task polls per turn */
+    pthread_t owner;
+
+    struct event run_ev;    /* polls queued tasks */
+    struct event notify_ev; /* remote wakes arrive on efd */
+    bool notify_added;
+    int efd;
+
+    /* local run queue (FIFO), owner thread only */
+    tide_task_t *qhead, *qtail;
+    size_t queued;
+
+    /* remote run queue, filled by other threads under lock */
+    pthread_mutex_t lock;
+    tide_task_t *rhead, *rtail;
+
+    /* live tasks */
+    tide_task_t *tasks;
+    size_t ntasks;
+
+    tide_task_t *root; /* block_on's task */
+
+    /* descriptors registered with tide_fd, indexed by descriptor; owned by
+     * the reactor, which sets detach_fds to release them at exec_free */
+    struct tide_fd **fds;
+    size_t fds_cap;
+    size_t nfds;
+    void (*detach_fds)(tide_exec_t *ex);
+
+    size_t armed; /* events tide has made pending (I/O, timers, signals) */
+    tide_exec_stats_t stats;
+};
+
+/* executor.c */
+void tide__exec_schedule(tide_task_t *t);
+void tide__task_unref(tide_task_t *t);
+int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
+                tide_task_t **out);
+
+extern const tide_waker_vtable_t tide__task_waker_vtable;
+
+/* Account for an event tide made pending or removed (for the stats and
+ * for tests that check nothing is left armed). */
+static inline void tide__armed(tide_exec_t *ex, int delta) {
+    ex->armed = (size_t)((long)ex->armed + delta);
+}
+
+#endif

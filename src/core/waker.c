@@ -1,0 +1,57 @@
+/*
+ * src/core/waker.c: wakers, the cooperative budget, and the future misuse
+ * check.
+ */
+#include "core/internal.h"
+
+tide_waker_t tide_waker_clone(const tide_waker_t *w) {
+    if (w == NULL || w->vtable == NULL)
+        return TIDE_WAKER_EMPTY;
+    return w->vtable->clone(w->data);
+}
+
+void tide_waker_wake(tide_waker_t *w) {
+    if (w == NULL || w->vtable == NULL)
+        return;
+    tide_waker_t taken = *w;
+    *w = TIDE_WAKER_EMPTY;
+    taken.vtable->wake(taken.data);
+}
+
+void tide_waker_wake_by_ref(const tide_waker_t *w) {
+    if (w != NULL && w->vtable != NULL)
+        w->vtable->wake_by_ref(w->data);
+}
+
+void tide_waker_drop(tide_waker_t *w) {
+    if (w == NULL || w->vtable == NULL)
+        return;
+    tide_waker_t taken = *w;
+    *w = TIDE_WAKER_EMPTY;
+    taken.vtable->drop(taken.data);
+}
+
+bool tide_waker_will_wake(const tide_waker_t *a, const tide_waker_t *b) {
+    return a->vtable == b->vtable && a->data == b->data;
+}
+
+void tide_waker_register(tide_waker_t *slot, const tide_waker_t *w) {
+    if (tide_waker_will_wake(slot, w))
+        return;
+    tide_waker_drop(slot);
+    *slot = tide_waker_clone(w);
+}
+
+bool tide_cx_coop(tide_cx_t *cx) {
+    if (cx->budget > 0) {
+        cx->budget--;
+        return true;
+    }
+    tide_waker_wake_by_ref(cx->waker);
+    return false;
+}
+
+void tide__fut_misuse(const tide_future_t *f, const char *what) {
+    fprintf(stderr, "tide: future %p %s\n", (const void *)f, what);
+    abort();
+}

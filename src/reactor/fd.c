@@ -1,0 +1,478 @@
+/*
+ * src/reactor/fd.c: registrations, readiness, and the futures that wait
+ * for it.
+ *
+ * Arming. Each direction has one libevent event embedded in the
+ * registration. It is added when a waiter finds the direction not ready
+ * (after an EAGAIN cleared it), and it is logically one-shot: when it fires,
+ * everybody waiting is woken and must wait again to hear more. Physically
+ * it is EV_PERSIST and stays in the epoll set after firing, because the
+ * task it woke nearly always reads, hits EAGAIN and waits again within the
+ * same loop iteration; a truly one-shot event would cost an epoll_ctl(DEL)
+ * and an epoll_ctl(ADD) per message. Instead the event is removed lazily:
+ * when it fires and finds nobody waiting on its direction (the task is
+ * busy elsewhere, say blocked on a write), and when the last waiter of a
+ * direction is dropped. Level-triggered epoll makes this safe: readiness
+ * that persists fires again after any re-arm, so nothing is lost, and an
+ * event nobody listens to fires at most once before it is removed, so
+ * nothing spins.
+ *
+ * Stale events. libevent never runs the callback of an event after
+ * event_del, and registrations are single-threaded, so a registration
+ * freed (and its descriptor number reused) can't see its predecessor's
+ * events; the tick plays the role of nginx's instance bit for guards.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "reactor/internal.h"
+
+static const unsigned dir_mask[2] = {
+    TIDE_READABLE | TIDE_READ_CLOSED,
+    TIDE_WRITABLE | TIDE_WRITE_CLOSED,
+};
+static const unsigned dir_interest[2] = {TIDE_READABLE, TIDE_WRITABLE};
+
+static unsigned ready_for(const struct tide_fd *reg, unsigned interest) {
+    unsigned m = 0;
+    if (interest & TIDE_READABLE)
+        m |= dir_mask[TIDE__RD];
+    if (interest & TIDE_WRITABLE)
+        m |= dir_mask[TIDE__WR];
+    return reg->ready & m;
+}
+
+/* ------------------------------------------------------------------------
+ * Arming
+ * ------------------------------------------------------------------------ */
+
+static void arm(struct tide_fd *reg, int d) {
+    struct tide__dir *dir = &reg->dir[d];
+    if (dir->armed || reg->exec == NULL)
+        return;
+    if (event_add(&dir->ev, NULL) == 0) {
+        dir->armed = true;
+        tide__armed(reg->exec, 1);
+    } else {
+        /* libevent refused (ENOMEM, or a descriptor closed behind our
+         * back). Report the direction ready so the caller's next system
+         * call surfaces the real error instead of waiting forever. */
+        reg->ready |= dir_interest[d];
+        reg->tick++;
+        tide_waker_wake(&dir->slot);
+    }
+}
+
+static void disarm(struct tide_fd *reg, int d) {
+    struct tide__dir *dir = &reg->dir[d];
+    if (!dir->armed)
+        return;
+    event_del(&dir->ev);
+    dir->armed = false;
+    if (reg->exec != NULL)
+        tide__armed(reg->exec, -1);
+}
+
+static void disarm_if_unwanted(struct tide_fd *reg, int d) {
+    if (reg->dir[d].nwait == 0 && tide_waker_is_empty(&reg->dir[d].slot))
+        disarm(reg, d);
+}
+
+/* ------------------------------------------------------------------------
+ * Waiters
+ * ------------------------------------------------------------------------ */
+
+static void waiter_link(struct tide_fd *reg, tide__waiter_t *w) {
+    w->prev = NULL;
+    w->next = reg->waiters;
+    if (reg->waiters != NULL)
+        reg->waiters->prev = w;
+    reg->waiters = w;
+    w->linked = true;
+    for (int d = 0; d < 2; d++)
+        if (w->interest & dir_interest[d])
+            reg->dir[d].nwait++;
+}
+
+static void waiter_unlink(struct tide_fd *reg, tide__waiter_t *w) {
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        reg->waiters = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->linked = false;
+    for (int d = 0; d < 2; d++)
+        if (w->interest & dir_interest[d])
+            reg->dir[d].nwait--;
+}
+
+/* Wake the slot and every waiter interested in what is ready now.
+ * Returns true if anyone was waiting on direction d. */
+static bool wake_dir(struct tide_fd *reg, int d) {
+    struct tide__dir *dir = &reg->dir[d];
+    bool anyone = dir->nwait > 0 || !tide_waker_is_empty(&dir->slot);
+    tide_waker_wake(&dir->slot);
+    tide__waiter_t *w = reg->waiters;
+    while (w != NULL) {
+        tide__waiter_t *next = w->next;
+        if (ready_for(reg, w->interest) != 0) {
+            waiter_unlink(reg, w);
+            tide_waker_wake(&w->waker);
+        }
+        w = next;
+    }
+    return anyone;
+}
+
+static void on_event(struct tide_fd *reg, int d, short what) {
+    unsigned bits = 0;
+    if (d == TIDE__RD) {
+        if (what & EV_READ)
+            bits |= TIDE_READABLE;
+        if (what & EV_CLOSED)
+            bits |= TIDE_READABLE | TIDE_READ_CLOSED;
+    } else {
+        bits |= TIDE_WRITABLE;
+    }
+    reg->ready |= bits;
+    reg->tick++;
+    if (!wake_dir(reg, d))
+        disarm(reg, d); /* nobody listens: stop until someone waits */
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg) {
+    on_event(arg, TIDE__RD, what);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg) {
+    on_event(arg, TIDE__WR, what);
+}
+
+/* ------------------------------------------------------------------------
+ * Registration
+ * ------------------------------------------------------------------------ */
+
+static void detach(struct tide_fd *reg);
+
+static void detach_all(tide_exec_t *ex) {
+    for (size_t i = 0; i < ex->fds_cap; i++)
+        if (ex->fds[i] != NULL)
+            detach(ex->fds[i]);
+    tide__free(ex->fds);
+    ex->fds = NULL;
+    ex->fds_cap = 0;
+}
+
+int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
+    if (reg == NULL || ex == NULL)
+        return -EINVAL;
+    if (ex->closing)
+        return -ESHUTDOWN;
+    int fl = fcntl(fd, F_GETFL);
+    if (fd < 0 || fl < 0)
+        return -EBADF;
+    if (!(fl & O_NONBLOCK))
+        return TIDE_EBLOCKING;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+        return -EPERM;
+    size_t ufd = (size_t)fd;
+    if (ufd < ex->fds_cap && ex->fds[ufd] != NULL)
+        return -EEXIST;
+    if (ufd >= ex->fds_cap) {
+        size_t cap = ex->fds_cap ? ex->fds_cap : 64;
+        while (cap <= ufd)
+            cap *= 2;
+        struct tide_fd **n = tide__realloc(ex->fds, cap * sizeof *n);
+        if (n == NULL)
+            return -ENOMEM;
+        memset(n + ex->fds_cap, 0, (cap - ex->fds_cap) * sizeof *n);
+        ex->fds = n;
+        ex->fds_cap = cap;
+        ex->detach_fds = detach_all;
+    }
+
+    memset(reg, 0, sizeof *reg);
+    reg->exec = ex;
+    reg->fd = fd;
+    /* Optimistic: the first operation is tried, not waited for. */
+    reg->ready = TIDE_READABLE | TIDE_WRITABLE;
+    short rflags = EV_READ | EV_PERSIST;
+    if (event_base_get_features(ex->base) & EV_FEATURE_EARLY_CLOSE)
+        rflags |= EV_CLOSED;
+    if (event_assign(&reg->dir[TIDE__RD].ev, ex->base, fd, rflags, read_cb,
+                     reg) != 0 ||
+        event_assign(&reg->dir[TIDE__WR].ev, ex->base, fd,
+                     EV_WRITE | EV_PERSIST, write_cb, reg) != 0)
+        return -EIO;
+    ex->fds[ufd] = reg;
+    ex->nfds++;
+    return 0;
+}
+
+static void detach(struct tide_fd *reg) {
+    tide_exec_t *ex = reg->exec;
+    if (ex == NULL)
+        return;
+    for (int d = 0; d < 2; d++) {
+        disarm(reg, d);
+        tide_waker_drop(&reg->dir[d].slot);
+    }
+    while (reg->waiters != NULL) {
+        tide__waiter_t *w = reg->waiters;
+        waiter_unlink(reg, w);
+        w->fd = NULL;
+        tide_waker_wake(&w->waker);
+    }
+    ex->fds[reg->fd] = NULL;
+    ex->nfds--;
+    reg->exec = NULL;
+}
+
+void tide__fd_deinit(struct tide_fd *reg) { detach(reg); }
+
+int tide_fd_new(tide_fd_t **out, tide_exec_t *exec, int fd) {
+    if (out == NULL)
+        return -EINVAL;
+    struct tide_fd *reg = tide__malloc(sizeof *reg);
+    if (reg == NULL)
+        return -ENOMEM;
+    int rc = tide__fd_init(reg, exec, fd);
+    if (rc < 0) {
+        tide__free(reg);
+        return rc;
+    }
+    *out = reg;
+    return 0;
+}
+
+void tide_fd_free(tide_fd_t *reg) {
+    if (reg == NULL)
+        return;
+    int fd = tide_fd_into_inner(reg);
+    if (fd >= 0)
+        close(fd);
+}
+
+int tide_fd_into_inner(tide_fd_t *reg) {
+    if (reg == NULL)
+        return -EINVAL;
+    int fd = reg->fd;
+    detach(reg);
+    if (!reg->embedded)
+        tide__free(reg);
+    return fd;
+}
+
+int tide_fd_get(const tide_fd_t *reg) { return reg->fd; }
+
+unsigned tide_fd_readiness(const tide_fd_t *reg) { return reg->ready; }
+
+/* ------------------------------------------------------------------------
+ * Readiness
+ * ------------------------------------------------------------------------ */
+
+tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
+                                unsigned interest, tide__waiter_t *node,
+                                tide_fd_guard_t *out) {
+    if (!tide_cx_coop(cx))
+        return TIDE_PENDING;
+    unsigned r = ready_for(reg, interest);
+    if (r != 0 || reg->exec == NULL) {
+        if (node != NULL && node->linked)
+            waiter_unlink(reg, node);
+        if (out != NULL) {
+            out->fd = reg;
+            out->ready = reg->exec != NULL ? r : interest;
+            out->tick = reg->tick;
+        }
+        return TIDE_READY;
+    }
+    /* The budget unit was not spent on I/O: give it back. */
+    cx->budget++;
+    if (node != NULL) {
+        node->fd = reg;
+        if (!node->linked) {
+            node->interest = interest;
+            waiter_link(reg, node);
+        }
+        tide_waker_register(&node->waker, cx->waker);
+    }
+    for (int d = 0; d < 2; d++) {
+        if (!(interest & dir_interest[d]))
+            continue;
+        if (node == NULL)
+            tide_waker_register(&reg->dir[d].slot, cx->waker);
+        arm(reg, d);
+    }
+    /* arm() may have found the direction ready after all (libevent
+     * refused the event): don't sleep on it. */
+    if (ready_for(reg, interest) != 0) {
+        tide_waker_wake_by_ref(cx->waker);
+    }
+    return TIDE_PENDING;
+}
+
+void tide__waiter_cancel(tide__waiter_t *node) {
+    struct tide_fd *reg = node->fd;
+    tide_waker_drop(&node->waker);
+    if (reg == NULL || !node->linked)
+        return;
+    waiter_unlink(reg, node);
+    for (int d = 0; d < 2; d++)
+        if (node->interest & dir_interest[d])
+            disarm_if_unwanted(reg, d);
+}
+
+void tide__fd_slot_cancel(struct tide_fd *reg, unsigned interest) {
+    if (reg == NULL)
+        return;
+    for (int d = 0; d < 2; d++) {
+        if (!(interest & dir_interest[d]))
+            continue;
+        tide_waker_drop(&reg->dir[d].slot);
+        disarm_if_unwanted(reg, d);
+    }
+}
+
+tide_poll_t tide_fd_poll_read_ready(tide_fd_t *reg, tide_cx_t *cx,
+                                    tide_fd_guard_t *out) {
+    return tide__fd_poll_ready(reg, cx, TIDE_READABLE, NULL, out);
+}
+
+tide_poll_t tide_fd_poll_write_ready(tide_fd_t *reg, tide_cx_t *cx,
+                                     tide_fd_guard_t *out) {
+    return tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, NULL, out);
+}
+
+/* ------------------------------------------------------------------------
+ * Guards and try_io
+ * ------------------------------------------------------------------------ */
+
+void tide_fd_guard_clear_ready(tide_fd_guard_t *g) {
+    tide__fd_clear(g->fd, g->tick, g->ready);
+}
+
+void tide_fd_guard_clear_ready_matching(tide_fd_guard_t *g, unsigned ready) {
+    tide__fd_clear(g->fd, g->tick, g->ready & ready);
+    g->ready &= ~(ready & (TIDE_READABLE | TIDE_WRITABLE));
+}
+
+static bool would_block(ssize_t r) {
+    return r == -EAGAIN || r == -EWOULDBLOCK;
+}
+
+ssize_t tide_fd_guard_try_io(tide_fd_guard_t *g, tide_fd_io_fn fn, void *arg) {
+    ssize_t r = fn(g->fd->fd, arg);
+    if (would_block(r)) {
+        tide_fd_guard_clear_ready(g);
+        return -EAGAIN;
+    }
+    return r;
+}
+
+ssize_t tide_fd_try_io(tide_fd_t *reg, unsigned interest, tide_fd_io_fn fn,
+                       void *arg) {
+    if (interest != TIDE_READABLE && interest != TIDE_WRITABLE)
+        return -EINVAL;
+    unsigned r = ready_for(reg, interest);
+    if (r == 0)
+        return -EAGAIN;
+    unsigned tick = reg->tick;
+    ssize_t n = fn(reg->fd, arg);
+    if (would_block(n)) {
+        tide__fd_clear(reg, tick, r);
+        return -EAGAIN;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Futures: readable, writable, ready, async_io
+ * ------------------------------------------------------------------------ */
+
+static tide_poll_t wait_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_fd_wait_t *w = TIDE_CONTAINER_OF(f, tide_fd_wait_t, fut);
+    if (w->node.fd == NULL) {
+        f->result = -EBADF;
+        return TIDE_READY;
+    }
+    if (w->node.interest == 0) {
+        f->result = -EINVAL;
+        return TIDE_READY;
+    }
+    if (tide__fd_poll_ready(w->node.fd, cx, w->node.interest, &w->node,
+                            &w->guard) == TIDE_PENDING)
+        return TIDE_PENDING;
+    f->result = 0;
+    return TIDE_READY;
+}
+
+static void wait_drop(tide_future_t *f) {
+    tide_fd_wait_t *w = TIDE_CONTAINER_OF(f, tide_fd_wait_t, fut);
+    tide__waiter_cancel(&w->node);
+}
+
+tide_future_t *tide_fd_ready(tide_fd_wait_t *w, tide_fd_t *reg,
+                             unsigned interest) {
+    memset(&w->node, 0, sizeof w->node);
+    w->node.fd = reg;
+    w->node.interest = interest & (TIDE_READABLE | TIDE_WRITABLE);
+    w->guard = (tide_fd_guard_t){reg, 0, 0};
+    return tide_future_init(&w->fut, wait_poll, wait_drop);
+}
+
+tide_future_t *tide_fd_readable(tide_fd_wait_t *w, tide_fd_t *reg) {
+    return tide_fd_ready(w, reg, TIDE_READABLE);
+}
+
+tide_future_t *tide_fd_writable(tide_fd_wait_t *w, tide_fd_t *reg) {
+    return tide_fd_ready(w, reg, TIDE_WRITABLE);
+}
+
+/* async_io waits with a node too, so that freeing the registration under
+ * it is safe (it completes with -EBADF) and dropping it disarms. */
+static tide_poll_t async_io_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_fd_io_t *op = TIDE_CONTAINER_OF(f, tide_fd_io_t, fut);
+    if (op->interest != TIDE_READABLE && op->interest != TIDE_WRITABLE) {
+        f->result = -EINVAL;
+        return TIDE_READY;
+    }
+    for (;;) {
+        struct tide_fd *reg = op->node.fd;
+        if (reg == NULL || reg->exec == NULL) {
+            f->result = -EBADF;
+            return TIDE_READY;
+        }
+        tide_fd_guard_t g;
+        if (tide__fd_poll_ready(reg, cx, op->interest, &op->node, &g) ==
+            TIDE_PENDING)
+            return TIDE_PENDING;
+        ssize_t r = op->fn(reg->fd, op->arg);
+        if (!would_block(r)) {
+            f->result = r;
+            return TIDE_READY;
+        }
+        tide__fd_clear(reg, g.tick, g.ready);
+    }
+}
+
+static void async_io_drop(tide_future_t *f) {
+    tide_fd_io_t *op = TIDE_CONTAINER_OF(f, tide_fd_io_t, fut);
+    tide__waiter_cancel(&op->node);
+}
+
+tide_future_t *tide_fd_async_io(tide_fd_io_t *op, tide_fd_t *reg,
+                                unsigned interest, tide_fd_io_fn fn,
+                                void *arg) {
+    memset(&op->node, 0, sizeof op->node);
+    op->node.fd = reg;
+    op->interest = interest;
+    op->fn = fn;
+    op->arg = arg;
+    return tide_future_init(&op->fut, async_io_poll, async_io_drop);
+}

@@ -1,0 +1,64 @@
+/*
+ * src/reactor/signal.c: signals as futures, through libevent's signal
+ * events. The event is persistent from init to free, so signals that arrive
+ * between two recvs are counted rather than lost.
+ */
+#include <signal.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "tide/signal.h"
+
+static void signal_cb(evutil_socket_t signum, short what, void *arg) {
+    tide_signal_t *s = arg;
+    s->pending++;
+    tide_waker_wake(&s->waker);
+}
+
+int tide_signal_init(tide_signal_t *s, tide_exec_t *exec, int signum) {
+    if (s == NULL || exec == NULL || signum <= 0 || signum >= NSIG ||
+        signum == SIGKILL || signum == SIGSTOP)
+        return -EINVAL;
+    memset(s, 0, sizeof *s);
+    s->exec = exec;
+    s->signum = signum;
+    if (evsignal_assign(&s->ev, tide_exec_base(exec), signum, signal_cb, s) !=
+            0 ||
+        evsignal_add(&s->ev, NULL) != 0)
+        return -EIO;
+    tide__armed(exec, 1);
+    return 0;
+}
+
+static tide_poll_t recv_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_signal_t *s = TIDE_CONTAINER_OF(f, tide_signal_t, fut);
+    if (s->exec == NULL) {
+        f->result = -EBADF;
+        return TIDE_READY;
+    }
+    if (s->pending > 0) {
+        f->result = (intptr_t)s->pending;
+        s->pending = 0;
+        return TIDE_READY;
+    }
+    tide_waker_register(&s->waker, cx->waker);
+    return TIDE_PENDING;
+}
+
+static void recv_drop(tide_future_t *f) {
+    tide_signal_t *s = TIDE_CONTAINER_OF(f, tide_signal_t, fut);
+    tide_waker_drop(&s->waker);
+}
+
+tide_future_t *tide_signal_recv(tide_signal_t *s) {
+    return tide_future_init(&s->fut, recv_poll, recv_drop);
+}
+
+void tide_signal_free(tide_signal_t *s) {
+    if (s == NULL || s->exec == NULL)
+        return;
+    evsignal_del(&s->ev);
+    tide__armed(s->exec, -1);
+    tide_waker_drop(&s->waker);
+    s->exec = NULL;
+}
