@@ -365,8 +365,9 @@ TIDE_EXTERN struct event_base *tide_exec_base(tide_exec_t *ex);
  * Errors: -EINVAL (NULL), -EPERM (the base belongs to the caller: tide never
  * dispatches a base it did not create; run your loop instead), -EBUSY
  * (called from inside the loop), -EINTR (tide_exec_stop; fut is left
- * pending: poll it again with another block_on or drop it), -ENOMEM, -EIO
- * (event_base_loop failed).
+ * pending: poll it again with another block_on or drop it), -EDEADLK (the
+ * base has no event left, which only happens if libevent refused ours),
+ * -ENOMEM, -EIO (event_base_loop failed).
  */
 TIDE_EXTERN int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut);
 

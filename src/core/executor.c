@@ -469,6 +469,12 @@ int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut) {
             rc = -EIO;
             break;
         }
+        if (lr == 1) {
+            /* No event left at all (not even our eventfd's, which stays
+             * pending while tasks live): nothing can ever wake fut. */
+            rc = -EDEADLK;
+            break;
+        }
         if (ex->stop) {
             rc = -EINTR;
             break;
