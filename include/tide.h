@@ -9,6 +9,7 @@
  *   tide/fd.h      the reactor: readiness of a descriptor (AsyncFd)
  *   tide/time.h    sleep, interval, timeout
  *   tide/signal.h  signals as futures
+ *   tide/io.h      byte streams and the helpers that work on any stream
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -18,5 +19,6 @@
 #include "tide/fd.h"
 #include "tide/time.h"
 #include "tide/signal.h"
+#include "tide/io.h"
 
 #endif

@@ -1,0 +1,7 @@
+# io: the stream interface, the descriptor stream, and the helpers that work
+# on any stream (read_exact, write_all, copy, split, buffered reading,
+# framing).
+src_libtide_internal_la_SOURCES += \
+	src/io/internal.h \
+	src/io/fdstream.c
+tideinclude_HEADERS += include/tide/io.h
