@@ -31,7 +31,8 @@ extern "C" {
     XX(EBLOCKING, 1, "descriptor is in blocking mode")                        \
     XX(EFRAME, 2, "frame exceeds the maximum size")                            \
     XX(EEOF, 3, "unexpected end of stream")                                    \
-    XX(EADDR, 4, "malformed address")
+    XX(EADDR, 4, "malformed address")                                          \
+    XX(ENONAME, 5, "host name not found")
 
 enum {
 #define TIDE__ERR_ENUM(name, off, msg) TIDE_##name = TIDE__ERR_BASE - (off),
