@@ -432,7 +432,9 @@ void tide_exec_free(tide_exec_t *ex) {
         t = next;
     }
 
-    /* The reactor (a layer below) registered its own cleanup. */
+    /* The reactor and the net layer (below) registered their own cleanup. */
+    if (ex->net_free != NULL)
+        ex->net_free(ex);
     if (ex->detach_fds != NULL)
         ex->detach_fds(ex);
 

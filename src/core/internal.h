@@ -101,6 +101,12 @@ struct tide_exec {
     size_t nfds;
     void (*detach_fds)(tide_exec_t *ex);
 
+    /* the net layer's per-executor state (its evdns base), created on first
+     * use; net_free releases it at tide_exec_free, after the tasks are
+     * dropped and before the base is freed */
+    void *net;
+    void (*net_free)(tide_exec_t *ex);
+
     size_t armed; /* events tide has made pending (I/O, timers, signals) */
     tide_exec_stats_t stats;
 };
