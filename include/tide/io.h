@@ -59,7 +59,9 @@ struct tide_stream {
     const tide_stream_vt_t *vt;
 };
 
-/* Direct calls through the vtable (for hand-written poll functions). */
+/* Direct calls through the vtable (for hand-written poll functions and
+ * stream adapters). The wrappers for the optional entries apply the
+ * defaults described above. */
 static inline tide_poll_t tide_stream_poll_read(tide_stream_t *s, tide_cx_t *cx,
                                                 void *buf, size_t len,
                                                 ssize_t *out) {
@@ -70,6 +72,41 @@ static inline tide_poll_t tide_stream_poll_write(tide_stream_t *s,
                                                  tide_cx_t *cx, const void *buf,
                                                  size_t len, ssize_t *out) {
     return s->vt->poll_write(s, cx, buf, len, out);
+}
+
+static inline tide_poll_t tide_stream_poll_writev(tide_stream_t *s,
+                                                  tide_cx_t *cx,
+                                                  const struct iovec *iov,
+                                                  int iovcnt, ssize_t *out) {
+    if (s->vt->poll_writev != NULL)
+        return s->vt->poll_writev(s, cx, iov, iovcnt, out);
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len > 0)
+            return s->vt->poll_write(s, cx, iov[i].iov_base, iov[i].iov_len,
+                                     out);
+    *out = iovcnt < 0 ? -EINVAL : 0;
+    return TIDE_READY;
+}
+
+static inline tide_poll_t tide_stream_poll_flush(tide_stream_t *s,
+                                                 tide_cx_t *cx, int *out) {
+    if (s->vt->poll_flush != NULL)
+        return s->vt->poll_flush(s, cx, out);
+    *out = 0;
+    return TIDE_READY;
+}
+
+static inline tide_poll_t tide_stream_poll_shutdown(tide_stream_t *s,
+                                                    tide_cx_t *cx, int *out) {
+    if (s->vt->poll_shutdown != NULL)
+        return s->vt->poll_shutdown(s, cx, out);
+    *out = -ENOTSUP;
+    return TIDE_READY;
+}
+
+static inline void tide_stream_cancel(tide_stream_t *s, unsigned interest) {
+    if (s->vt->cancel != NULL && interest != 0)
+        s->vt->cancel(s, interest);
 }
 
 /* ------------------------------------------------------------------------
@@ -111,6 +148,547 @@ TIDE_EXTERN tide_fd_t *tide_fdstream_fd(tide_fdstream_t *s);
  * SIGPIPE handling. Returns 0, or -errno from sigaction.
  */
 TIDE_EXTERN int tide_ignore_sigpipe(void);
+
+/* ------------------------------------------------------------------------
+ * Helpers: futures that work on any stream
+ *
+ * Each lives in the caller's memory; its init function fills it and
+ * returns the tide_future_t * to await (TIDE_AWAIT) or to poll by hand.
+ * The result is in ->fut.result (read it through tide_async_result after a
+ * TIDE_AWAIT). Nothing here allocates.
+ *
+ * Rules common to all of them:
+ * - A stream has one reader and one writer at a time (they may be two
+ *   tasks: see tide_split). Two futures reading the same stream at once,
+ *   or writing it at once, is a bug: each direction has one waker slot.
+ * - The stream, buffers and iovec arrays given to an init function must
+ *   stay valid until the future is dropped.
+ * - Dropping a future whose last poll of a direction answered PENDING
+ *   calls the stream's cancel hook for that direction (and only that one),
+ *   so no waker stays registered and no event stays armed. A future that
+ *   completed holds nothing (its drop calls no hook), so the reactor can
+ *   keep the event in the epoll set for the next operation.
+ * - End of stream: a read answers 0 each time the stream is at its end
+ *   (for a descriptor: each time the kernel says so), never before.
+ * ------------------------------------------------------------------------ */
+
+/*
+ * tide_read: read up to len bytes (one poll_read). Result: bytes read
+ * (> 0), 0 at end of stream (or if len is 0), or -errno (-ECONNRESET,
+ * -EBADF, ...).
+ * Cancel safe: dropped before completion, nothing was read.
+ */
+typedef struct tide_read {
+    tide_future_t fut;
+    tide_stream_t *s; /* private */
+    void *buf;
+    size_t len;
+    unsigned pend;
+} tide_read_t;
+
+TIDE_EXTERN tide_future_t *tide_read(tide_read_t *op, tide_stream_t *s,
+                                     void *buf, size_t len);
+
+/*
+ * tide_write: write up to len bytes (one poll_write). Result: bytes
+ * written (> 0, possibly fewer than len; 0 if len is 0), or -errno (-EPIPE
+ * after the peer closed, -ECONNRESET after a reset).
+ * Cancel safe: dropped before completion, nothing was written.
+ */
+typedef struct tide_write {
+    tide_future_t fut;
+    tide_stream_t *s; /* private */
+    const void *buf;
+    size_t len;
+    unsigned pend;
+} tide_write_t;
+
+TIDE_EXTERN tide_future_t *tide_write(tide_write_t *op, tide_stream_t *s,
+                                      const void *buf, size_t len);
+
+/*
+ * tide_writev: a gathering write (one poll_writev; streams without one
+ * write the first non-empty buffer). Result: bytes written, possibly fewer
+ * than the total, or -errno as tide_write; -EINVAL if iovcnt < 0.
+ * Cancel safe: dropped before completion, nothing was written.
+ */
+typedef struct tide_writev {
+    tide_future_t fut;
+    tide_stream_t *s; /* private */
+    const struct iovec *iov;
+    int iovcnt;
+    unsigned pend;
+} tide_writev_t;
+
+TIDE_EXTERN tide_future_t *tide_writev(tide_writev_t *op, tide_stream_t *s,
+                                       const struct iovec *iov, int iovcnt);
+
+/*
+ * tide_read_exact: read exactly len bytes into buf. Result: len; or
+ * TIDE_EEOF if the stream ended first; or -errno. In every case op->done
+ * says how many bytes arrived in buf[0, done) (for TIDE_EEOF: the count
+ * that did arrive before the end).
+ * Not cancel safe: dropped part way, the op->done bytes already in buf
+ * have been consumed from the stream (they are not lost if the caller
+ * reads op->done: a new read_exact for the rest can continue from there).
+ */
+typedef struct tide_read_exact {
+    tide_future_t fut;
+    size_t done; /* read-only: bytes in buf so far */
+    tide_stream_t *s; /* private */
+    unsigned char *buf;
+    size_t len;
+    unsigned pend;
+} tide_read_exact_t;
+
+TIDE_EXTERN tide_future_t *tide_read_exact(tide_read_exact_t *op,
+                                           tide_stream_t *s, void *buf,
+                                           size_t len);
+
+/*
+ * tide_write_all: write all len bytes. Result: len, or -errno (-EPIPE,
+ * -ECONNRESET, -EIO if the stream accepted 0 bytes of a non-empty write).
+ * In every case op->done is how many bytes were written (for an error:
+ * before it).
+ * Not cancel safe: dropped part way, buf[0, op->done) has been written and
+ * the rest has not.
+ */
+typedef struct tide_write_all {
+    tide_future_t fut;
+    size_t done; /* read-only: bytes written so far */
+    tide_stream_t *s; /* private */
+    const unsigned char *buf;
+    size_t len;
+    unsigned pend;
+} tide_write_all_t;
+
+TIDE_EXTERN tide_future_t *tide_write_all(tide_write_all_t *op,
+                                          tide_stream_t *s, const void *buf,
+                                          size_t len);
+
+/*
+ * tide_writev_all: write every byte of iov[0, iovcnt) (the array is read,
+ * never modified). Result: the total, or -errno as tide_write_all; -EINVAL
+ * if iovcnt < 0. op->done as for tide_write_all (counted across buffers).
+ * Not cancel safe: dropped part way, the first op->done bytes have been
+ * written.
+ */
+typedef struct tide_writev_all {
+    tide_future_t fut;
+    size_t done; /* read-only: bytes written so far */
+    tide_stream_t *s; /* private */
+    const struct iovec *iov;
+    int iovcnt;
+    int idx;    /* first buffer not fully written */
+    size_t off; /* bytes of iov[idx] written */
+    unsigned pend;
+} tide_writev_all_t;
+
+TIDE_EXTERN tide_future_t *tide_writev_all(tide_writev_all_t *op,
+                                           tide_stream_t *s,
+                                           const struct iovec *iov,
+                                           int iovcnt);
+
+/*
+ * tide_flush: push what the stream buffers to its destination (nothing to
+ * do for the descriptor streams). Result: 0 or -errno.
+ * Cancel safe: the stream keeps what it buffered.
+ */
+typedef struct tide_flush {
+    tide_future_t fut;
+    tide_stream_t *s; /* private */
+    unsigned pend;
+} tide_flush_t;
+
+TIDE_EXTERN tide_future_t *tide_flush(tide_flush_t *op, tide_stream_t *s);
+
+/*
+ * tide_shutdown: flush, then close the stream's write side: a socket sends
+ * FIN (the peer reads 0; we can still read), a pipe's write end is closed.
+ * Result: 0, -ENOTSUP (the stream cannot half close: a tty, a stream whose
+ * vtable has no poll_shutdown), -ENOTCONN (a socket no longer connected,
+ * e.g. after a reset), or -errno. A second shutdown answers 0 or the
+ * kernel's error again.
+ * Cancel safe: dropped while flushing, the write side is still open.
+ */
+typedef struct tide_shutdown {
+    tide_future_t fut;
+    tide_stream_t *s; /* private */
+    unsigned pend;
+} tide_shutdown_t;
+
+TIDE_EXTERN tide_future_t *tide_shutdown(tide_shutdown_t *op,
+                                         tide_stream_t *s);
+
+/* ------------------------------------------------------------------------
+ * Copying
+ * ------------------------------------------------------------------------ */
+
+/* The buffer size of tide_copy_buf_t and tide_copy_bidirectional_buf_t
+ * (per direction). */
+#define TIDE_COPY_BUF_SIZE 65536
+
+/* One direction of a copy (private; shared by the two copy futures). */
+typedef struct tide__copy_dir {
+    unsigned char *buf;
+    size_t cap, pos, end;
+    uint64_t copied;
+    bool read_done, need_flush, done;
+    unsigned pend_r, pend_w; /* pending on the reader / on the writer */
+} tide__copy_dir_t;
+
+/*
+ * tide_copy: read from r and write everything to w until r reports end of
+ * stream, then flush w (w is not shut down: see tide_shutdown). buf/len
+ * is the caller's buffer (any size > 0; larger means fewer system calls:
+ * tide_copy_buf_t carries one of TIDE_COPY_BUF_SIZE). When r has nothing
+ * to give and bytes were written since the last flush, w is flushed, so a
+ * buffering writer cannot hold data back forever.
+ *
+ * Result: total bytes copied, or -errno from either side (-EINVAL if buf
+ * is NULL or len is 0). tide_copy_copied() is the count written to w so
+ * far, also after an error. r == w is allowed (an echo).
+ * Not cancel safe: dropped part way, tide_copy_copied() bytes reached w,
+ * and bytes read from r but not yet written (at most len) are lost.
+ */
+typedef struct tide_copy {
+    tide_future_t fut;
+    tide_stream_t *r, *w; /* private */
+    tide__copy_dir_t d;
+} tide_copy_t;
+
+TIDE_EXTERN tide_future_t *tide_copy(tide_copy_t *op, tide_stream_t *r,
+                                     tide_stream_t *w, void *buf, size_t len);
+
+/* tide_copy_copied: bytes written to w so far. */
+static inline uint64_t tide_copy_copied(const tide_copy_t *op) {
+    return op->d.copied;
+}
+
+/* A copy that carries its own buffer. */
+typedef struct tide_copy_buf {
+    tide_copy_t copy;
+    unsigned char buf[TIDE_COPY_BUF_SIZE]; /* private */
+} tide_copy_buf_t;
+
+/* tide_copy_default: tide_copy with op's own buffer. */
+static inline tide_future_t *tide_copy_default(tide_copy_buf_t *op,
+                                               tide_stream_t *r,
+                                               tide_stream_t *w) {
+    return tide_copy(&op->copy, r, w, op->buf, sizeof op->buf);
+}
+
+/*
+ * tide_copy_bidirectional: copy a -> b and b -> a at once. When one side
+ * reports end of stream, the other side's write half is shut down
+ * (poll_shutdown: FIN for a socket), so half-closes propagate each way;
+ * the future completes when both directions have ended. A side whose
+ * stream cannot half close (-ENOTSUP) is left open.
+ *
+ * buf/len is split in two halves, one per direction (len >= 2); the _buf
+ * variant carries TIDE_COPY_BUF_SIZE per direction.
+ *
+ * Result: 0, or the first -errno either direction met (the other
+ * direction stops there too); -EINVAL if buf is NULL or len < 2. Bytes
+ * each way: tide_copy_bidirectional_a_to_b() / _b_to_a(), also after an
+ * error.
+ * Not cancel safe, as tide_copy, for each direction.
+ */
+typedef struct tide_copy_bidirectional {
+    tide_future_t fut;
+    tide_stream_t *a, *b; /* private */
+    tide__copy_dir_t ab, ba;
+} tide_copy_bidirectional_t;
+
+TIDE_EXTERN tide_future_t *
+tide_copy_bidirectional(tide_copy_bidirectional_t *op, tide_stream_t *a,
+                        tide_stream_t *b, void *buf, size_t len);
+
+static inline uint64_t
+tide_copy_bidirectional_a_to_b(const tide_copy_bidirectional_t *op) {
+    return op->ab.copied;
+}
+
+static inline uint64_t
+tide_copy_bidirectional_b_to_a(const tide_copy_bidirectional_t *op) {
+    return op->ba.copied;
+}
+
+typedef struct tide_copy_bidirectional_buf {
+    tide_copy_bidirectional_t copy;
+    unsigned char buf[2 * TIDE_COPY_BUF_SIZE]; /* private */
+} tide_copy_bidirectional_buf_t;
+
+static inline tide_future_t *
+tide_copy_bidirectional_default(tide_copy_bidirectional_buf_t *op,
+                                tide_stream_t *a, tide_stream_t *b) {
+    return tide_copy_bidirectional(&op->copy, a, b, op->buf, sizeof op->buf);
+}
+
+/* ------------------------------------------------------------------------
+ * Split: a read half and a write half, for two tasks
+ *
+ * A stream's read side and write side are independent (each direction has
+ * its own waker slot), so one task may read while another writes. The
+ * halves make that explicit and safe to hand out: the read half's vtable
+ * only reads, the write half's only writes (the other entries answer
+ * -EBADF), and each half's cancel hook touches only its own direction, so
+ * dropping a pending read never disturbs the writer.
+ *
+ * The halves borrow s: s must outlive them; freeing s while a half is in
+ * use is the same bug as freeing a stream that is being read. The halves
+ * hold no resources (no free). Every tide stream supports this; a stream
+ * of your own does if its two directions share no unprotected state.
+ * ------------------------------------------------------------------------ */
+
+typedef struct tide_read_half {
+    tide_stream_t stream;
+    tide_stream_t *inner; /* private */
+} tide_read_half_t;
+
+typedef struct tide_write_half {
+    tide_stream_t stream;
+    tide_stream_t *inner; /* private */
+} tide_write_half_t;
+
+/* tide_split: fill *rd and *wr (either may be NULL) as halves of s. */
+TIDE_EXTERN void tide_split(tide_stream_t *s, tide_read_half_t *rd,
+                            tide_write_half_t *wr);
+
+static inline tide_stream_t *tide_read_half_stream(tide_read_half_t *h) {
+    return &h->stream;
+}
+
+static inline tide_stream_t *tide_write_half_stream(tide_write_half_t *h) {
+    return &h->stream;
+}
+
+/* ------------------------------------------------------------------------
+ * Buffered reading
+ *
+ * A tide_bufreader reads its inner stream in chunks into a caller-provided
+ * buffer and serves reads, read_until and the frame decoders from it. It is
+ * itself a stream: reads come from the buffer (or straight from the inner
+ * stream when the buffer is empty and the read is at least as large as
+ * the buffer), writes, flush and shutdown go to the inner stream, so it can
+ * stand in for the inner stream everywhere (copy, split, ...). Once
+ * wrapped, read the inner stream only through the bufreader, or the
+ * buffered bytes would be skipped.
+ * ------------------------------------------------------------------------ */
+
+typedef struct tide_bufreader {
+    tide_stream_t stream;
+    tide_stream_t *inner; /* private */
+    unsigned char *buf;
+    size_t cap, pos, end; /* buffered bytes: buf[pos, end) */
+} tide_bufreader_t;
+
+/* tide_bufreader_init: wrap inner with buf[0, cap) (caller memory, valid
+ * until the bufreader is no longer used). Returns 0; -EINVAL if an
+ * argument is NULL or cap is 0. Nothing to free. */
+TIDE_EXTERN int tide_bufreader_init(tide_bufreader_t *br, tide_stream_t *inner,
+                                    void *buf, size_t cap);
+
+static inline tide_stream_t *tide_bufreader_stream(tide_bufreader_t *br) {
+    return &br->stream;
+}
+
+/* tide_bufreader_data: the bytes buffered now (*len of them; no I/O). The
+ * pointer stays valid until the next call that reads into the buffer
+ * (poll_fill, poll_more, and every future below). */
+static inline const void *tide_bufreader_data(const tide_bufreader_t *br,
+                                              size_t *len) {
+    *len = br->end - br->pos;
+    return br->buf + br->pos;
+}
+
+/* tide_bufreader_consume: mark n buffered bytes as used (n is clamped to
+ * what is buffered). */
+TIDE_EXTERN void tide_bufreader_consume(tide_bufreader_t *br, size_t n);
+
+/*
+ * tide_bufreader_poll_fill: make sure something is buffered: if the buffer
+ * is empty, read once from the inner stream. *out: bytes buffered (> 0), 0
+ * at end of stream, or -errno. For hand-written decoders. A caller that
+ * got PENDING and gives up calls tide_stream_cancel(br->inner,
+ * TIDE_READABLE).
+ */
+TIDE_EXTERN tide_poll_t tide_bufreader_poll_fill(tide_bufreader_t *br,
+                                                 tide_cx_t *cx, ssize_t *out);
+
+/*
+ * tide_bufreader_poll_more: read once more from the inner stream, after
+ * what is buffered (moving it to the start of the buffer if the end is
+ * reached). *out: bytes added (> 0), 0 at end of stream, -ENOBUFS if the
+ * buffer is full, or -errno. Invalidates pointers from
+ * tide_bufreader_data.
+ */
+TIDE_EXTERN tide_poll_t tide_bufreader_poll_more(tide_bufreader_t *br,
+                                                 tide_cx_t *cx, ssize_t *out);
+
+/*
+ * tide_bufreader_fill: a future of poll_fill. Result: bytes buffered (see
+ * tide_bufreader_data), 0 at end of stream, or -errno.
+ * Cancel safe: bytes read are kept in the buffer.
+ */
+typedef struct tide_bufreader_fill {
+    tide_future_t fut;
+    tide_bufreader_t *br; /* private */
+    unsigned pend;
+} tide_bufreader_fill_t;
+
+TIDE_EXTERN tide_future_t *tide_bufreader_fill(tide_bufreader_fill_t *op,
+                                               tide_bufreader_t *br);
+
+/*
+ * tide_read_until: copy bytes from br into dst[0, cap) up to and including
+ * the first `delim`. Result: bytes stored (the delimiter included when
+ * found: dst[result - 1] == delim); if the stream ends first, the bytes
+ * that came (0 if none: end of stream); TIDE_EFRAME if cap bytes were
+ * stored without a delimiter (the rest of the record is still unread: call
+ * again to continue it); -EINVAL if cap is 0; or -errno. op->done is the
+ * count in dst in every case.
+ * Cancel safe in the sense that nothing is lost: the op->done bytes moved
+ * to dst are consumed from the reader; a new read_until at dst + done
+ * continues.
+ */
+typedef struct tide_read_until {
+    tide_future_t fut;
+    size_t done; /* read-only: bytes stored in dst */
+    tide_bufreader_t *br; /* private */
+    unsigned char *dst;
+    size_t cap;
+    int delim;
+    bool nul;
+    unsigned pend;
+} tide_read_until_t;
+
+TIDE_EXTERN tide_future_t *tide_read_until(tide_read_until_t *op,
+                                           tide_bufreader_t *br, int delim,
+                                           void *dst, size_t cap);
+
+/*
+ * tide_read_line: tide_read_until(br, '\n') that keeps room for a
+ * terminating NUL: at most cap - 1 bytes are stored and dst is always
+ * NUL-terminated on completion (also after an error). The newline is kept
+ * (as in Tokio's read_line); result and op->done count bytes without the
+ * NUL. TIDE_EFRAME: the line is longer than cap - 1 bytes (the first cap -
+ * 1 are in dst). -EINVAL if cap < 2. Cancel safety as read_until.
+ */
+TIDE_EXTERN tide_future_t *tide_read_line(tide_read_until_t *op,
+                                          tide_bufreader_t *br, char *dst,
+                                          size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Framing: lines and length-delimited frames
+ *
+ * Decoders read frames from a tide_bufreader and hand each one back as a
+ * view into the bufreader's buffer (op->frame, op->len), valid until the
+ * next operation on that bufreader: no copy, no allocation. So a frame
+ * must fit in the buffer, and the decoders check it: each codec has a
+ * maximum frame size and answers -EINVAL when the buffer cannot hold a
+ * frame of that size. Input beyond the maximum is rejected with
+ * TIDE_EFRAME without buffering it (no unbounded growth).
+ *
+ * Decode results: 1 (a frame is in op->frame / op->len), 0 (clean end of
+ * stream: no partial frame), TIDE_EEOF (the stream ended inside a frame;
+ * length-delimited only), TIDE_EFRAME, -EINVAL, or -errno from the stream.
+ * Decoding is cancel safe: a frame is consumed only when it is returned, a
+ * dropped decode leaves every byte in the bufreader.
+ *
+ * Encoders write one frame to any stream with writev_all semantics:
+ * result = bytes written (frame plus framing), TIDE_EFRAME when the frame
+ * is over the maximum (nothing is written), -errno; op->done is the count
+ * written. Not cancel safe: dropped part way, the first op->done bytes of
+ * the framed data were written and the stream is mid-frame.
+ * ------------------------------------------------------------------------ */
+
+typedef struct tide_decode {
+    tide_future_t fut;
+    const void *frame; /* read-only, after result 1 */
+    size_t len;
+    const void *codec; /* private */
+    tide_bufreader_t *br;
+    size_t scanned;
+    unsigned pend;
+} tide_decode_t;
+
+typedef struct tide_encode {
+    tide_future_t fut;
+    size_t done; /* read-only: bytes written so far */
+    tide_stream_t *s; /* private */
+    struct iovec iov[2];
+    int idx;
+    size_t off;
+    int err;
+    unsigned pend;
+    unsigned char hdr[8];
+} tide_encode_t;
+
+/*
+ * Line codec: frames end with "\n"; a "\r" right before it is dropped too.
+ * max_len bounds a line's length without its line ending; the bufreader
+ * must hold max_len + 2 bytes. A line over max_len gives TIDE_EFRAME once
+ * and is skipped (up to and including its "\n"), so the next decode
+ * returns the line after it. At end of stream, a last line without "\n"
+ * is returned as a frame.
+ */
+typedef struct tide_linecodec {
+    size_t max_len;
+    bool discarding; /* private: skipping the rest of a line over max */
+} tide_linecodec_t;
+
+/* tide_linecodec_init: max_len 0 means "no line longer than the buffer
+ * allows" (cap - 2). */
+TIDE_EXTERN void tide_linecodec_init(tide_linecodec_t *c, size_t max_len);
+
+/* tide_linecodec_decode: the next line, without its line ending. */
+TIDE_EXTERN tide_future_t *tide_linecodec_decode(tide_decode_t *op,
+                                                 tide_linecodec_t *c,
+                                                 tide_bufreader_t *br);
+
+/* tide_linecodec_encode: write line[0, len) and "\n". Result len + 1.
+ * TIDE_EFRAME if len > max_len; -EINVAL if the line contains '\n'
+ * (nothing is written in both cases). */
+TIDE_EXTERN tide_future_t *tide_linecodec_encode(tide_encode_t *op,
+                                                 const tide_linecodec_t *c,
+                                                 tide_stream_t *s,
+                                                 const void *line, size_t len);
+
+/*
+ * Length-delimited codec: each frame is a length field of len_bytes
+ * (1 to 8) bytes, big-endian unless TIDE_LENCODEC_LITTLE_ENDIAN, followed
+ * by that many bytes of payload. max_frame bounds the payload; the
+ * bufreader must hold len_bytes + max_frame bytes. A length field over
+ * max_frame gives TIDE_EFRAME and is left in the buffer: the stream cannot
+ * be resynchronised, and every later decode answers TIDE_EFRAME again.
+ */
+enum { TIDE_LENCODEC_LITTLE_ENDIAN = 1u << 0 };
+
+typedef struct tide_lencodec {
+    size_t max_frame;
+    unsigned len_bytes;
+    bool little_endian;
+} tide_lencodec_t;
+
+/* tide_lencodec_init: returns 0; -EINVAL if len_bytes is not 1..8 or flags
+ * has unknown bits. 4 and 8 MiB are the usual choices (as in Tokio's
+ * LengthDelimitedCodec). */
+TIDE_EXTERN int tide_lencodec_init(tide_lencodec_t *c, unsigned len_bytes,
+                                   unsigned flags, size_t max_frame);
+
+/* tide_lencodec_decode: the next frame's payload. */
+TIDE_EXTERN tide_future_t *tide_lencodec_decode(tide_decode_t *op,
+                                                const tide_lencodec_t *c,
+                                                tide_bufreader_t *br);
+
+/* tide_lencodec_encode: write the length field, then data[0, len).
+ * Result len_bytes + len. TIDE_EFRAME if len > max_frame or len does not
+ * fit in len_bytes (nothing is written). */
+TIDE_EXTERN tide_future_t *tide_lencodec_encode(tide_encode_t *op,
+                                                const tide_lencodec_t *c,
+                                                tide_stream_t *s,
+                                                const void *data, size_t len);
 
 #ifdef __cplusplus
 }

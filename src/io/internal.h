@@ -59,4 +59,18 @@ tide_poll_t tide__fdstream_poll_shutdown(tide_stream_t *s, tide_cx_t *cx,
                                          int *out);
 void tide__fdstream_cancel(tide_stream_t *s, unsigned interest);
 
+/* Helpers shared by the io futures (ops.c). */
+
+/* A future is dropped: cancel the direction(s) in *pend (those whose last
+ * poll answered PENDING) on s, and clear *pend. */
+void tide__io_drop_pending(tide_stream_t *s, unsigned *pend);
+
+/* Write every byte of iov[0, iovcnt) starting at (*idx, *off), advancing
+ * them and *done; *pend is set to TIDE_WRITABLE while PENDING. READY with
+ * *out = *done, or -errno (-EIO for a write of 0). */
+tide_poll_t tide__poll_writev_all(tide_stream_t *s, tide_cx_t *cx,
+                                  const struct iovec *iov, int iovcnt,
+                                  int *idx, size_t *off, size_t *done,
+                                  unsigned *pend, ssize_t *out);
+
 #endif

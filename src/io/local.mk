@@ -3,5 +3,11 @@
 # framing).
 src_libtide_internal_la_SOURCES += \
 	src/io/internal.h \
-	src/io/fdstream.c
+	src/io/fdstream.c \
+	src/io/ops.c \
+	src/io/copy.c \
+	src/io/split.c \
+	src/io/bufreader.c \
+	src/io/codec.c
 tideinclude_HEADERS += include/tide/io.h
+

@@ -1,0 +1,182 @@
+/*
+ * src/io/copy.c: copy and copy_bidirectional.
+ *
+ * Both run the same state machine per direction (Tokio's CopyBuffer):
+ * fill the buffer with one read, write it all out, repeat; at end of
+ * stream flush (copy) or shut down (copy_bidirectional) the writer. When
+ * the reader has nothing and bytes went out since the last flush, the
+ * writer is flushed before waiting, so that a buffering writer never sits
+ * on data its peer is waiting for.
+ *
+ * Each direction remembers which of its two streams' waits is pending
+ * (pend_r on the reader, pend_w on the writer) so that dropping the copy
+ * cancels exactly those.
+ */
+#include "io/internal.h"
+
+static void dir_init(tide__copy_dir_t *d, unsigned char *buf, size_t cap) {
+    d->buf = buf;
+    d->cap = cap;
+    d->pos = d->end = 0;
+    d->copied = 0;
+    d->read_done = d->need_flush = d->done = false;
+    d->pend_r = d->pend_w = 0;
+}
+
+/* READY with *out = 0 when the direction has finished, or -errno. */
+static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
+                            tide_stream_t *w, tide_cx_t *cx, bool shut,
+                            ssize_t *out) {
+    for (;;) {
+        if (d->pos == d->end && !d->read_done) {
+            d->pos = d->end = 0;
+            ssize_t n;
+            if (tide_stream_poll_read(r, cx, d->buf, d->cap, &n) ==
+                TIDE_PENDING) {
+                d->pend_r = TIDE_READABLE;
+                if (d->need_flush) {
+                    int rc;
+                    if (tide_stream_poll_flush(w, cx, &rc) == TIDE_PENDING) {
+                        d->pend_w = TIDE_WRITABLE;
+                        return TIDE_PENDING;
+                    }
+                    d->pend_w = 0;
+                    if (rc < 0) {
+                        *out = rc;
+                        return TIDE_READY;
+                    }
+                    d->need_flush = false;
+                }
+                return TIDE_PENDING;
+            }
+            d->pend_r = 0;
+            if (n < 0) {
+                *out = n;
+                return TIDE_READY;
+            }
+            if (n == 0)
+                d->read_done = true;
+            else
+                d->end = (size_t)n;
+        }
+        while (d->pos < d->end) {
+            ssize_t n;
+            if (tide_stream_poll_write(w, cx, d->buf + d->pos,
+                                       d->end - d->pos, &n) == TIDE_PENDING) {
+                d->pend_w = TIDE_WRITABLE;
+                return TIDE_PENDING;
+            }
+            d->pend_w = 0;
+            if (n <= 0) {
+                *out = n == 0 ? -EIO : n;
+                return TIDE_READY;
+            }
+            d->pos += (size_t)n;
+            d->copied += (uint64_t)n;
+            d->need_flush = true;
+        }
+        if (d->read_done) {
+            int rc;
+            tide_poll_t p = shut ? tide_stream_poll_shutdown(w, cx, &rc)
+                                 : tide_stream_poll_flush(w, cx, &rc);
+            if (p == TIDE_PENDING) {
+                d->pend_w = TIDE_WRITABLE;
+                return TIDE_PENDING;
+            }
+            d->pend_w = 0;
+            if (shut && rc == -ENOTSUP)
+                rc = 0; /* cannot half close: leave it open */
+            if (rc < 0) {
+                *out = rc;
+                return TIDE_READY;
+            }
+            d->need_flush = false;
+            d->done = true;
+            *out = 0;
+            return TIDE_READY;
+        }
+    }
+}
+
+/* copy ------------------------------------------------------------------- */
+
+static tide_poll_t copy_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_copy_t *op = TIDE_CONTAINER_OF(f, tide_copy_t, fut);
+    if (op->d.buf == NULL || op->d.cap == 0) {
+        f->result = -EINVAL;
+        return TIDE_READY;
+    }
+    ssize_t rc;
+    if (dir_poll(&op->d, op->r, op->w, cx, false, &rc) == TIDE_PENDING)
+        return TIDE_PENDING;
+    f->result = rc < 0 ? (intptr_t)rc : (intptr_t)op->d.copied;
+    return TIDE_READY;
+}
+
+static void copy_drop(tide_future_t *f) {
+    tide_copy_t *op = TIDE_CONTAINER_OF(f, tide_copy_t, fut);
+    tide__io_drop_pending(op->r, &op->d.pend_r);
+    tide__io_drop_pending(op->w, &op->d.pend_w);
+}
+
+tide_future_t *tide_copy(tide_copy_t *op, tide_stream_t *r, tide_stream_t *w,
+                         void *buf, size_t len) {
+    op->r = r;
+    op->w = w;
+    dir_init(&op->d, buf, len);
+    return tide_future_init(&op->fut, copy_poll, copy_drop);
+}
+
+/* copy_bidirectional ----------------------------------------------------- */
+
+static tide_poll_t bidi_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_copy_bidirectional_t *op =
+        TIDE_CONTAINER_OF(f, tide_copy_bidirectional_t, fut);
+    if (op->ab.buf == NULL || op->ab.cap == 0) {
+        f->result = -EINVAL;
+        return TIDE_READY;
+    }
+    ssize_t rc;
+    if (!op->ab.done &&
+        dir_poll(&op->ab, op->a, op->b, cx, true, &rc) == TIDE_READY &&
+        rc < 0) {
+        f->result = rc;
+        return TIDE_READY;
+    }
+    if (!op->ba.done &&
+        dir_poll(&op->ba, op->b, op->a, cx, true, &rc) == TIDE_READY &&
+        rc < 0) {
+        f->result = rc;
+        return TIDE_READY;
+    }
+    if (!op->ab.done || !op->ba.done)
+        return TIDE_PENDING;
+    f->result = 0;
+    return TIDE_READY;
+}
+
+static void bidi_drop(tide_future_t *f) {
+    tide_copy_bidirectional_t *op =
+        TIDE_CONTAINER_OF(f, tide_copy_bidirectional_t, fut);
+    tide__io_drop_pending(op->a, &op->ab.pend_r);
+    tide__io_drop_pending(op->b, &op->ab.pend_w);
+    tide__io_drop_pending(op->b, &op->ba.pend_r);
+    tide__io_drop_pending(op->a, &op->ba.pend_w);
+}
+
+tide_future_t *tide_copy_bidirectional(tide_copy_bidirectional_t *op,
+                                       tide_stream_t *a, tide_stream_t *b,
+                                       void *buf, size_t len) {
+    op->a = a;
+    op->b = b;
+    size_t half = len / 2;
+    unsigned char *p = buf;
+    if (p == NULL || half == 0) {
+        dir_init(&op->ab, NULL, 0);
+        dir_init(&op->ba, NULL, 0);
+    } else {
+        dir_init(&op->ab, p, half);
+        dir_init(&op->ba, p + half, half);
+    }
+    return tide_future_init(&op->fut, bidi_poll, bidi_drop);
+}
