@@ -1,0 +1,1008 @@
+/*
+ * samples/echod/echod.c: tide-echod, an echo daemon written with tide the
+ * way tide code is meant to be written: one stackless task per connection
+ * (TIDE_BEGIN / TIDE_AWAIT: read, write back, repeat), one accept task per
+ * listener, one executor and event loop per thread.
+ *
+ * Memory per connection is what the goal of 1 KiB per idle connection
+ * leaves room for: the connection's task state (conn_t, one allocation,
+ * ~170 bytes; ~420 with --idle-timeout, whose timer is embedded), tide's
+ * task and the TCP object. No connection owns a buffer. A read borrows one
+ * from its thread's pool only for the time of one poll of the stream: if
+ * the socket has nothing, the buffer goes back at once and the connection
+ * waits for readability holding nothing; if it has data, the buffer is
+ * kept until those bytes were written back, then returned. So memory is
+ * bounded by the connections that are echoing right now (one buffer
+ * each), never by the ones that idle, and a connection never reads more
+ * than it could write back (a client that does not read stalls only its
+ * own connection, with one buffer). After warm-up nothing is allocated per
+ * message: buffers go round the pool.
+ *
+ * Threads: with --threads N, each thread runs its own executor on its own
+ * event_base and binds its own SO_REUSEPORT socket for each TCP address;
+ * the kernel spreads connections among them. Signals are received by the
+ * first thread (libevent delivers signals to one event_base per process),
+ * which tells the others through a notify_t: a mutex, a level and a tide
+ * waker, woken across threads (tide's remote-wake path).
+ */
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <tide.h>
+
+#include "options.h"
+
+/* ------------------------------------------------------------------------
+ * Logging: stderr, one line each, "echod: " first.
+ * ------------------------------------------------------------------------ */
+
+static int verbosity = ECHOD_NORMAL;
+
+static void logmsg(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void logmsg(int level, const char *fmt, ...) {
+    if (verbosity < level)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "echod: %s\n", line);
+}
+
+/* ------------------------------------------------------------------------
+ * Counters. Each is written by one thread only (its worker) and read by
+ * the thread that prints them, so a relaxed load and store are enough: no
+ * locked instruction on the per-message path.
+ * ------------------------------------------------------------------------ */
+
+typedef _Atomic uint64_t counter_t;
+
+static inline uint64_t ctr_get(counter_t *c) {
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static inline void ctr_add(counter_t *c, int64_t n) {
+    atomic_store_explicit(c, ctr_get(c) + (uint64_t)n, memory_order_relaxed);
+}
+
+typedef struct counters {
+    counter_t open, total, refused, bytes_in, bytes_out, backoffs;
+} counters_t;
+
+/* ------------------------------------------------------------------------
+ * notify_t: a level that one thread raises and a task on another thread
+ * awaits ("level >= target"). The waiting task's waker is kept under the
+ * mutex, so a raise either sees it and wakes it or comes before the task
+ * checks the level: no wake is lost.
+ * ------------------------------------------------------------------------ */
+
+typedef struct notify {
+    pthread_mutex_t mu;
+    unsigned level;
+    tide_waker_t waker; /* one waiting task at a time */
+} notify_t;
+
+typedef struct notify_wait {
+    tide_future_t fut;
+    notify_t *n;
+    unsigned target;
+} notify_wait_t;
+
+static void notify_init(notify_t *n) {
+    pthread_mutex_init(&n->mu, NULL);
+    n->level = 0;
+    n->waker = TIDE_WAKER_EMPTY;
+}
+
+static void notify_destroy(notify_t *n) {
+    tide_waker_drop(&n->waker);
+    pthread_mutex_destroy(&n->mu);
+}
+
+static unsigned notify_level(notify_t *n) {
+    pthread_mutex_lock(&n->mu);
+    unsigned level = n->level;
+    pthread_mutex_unlock(&n->mu);
+    return level;
+}
+
+/* Raise the level to at least `level` (add 0) or by `add`. Any thread. */
+static void notify_raise(notify_t *n, unsigned level, unsigned add) {
+    pthread_mutex_lock(&n->mu);
+    unsigned next = n->level + add;
+    if (next < level)
+        next = level;
+    if (next != n->level) {
+        n->level = next;
+        tide_waker_wake_by_ref(&n->waker);
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+static tide_poll_t notify_wait_poll(tide_future_t *f, tide_cx_t *cx) {
+    notify_wait_t *w = TIDE_CONTAINER_OF(f, notify_wait_t, fut);
+    pthread_mutex_lock(&w->n->mu);
+    bool ready = w->n->level >= w->target;
+    if (ready)
+        f->result = (intptr_t)w->n->level;
+    else
+        tide_waker_register(&w->n->waker, cx->waker);
+    pthread_mutex_unlock(&w->n->mu);
+    return ready ? TIDE_READY : TIDE_PENDING;
+}
+
+static void notify_wait_drop(tide_future_t *f) {
+    notify_wait_t *w = TIDE_CONTAINER_OF(f, notify_wait_t, fut);
+    pthread_mutex_lock(&w->n->mu);
+    tide_waker_drop(&w->n->waker);
+    pthread_mutex_unlock(&w->n->mu);
+}
+
+/* A future ready once n's level is at least target. Cancel safe. */
+static tide_future_t *notify_wait(notify_wait_t *w, notify_t *n,
+                                  unsigned target) {
+    w->n = n;
+    w->target = target;
+    return tide_future_init(&w->fut, notify_wait_poll, notify_wait_drop);
+}
+
+/* ------------------------------------------------------------------------
+ * The per-thread buffer pool: a free list threaded through the buffers
+ * themselves. It keeps at most `keep` buffers; more are freed, so a burst
+ * of busy connections does not pin its memory for ever.
+ * ------------------------------------------------------------------------ */
+
+typedef struct pool {
+    void *head;
+    size_t nfree, keep, size;
+} pool_t;
+
+static void *pool_get(pool_t *p) {
+    void *b = p->head;
+    if (b != NULL) {
+        memcpy(&p->head, b, sizeof p->head);
+        p->nfree--;
+        return b;
+    }
+    return malloc(p->size < sizeof(void *) ? sizeof(void *) : p->size);
+}
+
+static void pool_put(pool_t *p, void *b) {
+    if (b == NULL)
+        return;
+    if (p->nfree >= p->keep) {
+        free(b);
+        return;
+    }
+    memcpy(b, &p->head, sizeof p->head);
+    p->head = b;
+    p->nfree++;
+}
+
+static void pool_destroy(pool_t *p) {
+    while (p->head != NULL) {
+        void *b = p->head;
+        memcpy(&p->head, b, sizeof p->head);
+        free(b);
+    }
+    p->nfree = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The daemon, its workers and listeners
+ * ------------------------------------------------------------------------ */
+
+typedef struct listener {
+    bool is_unix;
+    union {
+        tide_tcp_listener_t *tcp;
+        tide_unix_listener_t *ux;
+    } u;
+    tide_join_t accept_task;
+    bool has_task;
+} listener_t;
+
+typedef struct worker {
+    unsigned index;
+    tide_exec_t *ex;
+    pthread_t thread;
+    bool thread_started;
+    listener_t ls[ECHOD_MAX_LISTEN];
+    size_t nls;
+    pool_t pool;
+    counters_t ctr;
+    unsigned next_id;          /* connection numbers, for --verbose */
+    tide_waker_t closed_waker; /* woken when the last connection closes */
+    notify_t stop;             /* 1: stop accepting and drain; 2: now */
+    int start_rc;
+} worker_t;
+
+static struct daemon {
+    echod_options_t opt;
+    tide_addr_t addr[ECHOD_MAX_LISTEN]; /* bound addresses, in order */
+    bool unix_bound[ECHOD_MAX_LISTEN];  /* a socket file to remove at exit */
+    worker_t *workers;
+    atomic_uint_fast64_t open;          /* all threads, for --max-conns */
+    notify_t finished;                  /* worker threads that are done */
+    pthread_mutex_t start_mu;
+    pthread_cond_t start_cv;
+    unsigned started;                   /* workers that tried to start */
+} D;
+
+static void print_counters(void) {
+    uint64_t sum[6] = {0};
+    for (unsigned i = 0; i < D.opt.threads; i++) {
+        counters_t *c = &D.workers[i].ctr;
+        sum[0] += ctr_get(&c->open);
+        sum[1] += ctr_get(&c->total);
+        sum[2] += ctr_get(&c->refused);
+        sum[3] += ctr_get(&c->bytes_in);
+        sum[4] += ctr_get(&c->bytes_out);
+        sum[5] += ctr_get(&c->backoffs);
+    }
+    fprintf(stderr,
+            "echod: connections %llu open, %llu total, %llu refused; bytes "
+            "%llu in, %llu out; accept backoffs %llu\n",
+            (unsigned long long)sum[0], (unsigned long long)sum[1],
+            (unsigned long long)sum[2], (unsigned long long)sum[3],
+            (unsigned long long)sum[4], (unsigned long long)sum[5]);
+}
+
+/* Listener statistics are the listener thread's to read: each worker
+ * publishes its accept backoffs after every accept (and worker 0 before
+ * printing). */
+static void publish_backoffs(worker_t *w) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < w->nls; i++) {
+        tide_listener_stats_t st;
+        if (w->ls[i].u.tcp == NULL)
+            continue;
+        if (w->ls[i].is_unix)
+            tide_unix_listener_stats(w->ls[i].u.ux, &st);
+        else
+            tide_tcp_listener_stats(w->ls[i].u.tcp, &st);
+        n += st.backoffs;
+    }
+    atomic_store_explicit(&w->ctr.backoffs, n, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------
+ * A connection
+ * ------------------------------------------------------------------------ */
+
+/* lend_read: one read of the connection's stream into a buffer lent by
+ * the thread's pool for the duration of the poll. PENDING gives the
+ * buffer back (the stream has registered our waker for readability), so
+ * a waiting connection holds none; READY keeps it in c->buf with the
+ * result (bytes, 0 at end of stream, -errno) in fut.result. It is the one
+ * hand-written future here: tide_read takes a buffer when it is created,
+ * and we want one only once there is something to read. */
+typedef struct lend_read {
+    tide_future_t fut;
+    bool pending; /* our waker is in the stream's read slot */
+} lend_read_t;
+
+typedef struct conn {
+    tide_future_t fut;   /* the task */
+    tide_async_t co;
+    void *sock;          /* tide_tcp_t or tide_unix_t */
+    tide_stream_t *s;
+    worker_t *w;
+    unsigned char *buf;  /* lent by w->pool, or NULL */
+    unsigned id;
+    int why;             /* how it ended: 0 EOF, -errno */
+    bool is_unix;
+    union {
+        lend_read_t rd;
+        tide_write_all_t wr;
+        tide_shutdown_t sd;
+    } op;
+    /* Present only with --idle-timeout: a conn_t is allocated without it
+     * otherwise (offsetof(conn_t, idle) bytes). */
+    tide_timeout_t idle;
+} conn_t;
+
+static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
+    conn_t *c = TIDE_CONTAINER_OF(f, conn_t, op.rd.fut);
+    pool_t *p = &c->w->pool;
+    ssize_t n;
+    if (c->buf == NULL && (c->buf = pool_get(p)) == NULL) {
+        f->result = -ENOMEM;
+        return TIDE_READY;
+    }
+    if (tide_stream_poll_read(c->s, cx, c->buf, p->size, &n) ==
+        TIDE_PENDING) {
+        pool_put(p, c->buf);
+        c->buf = NULL;
+        c->op.rd.pending = true;
+        return TIDE_PENDING;
+    }
+    c->op.rd.pending = false;
+    f->result = n;
+    return TIDE_READY;
+}
+
+static void lend_read_drop(tide_future_t *f) {
+    conn_t *c = TIDE_CONTAINER_OF(f, conn_t, op.rd.fut);
+    if (c->op.rd.pending)
+        tide_stream_cancel(c->s, TIDE_READABLE);
+}
+
+static tide_future_t *lend_read(conn_t *c) {
+    c->op.rd.pending = false;
+    return tide_future_init(&c->op.rd.fut, lend_read_poll, lend_read_drop);
+}
+
+/* Wrap f in the idle timeout, if there is one. */
+static tide_future_t *idle_bound(conn_t *c, tide_future_t *f) {
+    if (D.opt.idle_timeout_usec == 0)
+        return f;
+    return tide_timeout(&c->idle, f, D.opt.idle_timeout_usec);
+}
+
+static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
+    conn_t *c = TIDE_CONTAINER_OF(f, conn_t, fut);
+    intptr_t n;
+
+    TIDE_BEGIN(&c->co);
+    for (;;) {
+        TIDE_AWAIT(&c->co, cx, idle_bound(c, lend_read(c)));
+        n = tide_async_result(&c->co);
+        if (n <= 0) {
+            c->why = (int)n; /* 0: the client is done sending */
+            break;
+        }
+        ctr_add(&c->w->ctr.bytes_in, n);
+        TIDE_AWAIT(&c->co, cx,
+                   idle_bound(c, tide_write_all(&c->op.wr, c->s, c->buf,
+                                                (size_t)n)));
+        pool_put(&c->w->pool, c->buf);
+        c->buf = NULL;
+        ctr_add(&c->w->ctr.bytes_out, (int64_t)c->op.wr.done);
+        n = tide_async_result(&c->co);
+        if (n < 0) {
+            c->why = (int)n;
+            break;
+        }
+    }
+    pool_put(&c->w->pool, c->buf);
+    c->buf = NULL;
+    if (c->why == 0) {
+        /* Half close: everything received has been written back; send
+         * our FIN too. The task then ends and the socket is closed. */
+        TIDE_AWAIT(&c->co, cx, tide_shutdown(&c->op.sd, c->s));
+    }
+    TIDE_END(&c->co, f, 0);
+}
+
+static void conn_drop(tide_future_t *f) {
+    conn_t *c = TIDE_CONTAINER_OF(f, conn_t, fut);
+    worker_t *w = c->w;
+    bool done = tide_future_is_done(f);
+    tide_async_drop(&c->co);
+    pool_put(&w->pool, c->buf);
+    if (c->is_unix)
+        tide_unix_free(c->sock);
+    else
+        tide_tcp_free(c->sock);
+    if (verbosity >= ECHOD_VERBOSE)
+        logmsg(ECHOD_VERBOSE, "conn %u closed (%s)", c->id,
+               !done              ? "shutting down"
+               : c->why == 0      ? "end of stream"
+               : c->why == -ETIMEDOUT ? "idle timeout"
+                                  : tide_strerror(c->why));
+    free(c);
+    atomic_fetch_sub(&D.open, 1);
+    ctr_add(&w->ctr.open, -1);
+    if (ctr_get(&w->ctr.open) == 0)
+        tide_waker_wake_by_ref(&w->closed_waker);
+}
+
+/* A new connection: refuse it (over --max-conns) or give it a task. */
+static void admit(worker_t *w, bool is_unix, void *sock,
+                  const tide_addr_t *peer) {
+    unsigned id = ++w->next_id;
+    char name[TIDE_ADDR_STRLEN] = "?";
+    if (verbosity >= ECHOD_VERBOSE)
+        tide_addr_format(peer, name, sizeof name);
+
+    uint64_t before = atomic_fetch_add(&D.open, 1);
+    if (D.opt.max_conns != 0 && before >= D.opt.max_conns) {
+        atomic_fetch_sub(&D.open, 1);
+        ctr_add(&w->ctr.refused, 1);
+        logmsg(ECHOD_VERBOSE, "conn %u from %s refused (--max-conns %llu)",
+               id, name, (unsigned long long)D.opt.max_conns);
+        goto close;
+    }
+    size_t size = D.opt.idle_timeout_usec != 0 ? sizeof(conn_t)
+                                               : offsetof(conn_t, idle);
+    conn_t *c = calloc(1, size);
+    if (c == NULL) {
+        atomic_fetch_sub(&D.open, 1);
+        logmsg(ECHOD_QUIET, "conn %u from %s: out of memory", id, name);
+        goto close;
+    }
+    c->sock = sock;
+    c->is_unix = is_unix;
+    c->s = is_unix ? tide_unix_stream(sock) : tide_tcp_stream(sock);
+    c->w = w;
+    c->id = id;
+    if (!is_unix)
+        tide_tcp_set_nodelay(sock, true); /* echo small messages at once */
+    tide_future_init(&c->fut, conn_poll, conn_drop);
+    ctr_add(&w->ctr.open, 1);
+    ctr_add(&w->ctr.total, 1);
+    int rc = tide_spawn(w->ex, &c->fut, NULL);
+    if (rc < 0) {
+        /* Not taken: the drop function undoes the counting and closes. */
+        logmsg(ECHOD_QUIET, "conn %u: %s", id, tide_strerror(rc));
+        tide_future_drop(&c->fut);
+        return;
+    }
+    logmsg(ECHOD_VERBOSE, "conn %u from %s", id, name);
+    return;
+close:
+    if (is_unix)
+        tide_unix_free(sock);
+    else
+        tide_tcp_free(sock);
+}
+
+/* ------------------------------------------------------------------------
+ * The accept task: one per listener per thread.
+ * ------------------------------------------------------------------------ */
+
+typedef struct acceptor {
+    tide_future_t fut;
+    tide_async_t co;
+    worker_t *w;
+    listener_t *l;
+    tide_sleep_t nap;
+    union {
+        tide_tcp_accept_t tcp;
+        tide_unix_accept_t ux;
+    } acc;
+} acceptor_t;
+
+static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
+    acceptor_t *a = TIDE_CONTAINER_OF(f, acceptor_t, fut);
+    int rc;
+
+    TIDE_BEGIN(&a->co);
+    for (;;) {
+        /* Running out of descriptors never completes an accept: the
+         * listener pauses by itself (growing delays up to 1 s) and the
+         * loop sleeps meanwhile. */
+        if (a->l->is_unix)
+            TIDE_AWAIT(&a->co, cx, tide_unix_accept(&a->acc.ux, a->l->u.ux));
+        else
+            TIDE_AWAIT(&a->co, cx, tide_tcp_accept(&a->acc.tcp, a->l->u.tcp));
+        rc = (int)tide_async_result(&a->co);
+        if (rc == 0) {
+            if (a->l->is_unix)
+                admit(a->w, true, a->acc.ux.conn, &a->acc.ux.peer);
+            else
+                admit(a->w, false, a->acc.tcp.conn, &a->acc.tcp.peer);
+            publish_backoffs(a->w);
+            continue;
+        }
+        if (rc == -EBADF)
+            break; /* the listener is gone */
+        /* Something unexpected (or no memory to wrap a connection):
+         * don't spin on it. */
+        logmsg(ECHOD_QUIET, "accept: %s", tide_strerror(rc));
+        TIDE_AWAIT(&a->co, cx, tide_sleep(&a->nap, 100 * TIDE_USEC_PER_MSEC));
+    }
+    TIDE_END(&a->co, f, 0);
+}
+
+static void acceptor_drop(tide_future_t *f) {
+    acceptor_t *a = TIDE_CONTAINER_OF(f, acceptor_t, fut);
+    tide_async_drop(&a->co);
+    free(a);
+}
+
+/* ------------------------------------------------------------------------
+ * Starting a worker: its executor, its listeners, their accept tasks.
+ * ------------------------------------------------------------------------ */
+
+/* Is a Unix socket at path alive (someone accepts on it)? */
+static bool unix_socket_alive(const tide_addr_t *a) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* can't tell: assume so, and don't remove it */
+    bool alive = connect(fd, tide_addr_sockaddr(a), a->len) == 0 ||
+                 errno != ECONNREFUSED;
+    close(fd);
+    return alive;
+}
+
+static int bind_one(worker_t *w, size_t i, listener_t *l) {
+    const char *text = D.opt.listen[i];
+    const tide_addr_t *addr = &D.addr[i];
+    int rc;
+    if (tide_addr_family(addr) == AF_UNIX) {
+        l->is_unix = true;
+        rc = tide_unix_listener_bind(&l->u.ux, w->ex, text, 0, 0);
+        /* A socket file left by a daemon that died is removed; one that
+         * still answers belongs to someone: leave it. */
+        if (rc == -EADDRINUSE && !unix_socket_alive(addr))
+            rc = tide_unix_listener_bind(&l->u.ux, w->ex, text, 0,
+                                         TIDE_NET_UNLINK);
+        if (rc == 0 && ((const struct sockaddr_un *)(const void *)&addr->ss)
+                               ->sun_path[0] != '\0')
+            D.unix_bound[i] = true;
+        return rc;
+    }
+    l->is_unix = false;
+    return tide_tcp_listener_bind_addr(&l->u.tcp, w->ex, addr, 0,
+                                       D.opt.threads > 1 ? TIDE_NET_REUSEPORT
+                                                         : 0);
+}
+
+static void free_listener(listener_t *l) {
+    if (l->is_unix)
+        tide_unix_listener_free(l->u.ux);
+    else
+        tide_tcp_listener_free(l->u.tcp);
+    l->u.tcp = NULL;
+}
+
+/* Create w's executor, bind its listeners and spawn their accept tasks.
+ * Worker 0 binds first and records the bound addresses (port 0 becomes a
+ * real port), which the other workers then bind with SO_REUSEPORT. */
+static int worker_start(worker_t *w, char *err, size_t errsize) {
+    int rc = tide_exec_new(&w->ex, NULL, 0);
+    if (rc < 0) {
+        snprintf(err, errsize, "cannot create an executor: %s",
+                 tide_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < D.opt.nlisten; i++) {
+        if (w->index > 0 && tide_addr_family(&D.addr[i]) == AF_UNIX)
+            continue; /* Unix sockets have no SO_REUSEPORT: thread 0's */
+        listener_t *l = &w->ls[w->nls];
+        rc = bind_one(w, i, l);
+        if (rc < 0) {
+            snprintf(err, errsize, "cannot listen on %s: %s",
+                     D.opt.listen[i], tide_strerror(rc));
+            return rc;
+        }
+        w->nls++;
+        if (w->index == 0 && !l->is_unix)
+            tide_tcp_listener_local_addr(l->u.tcp, &D.addr[i]);
+
+        acceptor_t *a = calloc(1, sizeof *a);
+        if (a == NULL) {
+            snprintf(err, errsize, "out of memory");
+            return -ENOMEM;
+        }
+        a->w = w;
+        a->l = l;
+        tide_future_init(&a->fut, acceptor_poll, acceptor_drop);
+        rc = tide_spawn(w->ex, &a->fut, &l->accept_task);
+        if (rc < 0) {
+            tide_future_drop(&a->fut);
+            snprintf(err, errsize, "cannot start: %s", tide_strerror(rc));
+            return rc;
+        }
+        l->has_task = true;
+    }
+    return 0;
+}
+
+/* Undo worker_start (and whatever ran since): close the listeners still
+ * open, drop every task (each connection's drop closes its socket), free
+ * the executor and the pool. */
+static void worker_finish(worker_t *w) {
+    for (size_t i = 0; i < w->nls; i++) {
+        if (w->ls[i].has_task)
+            tide_join_detach(&w->ls[i].accept_task);
+        w->ls[i].has_task = false;
+    }
+    /* The executor first: it drops the accept tasks (which refer to
+     * their listeners) and the connections (each closes its socket). */
+    if (w->ex != NULL) {
+        if (ctr_get(&w->ctr.open) > 0)
+            logmsg(ECHOD_NORMAL, "closing %llu connection(s)",
+                   (unsigned long long)ctr_get(&w->ctr.open));
+        tide_exec_free(w->ex);
+        w->ex = NULL;
+    }
+    for (size_t i = 0; i < w->nls; i++)
+        if (w->ls[i].u.tcp != NULL)
+            free_listener(&w->ls[i]);
+    pool_destroy(&w->pool);
+}
+
+/* ------------------------------------------------------------------------
+ * The main task of each worker: run until told to stop, stop accepting,
+ * drain, end. Worker 0 owns the signals and tells the others.
+ * ------------------------------------------------------------------------ */
+
+typedef struct closed_wait {
+    tide_future_t fut;
+    worker_t *w;
+} closed_wait_t;
+
+static tide_poll_t closed_wait_poll(tide_future_t *f, tide_cx_t *cx) {
+    closed_wait_t *cw = TIDE_CONTAINER_OF(f, closed_wait_t, fut);
+    if (ctr_get(&cw->w->ctr.open) == 0) {
+        f->result = 0;
+        return TIDE_READY;
+    }
+    tide_waker_register(&cw->w->closed_waker, cx->waker);
+    return TIDE_PENDING;
+}
+
+static void closed_wait_drop(tide_future_t *f) {
+    closed_wait_t *cw = TIDE_CONTAINER_OF(f, closed_wait_t, fut);
+    tide_waker_drop(&cw->w->closed_waker);
+}
+
+/* A future ready when w has no connection open. Cancel safe. */
+static tide_future_t *closed_wait(closed_wait_t *cw, worker_t *w) {
+    cw->w = w;
+    return tide_future_init(&cw->fut, closed_wait_poll, closed_wait_drop);
+}
+
+typedef struct signals {
+    tide_signal_t intr, term, usr1;
+} signals_t;
+
+typedef struct main_task {
+    tide_future_t fut;
+    tide_async_t co;
+    worker_t *w;
+    signals_t *sig;         /* worker 0 only */
+    tide_select_t sel;
+    tide_future_t *arms[6];
+    size_t narms;
+    notify_wait_t nw;
+    closed_wait_t cw;
+    tide_sleep_t nap;
+    uint64_t deadline;
+    size_t i;
+} main_task_t;
+
+static void add_signal_arms(main_task_t *m) {
+    m->arms[m->narms++] = tide_signal_recv(&m->sig->intr);
+    m->arms[m->narms++] = tide_signal_recv(&m->sig->term);
+    m->arms[m->narms++] = tide_signal_recv(&m->sig->usr1);
+}
+
+/* Which arm of the last select completed. */
+static tide_future_t *chosen(main_task_t *m) {
+    intptr_t k = tide_async_result(&m->co);
+    return k >= 0 && (size_t)k < m->narms ? m->arms[k] : NULL;
+}
+
+static bool chose_usr1(main_task_t *m) {
+    return m->sig != NULL && chosen(m) == &m->sig->usr1.fut;
+}
+
+static void show_counters(main_task_t *m) {
+    publish_backoffs(m->w);
+    print_counters();
+}
+
+static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
+    main_task_t *m = TIDE_CONTAINER_OF(f, main_task_t, fut);
+    worker_t *w = m->w;
+    unsigned others = D.opt.threads - 1;
+
+    TIDE_BEGIN(&m->co);
+    /* Serve until SIGINT / SIGTERM (worker 0) or until worker 0 says. */
+    for (;;) {
+        m->narms = 0;
+        if (m->sig != NULL)
+            add_signal_arms(m);
+        else
+            m->arms[m->narms++] = notify_wait(&m->nw, &w->stop, 1);
+        TIDE_AWAIT(&m->co, cx, tide_select(&m->sel, m->arms, m->narms));
+        if (chose_usr1(m)) {
+            show_counters(m);
+            continue;
+        }
+        break;
+    }
+    if (m->sig != NULL) {
+        uint64_t open = 0;
+        for (unsigned i = 0; i < D.opt.threads; i++)
+            open += ctr_get(&D.workers[i].ctr.open);
+        logmsg(ECHOD_NORMAL,
+               "stopping: no new connections; %llu open get %.3g s to finish",
+               (unsigned long long)open,
+               (double)D.opt.drain_timeout_usec / 1e6);
+        for (unsigned i = 1; i < D.opt.threads; i++)
+            notify_raise(&D.workers[i].stop, 1, 0);
+    }
+
+    /* Stop accepting: abort each accept task, wait until it is gone (it
+     * refers to its listener), then close the listener. */
+    for (m->i = 0; m->i < w->nls; m->i++) {
+        tide_join_abort(&w->ls[m->i].accept_task);
+        TIDE_AWAIT(&m->co, cx, tide_join(&w->ls[m->i].accept_task));
+        w->ls[m->i].has_task = false;
+        free_listener(&w->ls[m->i]);
+    }
+
+    /* Drain: wait for this worker's connections to close (worker 0: and
+     * for the other workers to finish), the deadline, or a second
+     * signal. */
+    m->deadline = tide_now() + D.opt.drain_timeout_usec;
+    for (;;) {
+        m->narms = 0;
+        if (ctr_get(&w->ctr.open) > 0)
+            m->arms[m->narms++] = closed_wait(&m->cw, w);
+        else if (m->sig != NULL && others > 0 &&
+                 notify_level(&D.finished) < others)
+            m->arms[m->narms++] = notify_wait(&m->nw, &D.finished, others);
+        else
+            break; /* all done */
+        m->arms[m->narms++] = tide_sleep_until(&m->nap, m->deadline);
+        if (m->sig != NULL)
+            add_signal_arms(m);
+        else
+            m->arms[m->narms++] = notify_wait(&m->nw, &w->stop, 2);
+        TIDE_AWAIT(&m->co, cx, tide_select(&m->sel, m->arms, m->narms));
+        if (chose_usr1(m)) {
+            show_counters(m);
+            continue;
+        }
+        if (chosen(m) == &m->cw.fut ||
+            (m->sig != NULL && chosen(m) == &m->nw.fut))
+            continue; /* progress: look again */
+        if (m->sig != NULL && chosen(m) != &m->nap.fut)
+            logmsg(ECHOD_NORMAL, "second signal: closing now");
+        else if (m->sig != NULL)
+            logmsg(ECHOD_NORMAL, "drain timeout");
+        break;
+    }
+    if (m->sig != NULL)
+        for (unsigned i = 1; i < D.opt.threads; i++)
+            notify_raise(&D.workers[i].stop, 2, 0);
+    TIDE_END(&m->co, f, 0);
+}
+
+static void main_drop(tide_future_t *f) {
+    main_task_t *m = TIDE_CONTAINER_OF(f, main_task_t, fut);
+    tide_async_drop(&m->co);
+}
+
+/* Run worker w's main task until it ends (the executor then still holds
+ * the connections that outlived the drain). */
+static void worker_run(worker_t *w, signals_t *sig) {
+    main_task_t m;
+    memset(&m, 0, sizeof m);
+    m.w = w;
+    m.sig = sig;
+    tide_future_init(&m.fut, main_poll, main_drop);
+    int rc = tide_exec_block_on(w->ex, &m.fut);
+    if (rc < 0)
+        logmsg(ECHOD_QUIET, "event loop: %s", tide_strerror(rc));
+    tide_future_drop(&m.fut);
+}
+
+static void start_report(worker_t *w, int rc) {
+    pthread_mutex_lock(&D.start_mu);
+    w->start_rc = rc;
+    D.started++;
+    pthread_cond_broadcast(&D.start_cv);
+    pthread_mutex_unlock(&D.start_mu);
+}
+
+static void *worker_thread(void *arg) {
+    worker_t *w = arg;
+    char err[256];
+    int rc = worker_start(w, err, sizeof err);
+    if (rc < 0)
+        logmsg(ECHOD_QUIET, "thread %u: %s", w->index, err);
+    start_report(w, rc);
+    if (rc == 0)
+        worker_run(w, NULL);
+    worker_finish(w);
+    notify_raise(&D.finished, 0, 1);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * main
+ * ------------------------------------------------------------------------ */
+
+/* Numeric addresses are parsed; "name:port" is looked up (blocking, once,
+ * at start-up) and its first address used. */
+static int resolve(const char *text, tide_addr_t *out, char *err,
+                   size_t errsize) {
+    if (tide_addr_parse(out, text) == 0)
+        return 0;
+    const char *colon = strrchr(text, ':');
+    char host[256];
+    size_t hlen = colon != NULL ? (size_t)(colon - text) : 0;
+    if (colon == NULL || hlen >= sizeof host) {
+        snprintf(err, errsize, "bad address '%s'", text);
+        return -1;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    int g = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (g != 0 || ai == NULL) {
+        snprintf(err, errsize, "cannot resolve '%.200s': %s", host,
+                 g != 0 ? gai_strerror(g) : "no address");
+        return -1;
+    }
+    int rc = tide_addr_from_sockaddr(out, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (rc < 0) {
+        snprintf(err, errsize, "'%s': %s", text, tide_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    char err[256];
+    const char *prog = "tide-echod";
+    if (argc > 0 && argv[0] != NULL && *argv[0] != '\0') {
+        const char *slash = strrchr(argv[0], '/');
+        prog = slash != NULL ? slash + 1 : argv[0];
+        if (strncmp(prog, "lt-", 3) == 0) /* libtool's in-tree name */
+            prog += 3;
+    }
+    int status = 1;
+    signals_t sig;
+    bool sig_ready = false;
+
+    if (echod_options_parse(&D.opt, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "echod: %s\nTry '%s --help'.\n", err, prog);
+        return 2;
+    }
+    if (D.opt.help) {
+        echod_usage(stdout, prog);
+        return 0;
+    }
+    if (D.opt.version) {
+        printf("tide-echod (tide %s)\n", tide_version());
+        return 0;
+    }
+    verbosity = D.opt.verbosity;
+    tide_ignore_sigpipe(); /* sockets use MSG_NOSIGNAL; belt and braces */
+
+    for (size_t i = 0; i < D.opt.nlisten; i++)
+        if (resolve(D.opt.listen[i], &D.addr[i], err, sizeof err) < 0) {
+            logmsg(ECHOD_QUIET, "%s", err);
+            return 1;
+        }
+
+    unsigned n = D.opt.threads;
+    D.workers = calloc(n, sizeof *D.workers);
+    if (D.workers == NULL) {
+        logmsg(ECHOD_QUIET, "out of memory");
+        return 1;
+    }
+    notify_init(&D.finished);
+    pthread_mutex_init(&D.start_mu, NULL);
+    pthread_cond_init(&D.start_cv, NULL);
+    size_t keep = (4u << 20) / D.opt.buffer_size;
+    for (unsigned i = 0; i < n; i++) {
+        worker_t *w = &D.workers[i];
+        w->index = i;
+        w->pool.size = D.opt.buffer_size;
+        w->pool.keep = keep < 16 ? 16 : keep;
+        notify_init(&w->stop);
+    }
+
+    /* Worker 0 runs on this thread and owns the signals. */
+    worker_t *w0 = &D.workers[0];
+    int rc = worker_start(w0, err, sizeof err);
+    if (rc < 0) {
+        logmsg(ECHOD_QUIET, "%s", err);
+        goto out;
+    }
+    rc = tide_signal_init(&sig.intr, w0->ex, SIGINT);
+    if (rc == 0) {
+        rc = tide_signal_init(&sig.term, w0->ex, SIGTERM);
+        if (rc == 0) {
+            rc = tide_signal_init(&sig.usr1, w0->ex, SIGUSR1);
+            if (rc < 0)
+                tide_signal_free(&sig.term);
+        }
+        if (rc < 0)
+            tide_signal_free(&sig.intr);
+    }
+    if (rc < 0) {
+        logmsg(ECHOD_QUIET, "signals: %s", tide_strerror(rc));
+        goto out;
+    }
+    sig_ready = true;
+
+    /* The other threads: they block the signals (so that the kernel
+     * delivers them to this thread, whose loop libevent wakes). */
+    if (n > 1) {
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGUSR1);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        for (unsigned i = 1; i < n; i++) {
+            worker_t *w = &D.workers[i];
+            rc = pthread_create(&w->thread, NULL, worker_thread, w);
+            if (rc != 0) {
+                logmsg(ECHOD_QUIET, "cannot start thread %u: %s", i,
+                       strerror(rc));
+                start_report(w, -rc);
+                continue;
+            }
+            w->thread_started = true;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_mutex_lock(&D.start_mu);
+        while (D.started < n - 1)
+            pthread_cond_wait(&D.start_cv, &D.start_mu);
+        pthread_mutex_unlock(&D.start_mu);
+        rc = 0;
+        for (unsigned i = 1; i < n; i++)
+            if (D.workers[i].start_rc < 0)
+                rc = D.workers[i].start_rc;
+        if (rc < 0) {
+            for (unsigned i = 1; i < n; i++)
+                notify_raise(&D.workers[i].stop, 2, 0);
+            goto out;
+        }
+    }
+
+    for (size_t i = 0; i < D.opt.nlisten; i++) {
+        char name[TIDE_ADDR_STRLEN];
+        if (tide_addr_format(&D.addr[i], name, sizeof name) < 0)
+            snprintf(name, sizeof name, "%s", D.opt.listen[i]);
+        printf("echod: listening on %s\n", name);
+    }
+    fflush(stdout);
+    logmsg(ECHOD_NORMAL, "tide %s, %u thread%s, buffers of %zu bytes",
+           tide_version(), n, n == 1 ? "" : "s", D.opt.buffer_size);
+
+    worker_run(w0, &sig);
+    status = 0;
+
+out:
+    for (unsigned i = 1; i < n; i++)
+        if (D.workers[i].thread_started)
+            pthread_join(D.workers[i].thread, NULL);
+    if (sig_ready) {
+        tide_signal_free(&sig.intr);
+        tide_signal_free(&sig.term);
+        tide_signal_free(&sig.usr1);
+    }
+    worker_finish(w0);
+    for (size_t i = 0; i < D.opt.nlisten; i++)
+        if (D.unix_bound[i]) {
+            const struct sockaddr_un *sun =
+                (const struct sockaddr_un *)(const void *)&D.addr[i].ss;
+            unlink(sun->sun_path);
+        }
+    if (status == 0)
+        logmsg(ECHOD_NORMAL, "stopped");
+    for (unsigned i = 0; i < n; i++)
+        notify_destroy(&D.workers[i].stop);
+    notify_destroy(&D.finished);
+    free(D.workers);
+    return status;
+}
