@@ -220,7 +220,10 @@ static void detach(struct tide_fd *reg) {
         return;
     for (int d = 0; d < 2; d++) {
         disarm(reg, d);
-        tide_waker_drop(&reg->dir[d].slot);
+        /* A task waiting through the slot is woken like the waiters
+         * below, so that it learns the registration is gone instead of
+         * sleeping forever. */
+        tide_waker_wake(&reg->dir[d].slot);
     }
     while (reg->waiters != NULL) {
         tide__waiter_t *w = reg->waiters;

@@ -1,0 +1,562 @@
+/*
+ * t/check_time.c: sleep, sleep_until, sleep_reset, intervals, timeouts
+ * around timers, and signals.
+ */
+#include <signal.h>
+
+#include "testutil.h"
+
+/* A task that notes the time, sleeps, and notes the time again. */
+typedef struct napper {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_sleep_t nap;
+    uint64_t usec;
+    uint64_t start, end;
+} napper_t;
+
+static tide_poll_t napper_poll(tide_future_t *f, tide_cx_t *cx) {
+    napper_t *n = TIDE_CONTAINER_OF(f, napper_t, fut);
+    TIDE_BEGIN(&n->co);
+    n->start = tide_now();
+    TIDE_AWAIT(&n->co, cx, tide_sleep(&n->nap, n->usec));
+    n->end = tide_now();
+    TIDE_END(&n->co, f, tide_async_result(&n->co));
+}
+
+static void sleeps_never_early(tide_exec_t *ex) {
+    static const uint64_t usecs[] = {1,   50,   250,  999,  1000, 1001,
+                                     1500, 2000, 3333, 5000, 10000};
+    for (size_t i = 0; i < sizeof usecs / sizeof usecs[0]; i++) {
+        napper_t n;
+        memset(&n, 0, sizeof n);
+        n.usec = usecs[i];
+        tide_future_init(&n.fut, napper_poll, NULL);
+        ck_assert_int_eq(t_run(ex, &n.fut), 0);
+        ck_assert_msg(n.end - n.start >= n.usec,
+                      "sleep of %llu us took %llu us",
+                      (unsigned long long)n.usec,
+                      (unsigned long long)(n.end - n.start));
+    }
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+}
+
+START_TEST(test_sleep_never_early) {
+    tide_exec_t *ex = t_exec_new();
+    sleeps_never_early(ex);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_sleep_never_early_precise_timer) {
+    tide_exec_t *ex = NULL;
+    ck_assert_int_eq(tide_exec_new(&ex, NULL, TIDE_EXEC_PRECISE_TIMER), 0);
+    sleeps_never_early(ex);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_sleep_zero_completes) {
+    tide_exec_t *ex = t_exec_new();
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_sleep_t s;
+    tide_future_t *f = tide_sleep(&s, 0);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, 0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide_future_drop(f);
+    napper_t n;
+    memset(&n, 0, sizeof n);
+    tide_future_init(&n.fut, napper_poll, NULL);
+    ck_assert_int_eq(t_run(ex, &n.fut), 0);
+    ck_assert_uint_eq(t_stats(ex).polls, 1); /* never pending */
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_sleep_without_executor_einval) {
+    t_hand_t h;
+    t_hand_init(&h, NULL);
+    tide_sleep_t s;
+    tide_future_t *f = tide_sleep(&s, 1000);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, -EINVAL);
+    tide_future_drop(f);
+    t_hand_done(&h);
+}
+END_TEST
+
+START_TEST(test_sleep_until) {
+    tide_exec_t *ex = t_exec_new();
+    tide_sleep_t s;
+    uint64_t deadline = tide_now() + 5 * TIDE_USEC_PER_MSEC;
+    ck_assert_int_eq(t_run(ex, tide_sleep_until(&s, deadline)), 0);
+    ck_assert_uint_ge(tide_now(), deadline);
+    /* a deadline in the past: ready at the first poll */
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_future_t *f = tide_sleep_until(&s, tide_now() - 1000);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    tide_future_drop(f);
+    f = tide_sleep_until(&s, 0);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    tide_future_drop(f);
+    ck_assert_int_eq(t_woken(&h.count), 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_sleep_drop_disarms) {
+    tide_exec_t *ex = t_exec_new();
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_sleep_t s;
+    tide_future_t *f = tide_sleep(&s, 3000);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 1);
+    ck_assert_int_eq(atomic_load(&h.count.refs), 2);
+    tide_future_drop(f);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    ck_assert_int_eq(atomic_load(&h.count.refs), 1);
+    /* its deadline passes: nothing fires, nobody is woken */
+    struct event_base *base = tide_exec_base(ex);
+    ck_assert_int_eq(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
+                     0);
+    t_run_for(base, 10);
+    ck_assert_int_eq(t_woken(&h.count), 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_sleep_reset_pending) {
+    tide_exec_t *ex = t_exec_new();
+    struct event_base *base = tide_exec_base(ex);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_sleep_t s;
+    tide_future_t *f = tide_sleep(&s, 10 * TIDE_USEC_PER_SEC);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    /* earlier */
+    uint64_t deadline = tide_now() + 2 * TIDE_USEC_PER_MSEC;
+    tide_sleep_reset(&s, deadline);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 1);
+    ck_assert(t_loop_until_count(base, &h.count.wakes, 1));
+    ck_assert_uint_ge(tide_now(), deadline);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide_future_drop(f);
+
+    /* later: waking at the old deadline would be a bug */
+    f = tide_sleep(&s, 1000);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    deadline = tide_now() + 30 * TIDE_USEC_PER_MSEC;
+    tide_sleep_reset(&s, deadline);
+    for (int i = 0; i < 1000 && !tide_future_is_done(f); i++) {
+        int w = atomic_load(&h.count.wakes);
+        ck_assert(t_loop_until_count(base, &h.count.wakes, w + 1));
+        if (t_hand_poll(&h, f) == TIDE_READY)
+            ck_assert_uint_ge(tide_now(), deadline);
+    }
+    ck_assert(tide_future_is_done(f));
+    tide_future_drop(f);
+
+    /* into the past: woken at once */
+    f = tide_sleep(&s, 10 * TIDE_USEC_PER_SEC);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    int before = t_woken(&h.count);
+    tide_sleep_reset(&s, tide_now() - 1);
+    ck_assert_int_eq(t_woken(&h.count), before + 1);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    tide_future_drop(f);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_sleep_reset_done_reuses) {
+    tide_exec_t *ex = t_exec_new();
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_sleep_t s;
+    tide_future_t *f = tide_sleep(&s, 0);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    for (int round = 0; round < 3; round++) {
+        uint64_t deadline = tide_now() + 2 * TIDE_USEC_PER_MSEC;
+        tide_sleep_reset(&s, deadline);
+        ck_assert(!tide_future_is_done(f));
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes,
+                                     round + 1));
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+        ck_assert_uint_ge(tide_now(), deadline);
+    }
+    tide_future_drop(f);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Intervals
+ * ------------------------------------------------------------------------ */
+
+START_TEST(test_interval_init_einval) {
+    tide_interval_t iv;
+    ck_assert_int_eq(tide_interval_init(&iv, 0), -EINVAL);
+    ck_assert_int_eq(tide_interval_init(NULL, 1000), -EINVAL);
+    ck_assert_int_eq(tide_interval_init(&iv, 1000), 0);
+    tide_interval_drop(&iv);
+}
+END_TEST
+
+/* Each tick k completes no earlier than (sum of results - 1) periods after
+ * the first tick, and its result counts no more periods than elapsed. */
+static void check_tick(uint64_t t_before_first, uint64_t period,
+                       uint64_t sum, uint64_t t_done) {
+    ck_assert_uint_ge(t_done - t_before_first, (sum - 1) * period);
+}
+
+START_TEST(test_interval_ticks) {
+    tide_exec_t *ex = t_exec_new();
+    const uint64_t period = 5 * TIDE_USEC_PER_MSEC;
+    tide_interval_t iv;
+    ck_assert_int_eq(tide_interval_init(&iv, period), 0);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    uint64_t t0 = tide_now();
+    /* the first tick is immediate */
+    tide_future_t *f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, 1);
+    tide_future_drop(f);
+    uint64_t sum = 1;
+    for (int i = 0; i < 6; i++) {
+        f = tide_interval_tick(&iv);
+        ck_assert_int_eq(t_block_on(ex, f), 0);
+        ck_assert_int_ge(f->result, 1);
+        sum += (uint64_t)f->result;
+        check_tick(t0, period, sum, tide_now());
+        tide_future_drop(f);
+    }
+    ck_assert_uint_ge(tide_now() - t0, 6 * period);
+    tide_interval_drop(&iv);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_interval_late_ticks_skipped) {
+    tide_exec_t *ex = t_exec_new();
+    const uint64_t period = 20 * TIDE_USEC_PER_MSEC;
+    tide_interval_t iv;
+    ck_assert_int_eq(tide_interval_init(&iv, period), 0);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    uint64_t t0 = tide_now();
+    tide_future_t *f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    uint64_t t1 = tide_now();
+    tide_future_drop(f);
+    /* the task is late by more than three periods */
+    t_sleep_ms(75);
+    uint64_t t2 = tide_now();
+    f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    intptr_t late = f->result;
+    tide_future_drop(f);
+    /* one tick that reports the periods missed, not a burst of ticks */
+    ck_assert_int_ge(late, (intptr_t)((t2 - t1) / period));
+    ck_assert_int_ge(late, 3);
+    uint64_t sum = 1 + (uint64_t)late;
+    check_tick(t0, period, sum, tide_now());
+    f = tide_interval_tick(&iv);
+    tide_poll_t r = t_hand_poll(&h, f);
+    uint64_t t3 = tide_now();
+    if (r == TIDE_READY) {
+        /* only if this machine stalled past the next period */
+        sum += (uint64_t)f->result;
+        check_tick(t0, period, sum, t3);
+    } else {
+        ck_assert_int_eq(t_block_on(ex, f), 0);
+        sum += (uint64_t)f->result;
+        check_tick(t0, period, sum, tide_now());
+        ck_assert_uint_gt(tide_now(), t3); /* it did wait */
+    }
+    tide_future_drop(f);
+    tide_interval_drop(&iv);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_interval_tick_drop_keeps_schedule) {
+    tide_exec_t *ex = t_exec_new();
+    const uint64_t period = 10 * TIDE_USEC_PER_MSEC;
+    tide_interval_t iv;
+    ck_assert_int_eq(tide_interval_init(&iv, period), 0);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    uint64_t t0 = tide_now();
+    tide_future_t *f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    tide_future_drop(f);
+    f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 1);
+    tide_future_drop(f); /* e.g. the loser of a select */
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_block_on(ex, f), 0);
+    ck_assert_int_eq(f->result, 1);
+    ck_assert_uint_ge(tide_now() - t0, period);
+    ck_assert_uint_lt(tide_now() - t0, 3 * TIDE_USEC_PER_SEC);
+    tide_future_drop(f);
+    tide_interval_drop(&iv);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Timeouts around timers
+ * ------------------------------------------------------------------------ */
+
+START_TEST(test_timeout_around_sleep) {
+    tide_exec_t *ex = t_exec_new();
+    tide_sleep_t s;
+    tide_timeout_t to;
+    uint64_t t0 = tide_now();
+    ck_assert_int_eq(t_run(ex, tide_timeout(&to, tide_sleep(&s, 10 * TIDE_USEC_PER_SEC),
+                                            5 * TIDE_USEC_PER_MSEC)),
+                     -ETIMEDOUT);
+    ck_assert_uint_ge(tide_now() - t0, 5 * TIDE_USEC_PER_MSEC);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0); /* inner disarmed */
+    ck_assert_int_eq(t_run(ex, tide_timeout(&to, tide_sleep(&s, 1000),
+                                            TIDE_USEC_PER_SEC)),
+                     0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_timeout_dropped_pending_disarms_both) {
+    tide_exec_t *ex = t_exec_new();
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_sleep_t s;
+    tide_timeout_t to;
+    t_wrap_t w;
+    tide_future_t *f = tide_timeout(
+        &to, t_wrap(&w, tide_sleep(&s, 10 * TIDE_USEC_PER_SEC)),
+        10 * TIDE_USEC_PER_SEC);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 2);
+    tide_future_drop(f);
+    ck_assert_int_eq(w.drops, 1);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_now_monotonic) {
+    uint64_t prev = tide_now();
+    for (int i = 0; i < 10000; i++) {
+        uint64_t n = tide_now();
+        ck_assert_uint_ge(n, prev);
+        prev = n;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t mono = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    ck_assert_uint_le(prev, mono);
+    ck_assert_uint_lt(mono - prev, TIDE_USEC_PER_SEC);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Signals
+ * ------------------------------------------------------------------------ */
+
+typedef struct sigtask {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_signal_t *sig;
+    int raises;
+    int i;
+    intptr_t first, second;
+    tide_timeout_t to;
+} sigtask_t;
+
+static tide_poll_t sigtask_poll(tide_future_t *f, tide_cx_t *cx) {
+    sigtask_t *t = TIDE_CONTAINER_OF(f, sigtask_t, fut);
+    TIDE_BEGIN(&t->co);
+    for (t->i = 0; t->i < t->raises; t->i++)
+        raise(t->sig->signum);
+    TIDE_AWAIT(&t->co, cx, tide_signal_recv(t->sig));
+    t->first = tide_async_result(&t->co);
+    /* nothing more is pending: a second recv waits (here: times out) */
+    TIDE_AWAIT(&t->co, cx,
+               tide_timeout(&t->to, tide_signal_recv(t->sig),
+                            20 * TIDE_USEC_PER_MSEC));
+    t->second = tide_async_result(&t->co);
+    TIDE_END(&t->co, f, 0);
+}
+
+START_TEST(test_signal_raise_in_task) {
+    tide_exec_t *ex = t_exec_new();
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init(&sig, ex, SIGUSR1), 0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 1);
+    sigtask_t t;
+    memset(&t, 0, sizeof t);
+    t.sig = &sig;
+    t.raises = 1;
+    tide_future_init(&t.fut, sigtask_poll, NULL);
+    ck_assert_int_eq(t_run(ex, &t.fut), 0);
+    ck_assert_int_eq(t.first, 1);
+    ck_assert_int_eq(t.second, -ETIMEDOUT);
+    tide_signal_free(&sig);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide_signal_free(&sig); /* twice: no-op */
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_signal_raises_coalesce) {
+    tide_exec_t *ex = t_exec_new();
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init(&sig, ex, SIGUSR1), 0);
+    sigtask_t t;
+    memset(&t, 0, sizeof t);
+    t.sig = &sig;
+    t.raises = 2;
+    tide_future_init(&t.fut, sigtask_poll, NULL);
+    ck_assert_int_eq(t_run(ex, &t.fut), 0);
+    /* one recv for both */
+    ck_assert_int_ge(t.first, 1);
+    ck_assert_int_le(t.first, 2);
+    ck_assert_int_eq(t.second, -ETIMEDOUT);
+    tide_signal_free(&sig);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_signal_before_recv_counted) {
+    tide_exec_t *ex = t_exec_new();
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init(&sig, ex, SIGUSR1), 0);
+    /* a recv started and dropped consumes nothing */
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_future_t *f = tide_signal_recv(&sig);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    tide_future_drop(f);
+    ck_assert_int_eq(atomic_load(&h.count.refs), 1);
+    /* a signal with nobody waiting is counted */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    t_run_for(tide_exec_base(ex), 20);
+    ck_assert_int_eq(t_woken(&h.count), 0);
+    f = tide_signal_recv(&sig);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, 1);
+    tide_future_drop(f);
+    tide_signal_free(&sig);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_signal_invalid) {
+    tide_exec_t *ex = t_exec_new();
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init(&sig, ex, 0), -EINVAL);
+    ck_assert_int_eq(tide_signal_init(&sig, ex, -1), -EINVAL);
+    ck_assert_int_eq(tide_signal_init(&sig, ex, SIGKILL), -EINVAL);
+    ck_assert_int_eq(tide_signal_init(&sig, ex, SIGSTOP), -EINVAL);
+    ck_assert_int_eq(tide_signal_init(&sig, ex, NSIG), -EINVAL);
+    ck_assert_int_eq(tide_signal_init(&sig, ex, 100000), -EINVAL);
+    ck_assert_int_eq(tide_signal_init(NULL, ex, SIGUSR1), -EINVAL);
+    ck_assert_int_eq(tide_signal_init(&sig, NULL, SIGUSR1), -EINVAL);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_signal_free_restores_disposition) {
+    tide_exec_t *ex = t_exec_new();
+    struct sigaction before, during, after;
+    ck_assert_int_eq(sigaction(SIGUSR2, NULL, &before), 0);
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init(&sig, ex, SIGUSR2), 0);
+    ck_assert_int_eq(sigaction(SIGUSR2, NULL, &during), 0);
+    ck_assert(during.sa_handler != before.sa_handler);
+    tide_signal_free(&sig);
+    ck_assert_int_eq(sigaction(SIGUSR2, NULL, &after), 0);
+    ck_assert(after.sa_handler == before.sa_handler);
+    /* a recv on a freed signal completes with -EBADF */
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_future_t *f = tide_signal_recv(&sig);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, -EBADF);
+    tide_future_drop(f);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *time_suite(void) {
+    Suite *s = suite_create("time");
+    TCase *tc;
+
+    tc = tcase_create("sleep");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_sleep_never_early);
+    tcase_add_test(tc, test_sleep_never_early_precise_timer);
+    tcase_add_test(tc, test_sleep_zero_completes);
+    tcase_add_test(tc, test_sleep_without_executor_einval);
+    tcase_add_test(tc, test_sleep_until);
+    tcase_add_test(tc, test_sleep_drop_disarms);
+    tcase_add_test(tc, test_sleep_reset_pending);
+    tcase_add_test(tc, test_sleep_reset_done_reuses);
+    tcase_add_test(tc, test_now_monotonic);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("interval");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_interval_init_einval);
+    tcase_add_test(tc, test_interval_ticks);
+    tcase_add_test(tc, test_interval_late_ticks_skipped);
+    tcase_add_test(tc, test_interval_tick_drop_keeps_schedule);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeout");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_timeout_around_sleep);
+    tcase_add_test(tc, test_timeout_dropped_pending_disarms_both);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("signal");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_signal_raise_in_task);
+    tcase_add_test(tc, test_signal_raises_coalesce);
+    tcase_add_test(tc, test_signal_before_recv_counted);
+    tcase_add_test(tc, test_signal_invalid);
+    tcase_add_test(tc, test_signal_free_restores_disposition);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return t_run_suite(time_suite()); }

@@ -1,0 +1,426 @@
+/*
+ * t/testutil.h: helpers shared by the tests of the core and the reactor.
+ *
+ * Everything here is static inline so that each test program takes only
+ * what it uses (-Wunused-function stays quiet). The tests link the
+ * convenience library, so the hidden test hook tide__alloc_fail_at and the
+ * internal structures are reachable; white-box looks at them are marked.
+ */
+#ifndef TIDE_T_TESTUTIL_H
+#define TIDE_T_TESTUTIL_H
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include <tide.h>
+
+#include "core/internal.h" /* tide__alloc_fail_at, struct tide_task */
+
+/* Bound for every block_on and loop helper unless a test says otherwise:
+ * far above what any test needs, far below the TCase timeout. */
+#define T_BOUND_MS 5000u
+
+/* ------------------------------------------------------------------------
+ * A counting waker: a custom tide_waker_vtable_t whose data points at a
+ * t_wake_count_t. `refs` is the number of live references handed out
+ * (t_waker_new gives the first): clone adds one, wake and drop take one.
+ * All counters are atomic so that other threads may use the waker too.
+ * ------------------------------------------------------------------------ */
+
+typedef struct t_wake_count {
+    atomic_int clones;
+    atomic_int wakes;        /* consuming wakes */
+    atomic_int wake_by_refs; /* non-consuming wakes */
+    atomic_int drops;
+    atomic_int refs;
+} t_wake_count_t;
+
+static inline tide_waker_t t_cw_clone(const void *data);
+
+static inline void t_cw_wake(const void *data) {
+    t_wake_count_t *c = (t_wake_count_t *)data;
+    atomic_fetch_add(&c->wakes, 1);
+    atomic_fetch_sub(&c->refs, 1);
+}
+
+static inline void t_cw_wake_by_ref(const void *data) {
+    t_wake_count_t *c = (t_wake_count_t *)data;
+    atomic_fetch_add(&c->wake_by_refs, 1);
+}
+
+static inline void t_cw_drop(const void *data) {
+    t_wake_count_t *c = (t_wake_count_t *)data;
+    atomic_fetch_add(&c->drops, 1);
+    atomic_fetch_sub(&c->refs, 1);
+}
+
+static inline const tide_waker_vtable_t *t_cw_vtable(void) {
+    static const tide_waker_vtable_t vt = {t_cw_clone, t_cw_wake,
+                                           t_cw_wake_by_ref, t_cw_drop};
+    return &vt;
+}
+
+static inline tide_waker_t t_cw_clone(const void *data) {
+    t_wake_count_t *c = (t_wake_count_t *)data;
+    atomic_fetch_add(&c->clones, 1);
+    atomic_fetch_add(&c->refs, 1);
+    return (tide_waker_t){t_cw_vtable(), data};
+}
+
+/* t_waker_new: reset *c and return its first reference. */
+static inline tide_waker_t t_waker_new(t_wake_count_t *c) {
+    atomic_init(&c->clones, 0);
+    atomic_init(&c->wakes, 0);
+    atomic_init(&c->wake_by_refs, 0);
+    atomic_init(&c->drops, 0);
+    atomic_init(&c->refs, 1);
+    return (tide_waker_t){t_cw_vtable(), c};
+}
+
+/* Any wake, consuming or not. */
+static inline int t_woken(t_wake_count_t *c) {
+    return atomic_load(&c->wakes) + atomic_load(&c->wake_by_refs);
+}
+
+/* A context for polling a future by hand with a counting waker. */
+typedef struct t_hand {
+    t_wake_count_t count;
+    tide_waker_t waker;
+    tide_cx_t cx;
+} t_hand_t;
+
+static inline void t_hand_init(t_hand_t *h, tide_exec_t *ex) {
+    h->waker = t_waker_new(&h->count);
+    tide_cx_init(&h->cx, ex, &h->waker);
+}
+
+/* t_hand_poll: poll f with h's context (a fresh budget each time, as the
+ * executor gives each task poll). */
+static inline tide_poll_t t_hand_poll(t_hand_t *h, tide_future_t *f) {
+    tide_cx_init(&h->cx, h->cx.exec, &h->waker);
+    return tide_future_poll(f, &h->cx);
+}
+
+/* t_hand_done: drop h's own reference and check that no clone leaked. */
+static inline void t_hand_done(t_hand_t *h) {
+    tide_waker_drop(&h->waker);
+    ck_assert_int_eq(atomic_load(&h->count.refs), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Executors
+ * ------------------------------------------------------------------------ */
+
+static inline tide_exec_t *t_exec_new(void) {
+    tide_exec_t *ex = NULL;
+    ck_assert_int_eq(tide_exec_new(&ex, NULL, 0), 0);
+    ck_assert_ptr_nonnull(ex);
+    return ex;
+}
+
+static inline tide_exec_stats_t t_stats(const tide_exec_t *ex) {
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    return st;
+}
+
+/* t_exec_free_clean: assert nothing is left (no task, no armed event, no
+ * registration), then free. */
+static inline void t_exec_free_clean(tide_exec_t *ex) {
+    tide_exec_stats_t st = t_stats(ex);
+    ck_assert_uint_eq(st.tasks, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.armed_events, 0);
+    ck_assert_uint_eq(st.registered, 0);
+    tide_exec_free(ex);
+}
+
+static inline void t_watchdog_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    tide_exec_stop(arg);
+}
+
+/* t_block_on: tide_exec_block_on bounded by `ms`: a watchdog timer on the
+ * executor's base stops it (then -EINTR, and fut is left pending). */
+static inline int t_block_on_ms(tide_exec_t *ex, tide_future_t *fut,
+                                unsigned ms) {
+    struct event wd;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_assign(&wd, tide_exec_base(ex), t_watchdog_cb, ex);
+    evtimer_add(&wd, &tv);
+    int rc = tide_exec_block_on(ex, fut);
+    evtimer_del(&wd);
+    return rc;
+}
+
+static inline int t_block_on(tide_exec_t *ex, tide_future_t *fut) {
+    return t_block_on_ms(ex, fut, T_BOUND_MS);
+}
+
+/* T_AWAIT_OK: run fut to completion (bounded), drop it, give its result. */
+static inline intptr_t t_run(tide_exec_t *ex, tide_future_t *fut) {
+    ck_assert_int_eq(t_block_on(ex, fut), 0);
+    intptr_t r = fut->result;
+    tide_future_drop(fut);
+    return r;
+}
+
+static inline void t_nop_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* t_loop_until: run `base` one iteration at a time until cond(arg) holds
+ * or `ms` have passed; returns cond(arg). For futures polled by hand and
+ * for executors on a caller's base. */
+static inline bool t_loop_until(struct event_base *base,
+                                bool (*cond)(void *arg), void *arg,
+                                unsigned ms) {
+    struct event wd;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    uint64_t deadline = tide_now() + (uint64_t)ms * 1000u;
+    evtimer_assign(&wd, base, t_nop_cb, NULL);
+    evtimer_add(&wd, &tv); /* so that EVLOOP_ONCE returns by the deadline */
+    while (!cond(arg) && tide_now() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    evtimer_del(&wd);
+    return cond(arg);
+}
+
+typedef struct t_at_least {
+    atomic_int *counter;
+    int target;
+} t_at_least_t;
+
+static inline bool t_at_least_cond(void *arg) {
+    t_at_least_t *a = arg;
+    return atomic_load(a->counter) >= a->target;
+}
+
+/* t_loop_until_count: run the loop until *counter >= target (bounded). */
+static inline bool t_loop_until_count(struct event_base *base,
+                                      atomic_int *counter, int target) {
+    t_at_least_t a = {counter, target};
+    return t_loop_until(base, t_at_least_cond, &a, T_BOUND_MS);
+}
+
+typedef struct t_int_at_least {
+    const int *p;
+    int target;
+} t_int_at_least_t;
+
+static inline bool t_int_at_least_cond(void *arg) {
+    t_int_at_least_t *a = arg;
+    return *(const volatile int *)a->p >= a->target;
+}
+
+/* t_loop_until_int: the same for a plain int that only the loop's thread
+ * changes. */
+static inline bool t_loop_until_int(struct event_base *base, const int *p,
+                                    int target) {
+    t_int_at_least_t a = {p, target};
+    return t_loop_until(base, t_int_at_least_cond, &a, T_BOUND_MS);
+}
+
+/* t_run_for: run `base` for `ms` milliseconds (or until it has no events). */
+static inline int t_run_for(struct event_base *base, unsigned ms) {
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_base_loopexit(base, &tv);
+    return event_base_dispatch(base);
+}
+
+/* ------------------------------------------------------------------------
+ * Futures for tests
+ * ------------------------------------------------------------------------ */
+
+/* A wrapper that counts polls and drops of the future it forwards to (and
+ * takes over dropping it). */
+typedef struct t_wrap {
+    tide_future_t fut;
+    tide_future_t *inner;
+    int polls, drops;
+} t_wrap_t;
+
+static inline tide_poll_t t_wrap_poll(tide_future_t *f, tide_cx_t *cx) {
+    t_wrap_t *w = TIDE_CONTAINER_OF(f, t_wrap_t, fut);
+    w->polls++;
+    if (tide_future_poll(w->inner, cx) == TIDE_PENDING)
+        return TIDE_PENDING;
+    f->result = w->inner->result;
+    return TIDE_READY;
+}
+
+static inline void t_wrap_drop(tide_future_t *f) {
+    t_wrap_t *w = TIDE_CONTAINER_OF(f, t_wrap_t, fut);
+    w->drops++;
+    tide_future_drop(w->inner);
+}
+
+static inline tide_future_t *t_wrap(t_wrap_t *w, tide_future_t *inner) {
+    w->inner = inner;
+    w->polls = w->drops = 0;
+    return tide_future_init(&w->fut, t_wrap_poll, t_wrap_drop);
+}
+
+/* ------------------------------------------------------------------------
+ * Descriptors
+ * ------------------------------------------------------------------------ */
+
+/* t_socketpair: a connected AF_UNIX stream pair, both O_NONBLOCK. */
+static inline void t_socketpair(int sv[2]) {
+    ck_assert_int_eq(
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+        0);
+}
+
+/* t_socketpair_blocking: the same, left in blocking mode. */
+static inline void t_socketpair_blocking(int sv[2]) {
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+static inline bool t_is_nonblocking(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    ck_assert_int_ge(fl, 0);
+    return (fl & O_NONBLOCK) != 0;
+}
+
+static inline bool t_is_open(int fd) {
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+/* t_fill: write into fd until the kernel says EAGAIN; returns bytes. */
+static inline size_t t_fill(int fd) {
+    static const char chunk[4096];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = write(fd, chunk, sizeof chunk);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        ck_assert(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        return total;
+    }
+}
+
+/* t_drain: read from fd until EAGAIN or EOF; returns bytes. */
+static inline size_t t_drain(int fd) {
+    char buf[4096];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        return total;
+    }
+}
+
+/* An I/O function for try_io / async_io that counts its calls. */
+typedef struct t_io {
+    char *buf;
+    size_t len;
+    int calls;
+} t_io_t;
+
+static inline ssize_t t_read_fn(int fd, void *arg) {
+    t_io_t *io = arg;
+    io->calls++;
+    ssize_t n = read(fd, io->buf, io->len);
+    return n < 0 ? -errno : n;
+}
+
+static inline ssize_t t_write_fn(int fd, void *arg) {
+    t_io_t *io = arg;
+    io->calls++;
+    ssize_t n = write(fd, io->buf, io->len);
+    return n < 0 ? -errno : n;
+}
+
+/* An I/O function that answers EAGAIN without touching the descriptor. */
+static inline ssize_t t_eagain_fn(int fd, void *arg) {
+    (void)fd;
+    t_io_t *io = arg;
+    io->calls++;
+    return -EAGAIN;
+}
+
+/* t_reg_cleared: a new socketpair in sv, sv[0] registered on ex, its read
+ * readiness cleared the honest way (a read hit EAGAIN through try_io). */
+static inline tide_fd_t *t_reg_cleared(tide_exec_t *ex, int sv[2]) {
+    tide_fd_t *reg = NULL;
+    t_socketpair(sv);
+    ck_assert_int_eq(tide_fd_new(&reg, ex, sv[0]), 0);
+    char c;
+    t_io_t io = {&c, 1, 0};
+    ck_assert_int_eq(tide_fd_try_io(reg, TIDE_READABLE, t_read_fn, &io),
+                     -EAGAIN);
+    ck_assert_int_eq(io.calls, 1);
+    ck_assert_uint_eq(tide_fd_readiness(reg) & TIDE_READABLE, 0);
+    return reg;
+}
+
+/* t_reg_fill: fill the registered descriptor through try_io until the kernel says
+ * EAGAIN, which clears its write readiness. Returns the bytes written. */
+static inline size_t t_reg_fill(tide_fd_t *reg) {
+    static char chunk[4096];
+    t_io_t io = {chunk, sizeof chunk, 0};
+    size_t total = 0;
+    for (int i = 0; i < 100000; i++) {
+        ssize_t n = tide_fd_try_io(reg, TIDE_WRITABLE, t_write_fn, &io);
+        if (n == -EAGAIN)
+            break;
+        ck_assert_int_gt(n, 0);
+        total += (size_t)n;
+    }
+    ck_assert_uint_eq(tide_fd_readiness(reg) & TIDE_WRITABLE, 0);
+    return total;
+}
+
+/* ------------------------------------------------------------------------
+ * Time
+ * ------------------------------------------------------------------------ */
+
+/* CPU time used by the process, microseconds. */
+static inline uint64_t t_cpu_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static inline void t_sleep_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------------------------
+ * Running a suite
+ * ------------------------------------------------------------------------ */
+
+static inline int t_run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
