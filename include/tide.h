@@ -10,6 +10,7 @@
  *   tide/time.h    sleep, interval, timeout
  *   tide/signal.h  signals as futures
  *   tide/io.h      byte streams and the helpers that work on any stream
+ *   tide/net.h     addresses, TCP, UDP, Unix sockets, pipes, name lookups
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -20,5 +21,6 @@
 #include "tide/time.h"
 #include "tide/signal.h"
 #include "tide/io.h"
+#include "tide/net.h"
 
 #endif

@@ -163,9 +163,11 @@ typedef struct tide_listener_stats {
 
 /* Machinery shared by the accept futures (private). */
 typedef struct tide__accept {
-    tide__waiter_t node; /* on the descriptor's waiters, or parked */
+    tide__waiter_t node; /* waits on the descriptor, or holds the waker
+                          * while parked */
     void *listener;      /* struct tide__listener; NULL once it is freed */
-    bool parked;         /* node is on the listener's paused list */
+    struct tide__accept *prev, *next; /* the listener's live accepts */
+    bool parked;         /* waiting for the end of a pause */
 } tide__accept_t;
 
 /* ------------------------------------------------------------------------
@@ -522,10 +524,10 @@ typedef struct tide_unix_dgram tide_unix_dgram_t;
 
 /*
  * tide_unix_dgram_bind: a Unix datagram socket bound at `path` (as for
- * the listener; flags: TIDE_NET_UNLINK), or, with path NULL, an unbound
- * one (Linux then gives it an abstract name on its first send, so replies
- * can reach it). Returns 0 and sets *out. Errors: as
- * tide_unix_listener_bind.
+ * the listener; flags: TIDE_NET_UNLINK), or, with path NULL, one bound
+ * at once to an abstract name the kernel chooses (Linux's autobind), so
+ * that peers can answer it; tide_unix_dgram_local_addr tells the name.
+ * Returns 0 and sets *out. Errors: as tide_unix_listener_bind.
  */
 TIDE_EXTERN int tide_unix_dgram_bind(tide_unix_dgram_t **out, tide_exec_t *ex,
                                      const char *path, unsigned flags);

@@ -1,0 +1,165 @@
+/*
+ * src/net/dgram.c: datagram sockets (UDP and Unix datagrams share this):
+ * the socket object and the send / receive futures.
+ *
+ * Each future waits with its own waiter node, so any number of tasks may
+ * send and receive on one socket at once (datagrams are whole, so sharing
+ * a socket among tasks makes sense, unlike a byte stream). The system call
+ * is made in the poll that completes the future and nowhere else, which is
+ * what makes both futures cancel safe.
+ */
+#include <string.h>
+
+#include "net/internal.h"
+
+int tide__dgram_new(struct tide__dgram **out, tide_exec_t *ex, int family,
+                    const tide_addr_t *addr, unsigned flags) {
+    if (out == NULL || ex == NULL)
+        return -EINVAL;
+    int rc;
+    struct tide__dgram *d = tide__malloc(sizeof *d);
+    if (d == NULL)
+        return -ENOMEM;
+    int fd = tide__sys_socket(family, SOCK_DGRAM);
+    if (fd < 0) {
+        rc = fd;
+        goto fail_alloc;
+    }
+    if (addr != NULL) {
+        if (family == AF_UNIX &&
+            (rc = tide__sys_unix_unlink_stale(addr, flags)) < 0)
+            goto fail_fd;
+        if ((rc = tide__sys_bind(fd, addr, flags, false)) < 0)
+            goto fail_fd;
+    }
+    if ((rc = tide__fd_init(&d->reg, ex, fd)) < 0)
+        goto fail_fd;
+    d->reg.embedded = true;
+    *out = d;
+    return 0;
+
+fail_fd:
+    tide__sys_close(fd);
+fail_alloc:
+    tide__free(d);
+    return rc;
+}
+
+void tide__dgram_free(struct tide__dgram *d) {
+    if (d == NULL)
+        return;
+    int fd = d->reg.fd;
+    tide__fd_deinit(&d->reg);
+    tide__sys_close(fd);
+    tide__free(d);
+}
+
+/* ------------------------------------------------------------------------
+ * Send
+ * ------------------------------------------------------------------------ */
+
+static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
+    for (;;) {
+        struct tide_fd *reg = op->node.fd;
+        if (reg == NULL || reg->exec == NULL) {
+            f->result = -EBADF;
+            return TIDE_READY;
+        }
+        tide_fd_guard_t g;
+        if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node, &g) ==
+            TIDE_PENDING)
+            return TIDE_PENDING;
+        ssize_t n = sendto(reg->fd, op->buf, op->len, MSG_NOSIGNAL,
+                           op->to.len ? tide_addr_sockaddr(&op->to) : NULL,
+                           op->to.len);
+        if (n >= 0) {
+            f->result = n;
+            return TIDE_READY;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            tide__fd_clear(reg, g.tick, TIDE_WRITABLE);
+            continue;
+        }
+        f->result = -errno;
+        return TIDE_READY;
+    }
+}
+
+static void send_drop(tide_future_t *f) {
+    tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
+    tide__waiter_cancel(&op->node);
+}
+
+tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
+                                const void *buf, size_t len,
+                                const tide_addr_t *to) {
+    memset(&op->node, 0, sizeof op->node);
+    op->node.fd = d != NULL ? &d->reg : NULL;
+    op->buf = buf;
+    op->len = len;
+    if (to != NULL)
+        op->to = *to;
+    else
+        op->to.len = 0;
+    return tide_future_init(&op->fut, send_poll, send_drop);
+}
+
+/* ------------------------------------------------------------------------
+ * Receive
+ * ------------------------------------------------------------------------ */
+
+static tide_poll_t recv_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_dgram_recv_t *op = TIDE_CONTAINER_OF(f, tide_dgram_recv_t, fut);
+    for (;;) {
+        struct tide_fd *reg = op->node.fd;
+        if (reg == NULL || reg->exec == NULL) {
+            f->result = -EBADF;
+            return TIDE_READY;
+        }
+        tide_fd_guard_t g;
+        if (tide__fd_poll_ready(reg, cx, TIDE_READABLE, &op->node, &g) ==
+            TIDE_PENDING)
+            return TIDE_PENDING;
+        struct iovec iov = {op->buf, op->len};
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_name = &op->peer.ss;
+        msg.msg_namelen = sizeof op->peer.ss;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        ssize_t n = recvmsg(reg->fd, &msg, 0);
+        if (n >= 0) {
+            op->peer.len = msg.msg_namelen;
+            op->truncated = (msg.msg_flags & MSG_TRUNC) != 0;
+            f->result = n;
+            return TIDE_READY;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            tide__fd_clear(reg, g.tick, TIDE_READABLE);
+            continue;
+        }
+        f->result = -errno;
+        return TIDE_READY;
+    }
+}
+
+static void recv_drop(tide_future_t *f) {
+    tide_dgram_recv_t *op = TIDE_CONTAINER_OF(f, tide_dgram_recv_t, fut);
+    tide__waiter_cancel(&op->node);
+}
+
+tide_future_t *tide__dgram_recv(tide_dgram_recv_t *op, struct tide__dgram *d,
+                                void *buf, size_t len) {
+    memset(&op->node, 0, sizeof op->node);
+    op->node.fd = d != NULL ? &d->reg : NULL;
+    memset(&op->peer, 0, sizeof op->peer);
+    op->truncated = false;
+    op->buf = buf;
+    op->len = len;
+    return tide_future_init(&op->fut, recv_poll, recv_drop);
+}

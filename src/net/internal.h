@@ -1,0 +1,177 @@
+/*
+ * src/net/internal.h: what the net layer's files share. Never installed.
+ */
+#ifndef TIDE_NET_INTERNAL_H
+#define TIDE_NET_INTERNAL_H
+
+#include <sys/socket.h>
+
+#include "io/internal.h"
+#include "tide/net.h"
+
+/* ------------------------------------------------------------------------
+ * sys.c: system-call wrappers. Each returns a descriptor or 0, or -errno;
+ * descriptors are always non-blocking and close-on-exec; EINTR is retried
+ * where a retry is correct.
+ * ------------------------------------------------------------------------ */
+
+/* socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC. */
+int tide__sys_socket(int family, int type);
+
+/* Set the options `flags` asks for (TIDE_NET_*), bind to addr, and listen
+ * if backlog_or_neg >= 0 (then <= 0 would be too small: the caller maps
+ * "default" to SOMAXCONN first). SO_REUSEADDR is set on INET sockets
+ * when reuseaddr. Returns 0 or -errno. */
+int tide__sys_bind(int fd, const tide_addr_t *addr, unsigned flags,
+                   bool reuseaddr);
+
+/* accept4(2) non-blocking, close-on-exec; fills peer. EINTR retried. */
+int tide__sys_accept(int lfd, tide_addr_t *peer);
+
+/* connect(2); EINTR becomes -EINPROGRESS (the connection goes on in the
+ * background, as POSIX says). */
+int tide__sys_connect(int fd, const tide_addr_t *addr);
+
+/* The pending error of a socket (SO_ERROR), as -errno, or 0. */
+int tide__sys_so_error(int fd);
+
+/* getsockname / getpeername into a tide_addr_t. */
+int tide__sys_local_addr(int fd, tide_addr_t *out);
+int tide__sys_peer_addr(int fd, tide_addr_t *out);
+
+/* setsockopt of an int. */
+int tide__sys_setopt(int fd, int level, int name, int value);
+
+/* Bind a Unix socket at addr; with TIDE_NET_UNLINK remove a stale socket
+ * first (only a socket: anything else is left and bind fails). */
+int tide__sys_unix_unlink_stale(const tide_addr_t *addr, unsigned flags);
+
+/* Close, ignoring EINTR (on Linux the descriptor is gone either way). */
+void tide__sys_close(int fd);
+
+/* ------------------------------------------------------------------------
+ * addr.c
+ * ------------------------------------------------------------------------ */
+
+/* Parse a Unix path as the Unix functions take it: "PATH", "@NAME" or
+ * "unix:..." of either. */
+int tide__addr_unix(tide_addr_t *out, const char *path);
+
+/* Split "name:port" or "[name]:port" into host and port for a lookup.
+ * Returns 0. Errors: TIDE_EADDR, -ENAMETOOLONG. */
+int tide__addr_split(const char *text, char *host, size_t hostsize,
+                     unsigned short *port);
+
+/* ------------------------------------------------------------------------
+ * listener.c: listening sockets and accept, shared by TCP and Unix.
+ * ------------------------------------------------------------------------ */
+
+/* Delays of the pause that follows EMFILE and its kin. */
+#define TIDE__BACKOFF_MIN_USEC UINT64_C(1000)
+#define TIDE__BACKOFF_MAX_USEC UINT64_C(1000000)
+
+struct tide__listener {
+    struct tide_fd reg;      /* the listening socket (embedded) */
+    tide__accept_t *accepts; /* live accept futures on this listener */
+    size_t nparked;          /* of them, how many wait for the pause */
+    bool paused;             /* don't accept before resume_at */
+    uint64_t resume_at;      /* tide_now() deadline of the pause */
+    uint64_t delay;          /* the last pause, 0 after a success */
+    struct event timer;      /* ends the pause for parked accepts */
+    bool timer_armed;
+    tide_listener_stats_t stats;
+};
+
+/* Register fd (bound, listening, non-blocking) into l. On error fd stays
+ * open and nothing is registered. */
+int tide__listener_init(struct tide__listener *l, tide_exec_t *ex, int fd);
+
+/* Close and deregister; pending accepts complete with -EBADF. */
+void tide__listener_deinit(struct tide__listener *l);
+
+void tide__listener_stats(const struct tide__listener *l,
+                          tide_listener_stats_t *out);
+
+/* Accept futures: init links a into l's live accepts (drop unlinks). poll
+ * answers READY with *res = a descriptor (>= 0, peer filled) or -errno. */
+void tide__accept_init(tide__accept_t *a, struct tide__listener *l);
+tide_poll_t tide__accept_poll(tide__accept_t *a, tide_cx_t *cx, int *res,
+                              tide_addr_t *peer);
+void tide__accept_drop(tide__accept_t *a);
+
+/* ------------------------------------------------------------------------
+ * stream.c: a connected stream socket (TCP or Unix): one allocation, an
+ * embedded fdstream.
+ * ------------------------------------------------------------------------ */
+
+struct tide__sock {
+    struct tide_fdstream fs;
+};
+
+/* Allocate a stream socket around fd (non-blocking). On error fd is left
+ * open. */
+int tide__sock_new(struct tide__sock **out, tide_exec_t *ex, int fd);
+void tide__sock_free(struct tide__sock *s);
+int tide__sock_into_fd(struct tide__sock *s);
+int tide__sock_shutdown(struct tide__sock *s, int how);
+
+/* Poll a non-blocking connect in progress on s (connect answered
+ * EINPROGRESS): READY with *err = 0 when connected, or the error. */
+tide_poll_t tide__sock_poll_connected(struct tide__sock *s, tide_cx_t *cx,
+                                      int *err);
+
+/* The descriptor, or -EBADF once closed. */
+static inline int tide__sock_fd(const struct tide__sock *s) {
+    return s->fs.closed ? -EBADF : s->fs.reg.fd;
+}
+
+/* ------------------------------------------------------------------------
+ * dgram.c: datagram sockets (UDP and Unix), one allocation each.
+ * ------------------------------------------------------------------------ */
+
+struct tide__dgram {
+    struct tide_fd reg;
+};
+
+/* A datagram socket of `family` bound to addr (NULL: unbound). */
+int tide__dgram_new(struct tide__dgram **out, tide_exec_t *ex, int family,
+                    const tide_addr_t *addr, unsigned flags);
+void tide__dgram_free(struct tide__dgram *d);
+tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
+                                const void *buf, size_t len,
+                                const tide_addr_t *to);
+tide_future_t *tide__dgram_recv(tide_dgram_recv_t *op, struct tide__dgram *d,
+                                void *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * dns.c: host name lookups through evdns, one evdns base per executor.
+ * ------------------------------------------------------------------------ */
+
+struct tide__resolve;
+struct evdns_base;
+struct evutil_addrinfo;
+
+/* Start looking up host (the answer's addresses get `port`). The lookup
+ * may be answered at once (/etc/hosts). Returns 0 and *out. Errors:
+ * -ENOMEM, -EIO (no evdns base). */
+int tide__resolve_start(struct tide__resolve **out, tide_exec_t *ex,
+                        const char *host, unsigned short port);
+
+/* READY when answered: *err = 0 and *ai the list (the caller now owns it:
+ * evutil_freeaddrinfo), or *err = TIDE_ENONAME, -ENOMEM, -EIO... The
+ * lookup is released: don't touch it again. */
+tide_poll_t tide__resolve_poll(struct tide__resolve *r, tide_cx_t *cx,
+                               struct evutil_addrinfo **ai, int *err);
+
+/* Drop a lookup that did not answer yet (it is cancelled). */
+void tide__resolve_cancel(struct tide__resolve *r);
+
+/* Lookups started and not yet released (tests: nothing is left). */
+size_t tide__resolve_outstanding(tide_exec_t *ex);
+
+/* Tests: use dns (an evdns base on the executor's base) instead of one
+ * configured from /etc/resolv.conf; the executor frees it. Returns 0, or
+ * -EBUSY if the executor already has one. */
+int tide__resolve_set_base(tide_exec_t *ex, struct evdns_base *dns);
+
+#endif
