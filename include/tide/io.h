@@ -59,49 +59,73 @@ struct tide_stream {
     const tide_stream_vt_t *vt;
 };
 
-/* Direct calls through the vtable (for hand-written poll functions and
- * stream adapters). The wrappers for the optional entries apply the
- * defaults described above. */
+/* Calls through the vtable, for hand-written poll functions and stream
+ * adapters (every helper below uses them). They apply the defaults of the
+ * optional entries described above, and they poll again at once when a
+ * stream lets -EINTR escape as a result, so helpers never report it. */
 static inline tide_poll_t tide_stream_poll_read(tide_stream_t *s, tide_cx_t *cx,
                                                 void *buf, size_t len,
                                                 ssize_t *out) {
-    return s->vt->poll_read(s, cx, buf, len, out);
+    tide_poll_t p;
+    do /* -EINTR from a stream that lets it escape: just ask again */
+        p = s->vt->poll_read(s, cx, buf, len, out);
+    while (p == TIDE_READY && *out == -EINTR);
+    return p;
 }
 
 static inline tide_poll_t tide_stream_poll_write(tide_stream_t *s,
                                                  tide_cx_t *cx, const void *buf,
                                                  size_t len, ssize_t *out) {
-    return s->vt->poll_write(s, cx, buf, len, out);
+    tide_poll_t p;
+    do
+        p = s->vt->poll_write(s, cx, buf, len, out);
+    while (p == TIDE_READY && *out == -EINTR);
+    return p;
 }
 
 static inline tide_poll_t tide_stream_poll_writev(tide_stream_t *s,
                                                   tide_cx_t *cx,
                                                   const struct iovec *iov,
                                                   int iovcnt, ssize_t *out) {
-    if (s->vt->poll_writev != NULL)
-        return s->vt->poll_writev(s, cx, iov, iovcnt, out);
-    for (int i = 0; i < iovcnt; i++)
-        if (iov[i].iov_len > 0)
-            return s->vt->poll_write(s, cx, iov[i].iov_base, iov[i].iov_len,
-                                     out);
-    *out = iovcnt < 0 ? -EINVAL : 0;
-    return TIDE_READY;
+    if (s->vt->poll_writev == NULL) {
+        for (int i = 0; i < iovcnt; i++)
+            if (iov[i].iov_len > 0)
+                return tide_stream_poll_write(s, cx, iov[i].iov_base,
+                                              iov[i].iov_len, out);
+        *out = iovcnt < 0 ? -EINVAL : 0;
+        return TIDE_READY;
+    }
+    tide_poll_t p;
+    do
+        p = s->vt->poll_writev(s, cx, iov, iovcnt, out);
+    while (p == TIDE_READY && *out == -EINTR);
+    return p;
 }
 
 static inline tide_poll_t tide_stream_poll_flush(tide_stream_t *s,
                                                  tide_cx_t *cx, int *out) {
-    if (s->vt->poll_flush != NULL)
-        return s->vt->poll_flush(s, cx, out);
-    *out = 0;
-    return TIDE_READY;
+    if (s->vt->poll_flush == NULL) {
+        *out = 0;
+        return TIDE_READY;
+    }
+    tide_poll_t p;
+    do
+        p = s->vt->poll_flush(s, cx, out);
+    while (p == TIDE_READY && *out == -EINTR);
+    return p;
 }
 
 static inline tide_poll_t tide_stream_poll_shutdown(tide_stream_t *s,
                                                     tide_cx_t *cx, int *out) {
-    if (s->vt->poll_shutdown != NULL)
-        return s->vt->poll_shutdown(s, cx, out);
-    *out = -ENOTSUP;
-    return TIDE_READY;
+    if (s->vt->poll_shutdown == NULL) {
+        *out = -ENOTSUP;
+        return TIDE_READY;
+    }
+    tide_poll_t p;
+    do
+        p = s->vt->poll_shutdown(s, cx, out);
+    while (p == TIDE_READY && *out == -EINTR);
+    return p;
 }
 
 static inline void tide_stream_cancel(tide_stream_t *s, unsigned interest) {
@@ -164,10 +188,11 @@ TIDE_EXTERN int tide_ignore_sigpipe(void);
  * - The stream, buffers and iovec arrays given to an init function must
  *   stay valid until the future is dropped.
  * - Dropping a future whose last poll of a direction answered PENDING
- *   calls the stream's cancel hook for that direction (and only that one),
- *   so no waker stays registered and no event stays armed. A future that
- *   completed holds nothing (its drop calls no hook), so the reactor can
- *   keep the event in the epoll set for the next operation.
+ *   calls the stream's cancel hook for that direction (a copy: for every
+ *   direction it uses), so no waker stays registered and no event stays
+ *   armed. A future that completed holds nothing (its drop calls no hook),
+ *   so the reactor can keep the event in the epoll set for the next
+ *   operation on the stream.
  * - End of stream: a read answers 0 each time the stream is at its end
  *   (for a descriptor: each time the kernel says so), never before.
  * ------------------------------------------------------------------------ */

@@ -9,8 +9,8 @@
  * on data its peer is waiting for.
  *
  * Each direction remembers which of its two streams' waits is pending
- * (pend_r on the reader, pend_w on the writer) so that dropping the copy
- * cancels exactly those.
+ * (pend_r on the reader, pend_w on the writer); a copy dropped while any
+ * is pending cancels every direction it uses.
  */
 #include "io/internal.h"
 
@@ -113,10 +113,17 @@ static tide_poll_t copy_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+/* Dropped unfinished: cancel both directions the copy uses, not only the
+ * one it waited on, so that an event the reactor kept armed after an
+ * earlier wait (see fd.c) is removed too. A finished copy cancels nothing:
+ * the streams' next users may want those events. */
 static void copy_drop(tide_future_t *f) {
     tide_copy_t *op = TIDE_CONTAINER_OF(f, tide_copy_t, fut);
-    tide__io_drop_pending(op->r, &op->d.pend_r);
-    tide__io_drop_pending(op->w, &op->d.pend_w);
+    if ((op->d.pend_r | op->d.pend_w) == 0)
+        return;
+    op->d.pend_r = op->d.pend_w = 0;
+    tide_stream_cancel(op->r, TIDE_READABLE);
+    tide_stream_cancel(op->w, TIDE_WRITABLE);
 }
 
 tide_future_t *tide_copy(tide_copy_t *op, tide_stream_t *r, tide_stream_t *w,
@@ -155,13 +162,16 @@ static tide_poll_t bidi_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+/* As copy_drop: unfinished, it cancels all four directions it uses. */
 static void bidi_drop(tide_future_t *f) {
     tide_copy_bidirectional_t *op =
         TIDE_CONTAINER_OF(f, tide_copy_bidirectional_t, fut);
-    tide__io_drop_pending(op->a, &op->ab.pend_r);
-    tide__io_drop_pending(op->b, &op->ab.pend_w);
-    tide__io_drop_pending(op->b, &op->ba.pend_r);
-    tide__io_drop_pending(op->a, &op->ba.pend_w);
+    if ((op->ab.pend_r | op->ab.pend_w | op->ba.pend_r | op->ba.pend_w) == 0)
+        return;
+    op->ab.pend_r = op->ab.pend_w = op->ba.pend_r = op->ba.pend_w = 0;
+    tide_stream_cancel(op->a, TIDE_READABLE | TIDE_WRITABLE);
+    if (op->b != op->a)
+        tide_stream_cancel(op->b, TIDE_READABLE | TIDE_WRITABLE);
 }
 
 tide_future_t *tide_copy_bidirectional(tide_copy_bidirectional_t *op,

@@ -11,3 +11,10 @@ src_libtide_internal_la_SOURCES += \
 	src/io/codec.c
 tideinclude_HEADERS += include/tide/io.h
 
+if HAVE_CHECK
+check_PROGRAMS += t/check_io
+TESTS += t/check_io
+endif
+t_check_io_SOURCES = t/check_io.c
+t_check_io_CFLAGS = $(TEST_CFLAGS)
+t_check_io_LDADD = $(TEST_LIBS)

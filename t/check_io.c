@@ -1,0 +1,2371 @@
+/*
+ * t/check_io.c: the io layer: tide_fdstream, the helper futures, split,
+ * the buffered reader and the codecs.
+ *
+ * Most helpers are exercised twice: over a fake stream implemented here
+ * through the vtable (1-byte counts, PENDING after a self-wake, PENDING
+ * with the waker stored and woken later by a timer or by the test, -EINTR
+ * and errors on purpose), and over socketpairs registered as fdstreams.
+ * The cancellation tests drop each future at its k-th PENDING for k = 1,
+ * 2, ... until it completes, and check that no waker is left registered,
+ * no event is left armed, and no byte is lost or duplicated.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "io/internal.h"
+#include "tide/time.h"
+
+/* ------------------------------------------------------------------------
+ * Utilities
+ * ------------------------------------------------------------------------ */
+
+static tide_exec_t *exec_new(void) {
+    tide_exec_t *ex = NULL;
+    ck_assert_int_eq(tide_exec_new(&ex, NULL, 0), 0);
+    return ex;
+}
+
+/* Free the executor after checking that nothing is left. */
+static void exec_done(tide_exec_t *ex) {
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    ck_assert_uint_eq(st.tasks, 0);
+    ck_assert_uint_eq(st.armed_events, 0);
+    ck_assert_uint_eq(st.registered, 0);
+    tide_exec_free(ex);
+}
+
+static size_t armed(tide_exec_t *ex) {
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    return st.armed_events;
+}
+
+static void sockpair(int sv[2]) {
+    ck_assert_int_eq(
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+        0);
+}
+
+static void small_buffers(int fd) {
+    int sz = 4096;
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz), 0);
+}
+
+static tide_fdstream_t *fds_new(tide_exec_t *ex, int fd) {
+    tide_fdstream_t *s = NULL;
+    ck_assert_int_eq(tide_fdstream_new(&s, ex, fd), 0);
+    return s;
+}
+
+static unsigned char pat(size_t i) {
+    return (unsigned char)((i * 131u) ^ (i >> 8) ^ (i >> 16));
+}
+
+static void fill_pat(unsigned char *p, size_t off, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = pat(off + i);
+}
+
+static void check_pat(const unsigned char *p, size_t off, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != pat(off + i))
+            ck_abort_msg("byte %zu: got %u, want %u", off + i, p[i],
+                         pat(off + i));
+}
+
+
+/* Read everything the raw descriptor has now (non-blocking) into
+ * out[*got, cap); returns bytes read; sets *eof at end of stream. */
+static size_t drain_fd(int fd, unsigned char *out, size_t *got, size_t cap,
+                       size_t max, bool *eof) {
+    size_t total = 0;
+    while (total < max) {
+        unsigned char tmp[4096];
+        size_t want = max - total < sizeof tmp ? max - total : sizeof tmp;
+        ssize_t n = read(fd, tmp, want);
+        if (n > 0) {
+            ck_assert_uint_le(*got + (size_t)n, cap);
+            memcpy(out + *got, tmp, (size_t)n);
+            *got += (size_t)n;
+            total += (size_t)n;
+            continue;
+        }
+        if (n == 0 && eof != NULL)
+            *eof = true;
+        break;
+    }
+    return total;
+}
+
+/* Write pattern bytes [*sent, *sent + n) to a raw descriptor (as many as
+ * it takes now). */
+static void feed_fd(int fd, size_t *sent, size_t n) {
+    unsigned char tmp[4096];
+    while (n > 0) {
+        size_t k = n < sizeof tmp ? n : sizeof tmp;
+        fill_pat(tmp, *sent, k);
+        ssize_t w = write(fd, tmp, k);
+        if (w <= 0)
+            break;
+        *sent += (size_t)w;
+        n -= (size_t)w;
+    }
+}
+
+/* A slot of the registration that should be empty. */
+static void assert_no_waker(tide_fdstream_t *s) {
+    ck_assert(tide_waker_is_empty(&s->reg.dir[TIDE__RD].slot));
+    ck_assert(tide_waker_is_empty(&s->reg.dir[TIDE__WR].slot));
+}
+
+/* ------------------------------------------------------------------------
+ * The driver: polls an inner future as a task, calls on_pending(arg) at
+ * every PENDING, and drops the inner future at its k-th PENDING (k = 0:
+ * never). Result: the inner result, or 0 if dropped.
+ * ------------------------------------------------------------------------ */
+
+static void wake_test_wakers(void);
+
+typedef struct driver {
+    tide_future_t fut;
+    tide_future_t *inner;
+    unsigned k, pendings;
+    bool dropped;
+    void (*on_pending)(void *arg);
+    void *arg;
+} driver_t;
+
+static tide_poll_t driver_poll(tide_future_t *f, tide_cx_t *cx) {
+    driver_t *d = TIDE_CONTAINER_OF(f, driver_t, fut);
+    if (tide_future_poll(d->inner, cx) == TIDE_READY) {
+        f->result = d->inner->result;
+        tide_future_drop(d->inner);
+        return TIDE_READY;
+    }
+    d->pendings++;
+    if (d->on_pending != NULL)
+        d->on_pending(d->arg);
+    if (d->k != 0 && d->pendings == d->k) {
+        tide_future_drop(d->inner);
+        d->dropped = true;
+        f->result = 0;
+        return TIDE_READY;
+    }
+    /* After the drop check, so that a dropped future's waker is still
+     * stored in the fake when it is dropped (the cancel must remove it). */
+    wake_test_wakers();
+    return TIDE_PENDING;
+}
+
+static intptr_t drive(tide_exec_t *ex, tide_future_t *inner, unsigned k,
+                      void (*on_pending)(void *), void *arg, bool *dropped) {
+    driver_t d = {.inner = inner, .k = k, .on_pending = on_pending, .arg = arg};
+    tide_future_init(&d.fut, driver_poll, NULL);
+    ck_assert_int_eq(tide_exec_block_on(ex, &d.fut), 0);
+    tide_future_drop(&d.fut);
+    *dropped = d.dropped;
+    return d.fut.result;
+}
+
+/* Await f on ex (waking the fakes' A_TWAKE wakers at each PENDING), drop
+ * it, return its result. */
+static intptr_t run(tide_exec_t *ex, tide_future_t *f) {
+    bool dropped;
+    return drive(ex, f, 0, NULL, NULL, &dropped);
+}
+
+/* Bound on every k loop: a helper that never completes fails the test
+ * instead of looping. */
+#define MAX_K 2000
+
+/* ------------------------------------------------------------------------
+ * The fake stream
+ * ------------------------------------------------------------------------ */
+
+enum act {
+    A_OK,    /* do the operation (at most `chunk` bytes) */
+    A_SPUR,  /* wake the task, answer PENDING (a spurious readiness) */
+    A_STORE, /* store the waker, PENDING; a zero-delay timer wakes it */
+    A_TWAKE, /* store the waker, PENDING; the test wakes it */
+    A_EINTR, /* answer -EINTR (a stream that lets it escape) */
+    A_ERR,   /* answer f->err */
+};
+
+typedef struct fake {
+    tide_stream_t stream;
+    const unsigned char *script; /* actions, per direction, in turn */
+    size_t nscript;
+    bool cycle; /* repeat the script; else A_OK once it is used up */
+    size_t step[2];
+    size_t chunk;
+    int err;
+    /* read side */
+    const unsigned char *src;
+    size_t src_len, src_pos;
+    int src_end; /* after the source: 0 = EOF, or -errno */
+    /* write side */
+    unsigned char *sink;
+    size_t sink_cap, sink_len;
+    int sink_full; /* what a write answers once the sink is full */
+    bool has_writev, has_flush;
+    unsigned shutdowns, flushes;
+    /* bookkeeping */
+    tide_waker_t waker[2];
+    unsigned cancels[2], pendings[2];
+    int last_pending_dir;
+    struct event tev;
+} fake_t;
+
+/* Live fakes, whose A_TWAKE wakers the driver wakes ("by the test"). */
+static fake_t *live_fakes[8];
+
+static void fake_wake(void *arg);
+
+static void wake_test_wakers(void) {
+    for (size_t i = 0; i < sizeof live_fakes / sizeof live_fakes[0]; i++)
+        if (live_fakes[i] != NULL)
+            fake_wake(live_fakes[i]);
+}
+
+static void fake_timer_cb(evutil_socket_t fd, short what, void *arg) {
+    fake_t *f = arg;
+    tide_waker_wake(&f->waker[0]);
+    tide_waker_wake(&f->waker[1]);
+}
+
+/* The test's own wake (A_TWAKE). */
+static void fake_wake(void *arg) {
+    fake_t *f = arg;
+    tide_waker_wake(&f->waker[0]);
+    tide_waker_wake(&f->waker[1]);
+}
+
+static enum act next_act(fake_t *f, int d) {
+    size_t i = f->step[d]++;
+    if (f->nscript == 0)
+        return A_OK;
+    if (i >= f->nscript) {
+        if (!f->cycle)
+            return A_OK;
+        i %= f->nscript;
+    }
+    return (enum act)f->script[i];
+}
+
+/* READY with *out set, or PENDING; `op` says whether to do the work. */
+static tide_poll_t fake_gate(fake_t *f, int d, tide_cx_t *cx, ssize_t *out,
+                             bool *op) {
+    *op = false;
+    enum act a = next_act(f, d);
+    switch (a) {
+    case A_SPUR:
+        f->pendings[d]++;
+        f->last_pending_dir = d;
+        tide_waker_wake_by_ref(cx->waker);
+        return TIDE_PENDING;
+    case A_STORE:
+    case A_TWAKE: {
+        f->pendings[d]++;
+        f->last_pending_dir = d;
+        tide_waker_register(&f->waker[d], cx->waker);
+        if (a == A_STORE && !evtimer_pending(&f->tev, NULL)) {
+            static const struct timeval zero = {0, 0};
+            evtimer_add(&f->tev, &zero);
+        }
+        return TIDE_PENDING;
+    }
+    case A_EINTR:
+        *out = -EINTR;
+        return TIDE_READY;
+    case A_ERR:
+        *out = f->err;
+        return TIDE_READY;
+    default:
+        *op = true;
+        return TIDE_READY;
+    }
+}
+
+static fake_t *fake_of(tide_stream_t *s) {
+    return TIDE_CONTAINER_OF(s, fake_t, stream);
+}
+
+static tide_poll_t fake_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
+                             size_t len, ssize_t *out) {
+    fake_t *f = fake_of(s);
+    if (len == 0) {
+        *out = 0;
+        return TIDE_READY;
+    }
+    bool op;
+    if (fake_gate(f, 0, cx, out, &op) == TIDE_PENDING)
+        return TIDE_PENDING;
+    if (!op)
+        return TIDE_READY;
+    if (f->src_pos == f->src_len) {
+        *out = f->src_end;
+        return TIDE_READY;
+    }
+    size_t n = f->src_len - f->src_pos;
+    if (n > len)
+        n = len;
+    if (n > f->chunk)
+        n = f->chunk;
+    memcpy(buf, f->src + f->src_pos, n);
+    f->src_pos += n;
+    *out = (ssize_t)n;
+    return TIDE_READY;
+}
+
+static tide_poll_t fake_write(tide_stream_t *s, tide_cx_t *cx, const void *buf,
+                              size_t len, ssize_t *out) {
+    fake_t *f = fake_of(s);
+    if (len == 0) {
+        *out = 0;
+        return TIDE_READY;
+    }
+    bool op;
+    if (fake_gate(f, 1, cx, out, &op) == TIDE_PENDING)
+        return TIDE_PENDING;
+    if (!op)
+        return TIDE_READY;
+    if (f->sink_len == f->sink_cap) {
+        *out = f->sink_full;
+        return TIDE_READY;
+    }
+    size_t n = f->sink_cap - f->sink_len;
+    if (n > len)
+        n = len;
+    if (n > f->chunk)
+        n = f->chunk;
+    memcpy(f->sink + f->sink_len, buf, n);
+    f->sink_len += n;
+    *out = (ssize_t)n;
+    return TIDE_READY;
+}
+
+/* Gathers up to chunk bytes from several buffers (so writev_all's
+ * bookkeeping across buffers is exercised). */
+static tide_poll_t fake_writev(tide_stream_t *s, tide_cx_t *cx,
+                               const struct iovec *iov, int iovcnt,
+                               ssize_t *out) {
+    fake_t *f = fake_of(s);
+    bool op;
+    if (fake_gate(f, 1, cx, out, &op) == TIDE_PENDING)
+        return TIDE_PENDING;
+    if (!op)
+        return TIDE_READY;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        size_t n = iov[i].iov_len;
+        if (n > f->sink_cap - f->sink_len)
+            n = f->sink_cap - f->sink_len;
+        if (n > f->chunk - total)
+            n = f->chunk - total;
+        memcpy(f->sink + f->sink_len, iov[i].iov_base, n);
+        f->sink_len += n;
+        total += n;
+    }
+    if (total == 0 && f->sink_len == f->sink_cap) {
+        *out = f->sink_full;
+        return TIDE_READY;
+    }
+    *out = (ssize_t)total;
+    return TIDE_READY;
+}
+
+static tide_poll_t fake_flush(tide_stream_t *s, tide_cx_t *cx, int *out) {
+    fake_t *f = fake_of(s);
+    ssize_t r = 0;
+    bool op;
+    if (fake_gate(f, 1, cx, &r, &op) == TIDE_PENDING)
+        return TIDE_PENDING;
+    if (op)
+        f->flushes++;
+    *out = (int)r;
+    return TIDE_READY;
+}
+
+static tide_poll_t fake_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
+    fake_t *f = fake_of(s);
+    ssize_t r = 0;
+    bool op;
+    if (fake_gate(f, 1, cx, &r, &op) == TIDE_PENDING)
+        return TIDE_PENDING;
+    if (op)
+        f->shutdowns++;
+    *out = (int)r;
+    return TIDE_READY;
+}
+
+static void fake_cancel(tide_stream_t *s, unsigned interest) {
+    fake_t *f = fake_of(s);
+    for (int d = 0; d < 2; d++) {
+        if (!(interest & (d == 0 ? TIDE_READABLE : TIDE_WRITABLE)))
+            continue;
+        f->cancels[d]++;
+        tide_waker_drop(&f->waker[d]);
+    }
+}
+
+static const tide_stream_vt_t fake_vt = {
+    fake_read, fake_write, NULL, NULL, fake_shutdown, fake_cancel};
+static const tide_stream_vt_t fake_vt_full = {
+    fake_read, fake_write, fake_writev, fake_flush, fake_shutdown,
+    fake_cancel};
+
+static void fake_init(fake_t *f, tide_exec_t *ex, const unsigned char *script,
+                      size_t nscript, bool cycle, size_t chunk) {
+    memset(f, 0, sizeof *f);
+    f->stream.vt = &fake_vt_full;
+    f->script = script;
+    f->nscript = nscript;
+    f->cycle = cycle;
+    f->chunk = chunk;
+    f->sink_full = -ENOSPC;
+    f->last_pending_dir = -1;
+    ck_assert_int_eq(
+        event_assign(&f->tev, tide_exec_base(ex), -1, 0, fake_timer_cb, f), 0);
+    for (size_t i = 0; i < sizeof live_fakes / sizeof live_fakes[0]; i++)
+        if (live_fakes[i] == NULL) {
+            live_fakes[i] = f;
+            return;
+        }
+    ck_abort_msg("too many fakes");
+}
+
+static void fake_src(fake_t *f, const void *src, size_t len, int end) {
+    f->src = src;
+    f->src_len = len;
+    f->src_pos = 0;
+    f->src_end = end;
+}
+
+static void fake_sink(fake_t *f, void *sink, size_t cap) {
+    f->sink = sink;
+    f->sink_cap = cap;
+    f->sink_len = 0;
+}
+
+static void fake_assert_no_waker(fake_t *f) {
+    ck_assert(tide_waker_is_empty(&f->waker[0]));
+    ck_assert(tide_waker_is_empty(&f->waker[1]));
+}
+
+static void fake_fini(fake_t *f) {
+    fake_assert_no_waker(f);
+    event_del(&f->tev);
+    for (size_t i = 0; i < sizeof live_fakes / sizeof live_fakes[0]; i++)
+        if (live_fakes[i] == f)
+            live_fakes[i] = NULL;
+}
+
+/* The script of the cancellation sweeps: every kind of PENDING, and an
+ * -EINTR, between 1-byte operations. */
+static const unsigned char mixed[] = {A_OK,    A_SPUR, A_OK,  A_STORE,
+                                      A_EINTR, A_OK,   A_TWAKE};
+#define MIXED mixed, sizeof mixed, true
+
+/* ------------------------------------------------------------------------
+ * Fake stream: the helpers survive it byte-exact
+ * ------------------------------------------------------------------------ */
+
+#define N_FAKE 300
+
+START_TEST(test_io_read_exact_fake_short_counts) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[N_FAKE], dst[N_FAKE];
+    fill_pat(src, 0, sizeof src);
+    fake_t f;
+    fake_init(&f, ex, MIXED, 1);
+    fake_src(&f, src, sizeof src, 0);
+    tide_read_exact_t op;
+    bool dropped;
+    intptr_t r = drive(ex, tide_read_exact(&op, &f.stream, dst, sizeof dst), 0,
+                       NULL, NULL, &dropped);
+    ck_assert_int_eq(r, N_FAKE);
+    ck_assert_uint_eq(op.done, N_FAKE);
+    check_pat(dst, 0, N_FAKE);
+    ck_assert_uint_gt(f.pendings[0], 100);
+    ck_assert_uint_eq(f.cancels[0], 0); /* completed: cancels nothing */
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_write_all_fake_short_writes) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[N_FAKE], sink[N_FAKE];
+    fill_pat(src, 0, sizeof src);
+    fake_t f;
+    fake_init(&f, ex, MIXED, 1);
+    fake_sink(&f, sink, sizeof sink);
+    tide_write_all_t op;
+    bool dropped;
+    intptr_t r = drive(ex, tide_write_all(&op, &f.stream, src, sizeof src), 0,
+                       NULL, NULL, &dropped);
+    ck_assert_int_eq(r, N_FAKE);
+    ck_assert_uint_eq(op.done, N_FAKE);
+    ck_assert_uint_eq(f.sink_len, N_FAKE);
+    check_pat(sink, 0, N_FAKE);
+    ck_assert_uint_eq(f.cancels[1], 0);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_write_all_error_reports_done) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[64], sink[20];
+    fill_pat(src, 0, sizeof src);
+    fake_t f;
+    fake_init(&f, ex, MIXED, 3);
+    fake_sink(&f, sink, sizeof sink);
+    f.sink_full = -EPIPE;
+    tide_write_all_t op;
+    bool dropped;
+    intptr_t r = drive(ex, tide_write_all(&op, &f.stream, src, sizeof src), 0,
+                       NULL, NULL, &dropped);
+    ck_assert_int_eq(r, -EPIPE);
+    ck_assert_uint_eq(op.done, 20);
+    check_pat(sink, 0, 20);
+
+    /* A stream that accepts 0 bytes is an error, not a spin. */
+    f.sink_full = 0;
+    r = run(ex, tide_write_all(&op, &f.stream, src, sizeof src));
+    ck_assert_int_eq(r, -EIO);
+    ck_assert_uint_eq(op.done, 0);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_read_exact_eof_part_way) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[37], dst[100];
+    fill_pat(src, 0, sizeof src);
+    fake_t f;
+    fake_init(&f, ex, MIXED, 4);
+    fake_src(&f, src, sizeof src, 0);
+    tide_read_exact_t op;
+    bool dropped;
+    intptr_t r = drive(ex, tide_read_exact(&op, &f.stream, dst, sizeof dst), 0,
+                       NULL, NULL, &dropped);
+    ck_assert_int_eq(r, TIDE_EEOF);
+    ck_assert_uint_eq(op.done, 37);
+    check_pat(dst, 0, 37);
+
+    /* An error part way: the error, and what came before it. */
+    fake_src(&f, src, 10, -ECONNRESET);
+    r = run(ex, tide_read_exact(&op, &f.stream, dst, sizeof dst));
+    ck_assert_int_eq(r, -ECONNRESET);
+    ck_assert_uint_eq(op.done, 10);
+    /* len 0: done at once. */
+    ck_assert_int_eq(run(ex, tide_read_exact(&op, &f.stream, dst, 0)), 0);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_read_write_fake_errors) {
+    tide_exec_t *ex = exec_new();
+    static const unsigned char script[] = {A_SPUR, A_EINTR, A_ERR, A_OK};
+    unsigned char src[8] = "abcdefgh", dst[8], sink[8];
+    fake_t f;
+    fake_init(&f, ex, script, sizeof script, false, 8);
+    f.err = -ECONNRESET;
+    fake_src(&f, src, sizeof src, 0);
+    fake_sink(&f, sink, sizeof sink);
+    tide_read_t rd;
+    tide_write_t wr;
+    /* -EINTR is retried, the error is reported as is. */
+    ck_assert_int_eq(run(ex, tide_read(&rd, &f.stream, dst, sizeof dst)),
+                     -ECONNRESET);
+    ck_assert_int_eq(run(ex, tide_read(&rd, &f.stream, dst, sizeof dst)), 8);
+    ck_assert_int_eq(memcmp(dst, "abcdefgh", 8), 0);
+    ck_assert_int_eq(run(ex, tide_read(&rd, &f.stream, dst, sizeof dst)), 0);
+    ck_assert_int_eq(run(ex, tide_read(&rd, &f.stream, dst, sizeof dst)), 0);
+    ck_assert_int_eq(run(ex, tide_write(&wr, &f.stream, "xyz", 3)),
+                     -ECONNRESET);
+    ck_assert_int_eq(run(ex, tide_write(&wr, &f.stream, "xyz", 3)), 3);
+    ck_assert_int_eq(memcmp(sink, "xyz", 3), 0);
+    ck_assert_uint_eq(f.cancels[0] + f.cancels[1], 0);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_writev_all_fake_across_buffers) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[200], sink[200];
+    fill_pat(src, 0, sizeof src);
+    struct iovec iov[6] = {{src, 1},         {src + 1, 0},   {src + 1, 50},
+                           {src + 51, 100},  {src + 151, 0}, {src + 151, 49}};
+    fake_t f;
+    fake_init(&f, ex, MIXED, 7);
+    fake_sink(&f, sink, sizeof sink);
+    tide_writev_all_t op;
+    bool dropped;
+    intptr_t r = drive(ex, tide_writev_all(&op, &f.stream, iov, 6), 0,
+                       NULL, NULL, &dropped);
+    ck_assert_int_eq(r, 200);
+    ck_assert_uint_eq(op.done, 200);
+    ck_assert_uint_eq(f.sink_len, 200);
+    check_pat(sink, 0, 200);
+
+    /* A stream without poll_writev: one buffer at a time. */
+    f.stream.vt = &fake_vt;
+    f.sink_len = 0;
+    r = drive(ex, tide_writev_all(&op, &f.stream, iov, 6), 0, NULL, NULL,
+              &dropped);
+    ck_assert_int_eq(r, 200);
+    check_pat(sink, 0, 200);
+    tide_writev_t wv;
+    f.sink_len = 0;
+    ck_assert_int_eq(run(ex, tide_writev(&wv, &f.stream, iov + 1, 2)), 7);
+    check_pat(sink, 1, 7);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_copy_fake_flushes_and_counts) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[N_FAKE], sink[N_FAKE], buf[7];
+    fill_pat(src, 0, sizeof src);
+    fake_t r, w;
+    fake_init(&r, ex, MIXED, 5);
+    fake_init(&w, ex, NULL, 0, false, 3); /* flushes never pend */
+    fake_src(&r, src, sizeof src, 0);
+    fake_sink(&w, sink, sizeof sink);
+    tide_copy_t op;
+    bool dropped;
+    intptr_t res = drive(ex, tide_copy(&op, &r.stream, &w.stream, buf,
+                                       sizeof buf),
+                         0, NULL, NULL, &dropped);
+    ck_assert_int_eq(res, N_FAKE);
+    ck_assert_uint_eq(tide_copy_copied(&op), N_FAKE);
+    ck_assert_uint_eq(w.sink_len, N_FAKE);
+    check_pat(sink, 0, N_FAKE);
+    /* Flushed while the reader had nothing, and at the end. */
+    ck_assert_uint_gt(w.flushes, 1);
+    ck_assert_uint_eq(w.shutdowns, 0);
+
+    /* A reader error ends the copy with it; the count is what was
+     * written. */
+    fake_src(&r, src, 50, -ECONNRESET);
+    w.sink_len = 0;
+    res = drive(ex, tide_copy(&op, &r.stream, &w.stream, buf, sizeof buf), 0,
+                NULL, NULL, &dropped);
+    ck_assert_int_eq(res, -ECONNRESET);
+    ck_assert_uint_eq(tide_copy_copied(&op), 50);
+    ck_assert_int_eq(run(ex, tide_copy(&op, &r.stream, &w.stream, NULL, 0)),
+                     -EINVAL);
+    fake_fini(&r);
+    fake_fini(&w);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_copy_bidirectional_fake) {
+    tide_exec_t *ex = exec_new();
+    unsigned char sa[N_FAKE], sb[N_FAKE / 2], ka[N_FAKE / 2], kb[N_FAKE];
+    fill_pat(sa, 0, sizeof sa);
+    fill_pat(sb, 1000, sizeof sb);
+    fake_t a, b;
+    fake_init(&a, ex, MIXED, 2);
+    fake_init(&b, ex, MIXED, 3);
+    fake_src(&a, sa, sizeof sa, 0);
+    fake_sink(&a, ka, sizeof ka);
+    fake_src(&b, sb, sizeof sb, 0);
+    fake_sink(&b, kb, sizeof kb);
+    unsigned char buf[16];
+    tide_copy_bidirectional_t op;
+    bool dropped;
+    intptr_t res = drive(
+        ex, tide_copy_bidirectional(&op, &a.stream, &b.stream, buf, sizeof buf),
+        0, NULL, NULL, &dropped);
+    ck_assert_int_eq(res, 0);
+    ck_assert_uint_eq(tide_copy_bidirectional_a_to_b(&op), N_FAKE);
+    ck_assert_uint_eq(tide_copy_bidirectional_b_to_a(&op), N_FAKE / 2);
+    check_pat(kb, 0, N_FAKE);
+    check_pat(ka, 1000, N_FAKE / 2);
+    ck_assert_uint_eq(a.shutdowns, 1);
+    ck_assert_uint_eq(b.shutdowns, 1);
+    ck_assert_int_eq(run(ex, tide_copy_bidirectional(&op, &a.stream, &b.stream,
+                                                     buf, 1)),
+                     -EINVAL);
+    fake_fini(&a);
+    fake_fini(&b);
+    exec_done(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Fake stream: drop at the k-th PENDING
+ * ------------------------------------------------------------------------ */
+
+START_TEST(test_io_read_exact_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[40], dst[40];
+    fill_pat(src, 0, sizeof src);
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, MIXED, 1);
+        fake_src(&f, src, sizeof src, 0);
+        memset(dst, 0, sizeof dst);
+        tide_read_exact_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_read_exact(&op, &f.stream, dst, sizeof dst),
+                           k, NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 40);
+            check_pat(dst, 0, 40);
+            fake_fini(&f);
+            break;
+        }
+        /* One cancel, for the read side; what arrived is in dst[0,
+         * done); the rest is still in the stream. */
+        ck_assert_uint_eq(f.cancels[0], 1);
+        ck_assert_uint_eq(f.cancels[1], 0);
+        ck_assert_uint_eq(f.src_pos, op.done);
+        size_t done = op.done;
+        ck_assert_int_eq(run(ex, tide_read_exact(&op, &f.stream, dst + done,
+                                                 sizeof dst - done)),
+                         (intptr_t)(sizeof dst - done));
+        check_pat(dst, 0, 40);
+        fake_fini(&f);
+    }
+    ck_assert_uint_gt(k, 30);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_read_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[4] = "abcd", dst[4];
+    static const unsigned char script[] = {A_SPUR, A_TWAKE, A_STORE, A_SPUR,
+                                           A_OK};
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, script, sizeof script, false, 4);
+        fake_src(&f, src, sizeof src, 0);
+        tide_read_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_read(&op, &f.stream, dst, sizeof dst), k,
+                           NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 4);
+            ck_assert_uint_eq(f.cancels[0], 0);
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_uint_eq(f.cancels[0], 1);
+        /* Nothing was consumed: the next read sees every byte. */
+        ck_assert_uint_eq(f.src_pos, 0);
+        ck_assert_int_eq(run(ex, tide_read(&op, &f.stream, dst, sizeof dst)),
+                         4);
+        ck_assert_int_eq(memcmp(dst, "abcd", 4), 0);
+        fake_fini(&f);
+    }
+    ck_assert_uint_eq(k, 5);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_write_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    unsigned char sink[4];
+    static const unsigned char script[] = {A_TWAKE, A_SPUR, A_STORE, A_OK};
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, script, sizeof script, false, 4);
+        fake_sink(&f, sink, sizeof sink);
+        tide_write_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_write(&op, &f.stream, "wxyz", 4), k,
+                           NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 4);
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_uint_eq(f.cancels[1], 1);
+        ck_assert_uint_eq(f.cancels[0], 0);
+        ck_assert_uint_eq(f.sink_len, 0); /* nothing went out */
+        fake_fini(&f);
+    }
+    ck_assert_uint_eq(k, 4);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_write_all_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[40], sink[40];
+    fill_pat(src, 0, sizeof src);
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, MIXED, 1);
+        fake_sink(&f, sink, sizeof sink);
+        tide_write_all_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_write_all(&op, &f.stream, src, sizeof src),
+                           k, NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 40);
+            check_pat(sink, 0, 40);
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_uint_eq(f.cancels[1], 1);
+        /* Exactly op.done bytes went out; writing the rest completes the
+         * stream byte-exact. */
+        ck_assert_uint_eq(f.sink_len, op.done);
+        size_t done = op.done;
+        ck_assert_int_eq(run(ex, tide_write_all(&op, &f.stream, src + done,
+                                                sizeof src - done)),
+                         (intptr_t)(sizeof src - done));
+        check_pat(sink, 0, 40);
+        fake_fini(&f);
+    }
+    ck_assert_uint_gt(k, 30);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_writev_all_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[30], sink[30];
+    fill_pat(src, 0, sizeof src);
+    struct iovec iov[3] = {{src, 10}, {src + 10, 0}, {src + 10, 20}};
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, MIXED, 2);
+        fake_sink(&f, sink, sizeof sink);
+        tide_writev_all_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_writev_all(&op, &f.stream, iov, 3), k,
+                           NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 30);
+            check_pat(sink, 0, 30);
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_uint_eq(f.cancels[1], 1);
+        ck_assert_uint_eq(f.sink_len, op.done);
+        fake_fini(&f);
+    }
+    ck_assert_uint_gt(k, 10);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_flush_shutdown_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    static const unsigned char script[] = {A_SPUR, A_STORE, A_TWAKE, A_OK};
+    for (int which = 0; which < 2; which++) {
+        unsigned k;
+        for (k = 1; k < MAX_K; k++) {
+            fake_t f;
+            fake_init(&f, ex, script, sizeof script, false, 1);
+            tide_flush_t fl;
+            tide_shutdown_t sd;
+            tide_future_t *fut =
+                which == 0 ? tide_flush(&fl, &f.stream) : tide_shutdown(&sd, &f.stream);
+            bool dropped;
+            intptr_t r = drive(ex, fut, k, NULL, NULL, &dropped);
+            fake_assert_no_waker(&f);
+            if (!dropped) {
+                ck_assert_int_eq(r, 0);
+                ck_assert_uint_eq(which == 0 ? f.flushes : f.shutdowns, 1);
+                fake_fini(&f);
+                break;
+            }
+            ck_assert_uint_eq(f.cancels[1], 1);
+            ck_assert_uint_eq(f.flushes + f.shutdowns, 0);
+            fake_fini(&f);
+        }
+        ck_assert_uint_eq(k, 4);
+    }
+    /* No poll_shutdown in the vtable: -ENOTSUP; no poll_flush: 0. */
+    fake_t f;
+    fake_init(&f, ex, NULL, 0, false, 1);
+    tide_stream_vt_t vt = fake_vt;
+    vt.poll_shutdown = NULL;
+    f.stream.vt = &vt;
+    tide_flush_t fl;
+    tide_shutdown_t sd;
+    ck_assert_int_eq(run(ex, tide_flush(&fl, &f.stream)), 0);
+    ck_assert_int_eq(run(ex, tide_shutdown(&sd, &f.stream)), -ENOTSUP);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_copy_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[40], sink[40], buf[8];
+    fill_pat(src, 0, sizeof src);
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t r, w;
+        fake_init(&r, ex, MIXED, 3);
+        fake_init(&w, ex, MIXED, 2);
+        fake_src(&r, src, sizeof src, 0);
+        fake_sink(&w, sink, sizeof sink);
+        tide_copy_t op;
+        bool dropped;
+        intptr_t res = drive(
+            ex, tide_copy(&op, &r.stream, &w.stream, buf, sizeof buf), k,
+            NULL, NULL, &dropped);
+        fake_assert_no_waker(&r);
+        fake_assert_no_waker(&w);
+        if (!dropped) {
+            ck_assert_int_eq(res, 40);
+            check_pat(sink, 0, 40);
+            ck_assert_uint_eq(r.cancels[0] + w.cancels[1], 0);
+            fake_fini(&r);
+            fake_fini(&w);
+            break;
+        }
+        /* Both directions it uses are cancelled, nothing else. */
+        ck_assert_uint_eq(r.cancels[0], 1);
+        ck_assert_uint_eq(w.cancels[1], 1);
+        ck_assert_uint_eq(r.cancels[1] + w.cancels[0], 0);
+        /* What reached w is what it counted, and in order. */
+        ck_assert_uint_eq(w.sink_len, tide_copy_copied(&op));
+        check_pat(sink, 0, w.sink_len);
+        fake_fini(&r);
+        fake_fini(&w);
+    }
+    ck_assert_uint_gt(k, 10);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    unsigned char sa[20], sb[20], ka[20], kb[20], buf[8];
+    fill_pat(sa, 0, sizeof sa);
+    fill_pat(sb, 500, sizeof sb);
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t a, b;
+        fake_init(&a, ex, MIXED, 3);
+        fake_init(&b, ex, MIXED, 2);
+        fake_src(&a, sa, sizeof sa, 0);
+        fake_sink(&a, ka, sizeof ka);
+        fake_src(&b, sb, sizeof sb, 0);
+        fake_sink(&b, kb, sizeof kb);
+        tide_copy_bidirectional_t op;
+        bool dropped;
+        intptr_t res =
+            drive(ex,
+                  tide_copy_bidirectional(&op, &a.stream, &b.stream, buf,
+                                          sizeof buf),
+                  k, NULL, NULL, &dropped);
+        fake_assert_no_waker(&a);
+        fake_assert_no_waker(&b);
+        if (!dropped) {
+            ck_assert_int_eq(res, 0);
+            check_pat(kb, 0, 20);
+            check_pat(ka, 500, 20);
+            fake_fini(&a);
+            fake_fini(&b);
+            break;
+        }
+        ck_assert_uint_eq(a.cancels[0] + a.cancels[1] + b.cancels[0] +
+                              b.cancels[1],
+                          4);
+        ck_assert_uint_eq(b.sink_len, tide_copy_bidirectional_a_to_b(&op));
+        ck_assert_uint_eq(a.sink_len, tide_copy_bidirectional_b_to_a(&op));
+        fake_fini(&a);
+        fake_fini(&b);
+    }
+    ck_assert_uint_gt(k, 10);
+    exec_done(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Buffered reading and codecs over the fake stream
+ * ------------------------------------------------------------------------ */
+
+static const char lines_src[] = "hello\nworld\r\n\nthis one is long\nlast";
+
+START_TEST(test_bufreader_read_line_across_chunks) {
+    tide_exec_t *ex = exec_new();
+    static const unsigned char script[] = {A_OK, A_SPUR, A_STORE};
+    for (size_t chunk = 1; chunk <= 7; chunk += 3) {
+        fake_t f;
+        fake_init(&f, ex, script, sizeof script, true, chunk);
+        fake_src(&f, lines_src, sizeof lines_src - 1, 0);
+        unsigned char bbuf[5]; /* smaller than most lines */
+        tide_bufreader_t br;
+        ck_assert_int_eq(tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf),
+                         0);
+        char line[32];
+        tide_read_until_t op;
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
+                         6);
+        ck_assert_str_eq(line, "hello\n");
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
+                         7);
+        ck_assert_str_eq(line, "world\r\n");
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
+                         1);
+        ck_assert_str_eq(line, "\n");
+        /* Too long for dst: TIDE_EFRAME with what fits; the rest follows. */
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, 9)),
+                         TIDE_EFRAME);
+        ck_assert_uint_eq(op.done, 8);
+        ck_assert_str_eq(line, "this one");
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
+                         9);
+        ck_assert_str_eq(line, " is long\n");
+        /* The last line has no newline; then end of stream, again. */
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
+                         4);
+        ck_assert_str_eq(line, "last");
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
+                         0);
+        ck_assert_str_eq(line, "");
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
+                         0);
+        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, 1)), -EINVAL);
+        fake_fini(&f);
+    }
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_bufreader_read_until_and_read) {
+    tide_exec_t *ex = exec_new();
+    static const char src[] = "a,bb,,ccc,dddd";
+    fake_t f;
+    fake_init(&f, ex, MIXED, 2);
+    fake_src(&f, src, sizeof src - 1, 0);
+    unsigned char bbuf[3];
+    tide_bufreader_t br;
+    ck_assert_int_eq(tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf), 0);
+    ck_assert_int_eq(tide_bufreader_init(&br, &f.stream, bbuf, 0), -EINVAL);
+    ck_assert_int_eq(tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf), 0);
+    char out[16];
+    tide_read_until_t op;
+    bool dropped;
+    const char *want[] = {"a,", "bb,", ",", "ccc,"};
+    for (int i = 0; i < 4; i++) {
+        intptr_t r = drive(ex, tide_read_until(&op, &br, ',', out, sizeof out),
+                           0, NULL, NULL, &dropped);
+        ck_assert_int_eq(r, (intptr_t)strlen(want[i]));
+        ck_assert_int_eq(memcmp(out, want[i], (size_t)r), 0);
+    }
+    /* The bufreader as a stream: reads come from the buffer first. */
+    tide_read_exact_t rx;
+    intptr_t r = drive(ex, tide_read_exact(&rx, tide_bufreader_stream(&br),
+                                           out, 4),
+                       0, NULL, NULL, &dropped);
+    ck_assert_int_eq(r, 4);
+    ck_assert_int_eq(memcmp(out, "dddd", 4), 0);
+    tide_bufreader_fill_t fl;
+    ck_assert_int_eq(run(ex, tide_bufreader_fill(&fl, &br)), 0);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_bufreader_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    static const char src[] = "0123456789abcdefghij\nrest";
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, MIXED, 2);
+        fake_src(&f, src, sizeof src - 1, 0);
+        unsigned char bbuf[4];
+        tide_bufreader_t br;
+        tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
+        char line[64];
+        tide_read_until_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_read_line(&op, &br, line, sizeof line), k,
+                           NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 21);
+            ck_assert_str_eq(line, "0123456789abcdefghij\n");
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_uint_eq(f.cancels[0], 1);
+        /* Nothing lost: what was moved is in line[0, done), the next
+         * read_line continues from there. */
+        size_t done = op.done;
+        r = run(ex, tide_read_line(&op, &br, line + done, sizeof line - done));
+        ck_assert_int_eq((intptr_t)done + r, 21);
+        ck_assert_str_eq(line, "0123456789abcdefghij\n");
+        fake_fini(&f);
+    }
+    ck_assert_uint_gt(k, 10);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_linecodec_decode) {
+    tide_exec_t *ex = exec_new();
+    static const char src[] =
+        "one\r\ntwo\n\nthis line is far too long for it\nok\nX2345678901\n"
+        "tail\r";
+    fake_t f;
+    fake_init(&f, ex, MIXED, 3);
+    fake_src(&f, src, sizeof src - 1, 0);
+    unsigned char bbuf[12];
+    tide_bufreader_t br;
+    tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
+    tide_linecodec_t lc;
+    tide_linecodec_init(&lc, 10);
+    tide_decode_t op;
+    bool dropped;
+#define NEXT() drive(ex, tide_linecodec_decode(&op, &lc, &br), 0, NULL, NULL, &dropped)
+#define FRAME_IS(s)                                                            \
+    do {                                                                       \
+        ck_assert_uint_eq(op.len, strlen(s));                                  \
+        ck_assert_int_eq(memcmp(op.frame, s, op.len), 0);                      \
+    } while (0)
+    ck_assert_int_eq(NEXT(), 1);
+    FRAME_IS("one");
+    ck_assert_int_eq(NEXT(), 1);
+    FRAME_IS("two");
+    ck_assert_int_eq(NEXT(), 1);
+    FRAME_IS("");
+    /* Longer than the buffer: rejected before it is buffered, and
+     * skipped. */
+    ck_assert_int_eq(NEXT(), TIDE_EFRAME);
+    ck_assert_int_eq(NEXT(), 1);
+    FRAME_IS("ok");
+    /* Fits the buffer but over max_len (11 > 10): rejected, skipped. */
+    ck_assert_int_eq(NEXT(), TIDE_EFRAME);
+    /* The last line has no "\n"; its "\r" goes too. */
+    ck_assert_int_eq(NEXT(), 1);
+    FRAME_IS("tail");
+    ck_assert_int_eq(NEXT(), 0);
+    ck_assert_int_eq(NEXT(), 0);
+    /* The buffer must hold max_len + 2. */
+    tide_linecodec_init(&lc, 11);
+    ck_assert_int_eq(NEXT(), -EINVAL);
+    tide_linecodec_init(&lc, 0); /* 0: what the buffer allows */
+    ck_assert_int_eq(NEXT(), 0);
+    /* An error from the stream comes through. */
+    fake_src(&f, "abc", 3, -ECONNRESET);
+    ck_assert_int_eq(NEXT(), -ECONNRESET);
+#undef NEXT
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_linecodec_encode) {
+    tide_exec_t *ex = exec_new();
+    unsigned char sink[64];
+    fake_t f;
+    fake_init(&f, ex, MIXED, 2);
+    fake_sink(&f, sink, sizeof sink);
+    tide_linecodec_t lc;
+    tide_linecodec_init(&lc, 8);
+    tide_encode_t op;
+    bool dropped;
+    ck_assert_int_eq(drive(ex, tide_linecodec_encode(&op, &lc, &f.stream,
+                                                     "hello", 5),
+                           0, NULL, NULL, &dropped),
+                     6);
+    ck_assert_int_eq(drive(ex, tide_linecodec_encode(&op, &lc, &f.stream, "", 0),
+                           0, NULL, NULL, &dropped),
+                     1);
+    ck_assert_int_eq(run(ex, tide_linecodec_encode(&op, &lc, &f.stream,
+                                                   "123456789", 9)),
+                     TIDE_EFRAME);
+    ck_assert_int_eq(run(ex, tide_linecodec_encode(&op, &lc, &f.stream,
+                                                   "a\nb", 3)),
+                     -EINVAL);
+    ck_assert_uint_eq(op.done, 0);
+    ck_assert_uint_eq(f.sink_len, 7);
+    ck_assert_int_eq(memcmp(sink, "hello\n\n", 7), 0);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_lencodec_roundtrip_and_limits) {
+    tide_exec_t *ex = exec_new();
+    unsigned char sink[256];
+    fake_t w;
+    fake_init(&w, ex, MIXED, 3);
+    fake_sink(&w, sink, sizeof sink);
+    tide_lencodec_t c;
+    ck_assert_int_eq(tide_lencodec_init(&c, 0, 0, 10), -EINVAL);
+    ck_assert_int_eq(tide_lencodec_init(&c, 9, 0, 10), -EINVAL);
+    ck_assert_int_eq(tide_lencodec_init(&c, 4, 1u << 5, 10), -EINVAL);
+    ck_assert_int_eq(tide_lencodec_init(&c, 4, 0, 16), 0);
+    tide_encode_t en;
+    bool dropped;
+    const char *frames[] = {"abc", "", "0123456789abcdef"};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(drive(ex, tide_lencodec_encode(&en, &c, &w.stream,
+                                                        frames[i],
+                                                        strlen(frames[i])),
+                               0, NULL, NULL, &dropped),
+                         4 + (intptr_t)strlen(frames[i]));
+    /* Over max_frame: nothing written. */
+    ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c, &w.stream,
+                                                  "0123456789abcdefg", 17)),
+                     TIDE_EFRAME);
+    ck_assert_uint_eq(w.sink_len, 4 + 3 + 4 + 0 + 4 + 16);
+    static const unsigned char hdr[] = {0, 0, 0, 3, 'a', 'b', 'c'};
+    ck_assert_int_eq(memcmp(sink, hdr, sizeof hdr), 0);
+
+    /* Decode what was written, 1 byte at a time. */
+    fake_t r;
+    fake_init(&r, ex, MIXED, 1);
+    fake_src(&r, sink, w.sink_len, 0);
+    unsigned char bbuf[20];
+    tide_bufreader_t br;
+    tide_bufreader_init(&br, &r.stream, bbuf, sizeof bbuf);
+    tide_decode_t de;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(drive(ex, tide_lencodec_decode(&de, &c, &br), 0,
+                               NULL, NULL, &dropped),
+                         1);
+        ck_assert_uint_eq(de.len, strlen(frames[i]));
+        ck_assert_int_eq(memcmp(de.frame, frames[i], de.len), 0);
+    }
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 0);
+
+    /* The buffer must hold len_bytes + max_frame. */
+    tide_lencodec_t big;
+    tide_lencodec_init(&big, 4, 0, 17);
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &big, &br)), -EINVAL);
+
+    /* A hostile length is rejected from its header alone, and stays
+     * rejected: the stream cannot be resynchronised. */
+    static const unsigned char evil[] = {0xff, 0xff, 0xff, 0xf0, 'x'};
+    fake_src(&r, evil, sizeof evil, 0);
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), TIDE_EFRAME);
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), TIDE_EFRAME);
+
+    /* End of stream inside a frame. */
+    static const unsigned char cut[] = {0, 0, 0, 5, 'a', 'b'};
+    tide_bufreader_init(&br, &r.stream, bbuf, sizeof bbuf);
+    fake_src(&r, cut, sizeof cut, 0);
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), TIDE_EEOF);
+    static const unsigned char cuthdr[] = {0, 0};
+    tide_bufreader_init(&br, &r.stream, bbuf, sizeof bbuf);
+    fake_src(&r, cuthdr, sizeof cuthdr, 0);
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), TIDE_EEOF);
+
+    /* 2-byte little-endian lengths; a length that does not fit. */
+    ck_assert_int_eq(tide_lencodec_init(&c, 2, TIDE_LENCODEC_LITTLE_ENDIAN,
+                                        (size_t)1 << 20),
+                     0);
+    w.sink_len = 0;
+    ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c, &w.stream, "hi", 2)),
+                     4);
+    static const unsigned char le[] = {2, 0, 'h', 'i'};
+    ck_assert_int_eq(memcmp(sink, le, 4), 0);
+    static unsigned char huge[70000];
+    ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c, &w.stream, huge,
+                                                  sizeof huge)),
+                     TIDE_EFRAME);
+    ck_assert_uint_eq(w.sink_len, 4);
+    tide_lencodec_init(&c, 2, TIDE_LENCODEC_LITTLE_ENDIAN, 10);
+    tide_bufreader_init(&br, &r.stream, bbuf, sizeof bbuf);
+    fake_src(&r, le, sizeof le, 0);
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+    ck_assert_uint_eq(de.len, 2);
+    ck_assert_int_eq(memcmp(de.frame, "hi", 2), 0);
+    fake_fini(&r);
+    fake_fini(&w);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_codec_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    /* Decoding is cancel safe: a dropped decode leaves every byte, so
+     * decoding again from scratch yields the same frames. */
+    static const unsigned char src[] = {0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 1, 'z'};
+    tide_lencodec_t c;
+    tide_lencodec_init(&c, 4, 0, 8);
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, MIXED, 1);
+        fake_src(&f, src, sizeof src, 0);
+        unsigned char bbuf[12];
+        tide_bufreader_t br;
+        tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
+        tide_decode_t de;
+        bool dropped;
+        intptr_t r = drive(ex, tide_lencodec_decode(&de, &c, &br), k,
+                           NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 1);
+            ck_assert_uint_eq(de.len, 3);
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_uint_eq(f.cancels[0], 1);
+        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        ck_assert_uint_eq(de.len, 3);
+        ck_assert_int_eq(memcmp(de.frame, "abc", 3), 0);
+        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        ck_assert_int_eq(memcmp(de.frame, "z", 1), 0);
+        fake_fini(&f);
+    }
+    ck_assert_uint_gt(k, 5);
+
+    /* Line decode and encode too. */
+    tide_linecodec_t lc;
+    tide_linecodec_init(&lc, 10);
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        fake_init(&f, ex, MIXED, 1);
+        fake_src(&f, "abcdef\nxy\n", 10, 0);
+        unsigned char bbuf[12];
+        tide_bufreader_t br;
+        tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
+        tide_decode_t de;
+        bool dropped;
+        intptr_t r = drive(ex, tide_linecodec_decode(&de, &lc, &br), k,
+                           NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 1);
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_int_eq(run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
+        ck_assert_int_eq(memcmp(de.frame, "abcdef", 6), 0);
+        ck_assert_int_eq(run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
+        ck_assert_int_eq(memcmp(de.frame, "xy", 2), 0);
+        fake_fini(&f);
+    }
+    ck_assert_uint_gt(k, 5);
+    for (k = 1; k < MAX_K; k++) {
+        fake_t f;
+        unsigned char sink[16];
+        fake_init(&f, ex, MIXED, 1);
+        fake_sink(&f, sink, sizeof sink);
+        tide_encode_t en;
+        bool dropped;
+        intptr_t r = drive(ex, tide_linecodec_encode(&en, &lc, &f.stream,
+                                                     "abcdef", 6),
+                           k, NULL, NULL, &dropped);
+        fake_assert_no_waker(&f);
+        if (!dropped) {
+            ck_assert_int_eq(r, 7);
+            ck_assert_int_eq(memcmp(sink, "abcdef\n", 7), 0);
+            fake_fini(&f);
+            break;
+        }
+        ck_assert_uint_eq(f.cancels[1], 1);
+        ck_assert_uint_eq(f.sink_len, en.done);
+        fake_fini(&f);
+    }
+    ck_assert_uint_gt(k, 5);
+    exec_done(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * fdstream over socketpairs and pipes
+ * ------------------------------------------------------------------------ */
+
+START_TEST(test_fdstream_eof_reported_each_time) {
+    tide_exec_t *ex = exec_new();
+    int sv[2];
+    sockpair(sv);
+    tide_fdstream_t *s = fds_new(ex, sv[0]);
+    tide_read_t rd;
+    char buf[16];
+    ck_assert_int_eq(write(sv[1], "xy", 2), 2);
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, 0)),
+                     0); /* len 0: 0 at once, not an EOF */
+    ck_assert(!s->eof_seen);
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
+                                       sizeof buf)),
+                     2);
+    ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
+                                           sizeof buf)),
+                         0);
+    ck_assert(s->eof_seen);
+    /* Half close: we can still write, the peer reads it. */
+    tide_write_all_t wa;
+    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_fdstream_stream(s),
+                                            "back", 4)),
+                     4);
+    ck_assert_int_eq(read(sv[1], buf, sizeof buf), 4);
+    tide_fdstream_free(s);
+    close(sv[1]);
+    exec_done(ex);
+}
+END_TEST
+
+/* on_pending for reads: feed the next chunk into the raw peer. */
+typedef struct feeder {
+    int fd;
+    size_t sent, total, chunk;
+} feeder_t;
+
+static void feed_more(void *arg) {
+    feeder_t *fe = arg;
+    size_t n = fe->total - fe->sent;
+    feed_fd(fe->fd, &fe->sent, n < fe->chunk ? n : fe->chunk);
+}
+
+START_TEST(test_fdstream_read_exact_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    enum { TOTAL = 1000 };
+    unsigned char dst[TOTAL];
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        int sv[2];
+        sockpair(sv);
+        tide_fdstream_t *s = fds_new(ex, sv[0]);
+        feeder_t fe = {sv[1], 0, TOTAL, 100};
+        tide_read_exact_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_read_exact(&op, tide_fdstream_stream(s),
+                                               dst, TOTAL),
+                           k, feed_more, &fe, &dropped);
+        assert_no_waker(s);
+        if (!dropped) {
+            ck_assert_int_eq(r, TOTAL);
+            check_pat(dst, 0, TOTAL);
+        } else {
+            ck_assert_uint_eq(armed(ex), 0);
+            /* Bytes fed but not read are still in the socket. */
+            size_t done = op.done;
+            feed_fd(sv[1], &fe.sent, TOTAL - fe.sent);
+            ck_assert_int_eq(run(ex, tide_read_exact(&op,
+                                                     tide_fdstream_stream(s),
+                                                     dst + done, TOTAL - done)),
+                             TOTAL - (intptr_t)done);
+            check_pat(dst, 0, TOTAL);
+        }
+        tide_fdstream_free(s);
+        close(sv[1]);
+        if (!dropped)
+            break;
+    }
+    ck_assert_uint_ge(k, 10);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_fdstream_read_drop_keeps_bytes) {
+    tide_exec_t *ex = exec_new();
+    int sv[2];
+    sockpair(sv);
+    tide_fdstream_t *s = fds_new(ex, sv[0]);
+    /* Dropped after the data arrived but before it was polled again: the
+     * bytes stay in the socket for the next read. */
+    feeder_t fe = {sv[1], 0, 10, 10};
+    tide_read_t op;
+    unsigned char dst[10];
+    bool dropped;
+    drive(ex, tide_read(&op, tide_fdstream_stream(s), dst, sizeof dst), 1,
+          feed_more, &fe, &dropped);
+    ck_assert(dropped);
+    assert_no_waker(s);
+    ck_assert_uint_eq(armed(ex), 0);
+    ck_assert_int_eq(run(ex, tide_read(&op, tide_fdstream_stream(s), dst,
+                                       sizeof dst)),
+                     10);
+    check_pat(dst, 0, 10);
+    tide_fdstream_free(s);
+    close(sv[1]);
+    exec_done(ex);
+}
+END_TEST
+
+/* on_pending for writes: take the bytes out of the raw peer (all of
+ * them: taking less might not make the writer writable again, and then
+ * nothing would wake it). */
+typedef struct drainer {
+    int fd;
+    unsigned char *out;
+    size_t got, cap, step;
+    bool eof;
+} drainer_t;
+
+static void drain_some(void *arg) {
+    drainer_t *dr = arg;
+    drain_fd(dr->fd, dr->out, &dr->got, dr->cap, dr->step, &dr->eof);
+}
+
+START_TEST(test_fdstream_write_all_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    enum { TOTAL = 128 * 1024 };
+    unsigned char *src = malloc(TOTAL), *got = malloc(TOTAL);
+    fill_pat(src, 0, TOTAL);
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        int sv[2];
+        sockpair(sv);
+        small_buffers(sv[0]);
+        small_buffers(sv[1]);
+        tide_fdstream_t *s = fds_new(ex, sv[0]);
+        drainer_t dr = {sv[1], got, 0, TOTAL, TOTAL, false};
+        tide_write_all_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_write_all(&op, tide_fdstream_stream(s),
+                                              src, TOTAL),
+                           k, drain_some, &dr, &dropped);
+        assert_no_waker(s);
+        size_t done = op.done;
+        if (dropped) {
+            ck_assert_uint_eq(armed(ex), 0);
+            /* Exactly op.done bytes went out: the rest, written now,
+             * completes the stream byte-exact. */
+            tide_write_all_t op2;
+            bool d2;
+            r = drive(ex, tide_write_all(&op2, tide_fdstream_stream(s),
+                                         src + done, TOTAL - done),
+                      0, drain_some, &dr, &d2);
+            ck_assert_int_eq(r, TOTAL - (intptr_t)done);
+        } else {
+            ck_assert_int_eq(r, TOTAL);
+        }
+        tide_fdstream_free(s);
+        while (!dr.eof)
+            drain_fd(sv[1], got, &dr.got, TOTAL, TOTAL, &dr.eof);
+        ck_assert_uint_eq(dr.got, TOTAL);
+        check_pat(got, 0, TOTAL);
+        close(sv[1]);
+        if (!dropped)
+            break;
+    }
+    ck_assert_uint_ge(k, 5);
+    free(src);
+    free(got);
+    exec_done(ex);
+}
+END_TEST
+
+/* copy over fdstreams: feed A's peer, drain B's peer at each PENDING. */
+typedef struct pump {
+    feeder_t fe;
+    drainer_t dr;
+    bool shut;
+} pump_t;
+
+static void pump_step(void *arg) {
+    pump_t *p = arg;
+    feed_more(&p->fe);
+    if (p->fe.sent == p->fe.total && !p->shut) {
+        shutdown(p->fe.fd, SHUT_WR);
+        p->shut = true;
+    }
+    drain_some(&p->dr);
+}
+
+START_TEST(test_fdstream_copy_drop_at_every_pending) {
+    tide_exec_t *ex = exec_new();
+    enum { TOTAL = 64 * 1024 };
+    unsigned char *got = malloc(TOTAL);
+    unsigned char buf[4096];
+    unsigned k;
+    for (k = 1; k < MAX_K; k++) {
+        int a[2], b[2];
+        sockpair(a);
+        sockpair(b);
+        small_buffers(b[0]);
+        small_buffers(b[1]);
+        tide_fdstream_t *ra = fds_new(ex, a[0]), *wb = fds_new(ex, b[0]);
+        pump_t p = {{a[1], 0, TOTAL, 8192}, {b[1], got, 0, TOTAL, TOTAL, false},
+                    false};
+        tide_copy_t op;
+        bool dropped;
+        intptr_t r = drive(ex, tide_copy(&op, tide_fdstream_stream(ra),
+                                         tide_fdstream_stream(wb), buf,
+                                         sizeof buf),
+                           k, pump_step, &p, &dropped);
+        assert_no_waker(ra);
+        assert_no_waker(wb);
+        if (dropped) {
+            /* Every direction the copy used is disarmed at once. */
+            ck_assert_uint_eq(armed(ex), 0);
+        } else {
+            ck_assert_int_eq(r, TOTAL);
+        }
+        uint64_t copied = tide_copy_copied(&op);
+        tide_fdstream_free(ra);
+        tide_fdstream_free(wb);
+        ck_assert_uint_eq(armed(ex), 0);
+        while (!p.dr.eof)
+            drain_fd(b[1], got, &p.dr.got, TOTAL, TOTAL, &p.dr.eof);
+        ck_assert_uint_eq(p.dr.got, copied);
+        check_pat(got, 0, p.dr.got);
+        close(a[1]);
+        close(b[1]);
+        if (!dropped)
+            break;
+    }
+    ck_assert_uint_ge(k, 5);
+    free(got);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_fdstream_epipe_after_peer_closed) {
+    tide_exec_t *ex = exec_new();
+    int sv[2];
+    sockpair(sv);
+    tide_fdstream_t *s = fds_new(ex, sv[0]);
+    close(sv[1]);
+    /* SIGPIPE keeps its default action: a signal would kill this test. */
+    tide_write_all_t wa;
+    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_fdstream_stream(s),
+                                            "abc", 3)),
+                     -EPIPE);
+    ck_assert_uint_eq(wa.done, 0);
+    struct iovec iov[2] = {{"ab", 2}, {"cd", 2}};
+    tide_writev_t wv;
+    ck_assert_int_eq(run(ex, tide_writev(&wv, tide_fdstream_stream(s), iov, 2)),
+                     -EPIPE);
+    tide_read_t rd;
+    char buf[4];
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
+                                       sizeof buf)),
+                     0);
+    tide_fdstream_free(s);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_fdstream_pipe_epipe_with_sigpipe_ignored) {
+    tide_exec_t *ex = exec_new();
+    ck_assert_int_eq(tide_ignore_sigpipe(), 0);
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    tide_fdstream_t *w = fds_new(ex, p[1]);
+    close(p[0]);
+    tide_write_t wr;
+    ck_assert_int_eq(run(ex, tide_write(&wr, tide_fdstream_stream(w), "x", 1)),
+                     -EPIPE);
+    tide_fdstream_free(w);
+    exec_done(ex);
+}
+END_TEST
+
+/* Without tide_ignore_sigpipe, a pipe write to a closed reader raises
+ * SIGPIPE: what the documentation warns about (this test expects it). */
+START_TEST(test_fdstream_pipe_sigpipe_without_ignore) {
+    tide_exec_t *ex = exec_new();
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    tide_fdstream_t *w = fds_new(ex, p[1]);
+    close(p[0]);
+    tide_write_t wr;
+    run(ex, tide_write(&wr, tide_fdstream_stream(w), "x", 1));
+    ck_abort_msg("still alive after writing to a closed pipe");
+}
+END_TEST
+
+START_TEST(test_fdstream_pipe_shutdown_closes_write_end) {
+    tide_exec_t *ex = exec_new();
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    tide_fdstream_t *r = fds_new(ex, p[0]), *w = fds_new(ex, p[1]);
+    tide_write_all_t wa;
+    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_fdstream_stream(w),
+                                            "abc", 3)),
+                     3);
+    tide_shutdown_t sd;
+    ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    ck_assert_uint_eq(st.registered, 1); /* the write end is gone */
+    /* The reader sees the bytes, then end of stream. */
+    char buf[8];
+    tide_read_exact_t rx;
+    ck_assert_int_eq(run(ex, tide_read_exact(&rx, tide_fdstream_stream(r), buf,
+                                             sizeof buf)),
+                     TIDE_EEOF);
+    ck_assert_uint_eq(rx.done, 3);
+    /* After shutdown: writes fail, a second shutdown is fine. */
+    tide_write_t wr;
+    ck_assert_int_eq(run(ex, tide_write(&wr, tide_fdstream_stream(w), "x", 1)),
+                     -EPIPE);
+    ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
+    /* The descriptor number may be reused at once; freeing the stream
+     * must not close the new owner's descriptor. */
+    int q[2];
+    ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
+    tide_fdstream_free(w);
+    ck_assert_int_ne(fcntl(q[0], F_GETFD), -1);
+    ck_assert_int_ne(fcntl(q[1], F_GETFD), -1);
+    close(q[0]);
+    close(q[1]);
+    /* The read end has no write side. */
+    ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(r))),
+                     -EBADF);
+    tide_fdstream_free(r);
+    exec_done(ex);
+}
+END_TEST
+
+static int tcp_pair(int *client, int *server) {
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sl), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
+    *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*client, 0);
+    ck_assert_int_eq(connect(*client, (struct sockaddr *)&sa, sl), 0);
+    *server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*server, 0);
+    close(l);
+    return 0;
+}
+
+START_TEST(test_fdstream_econnreset_after_peer_reset) {
+    tide_exec_t *ex = exec_new();
+    int c, sv;
+    tcp_pair(&c, &sv);
+    ck_assert_int_eq(fcntl(c, F_SETFL, O_NONBLOCK), 0);
+    tide_fdstream_t *s = fds_new(ex, c);
+    /* The peer resets (SO_LINGER 0) while we wait in a read. */
+    struct linger lg = {1, 0};
+    ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    tide_read_t rd;
+    char buf[8];
+    close(sv);
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
+                                       sizeof buf)),
+                     -ECONNRESET);
+    /* Then writes fail without a signal, and shutdown says why. */
+    tide_write_all_t wa;
+    intptr_t w = run(ex, tide_write_all(&wa, tide_fdstream_stream(s), "x", 1));
+    ck_assert(w == -EPIPE || w == -ECONNRESET);
+    tide_fdstream_free(s);
+    exec_done(ex);
+}
+END_TEST
+
+/* A reset that arrives while the read is pending. */
+typedef struct resetter {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_sleep_t nap;
+    int fd;
+} resetter_t;
+
+static tide_poll_t resetter_poll(tide_future_t *f, tide_cx_t *cx) {
+    resetter_t *t = TIDE_CONTAINER_OF(f, resetter_t, fut);
+    TIDE_BEGIN(&t->co);
+    TIDE_AWAIT(&t->co, cx, tide_sleep(&t->nap, 2 * TIDE_USEC_PER_MSEC));
+    close(t->fd);
+    TIDE_END(&t->co, f, 0);
+}
+
+START_TEST(test_fdstream_econnreset_while_pending) {
+    tide_exec_t *ex = exec_new();
+    int c, sv;
+    tcp_pair(&c, &sv);
+    ck_assert_int_eq(fcntl(c, F_SETFL, O_NONBLOCK), 0);
+    tide_fdstream_t *s = fds_new(ex, c);
+    struct linger lg = {1, 0};
+    ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    resetter_t rs = {.fd = sv};
+    tide_future_init(&rs.fut, resetter_poll, NULL);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
+    tide_read_t rd;
+    char buf[8];
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
+                                       sizeof buf)),
+                     -ECONNRESET);
+    ck_assert_int_eq(run(ex, tide_join(&j)), 0);
+    tide_fdstream_free(s);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_fdstream_new_errors) {
+    tide_exec_t *ex = exec_new();
+    tide_fdstream_t *s = NULL;
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); /* blocking */
+    ck_assert_int_eq(tide_fdstream_new(&s, ex, p[0]), TIDE_EBLOCKING);
+    ck_assert_int_eq(tide_fdstream_new(&s, ex, -1), -EBADF);
+    ck_assert_int_eq(tide_fdstream_new(NULL, ex, p[0]), -EINVAL);
+    ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    tide__alloc_fail_at(1);
+    ck_assert_int_eq(tide_fdstream_new(&s, ex, p[0]), -ENOMEM);
+    tide__alloc_fail_at(0);
+    ck_assert_int_ne(fcntl(p[0], F_GETFD), -1); /* left open */
+    s = fds_new(ex, p[0]);
+    tide_fdstream_t *s2 = NULL;
+    ck_assert_int_eq(tide_fdstream_new(&s2, ex, p[0]), -EEXIST);
+    ck_assert_ptr_eq(tide_fdstream_fd(s), &s->reg);
+    ck_assert_int_eq(tide_fd_get(tide_fdstream_fd(s)), p[0]);
+    tide_fdstream_free(s);
+    tide_fdstream_free(NULL);
+    close(p[1]);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_fdstream_outlives_executor) {
+    tide_exec_t *ex = exec_new();
+    int sv[2];
+    sockpair(sv);
+    tide_fdstream_t *s = fds_new(ex, sv[0]);
+    tide_exec_free(ex);
+    /* Detached: operations fail instead of spinning on EAGAIN. */
+    tide_cx_t cx;
+    tide_waker_t none = TIDE_WAKER_EMPTY;
+    tide_cx_init(&cx, NULL, &none);
+    ssize_t n;
+    char buf[4];
+    ck_assert_int_eq(tide_stream_poll_read(tide_fdstream_stream(s), &cx, buf,
+                                           sizeof buf, &n),
+                     TIDE_READY);
+    ck_assert_int_eq(n, -EBADF);
+    tide_fdstream_free(s);
+    ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1); /* closed by free */
+    close(sv[1]);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Tasks over fdstreams: bulk copy, copy_bidirectional, split
+ * ------------------------------------------------------------------------ */
+
+/* Writes `total` pattern bytes in chunks with write_all, then shuts down. */
+typedef struct producer {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_stream_t *s;
+    size_t total, sent, chunk;
+    unsigned char *buf;
+    tide_write_all_t wa;
+    tide_shutdown_t sd;
+} producer_t;
+
+static tide_poll_t producer_poll(tide_future_t *f, tide_cx_t *cx) {
+    producer_t *t = TIDE_CONTAINER_OF(f, producer_t, fut);
+    TIDE_BEGIN(&t->co);
+    while (t->sent < t->total) {
+        {
+            size_t n = t->total - t->sent;
+            if (n > t->chunk)
+                n = t->chunk;
+            fill_pat(t->buf, t->sent, n);
+            TIDE_AWAIT(&t->co, cx, tide_write_all(&t->wa, t->s, t->buf, n));
+        }
+        if (tide_async_result(&t->co) < 0)
+            TIDE_RETURN(&t->co, f, tide_async_result(&t->co));
+        t->sent += (size_t)tide_async_result(&t->co);
+    }
+    TIDE_AWAIT(&t->co, cx, tide_shutdown(&t->sd, t->s));
+    TIDE_END(&t->co, f, tide_async_result(&t->co));
+}
+
+/* Reads to end of stream, checking the pattern and counting. */
+typedef struct consumer {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_stream_t *s;
+    size_t got, cap;
+    bool bad;
+    unsigned char *buf;
+    tide_read_t rd;
+} consumer_t;
+
+static tide_poll_t consumer_poll(tide_future_t *f, tide_cx_t *cx) {
+    consumer_t *t = TIDE_CONTAINER_OF(f, consumer_t, fut);
+    TIDE_BEGIN(&t->co);
+    for (;;) {
+        TIDE_AWAIT(&t->co, cx, tide_read(&t->rd, t->s, t->buf, t->cap));
+        if (tide_async_result(&t->co) <= 0)
+            break;
+        {
+            size_t n = (size_t)tide_async_result(&t->co);
+            for (size_t i = 0; i < n; i++)
+                if (t->buf[i] != pat(t->got + i))
+                    t->bad = true;
+            t->got += n;
+        }
+    }
+    TIDE_END(&t->co, f, tide_async_result(&t->co));
+}
+
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_sec(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+START_TEST(test_io_copy_16mib_through_socketpairs) {
+    tide_exec_t *ex = exec_new();
+    enum { TOTAL = 16 * 1024 * 1024 };
+    int a[2], b[2];
+    sockpair(a);
+    sockpair(b);
+    tide_fdstream_t *pa = fds_new(ex, a[0]), *ra = fds_new(ex, a[1]);
+    tide_fdstream_t *wb = fds_new(ex, b[0]), *cb = fds_new(ex, b[1]);
+    static unsigned char pbuf[65536], cbuf[65536];
+    producer_t pr = {.s = tide_fdstream_stream(pa), .total = TOTAL,
+                     .chunk = sizeof pbuf, .buf = pbuf};
+    consumer_t co = {.s = tide_fdstream_stream(cb), .cap = sizeof cbuf,
+                     .buf = cbuf};
+    tide_future_init(&pr.fut, producer_poll, NULL);
+    tide_future_init(&co.fut, consumer_poll, NULL);
+    tide_join_t jp, jc;
+    ck_assert_int_eq(tide_spawn(ex, &pr.fut, &jp), 0);
+    ck_assert_int_eq(tide_spawn(ex, &co.fut, &jc), 0);
+    static tide_copy_buf_t cp;
+    double t0 = now_sec(), c0 = cpu_sec();
+    intptr_t r = run(ex, tide_copy_default(&cp, tide_fdstream_stream(ra),
+                                           tide_fdstream_stream(wb)));
+    ck_assert_int_eq(r, TOTAL);
+    tide_shutdown_t sd;
+    ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(wb))), 0);
+    ck_assert_int_eq(run(ex, tide_join(&jp)), 0);
+    ck_assert_int_eq(run(ex, tide_join(&jc)), 0);
+    double t1 = now_sec(), c1 = cpu_sec();
+    ck_assert_uint_eq(co.got, TOTAL);
+    ck_assert(!co.bad);
+    ck_assert_uint_eq(tide_copy_copied(&cp.copy), TOTAL);
+    fprintf(stderr, "copy 16 MiB via socketpairs: %.1f ms wall, %.1f ms cpu\n",
+            (t1 - t0) * 1e3, (c1 - c0) * 1e3);
+    tide_fdstream_free(pa);
+    tide_fdstream_free(ra);
+    tide_fdstream_free(wb);
+    tide_fdstream_free(cb);
+    exec_done(ex);
+}
+END_TEST
+
+/* The other end of copy_bidirectional, as a task: a' writes "ping" and
+ * half-closes; b' must see "ping" then EOF while the copy still runs;
+ * then b' answers "pong!" and half-closes; a' sees it, then EOF. */
+typedef struct bidi_peer {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_stream_t *pa, *pb;
+    tide_join_t *copy;
+    char buf[16];
+    bool still_running;
+    tide_write_all_t wa;
+    tide_shutdown_t sd;
+    tide_read_exact_t rx;
+    tide_read_t rd;
+} bidi_peer_t;
+
+static tide_poll_t bidi_peer_poll(tide_future_t *f, tide_cx_t *cx) {
+    bidi_peer_t *t = TIDE_CONTAINER_OF(f, bidi_peer_t, fut);
+    TIDE_BEGIN(&t->co);
+    TIDE_AWAIT(&t->co, cx, tide_write_all(&t->wa, t->pa, "ping", 4));
+    TIDE_AWAIT(&t->co, cx, tide_shutdown(&t->sd, t->pa));
+    TIDE_AWAIT(&t->co, cx, tide_read_exact(&t->rx, t->pb, t->buf, 4));
+    if (tide_async_result(&t->co) != 4 || memcmp(t->buf, "ping", 4) != 0)
+        TIDE_RETURN(&t->co, f, -100);
+    TIDE_AWAIT(&t->co, cx, tide_read(&t->rd, t->pb, t->buf, sizeof t->buf));
+    if (tide_async_result(&t->co) != 0)
+        TIDE_RETURN(&t->co, f, -101); /* the half-close reached b' */
+    t->still_running = !tide_join_is_finished(t->copy);
+    TIDE_AWAIT(&t->co, cx, tide_write_all(&t->wa, t->pb, "pong!", 5));
+    TIDE_AWAIT(&t->co, cx, tide_shutdown(&t->sd, t->pb));
+    TIDE_AWAIT(&t->co, cx, tide_read_exact(&t->rx, t->pa, t->buf, 5));
+    if (tide_async_result(&t->co) != 5 || memcmp(t->buf, "pong!", 5) != 0)
+        TIDE_RETURN(&t->co, f, -102);
+    TIDE_AWAIT(&t->co, cx, tide_read(&t->rd, t->pa, t->buf, sizeof t->buf));
+    if (tide_async_result(&t->co) != 0)
+        TIDE_RETURN(&t->co, f, -103);
+    TIDE_END(&t->co, f, 0);
+}
+
+START_TEST(test_io_copy_bidirectional_half_close_each_way) {
+    tide_exec_t *ex = exec_new();
+    for (int swap = 0; swap < 2; swap++) {
+        int a[2], b[2];
+        sockpair(a);
+        sockpair(b);
+        tide_fdstream_t *A = fds_new(ex, a[0]), *Ap = fds_new(ex, a[1]);
+        tide_fdstream_t *B = fds_new(ex, b[0]), *Bp = fds_new(ex, b[1]);
+        /* swap: the copy's "a" is B, so the first half-close travels
+         * b -> a inside the copy. */
+        static tide_copy_bidirectional_buf_t cp;
+        tide_stream_t *x = tide_fdstream_stream(swap ? B : A);
+        tide_stream_t *y = tide_fdstream_stream(swap ? A : B);
+        tide_join_t jc, jp;
+        ck_assert_int_eq(tide_spawn(ex, tide_copy_bidirectional_default(&cp, x, y),
+                                    &jc),
+                         0);
+        bidi_peer_t peer = {.pa = tide_fdstream_stream(Ap),
+                            .pb = tide_fdstream_stream(Bp), .copy = &jc};
+        tide_future_init(&peer.fut, bidi_peer_poll, NULL);
+        ck_assert_int_eq(tide_spawn(ex, &peer.fut, &jp), 0);
+        ck_assert_int_eq(run(ex, tide_join(&jp)), 0);
+        ck_assert(peer.still_running);
+        ck_assert_int_eq(run(ex, tide_join(&jc)), 0);
+        uint64_t ab = tide_copy_bidirectional_a_to_b(&cp.copy);
+        uint64_t ba = tide_copy_bidirectional_b_to_a(&cp.copy);
+        ck_assert_uint_eq(swap ? ba : ab, 4);
+        ck_assert_uint_eq(swap ? ab : ba, 5);
+        tide_fdstream_free(A);
+        tide_fdstream_free(Ap);
+        tide_fdstream_free(B);
+        tide_fdstream_free(Bp);
+    }
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_io_copy_bidirectional_reset_ends_it) {
+    tide_exec_t *ex = exec_new();
+    int c, sv, b[2];
+    tcp_pair(&c, &sv);
+    sockpair(b);
+    ck_assert_int_eq(fcntl(c, F_SETFL, O_NONBLOCK), 0);
+    tide_fdstream_t *A = fds_new(ex, c), *B = fds_new(ex, b[0]);
+    struct linger lg = {1, 0};
+    ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    resetter_t rs = {.fd = sv};
+    tide_future_init(&rs.fut, resetter_poll, NULL);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
+    static tide_copy_bidirectional_buf_t cp;
+    ck_assert_int_eq(run(ex, tide_copy_bidirectional_default(
+                                 &cp, tide_fdstream_stream(A),
+                                 tide_fdstream_stream(B))),
+                     -ECONNRESET);
+    ck_assert_int_eq(run(ex, tide_join(&j)), 0);
+    assert_no_waker(A);
+    assert_no_waker(B);
+    tide_fdstream_free(A);
+    tide_fdstream_free(B);
+    close(b[1]);
+    exec_done(ex);
+}
+END_TEST
+
+START_TEST(test_fdstream_copy_bidirectional_drop_disarms) {
+    tide_exec_t *ex = exec_new();
+    int a[2], b[2];
+    sockpair(a);
+    sockpair(b);
+    tide_fdstream_t *A = fds_new(ex, a[0]), *B = fds_new(ex, b[0]);
+    unsigned char buf[64];
+    tide_copy_bidirectional_t op;
+    feeder_t fe = {a[1], 0, 1000, 100};
+    bool dropped;
+    /* Data flows a -> b for a few rounds, then the copy is dropped while
+     * both reads are pending. */
+    drive(ex, tide_copy_bidirectional(&op, tide_fdstream_stream(A),
+                                      tide_fdstream_stream(B), buf, sizeof buf),
+          4, feed_more, &fe, &dropped);
+    ck_assert(dropped);
+    assert_no_waker(A);
+    assert_no_waker(B);
+    ck_assert_uint_eq(armed(ex), 0);
+    tide_fdstream_free(A);
+    tide_fdstream_free(B);
+    close(a[1]);
+    close(b[1]);
+    exec_done(ex);
+}
+END_TEST
+
+/* split: one task reads the read half while another writes the write
+ * half, both blocked at once. */
+START_TEST(test_io_split_two_tasks_at_once) {
+    tide_exec_t *ex = exec_new();
+    enum { TOTAL = 2 * 1024 * 1024 };
+    int sv[2];
+    sockpair(sv);
+    small_buffers(sv[0]);
+    small_buffers(sv[1]);
+    tide_fdstream_t *s = fds_new(ex, sv[0]), *p = fds_new(ex, sv[1]);
+    tide_read_half_t rh;
+    tide_write_half_t wh;
+    tide_split(tide_fdstream_stream(s), &rh, &wh);
+    static unsigned char b1[4096], b2[4096], b3[4096], b4[8192];
+    /* s: writer task on wh, reader task on rh; p: its own writer and
+     * reader (halves too). */
+    tide_read_half_t prh;
+    tide_write_half_t pwh;
+    tide_split(tide_fdstream_stream(p), &prh, &pwh);
+    producer_t w1 = {.s = tide_write_half_stream(&wh), .total = TOTAL,
+                     .chunk = sizeof b1, .buf = b1};
+    producer_t w2 = {.s = tide_write_half_stream(&pwh), .total = TOTAL,
+                     .chunk = sizeof b2, .buf = b2};
+    consumer_t r1 = {.s = tide_read_half_stream(&rh), .cap = sizeof b3,
+                     .buf = b3};
+    consumer_t r2 = {.s = tide_read_half_stream(&prh), .cap = sizeof b4,
+                     .buf = b4};
+    producer_t *ws[2] = {&w1, &w2};
+    consumer_t *rs[2] = {&r1, &r2};
+    tide_join_t jw[2], jr[2];
+    for (int i = 0; i < 2; i++) {
+        tide_future_init(&ws[i]->fut, producer_poll, NULL);
+        tide_future_init(&rs[i]->fut, consumer_poll, NULL);
+        ck_assert_int_eq(tide_spawn(ex, &ws[i]->fut, &jw[i]), 0);
+        ck_assert_int_eq(tide_spawn(ex, &rs[i]->fut, &jr[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(run(ex, tide_join(&jw[i])), 0);
+        ck_assert_int_eq(run(ex, tide_join(&jr[i])), 0);
+        ck_assert_uint_eq(rs[i]->got, TOTAL);
+        ck_assert(!rs[i]->bad);
+    }
+    /* The wrong direction on a half is refused. */
+    tide_write_t wr;
+    tide_read_t rd;
+    tide_shutdown_t sd;
+    ck_assert_int_eq(run(ex, tide_write(&wr, tide_read_half_stream(&rh), "x", 1)),
+                     -EBADF);
+    ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_read_half_stream(&rh))),
+                     -EBADF);
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_write_half_stream(&wh), b1, 1)),
+                     -EBADF);
+    tide_fdstream_free(s);
+    tide_fdstream_free(p);
+    exec_done(ex);
+}
+END_TEST
+
+/* Cancelling the read half's pending read leaves the write half's wait
+ * alone. */
+typedef struct one_op {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_future_t *op;
+} one_op_t;
+
+static tide_poll_t one_op_poll(tide_future_t *f, tide_cx_t *cx) {
+    one_op_t *t = TIDE_CONTAINER_OF(f, one_op_t, fut);
+    TIDE_BEGIN(&t->co);
+    TIDE_AWAIT(&t->co, cx, t->op);
+    TIDE_END(&t->co, f, tide_async_result(&t->co));
+}
+
+static void one_op_drop(tide_future_t *f) {
+    one_op_t *t = TIDE_CONTAINER_OF(f, one_op_t, fut);
+    tide_async_drop(&t->co);
+}
+
+START_TEST(test_io_split_cancel_touches_own_direction) {
+    tide_exec_t *ex = exec_new();
+    enum { TOTAL = 512 * 1024 };
+    int sv[2];
+    sockpair(sv);
+    small_buffers(sv[0]);
+    small_buffers(sv[1]);
+    tide_fdstream_t *s = fds_new(ex, sv[0]);
+    tide_read_half_t rh;
+    tide_write_half_t wh;
+    tide_split(tide_fdstream_stream(s), &rh, &wh);
+    unsigned char *src = malloc(TOTAL);
+    fill_pat(src, 0, TOTAL);
+    char rbuf[16];
+    tide_read_t rd;
+    tide_write_all_t wa;
+    one_op_t tr = {.op = tide_read(&rd, tide_read_half_stream(&rh), rbuf,
+                                   sizeof rbuf)};
+    one_op_t tw = {.op = tide_write_all(&wa, tide_write_half_stream(&wh), src,
+                                        TOTAL)};
+    tide_future_init(&tr.fut, one_op_poll, one_op_drop);
+    tide_future_init(&tw.fut, one_op_poll, one_op_drop);
+    tide_join_t jr, jw;
+    ck_assert_int_eq(tide_spawn(ex, &tr.fut, &jr), 0);
+    ck_assert_int_eq(tide_spawn(ex, &tw.fut, &jw), 0);
+    /* Let both block. */
+    tide_sleep_t nap;
+    ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
+    ck_assert(!tide_waker_is_empty(&s->reg.dir[TIDE__RD].slot));
+    ck_assert(!tide_waker_is_empty(&s->reg.dir[TIDE__WR].slot));
+    ck_assert_uint_eq(armed(ex), 2);
+    /* Abort the reader: only the read side is cancelled. */
+    tide_join_abort(&jr);
+    ck_assert_int_eq(run(ex, tide_join(&jr)), -ECANCELED);
+    ck_assert(tide_waker_is_empty(&s->reg.dir[TIDE__RD].slot));
+    ck_assert(!tide_waker_is_empty(&s->reg.dir[TIDE__WR].slot));
+    ck_assert_uint_eq(armed(ex), 1);
+    /* The writer still gets woken: drain the peer until it is done. */
+    unsigned char *got = malloc(TOTAL);
+    size_t n = 0;
+    bool eof = false;
+    for (int i = 0; i < 100000 && !tide_join_is_finished(&jw); i++) {
+        drain_fd(sv[1], got, &n, TOTAL, TOTAL, &eof);
+        tide_yield_t y;
+        run(ex, tide_yield(&y));
+    }
+    ck_assert_int_eq(run(ex, tide_join(&jw)), TOTAL);
+    drain_fd(sv[1], got, &n, TOTAL, TOTAL, &eof);
+    ck_assert_uint_eq(n, TOTAL);
+    check_pat(got, 0, TOTAL);
+    tide_fdstream_free(s);
+    close(sv[1]);
+    free(src);
+    free(got);
+    exec_done(ex);
+}
+END_TEST
+
+/* Decoders over an fdstream: frames split across reads. */
+START_TEST(test_codec_over_socketpair) {
+    tide_exec_t *ex = exec_new();
+    int sv[2];
+    sockpair(sv);
+    tide_fdstream_t *r = fds_new(ex, sv[0]), *w = fds_new(ex, sv[1]);
+    tide_lencodec_t c;
+    tide_lencodec_init(&c, 4, 0, 1000);
+    unsigned char payload[1000];
+    fill_pat(payload, 0, sizeof payload);
+    tide_encode_t en;
+    for (size_t len = 0; len <= 1000; len += 250)
+        ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c,
+                                                      tide_fdstream_stream(w),
+                                                      payload, len)),
+                         4 + (intptr_t)len);
+    tide_shutdown_t sd;
+    ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
+    unsigned char bbuf[1004];
+    tide_bufreader_t br;
+    tide_bufreader_init(&br, tide_fdstream_stream(r), bbuf, sizeof bbuf);
+    tide_decode_t de;
+    for (size_t len = 0; len <= 1000; len += 250) {
+        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        ck_assert_uint_eq(de.len, len);
+        check_pat(de.frame, 0, len);
+    }
+    ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 0);
+    tide_fdstream_free(r);
+    tide_fdstream_free(w);
+    exec_done(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *io_suite(void) {
+    Suite *s = suite_create("io");
+    TCase *tc;
+
+    tc = tcase_create("fake");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_io_read_exact_fake_short_counts);
+    tcase_add_test(tc, test_io_write_all_fake_short_writes);
+    tcase_add_test(tc, test_io_write_all_error_reports_done);
+    tcase_add_test(tc, test_io_read_exact_eof_part_way);
+    tcase_add_test(tc, test_io_read_write_fake_errors);
+    tcase_add_test(tc, test_io_writev_all_fake_across_buffers);
+    tcase_add_test(tc, test_io_copy_fake_flushes_and_counts);
+    tcase_add_test(tc, test_io_copy_bidirectional_fake);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cancel");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_io_read_exact_drop_at_every_pending);
+    tcase_add_test(tc, test_io_read_drop_at_every_pending);
+    tcase_add_test(tc, test_io_write_drop_at_every_pending);
+    tcase_add_test(tc, test_io_write_all_drop_at_every_pending);
+    tcase_add_test(tc, test_io_writev_all_drop_at_every_pending);
+    tcase_add_test(tc, test_io_flush_shutdown_drop_at_every_pending);
+    tcase_add_test(tc, test_io_copy_drop_at_every_pending);
+    tcase_add_test(tc, test_io_copy_bidirectional_drop_at_every_pending);
+    tcase_add_test(tc, test_bufreader_drop_at_every_pending);
+    tcase_add_test(tc, test_codec_drop_at_every_pending);
+    tcase_add_test(tc, test_fdstream_read_exact_drop_at_every_pending);
+    tcase_add_test(tc, test_fdstream_read_drop_keeps_bytes);
+    tcase_add_test(tc, test_fdstream_write_all_drop_at_every_pending);
+    tcase_add_test(tc, test_fdstream_copy_drop_at_every_pending);
+    tcase_add_test(tc, test_fdstream_copy_bidirectional_drop_disarms);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bufreader");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, test_bufreader_read_line_across_chunks);
+    tcase_add_test(tc, test_bufreader_read_until_and_read);
+    tcase_add_test(tc, test_linecodec_decode);
+    tcase_add_test(tc, test_linecodec_encode);
+    tcase_add_test(tc, test_lencodec_roundtrip_and_limits);
+    tcase_add_test(tc, test_codec_over_socketpair);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fdstream");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, test_fdstream_eof_reported_each_time);
+    tcase_add_test(tc, test_fdstream_epipe_after_peer_closed);
+    tcase_add_test(tc, test_fdstream_pipe_epipe_with_sigpipe_ignored);
+    tcase_add_test_raise_signal(tc, test_fdstream_pipe_sigpipe_without_ignore,
+                                SIGPIPE);
+    tcase_add_test(tc, test_fdstream_pipe_shutdown_closes_write_end);
+    tcase_add_test(tc, test_fdstream_econnreset_after_peer_reset);
+    tcase_add_test(tc, test_fdstream_econnreset_while_pending);
+    tcase_add_test(tc, test_fdstream_new_errors);
+    tcase_add_test(tc, test_fdstream_outlives_executor);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("tasks");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_io_copy_16mib_through_socketpairs);
+    tcase_add_test(tc, test_io_copy_bidirectional_half_close_each_way);
+    tcase_add_test(tc, test_io_copy_bidirectional_reset_ends_it);
+    tcase_add_test(tc, test_io_split_two_tasks_at_once);
+    tcase_add_test(tc, test_io_split_cancel_touches_own_direction);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(io_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
