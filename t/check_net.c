@@ -1585,6 +1585,85 @@ START_TEST(test_unix_stream_round_trip) {
 }
 END_TEST
 
+typedef struct uconnector {
+    tide_future_t fut;
+    tide_async_t co;
+    const char *path;
+    tide_unix_connect_t c;
+    tide_unix_t *conn;
+} uconnector_t;
+
+static tide_poll_t uconnector_poll(tide_future_t *f, tide_cx_t *cx) {
+    uconnector_t *t = TIDE_CONTAINER_OF(f, uconnector_t, fut);
+    TIDE_BEGIN(&t->co);
+    TIDE_AWAIT(&t->co, cx, tide_unix_connect(&t->c, t->path));
+    t->conn = t->c.conn;
+    TIDE_END(&t->co, f, tide_async_result(&t->co));
+}
+
+static void uconnector_drop(tide_future_t *f) {
+    co_drop(f, &TIDE_CONTAINER_OF(f, uconnector_t, fut)->co);
+}
+
+START_TEST(test_unix_connect_backlog_full_retries) {
+    tide_exec_t *ex = n_exec();
+    char name[64];
+    snprintf(name, sizeof name, "@tide-net-backlog-%d", (int)getpid());
+    tide_unix_listener_t *l = NULL;
+    ck_assert_int_eq(tide_unix_listener_bind(&l, ex, name, 1, 0), 0);
+    tide_addr_t la;
+    ck_assert_int_eq(tide_unix_listener_local_addr(l, &la), 0);
+
+    /* Fill the backlog until the kernel answers EAGAIN. */
+    int raw[64], nraw = 0;
+    for (;;) {
+        ck_assert_int_lt(nraw, 64);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        if (connect(fd, tide_addr_sockaddr(&la), la.len) != 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            close(fd);
+            break;
+        }
+        raw[nraw++] = fd;
+    }
+    ck_assert_int_gt(nraw, 0);
+
+    /* A connect now waits (retrying on a timer), and a dropped one leaves
+     * nothing armed. */
+    tide_unix_connect_t c;
+    tide_timeout_t to;
+    ck_assert_int_eq(n_run(ex, tide_timeout(&to, tide_unix_connect(&c, name),
+                                            20000)),
+                     -ETIMEDOUT);
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    ck_assert_uint_eq(st.armed_events, 0);
+    ck_assert_uint_eq(st.registered, 1); /* the listener alone */
+
+    uconnector_t u = {0};
+    u.path = name;
+    tide_future_init(&u.fut, uconnector_poll, uconnector_drop);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &u.fut, &j), 0);
+    n_run_for(ex, 30000);
+    ck_assert(!tide_join_is_finished(&j));
+
+    /* Room in the backlog: the connect gets through by itself. */
+    tide_unix_accept_t a;
+    ck_assert_int_eq(n_run(ex, tide_unix_accept(&a, l)), 0);
+    ck_assert_int_eq(n_run(ex, tide_join(&j)), 0);
+    ck_assert_ptr_nonnull(u.conn);
+
+    tide_unix_free(a.conn);
+    tide_unix_free(u.conn);
+    for (int i = 0; i < nraw; i++)
+        close(raw[i]);
+    tide_unix_listener_free(l);
+    n_free_clean(ex);
+}
+END_TEST
+
 START_TEST(test_unix_abstract_and_socketpair) {
     tide_exec_t *ex = n_exec();
     char name[64];
@@ -1853,6 +1932,7 @@ static Suite *net_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_unix_stream_round_trip);
     tcase_add_test(tc, test_unix_abstract_and_socketpair);
+    tcase_add_test(tc, test_unix_connect_backlog_full_retries);
     tcase_add_test(tc, test_pipe_round_trip);
     suite_add_tcase(s, tc);
     return s;
