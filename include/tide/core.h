@@ -109,7 +109,13 @@ struct tide_waker {
     const void *data;
 };
 
+/* TIDE_WAKER_EMPTY: the empty waker as a value, to initialize or assign
+ * (C++ has no compound literals and C has no T{...}: one spelling each). */
+#ifdef __cplusplus
+#define TIDE_WAKER_EMPTY (tide_waker_t{NULL, NULL})
+#else
 #define TIDE_WAKER_EMPTY ((tide_waker_t){NULL, NULL})
+#endif
 
 /* tide_waker_clone: a new reference to the same waker (empty if w is). */
 TIDE_EXTERN tide_waker_t tide_waker_clone(const tide_waker_t *w);

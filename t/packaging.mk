@@ -1,0 +1,11 @@
+# Packaging checks, run by `make check`:
+#   t/check_exports.sh  the shared library exports only tide_ symbols (and
+#                       the static one defines no global outside tide_);
+#   t/check_headers.sh  each public header compiles on its own as C11 and
+#                       as C++ with -Wall -Wextra -pedantic -Werror.
+# Not part of `make check`, because it installs: t/consumer/run.sh BUILDDIR
+# installs into a temporary directory and builds t/consumer/consumer.c
+# against it through pkg-config only (shared and --static).
+TESTS += t/check_exports.sh t/check_headers.sh
+EXTRA_DIST += t/check_exports.sh t/check_headers.sh t/headers/use.c \
+	t/consumer/run.sh t/consumer/consumer.c
