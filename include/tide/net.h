@@ -39,7 +39,6 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include <event2/event_struct.h>
 
 #include "tide/core.h"
 #include "tide/fd.h"
