@@ -10,3 +10,15 @@ bin_PROGRAMS += samples/tide-echod
 samples_tide_echod_SOURCES = samples/echod/echod.c samples/echod/options.c \
 	samples/echod/options.h
 samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
+
+# Its integration tests run the built daemon (through libtool's wrapper,
+# which execs the real binary: signals reach the daemon itself).
+if HAVE_CHECK
+check_PROGRAMS += t/check_echod
+TESTS += t/check_echod
+endif
+t_check_echod_SOURCES = t/check_echod.c
+t_check_echod_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\"
+t_check_echod_CFLAGS = $(TEST_CFLAGS)
+t_check_echod_LDADD = $(CHECK_LIBS)
