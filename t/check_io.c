@@ -1968,8 +1968,11 @@ START_TEST(test_io_copy_16mib_through_socketpairs) {
     ck_assert_int_eq(tide_spawn(ex, &co.fut, &jc), 0);
     static tide_copy_buf_t cp;
     double t0 = now_sec(), c0 = cpu_sec();
+    tide__alloc_fail_at(0); /* reset the allocation count */
     intptr_t r = run(ex, tide_copy_default(&cp, tide_fdstream_stream(ra),
                                            tide_fdstream_stream(wb)));
+    /* Thousands of reads and writes, one allocation: block_on's task. */
+    ck_assert_uint_eq(tide__alloc_fail_at(0), 1);
     ck_assert_int_eq(r, TOTAL);
     tide_shutdown_t sd;
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(wb))), 0);
@@ -2290,6 +2293,95 @@ START_TEST(test_codec_over_socketpair) {
 }
 END_TEST
 
+/* Gathering writes over a socket (sendmsg) and a pipe (writev), with more
+ * buffers than one call passes. */
+START_TEST(test_fdstream_writev_all_many_buffers) {
+    tide_exec_t *ex = exec_new();
+    ck_assert_int_eq(tide_ignore_sigpipe(), 0);
+    enum { NIOV = 300, TOTAL = NIOV * (NIOV + 1) / 2 };
+    unsigned char *src = malloc(TOTAL), *got = malloc(TOTAL);
+    fill_pat(src, 0, TOTAL);
+    struct iovec iov[NIOV];
+    size_t off = 0;
+    for (int i = 0; i < NIOV; i++) {
+        iov[i].iov_base = src + off;
+        iov[i].iov_len = (size_t)i + 1;
+        off += (size_t)i + 1;
+    }
+    for (int kind = 0; kind < 2; kind++) {
+        int fds[2];
+        if (kind == 0) {
+            sockpair(fds);
+            small_buffers(fds[0]);
+        } else {
+            ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+            int t = fds[0];
+            fds[0] = fds[1];
+            fds[1] = t; /* fds[0]: the write end */
+        }
+        tide_fdstream_t *w = fds_new(ex, fds[0]);
+        ck_assert(w->is_socket == (kind == 0));
+        drainer_t dr = {fds[1], got, 0, TOTAL, TOTAL, false};
+        tide_writev_all_t op;
+        bool dropped;
+        ck_assert_int_eq(drive(ex, tide_writev_all(&op, tide_fdstream_stream(w),
+                                                   iov, NIOV),
+                               0, drain_some, &dr, &dropped),
+                         TOTAL);
+        tide_shutdown_t sd;
+        ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))),
+                         0);
+        while (!dr.eof)
+            drain_fd(fds[1], got, &dr.got, TOTAL, TOTAL, &dr.eof);
+        ck_assert_uint_eq(dr.got, TOTAL);
+        check_pat(got, 0, TOTAL);
+        tide_fdstream_free(w);
+        close(fds[1]);
+    }
+    free(src);
+    free(got);
+    exec_done(ex);
+}
+END_TEST
+
+/* A read at least as large as the buffer skips it when it is empty. */
+START_TEST(test_bufreader_large_read_bypasses_buffer) {
+    tide_exec_t *ex = exec_new();
+    unsigned char src[100], dst[100], bbuf[8];
+    fill_pat(src, 0, sizeof src);
+    fake_t f;
+    fake_init(&f, ex, NULL, 0, false, 50);
+    fake_src(&f, src, sizeof src, 0);
+    tide_bufreader_t br;
+    tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
+    tide_read_t rd;
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_bufreader_stream(&br), dst,
+                                       sizeof dst)),
+                     50); /* straight from the fake: more than bbuf holds */
+    ck_assert_int_eq(run(ex, tide_read(&rd, tide_bufreader_stream(&br), dst + 50,
+                                       3)),
+                     3); /* small: through the buffer, which keeps 5 */
+    size_t n;
+    const unsigned char *p = tide_bufreader_data(&br, &n);
+    ck_assert_uint_eq(n, 5);
+    check_pat(p, 53, 5);
+    tide_bufreader_consume(&br, 100); /* clamped */
+    tide_bufreader_data(&br, &n);
+    ck_assert_uint_eq(n, 0);
+    check_pat(dst, 0, 53);
+    /* Writes through a bufreader reach the inner stream. */
+    unsigned char sink[4];
+    fake_sink(&f, sink, sizeof sink);
+    tide_write_all_t wa;
+    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_bufreader_stream(&br),
+                                            "abcd", 4)),
+                     4);
+    ck_assert_int_eq(memcmp(sink, "abcd", 4), 0);
+    fake_fini(&f);
+    exec_done(ex);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *io_suite(void) {
@@ -2331,6 +2423,7 @@ static Suite *io_suite(void) {
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, test_bufreader_read_line_across_chunks);
     tcase_add_test(tc, test_bufreader_read_until_and_read);
+    tcase_add_test(tc, test_bufreader_large_read_bypasses_buffer);
     tcase_add_test(tc, test_linecodec_decode);
     tcase_add_test(tc, test_linecodec_encode);
     tcase_add_test(tc, test_lencodec_roundtrip_and_limits);
@@ -2348,6 +2441,7 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_econnreset_after_peer_reset);
     tcase_add_test(tc, test_fdstream_econnreset_while_pending);
     tcase_add_test(tc, test_fdstream_new_errors);
+    tcase_add_test(tc, test_fdstream_writev_all_many_buffers);
     tcase_add_test(tc, test_fdstream_outlives_executor);
     suite_add_tcase(s, tc);
 
