@@ -85,7 +85,26 @@ static void daemon_kill(void) {
     D.out = D.err = -1;
 }
 
-static void teardown(void) { daemon_kill(); }
+/* What the sanitizers print when the daemon runs instrumented: any of it
+ * fails the test. */
+static const char *sanitizer_report(const char *text) {
+    static const char *const marks[] = {"AddressSanitizer", "LeakSanitizer",
+                                        "runtime error:", "ThreadSanitizer"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(text, marks[i]) != NULL)
+            return marks[i];
+    return NULL;
+}
+
+static void drain_stderr(void);
+
+static void teardown(void) {
+    if (D.err >= 0)
+        drain_stderr();
+    daemon_kill();
+    const char *bad = sanitizer_report(D.errbuf);
+    ck_assert_msg(bad == NULL, "echod reported %s: %s", bad, D.errbuf);
+}
 
 static void set_nonblock(int fd) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -246,6 +265,17 @@ static int wait_exit(int ms) {
     }
 }
 
+/* SIGTERM, then expect exit status 0 (so that leak checkers have their
+ * say) and nothing from a sanitizer. All clients must be closed. */
+static void stop_clean(void) {
+    ck_assert_int_eq(kill(D.pid, SIGTERM), 0);
+    int st = wait_exit(T_WAIT_MS);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "exit status %d; stderr: %s", st, D.errbuf);
+    const char *bad = sanitizer_report(D.errbuf);
+    ck_assert_msg(bad == NULL, "echod reported %s: %s", bad, D.errbuf);
+}
+
 static bool daemon_alive(void) {
     return D.pid > 0 && waitpid(D.pid, NULL, WNOHANG) == 0;
 }
@@ -382,6 +412,7 @@ START_TEST(test_echod_echoes_binary_data) {
     roundtrip(fd, "\0", 1);
     roundtrip(fd, "\r\n\0\xff", 4);
     close(fd);
+    stop_clean();
 }
 END_TEST
 
@@ -442,6 +473,7 @@ START_TEST(test_echod_streams_64mib) {
     }
     ck_assert_uint_eq(sent, total);
     close(fd);
+    stop_clean();
 }
 END_TEST
 
@@ -494,6 +526,7 @@ START_TEST(test_echod_half_close) {
     free(msg);
     free(back);
     close(fd);
+    stop_clean();
 }
 END_TEST
 
@@ -517,13 +550,13 @@ START_TEST(test_echod_thousand_connections) {
         fds[i] = connect_echod();
     /* Everyone sends first, then everyone reads: all are open at once. */
     for (int i = 0; i < N; i++) {
-        char msg[16];
-        snprintf(msg, sizeof msg, "conn %06d\n", i);
+        char msg[24];
+        snprintf(msg, sizeof msg, "conn %06d\n", i % 1000000);
         send_all(fds[i], msg, 12);
     }
     for (int i = 0; i < N; i++) {
-        char msg[16], back[16];
-        snprintf(msg, sizeof msg, "conn %06d\n", i);
+        char msg[24], back[16];
+        snprintf(msg, sizeof msg, "conn %06d\n", i % 1000000);
         recv_exact(fds[i], back, 12);
         ck_assert_msg(memcmp(msg, back, 12) == 0, "conn %d got another echo",
                       i);
@@ -531,6 +564,7 @@ START_TEST(test_echod_thousand_connections) {
     for (int i = 0; i < N; i++)
         close(fds[i]);
     ck_assert(daemon_alive());
+    stop_clean();
 }
 END_TEST
 
@@ -575,6 +609,7 @@ START_TEST(test_echod_survives_resets) {
     close(fresh);
     close(keep);
     ck_assert(daemon_alive());
+    stop_clean();
 }
 END_TEST
 
@@ -592,6 +627,7 @@ START_TEST(test_echod_slow_client_does_not_block_others) {
     }
     close(slow);
     close(fast);
+    stop_clean();
 }
 END_TEST
 
@@ -634,7 +670,7 @@ START_TEST(test_echod_threads) {
     for (int i = 0; i < N; i++)
         fds[i] = connect_echod();
     for (int i = 0; i < N; i++) {
-        char msg[16];
+        char msg[24];
         int n = snprintf(msg, sizeof msg, "thread %d", i);
         roundtrip(fds[i], msg, (size_t)n);
     }
@@ -683,6 +719,7 @@ START_TEST(test_echod_max_conns) {
     }
     ck_assert_msg(in, "no connection admitted after one closed");
     close(b);
+    stop_clean();
 }
 END_TEST
 
@@ -715,6 +752,7 @@ START_TEST(test_echod_idle_timeout) {
     roundtrip(busy, "alive", 5);
     close(idle);
     close(busy);
+    stop_clean();
 }
 END_TEST
 
@@ -794,6 +832,7 @@ START_TEST(test_echod_sigusr1_prints_counters) {
     ck_assert(daemon_alive()); /* SIGUSR1 does not stop it */
     roundtrip(fd, "ok", 2);
     close(fd);
+    stop_clean();
 }
 END_TEST
 
