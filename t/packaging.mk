@@ -9,3 +9,8 @@
 TESTS += t/check_exports.sh t/check_headers.sh
 EXTRA_DIST += t/check_exports.sh t/check_headers.sh t/headers/use.c \
 	t/consumer/run.sh t/consumer/consumer.c
+
+# make installcheck (and so make distcheck) runs the consumer test on the
+# installation it checks.
+installcheck-local:
+	$(SHELL) $(srcdir)/t/consumer/run.sh --installed "$(DESTDIR)$(pkgconfigdir)"
