@@ -178,7 +178,7 @@ START_TEST(test_fd_readable_optimistic_then_waits) {
     t_run_for(tide_exec_base(ex), 10);
     ck_assert_int_eq(t_woken(&h.count), 0);
     ck_assert_int_eq(write(sv[1], "y", 1), 1);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken, 1));
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     ck_assert_uint_eq(tide_fd_guard_ready(tide_fd_wait_guard(&w)) &
                           TIDE_READABLE,
@@ -207,7 +207,7 @@ START_TEST(test_fd_writable_waits_for_room) {
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
     ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     ck_assert_uint_gt(t_drain(sv[1]), 0);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken, 1));
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     ck_assert_uint_eq(tide_fd_guard_ready(tide_fd_wait_guard(&w)),
                       TIDE_WRITABLE);
@@ -351,7 +351,7 @@ START_TEST(test_fd_wait_drop_disarms) {
     tide_fd_wait_t w3;
     tide_future_t *f3 = tide_fd_readable(&w3, reg);
     ck_assert_int_eq(t_hand_poll(&h1, f3), TIDE_PENDING);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h1.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h1.count.woken, 1));
     ck_assert_int_eq(t_hand_poll(&h1, f3), TIDE_READY);
     tide_future_drop(f3);
     tide_fd_free(reg);
@@ -543,7 +543,7 @@ START_TEST(test_fd_async_io_waits_then_reads) {
     ck_assert_int_eq(io.calls, 1); /* tried, EAGAIN, now waiting */
     ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     ck_assert_int_eq(write(sv[1], "data", 4), 4);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken, 1));
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     ck_assert_int_eq(f->result, 4);
     ck_assert_int_eq(io.calls, 2);
@@ -562,7 +562,7 @@ START_TEST(test_fd_async_io_waits_then_reads) {
     io = (t_io_t){buf, sizeof buf, 0};
     f = tide_fd_async_io(&op, reg, TIDE_READABLE, t_read_fn, &io);
     for (int i = 0; i < 100 && t_hand_poll(&h, f) == TIDE_PENDING; i++)
-        t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 2 + i);
+        t_loop_until_count(tide_exec_base(ex), &h.count.woken, 2 + i);
     ck_assert(tide_future_is_done(f));
     ck_assert_int_eq(f->result, 0);
     tide_future_drop(f);
@@ -650,7 +650,7 @@ START_TEST(test_fd_poll_read_ready_last_waker_wins) {
     ck_assert_int_eq(atomic_load(&b.count.clones), 1);
     ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     ck_assert_int_eq(write(sv[1], "r", 1), 1);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &b.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &b.count.woken, 1));
     ck_assert_int_eq(t_woken(&a.count), 0);
     ck_assert_int_eq(tide_fd_poll_read_ready(reg, &b.cx, &g), TIDE_READY);
     ck_assert_ptr_eq(g.fd, reg);
@@ -679,7 +679,7 @@ START_TEST(test_fd_poll_write_ready_by_hand) {
     /* the read side is not involved */
     ck_assert_int_eq(tide_fd_poll_read_ready(reg, &h.cx, NULL), TIDE_READY);
     t_drain(sv[1]);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken, 1));
     ck_assert_int_eq(tide_fd_poll_write_ready(reg, &h.cx, &g), TIDE_READY);
     ck_assert_uint_eq(g.ready, TIDE_WRITABLE);
     tide_fd_free(reg);
@@ -748,7 +748,7 @@ START_TEST(test_fd_stale_guard_does_not_clear) {
     ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     /* readiness arrives; the loop wakes A */
     ck_assert_int_eq(write(sv[1], "n", 1), 1);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &ha.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &ha.count.woken, 1));
     /* B, late, clears through its stale guard: nothing is lost */
     tide_fd_guard_clear_ready(&gb);
     ck_assert_uint_eq(tide_fd_readiness(reg) & TIDE_READABLE, TIDE_READABLE);
@@ -783,7 +783,7 @@ START_TEST(test_fd_peer_close_gives_readiness) {
     tide_future_t *f = tide_fd_readable(&w, reg);
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
     close(sv[1]);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken, 1));
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     unsigned want = TIDE_READABLE;
     if (early_close_supported(ex))
@@ -804,7 +804,7 @@ START_TEST(test_fd_peer_close_gives_readiness) {
                           TIDE_READ_CLOSED);
     } else {
         for (int i = 0; i < 100 && t_hand_poll(&h, f) == TIDE_PENDING; i++)
-            t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 2 + i);
+            t_loop_until_count(tide_exec_base(ex), &h.count.woken, 2 + i);
         ck_assert(tide_future_is_done(f));
     }
     tide_future_drop(f);
@@ -876,7 +876,7 @@ START_TEST(test_fd_eof_wait_again_does_not_spin) {
     tide_future_t *f = tide_fd_readable(&w, reg);
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
     close(sv[1]);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken, 1));
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     tide_future_drop(f);
     t_hand_done(&h);
@@ -1063,7 +1063,7 @@ START_TEST(test_fd_alloc_fail_new) {
     tide_future_t *f = tide_fd_readable(&w, reg);
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
     ck_assert_int_eq(write(sv[1], "a", 1), 1);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes, 1));
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken, 1));
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     tide_future_drop(f);
     ck_assert_uint_eq(tide__alloc_fail_at(0), 0);

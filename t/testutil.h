@@ -44,6 +44,7 @@ typedef struct t_wake_count {
     atomic_int clones;
     atomic_int wakes;        /* consuming wakes */
     atomic_int wake_by_refs; /* non-consuming wakes */
+    atomic_int woken;        /* wakes of either kind */
     atomic_int drops;
     atomic_int refs;
 } t_wake_count_t;
@@ -53,12 +54,14 @@ static inline tide_waker_t t_cw_clone(const void *data);
 static inline void t_cw_wake(const void *data) {
     t_wake_count_t *c = (t_wake_count_t *)data;
     atomic_fetch_add(&c->wakes, 1);
+    atomic_fetch_add(&c->woken, 1);
     atomic_fetch_sub(&c->refs, 1);
 }
 
 static inline void t_cw_wake_by_ref(const void *data) {
     t_wake_count_t *c = (t_wake_count_t *)data;
     atomic_fetch_add(&c->wake_by_refs, 1);
+    atomic_fetch_add(&c->woken, 1);
 }
 
 static inline void t_cw_drop(const void *data) {
@@ -85,6 +88,7 @@ static inline tide_waker_t t_waker_new(t_wake_count_t *c) {
     atomic_init(&c->clones, 0);
     atomic_init(&c->wakes, 0);
     atomic_init(&c->wake_by_refs, 0);
+    atomic_init(&c->woken, 0);
     atomic_init(&c->drops, 0);
     atomic_init(&c->refs, 1);
     return (tide_waker_t){t_cw_vtable(), c};

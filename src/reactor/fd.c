@@ -111,20 +111,18 @@ static void waiter_unlink(struct tide_fd *reg, tide__waiter_t *w) {
 }
 
 /* Wake the slot and every waiter interested in what is ready now.
- * Returns true if anyone was waiting on direction d. */
+ * Returns true if anyone was waiting on direction d.
+ *
+ * Woken waiters stay linked (their waker too) until they poll READY or are
+ * dropped: a registration freed between the wake and that poll must still
+ * reach them to say it is gone, or they would read freed memory. */
 static bool wake_dir(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
     bool anyone = dir->nwait > 0 || !tide_waker_is_empty(&dir->slot);
     tide_waker_wake(&dir->slot);
-    tide__waiter_t *w = reg->waiters;
-    while (w != NULL) {
-        tide__waiter_t *next = w->next;
-        if (ready_for(reg, w->interest) != 0) {
-            waiter_unlink(reg, w);
-            tide_waker_wake(&w->waker);
-        }
-        w = next;
-    }
+    for (tide__waiter_t *w = reg->waiters; w != NULL; w = w->next)
+        if (ready_for(reg, w->interest) != 0)
+            tide_waker_wake_by_ref(&w->waker);
     return anyone;
 }
 
