@@ -723,9 +723,10 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
         for (unsigned i = 0; i < D.opt.threads; i++)
             open += ctr_get(&D.workers[i].ctr.open);
         logmsg(ECHOD_NORMAL,
-               "stopping: no new connections; %llu open get %.3g s to finish",
-               (unsigned long long)open,
-               (double)D.opt.drain_timeout_usec / 1e6);
+               "stopping: not accepting; waiting up to %.3g s for %llu open "
+               "connection(s)",
+               (double)D.opt.drain_timeout_usec / 1e6,
+               (unsigned long long)open);
         for (unsigned i = 1; i < D.opt.threads; i++)
             notify_raise(&D.workers[i].stop, 1, 0);
     }
