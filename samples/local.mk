@@ -22,3 +22,8 @@ t_check_echod_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\"
 t_check_echod_CFLAGS = $(TEST_CFLAGS)
 t_check_echod_LDADD = $(CHECK_LIBS)
+
+# A client for echo servers: round trips checked byte for byte, latency.
+noinst_PROGRAMS += samples/echo-client/echo-client
+samples_echo_client_echo_client_SOURCES = samples/echo-client/echo-client.c
+samples_echo_client_echo_client_LDADD = src/libtide.la $(LIBEVENT_LIBS)
