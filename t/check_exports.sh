@@ -42,6 +42,37 @@ if [ -n "$dlname" ]; then
         echo "ok: $so exports $n symbols, all tide_*"
     fi
     [ "$n" -gt 0 ] || { echo "FAIL: $so exports no tide_ symbol at all"; status=1; }
+
+    # Both ways against the headers: every function declared TIDE_EXTERN
+    # is exported (one without TIDE_EXTERN would be hidden), and nothing is
+    # exported that no public header declares.
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-exports.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    awk '
+        /^TIDE_EXTERN/ { buf = ""; want = 1 }
+        want { buf = buf " " $0 }
+        want && index(buf, "(") {
+            sub(/[ \t]*\(.*/, "", buf)
+            n = split(buf, w, /[ \t*]+/)
+            print w[n]
+            want = 0
+        }' "$top_srcdir"/include/tide.h "$top_srcdir"/include/tide/*.h |
+        sort -u >"$tmp/declared"
+    printf '%s\n' "$names" | grep '^tide_' | sort -u >"$tmp/exported"
+    hidden=$(comm -23 "$tmp/declared" "$tmp/exported")
+    extra=$(comm -13 "$tmp/declared" "$tmp/exported")
+    if [ -n "$hidden" ]; then
+        echo "FAIL: declared TIDE_EXTERN in include/ but not exported by $so:"
+        printf '  %s\n' $hidden
+        status=1
+    fi
+    if [ -n "$extra" ]; then
+        echo "FAIL: exported by $so but declared in no public header:"
+        printf '  %s\n' $extra
+        status=1
+    fi
+    [ -n "$hidden$extra" ] ||
+        echo "ok: the $(wc -l <"$tmp/declared") functions declared TIDE_EXTERN are exactly those exported"
     checked=$((checked + 1))
 fi
 
