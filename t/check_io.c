@@ -1176,6 +1176,13 @@ START_TEST(test_linecodec_decode) {
     FRAME_IS("tail");
     ck_assert_int_eq(NEXT(), 0);
     ck_assert_int_eq(NEXT(), 0);
+    /* A last line without "\n" is held to max_len too (11 bytes: the
+     * decoder waits for a possible "\r\n", then rejects it at the end). */
+    fake_src(&f, "ok\nX2345678901", 14, 0);
+    ck_assert_int_eq(NEXT(), 1);
+    FRAME_IS("ok");
+    ck_assert_int_eq(NEXT(), TIDE_EFRAME);
+    ck_assert_int_eq(NEXT(), 0);
     /* The buffer must hold max_len + 2. */
     tide_linecodec_init(&lc, 11);
     ck_assert_int_eq(NEXT(), -EINVAL);

@@ -137,6 +137,9 @@ static tide_poll_t line_decode_poll(tide_future_t *f, tide_cx_t *cx) {
                 len--;
             br->pos += avail;
             op->scanned = 0;
+            /* max + 1 bytes were allowed to wait for a "\r\n". */
+            if (len > max)
+                return decode_init_done(op, TIDE_EFRAME);
             op->frame = data;
             op->len = len;
             return decode_init_done(op, 1);
