@@ -78,11 +78,16 @@ struct event_base;
  * the value or -errno goes into the future's result slot. */
 typedef enum tide_poll { TIDE_PENDING = 0, TIDE_READY = 1 } tide_poll_t;
 
+/* tide_exec_t: an executor (opaque), which runs tasks inside one
+ * event_base: tide_exec_new creates one, tide_exec_free frees it. */
 typedef struct tide_exec tide_exec_t;
+/* tide_task_t: a spawned task (opaque; reached through its tide_join_t). */
 typedef struct tide_task tide_task_t;
 typedef struct tide_future tide_future_t;
 typedef struct tide_cx tide_cx_t;
 
+/* TIDE_CONTAINER_OF: the `type` whose member `member` is at ptr: how a poll
+ * function finds its state from the tide_future_t * it is given. */
 #define TIDE_CONTAINER_OF(ptr, type, member)                                   \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
@@ -97,6 +102,7 @@ typedef struct tide_cx tide_cx_t;
 
 typedef struct tide_waker tide_waker_t;
 
+/* What the wakers of one kind do; each function gets the waker's data. */
 typedef struct tide_waker_vtable {
     tide_waker_t (*clone)(const void *data); /* a new reference */
     void (*wake)(const void *data);          /* wake, consuming the ref */
@@ -104,9 +110,12 @@ typedef struct tide_waker_vtable {
     void (*drop)(const void *data);          /* release the ref */
 } tide_waker_vtable_t;
 
+/* A waker: a vtable and its data. A tide_waker_t value holds one
+ * reference: tide_waker_clone makes another, tide_waker_wake and
+ * tide_waker_drop release it. */
 struct tide_waker {
     const tide_waker_vtable_t *vtable; /* NULL: the empty waker */
-    const void *data;
+    const void *data;                  /* what the vtable's functions get */
 };
 
 /* TIDE_WAKER_EMPTY: the empty waker as a value, to initialize or assign
@@ -139,6 +148,7 @@ TIDE_EXTERN bool tide_waker_will_wake(const tide_waker_t *a,
  * operation), dropping it otherwise. */
 TIDE_EXTERN void tide_waker_register(tide_waker_t *slot, const tide_waker_t *w);
 
+/* tide_waker_is_empty: true for the empty waker (one that wakes nothing). */
 static inline bool tide_waker_is_empty(const tide_waker_t *w) {
     return w->vtable == NULL;
 }
@@ -153,12 +163,15 @@ static inline bool tide_waker_is_empty(const tide_waker_t *w) {
  * a task that is always ready still yields to its neighbours.
  * ------------------------------------------------------------------------ */
 
+/* The context of a poll (see above). */
 struct tide_cx {
-    const tide_waker_t *waker;
-    tide_exec_t *exec;
+    const tide_waker_t *waker; /* the task's waker: clone it to be woken */
+    tide_exec_t *exec;         /* the executor polling, or NULL */
     unsigned budget; /* private: use tide_cx_init */
 };
 
+/* TIDE_BUDGET: the operations a task may do in one poll before tide's I/O
+ * futures make it yield (see tide_cx_coop). */
 #define TIDE_BUDGET 128
 
 /* tide_cx_init: a context for polling a future by hand (tests, or a
@@ -179,11 +192,16 @@ TIDE_EXTERN bool tide_cx_coop(tide_cx_t *cx);
  * Futures
  * ------------------------------------------------------------------------ */
 
+/* A future's poll function: TIDE_READY with self->result set, or
+ * TIDE_PENDING after arranging for cx's waker to be woken. */
 typedef tide_poll_t (*tide_poll_fn)(tide_future_t *self, tide_cx_t *cx);
+/* A future's drop function: release what self holds, cancelling it if it
+ * is still pending. */
 typedef void (*tide_drop_fn)(tide_future_t *self);
 
+/* The header every future begins with (see the contract at the top). */
 struct tide_future {
-    tide_poll_fn poll;
+    tide_poll_fn poll; /* called through tide_future_poll */
     tide_drop_fn drop; /* may be NULL: nothing to release */
     intptr_t result;   /* valid once poll answered TIDE_READY */
     unsigned char state; /* private: TIDE__FUT_* bits */
@@ -235,6 +253,8 @@ static inline bool tide_future_is_done(const tide_future_t *f) {
  * Stackless tasks: await macros
  * ------------------------------------------------------------------------ */
 
+/* Where a stackless task resumes: one in the task's state struct, zeroed
+ * before the first poll, given to TIDE_BEGIN and the await macros. */
 typedef struct tide_async {
     int line;                /* where to resume; 0 = start, -1 = finished */
     tide_future_t *awaiting; /* the future being awaited, or NULL */
