@@ -45,6 +45,7 @@
 extern "C" {
 #endif
 
+/* tide_fd_t: a registered descriptor (opaque): tide_fd_new, tide_fd_free. */
 typedef struct tide_fd tide_fd_t;
 
 /* Readiness bits; TIDE_READABLE and TIDE_WRITABLE double as interests. */
@@ -57,8 +58,8 @@ enum {
 
 /* What a wait saw: the readiness bits and the tick they were seen at. */
 typedef struct tide_fd_guard {
-    tide_fd_t *fd;
-    unsigned ready;
+    tide_fd_t *fd;  /* the registration it was taken on */
+    unsigned ready; /* TIDE_READABLE, TIDE_WRITABLE, ..._CLOSED bits */
     unsigned tick; /* private */
 } tide_fd_guard_t;
 
@@ -126,6 +127,7 @@ typedef struct tide__waiter {
     bool linked;
 } tide__waiter_t;
 
+/* A wait for readiness (the futures below). */
 typedef struct tide_fd_wait {
     tide_future_t fut;
     tide__waiter_t node; /* private */

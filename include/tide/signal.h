@@ -18,6 +18,7 @@
 extern "C" {
 #endif
 
+/* A signal listener; the memory is the caller's (see tide_signal_init). */
 typedef struct tide_signal {
     tide_future_t fut; /* private, reused by each tide_signal_recv */
     tide_exec_t *exec;

@@ -22,7 +22,9 @@
 extern "C" {
 #endif
 
+/* Microseconds in a millisecond, for durations: 5 * TIDE_USEC_PER_MSEC. */
 #define TIDE_USEC_PER_MSEC UINT64_C(1000)
+/* Microseconds in a second. */
 #define TIDE_USEC_PER_SEC UINT64_C(1000000)
 
 /* tide_now: microseconds on the monotonic clock. */
