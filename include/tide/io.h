@@ -176,7 +176,7 @@ typedef struct tide_fdstream tide_fdstream_t;
  * directions (a tty, a FIFO opened O_RDWR) cannot half close: -ENOTSUP.
  *
  * After tide_exec_free, every operation answers -EBADF (the stream must
- * still be freed).
+ * still be freed). Threads: the executor's thread only.
  *
  * Returns 0. Errors: those of tide_fd_new (-EINVAL, -EBADF,
  * TIDE_EBLOCKING, -EEXIST, -EPERM, -ENOMEM); on error fd is left open. The
@@ -227,9 +227,12 @@ TIDE_EXTERN int tide_ignore_sigpipe(void);
  *   direction it uses), so no waker stays registered and no event stays
  *   armed. A future that completed holds nothing (its drop calls no hook),
  *   so the reactor can keep the event in the epoll set for the next
- *   operation on the stream.
+ *   operation on the stream (no epoll_ctl per message); such an event is
+ *   removed when it next fires with nobody waiting, or when the stream is
+ *   freed.
  * - End of stream: a read answers 0 each time the stream is at its end
  *   (for a descriptor: each time the kernel says so), never before.
+ * - Threads: the executor's thread only, like the streams they use.
  * ------------------------------------------------------------------------ */
 
 /*
