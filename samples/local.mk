@@ -27,3 +27,8 @@ t_check_echod_LDADD = $(CHECK_LIBS)
 noinst_PROGRAMS += samples/echo-client/echo-client
 samples_echo_client_echo_client_SOURCES = samples/echo-client/echo-client.c
 samples_echo_client_echo_client_LDADD = src/libtide.la $(LIBEVENT_LIBS)
+
+# tide_copy against a blocking read/write loop, throughput side by side.
+noinst_PROGRAMS += samples/copy-bench/copy-bench
+samples_copy_bench_copy_bench_SOURCES = samples/copy-bench/copy-bench.c
+samples_copy_bench_copy_bench_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
