@@ -42,6 +42,7 @@ extern "C" {
 
 typedef struct tide_stream tide_stream_t;
 
+/* A stream's operations (its vtable). */
 typedef struct tide_stream_vt {
     /* Read up to len bytes into buf. *out: bytes read (> 0), 0 at end of
      * stream (reported once per end: a further read answers 0 again only if
@@ -71,8 +72,9 @@ typedef struct tide_stream_vt {
     void (*cancel)(tide_stream_t *s, unsigned interest);
 } tide_stream_vt_t;
 
+/* A stream: embed one in your type and point vt at its vtable. */
 struct tide_stream {
-    const tide_stream_vt_t *vt;
+    const tide_stream_vt_t *vt; /* the stream's operations */
 };
 
 /* Calls through the vtable, for hand-written poll functions and stream
@@ -89,6 +91,7 @@ static inline tide_poll_t tide_stream_poll_read(tide_stream_t *s, tide_cx_t *cx,
     return p;
 }
 
+/* tide_stream_poll_write: s's poll_write. */
 static inline tide_poll_t tide_stream_poll_write(tide_stream_t *s,
                                                  tide_cx_t *cx, const void *buf,
                                                  size_t len, ssize_t *out) {
@@ -99,6 +102,8 @@ static inline tide_poll_t tide_stream_poll_write(tide_stream_t *s,
     return p;
 }
 
+/* tide_stream_poll_writev: s's poll_writev, or poll_write of the first
+ * non-empty buffer if it has none. */
 static inline tide_poll_t tide_stream_poll_writev(tide_stream_t *s,
                                                   tide_cx_t *cx,
                                                   const struct iovec *iov,
@@ -118,6 +123,7 @@ static inline tide_poll_t tide_stream_poll_writev(tide_stream_t *s,
     return p;
 }
 
+/* tide_stream_poll_flush: s's poll_flush; READY with 0 if it has none. */
 static inline tide_poll_t tide_stream_poll_flush(tide_stream_t *s,
                                                  tide_cx_t *cx, int *out) {
     if (s->vt->poll_flush == NULL) {
@@ -131,6 +137,8 @@ static inline tide_poll_t tide_stream_poll_flush(tide_stream_t *s,
     return p;
 }
 
+/* tide_stream_poll_shutdown: s's poll_shutdown; READY with -ENOTSUP if it
+ * has none. */
 static inline tide_poll_t tide_stream_poll_shutdown(tide_stream_t *s,
                                                     tide_cx_t *cx, int *out) {
     if (s->vt->poll_shutdown == NULL) {
@@ -144,6 +152,7 @@ static inline tide_poll_t tide_stream_poll_shutdown(tide_stream_t *s,
     return p;
 }
 
+/* tide_stream_cancel: s's cancel hook for `interest`, if it has one. */
 static inline void tide_stream_cancel(tide_stream_t *s, unsigned interest) {
     if (s->vt->cancel != NULL && interest != 0)
         s->vt->cancel(s, interest);
@@ -153,6 +162,7 @@ static inline void tide_stream_cancel(tide_stream_t *s, unsigned interest) {
  * Any non-blocking descriptor as a stream (a pipe end, a socket, a tty).
  * ------------------------------------------------------------------------ */
 
+/* tide_fdstream_t: a descriptor as a stream (opaque): tide_fdstream_new. */
 typedef struct tide_fdstream tide_fdstream_t;
 
 /*
@@ -434,7 +444,7 @@ static inline uint64_t tide_copy_copied(const tide_copy_t *op) {
 
 /* A copy that carries its own buffer. */
 typedef struct tide_copy_buf {
-    tide_copy_t copy;
+    tide_copy_t copy; /* the copy: tide_copy_copied(&op->copy) */
     unsigned char buf[TIDE_COPY_BUF_SIZE]; /* private */
 } tide_copy_buf_t;
 
@@ -471,21 +481,26 @@ TIDE_EXTERN tide_future_t *
 tide_copy_bidirectional(tide_copy_bidirectional_t *op, tide_stream_t *a,
                         tide_stream_t *b, void *buf, size_t len);
 
+/* tide_copy_bidirectional_a_to_b: bytes written to b so far. */
 static inline uint64_t
 tide_copy_bidirectional_a_to_b(const tide_copy_bidirectional_t *op) {
     return op->ab.copied;
 }
 
+/* tide_copy_bidirectional_b_to_a: bytes written to a so far. */
 static inline uint64_t
 tide_copy_bidirectional_b_to_a(const tide_copy_bidirectional_t *op) {
     return op->ba.copied;
 }
 
+/* A bidirectional copy that carries its own buffers. */
 typedef struct tide_copy_bidirectional_buf {
-    tide_copy_bidirectional_t copy;
+    tide_copy_bidirectional_t copy; /* the copy, for the byte counts */
     unsigned char buf[2 * TIDE_COPY_BUF_SIZE]; /* private */
 } tide_copy_bidirectional_buf_t;
 
+/* tide_copy_bidirectional_default: tide_copy_bidirectional with op's own
+ * buffers. */
 static inline tide_future_t *
 tide_copy_bidirectional_default(tide_copy_bidirectional_buf_t *op,
                                 tide_stream_t *a, tide_stream_t *b) {
@@ -508,13 +523,15 @@ tide_copy_bidirectional_default(tide_copy_bidirectional_buf_t *op,
  * of your own does if its two directions share no unprotected state.
  * ------------------------------------------------------------------------ */
 
+/* The read half of a stream (see tide_split). */
 typedef struct tide_read_half {
-    tide_stream_t stream;
+    tide_stream_t stream; /* the half as a stream: tide_read_half_stream */
     tide_stream_t *inner; /* private */
 } tide_read_half_t;
 
+/* The write half of a stream (see tide_split). */
 typedef struct tide_write_half {
-    tide_stream_t stream;
+    tide_stream_t stream; /* the half as a stream: tide_write_half_stream */
     tide_stream_t *inner; /* private */
 } tide_write_half_t;
 
@@ -522,10 +539,12 @@ typedef struct tide_write_half {
 TIDE_EXTERN void tide_split(tide_stream_t *s, tide_read_half_t *rd,
                             tide_write_half_t *wr);
 
+/* tide_read_half_stream: the read half as a stream, to read from. */
 static inline tide_stream_t *tide_read_half_stream(tide_read_half_t *h) {
     return &h->stream;
 }
 
+/* tide_write_half_stream: the write half as a stream, to write to. */
 static inline tide_stream_t *tide_write_half_stream(tide_write_half_t *h) {
     return &h->stream;
 }
@@ -543,8 +562,9 @@ static inline tide_stream_t *tide_write_half_stream(tide_write_half_t *h) {
  * buffered bytes would be skipped.
  * ------------------------------------------------------------------------ */
 
+/* A buffered reader (see above); tide_bufreader_init sets it up. */
 typedef struct tide_bufreader {
-    tide_stream_t stream;
+    tide_stream_t stream; /* the bufreader as a stream: tide_bufreader_stream */
     tide_stream_t *inner; /* private */
     unsigned char *buf;
     size_t cap, pos, end; /* buffered bytes: buf[pos, end) */
@@ -556,6 +576,8 @@ typedef struct tide_bufreader {
 TIDE_EXTERN int tide_bufreader_init(tide_bufreader_t *br, tide_stream_t *inner,
                                     void *buf, size_t cap);
 
+/* tide_bufreader_stream: the bufreader as a stream (reads from the buffer,
+ * the rest goes to the inner stream). */
 static inline tide_stream_t *tide_bufreader_stream(tide_bufreader_t *br) {
     return &br->stream;
 }
@@ -670,16 +692,18 @@ TIDE_EXTERN tide_future_t *tide_read_line(tide_read_until_t *op,
  * the framed data were written and the stream is mid-frame.
  * ------------------------------------------------------------------------ */
 
+/* A decode: the next frame from a bufreader (the codecs' decode futures). */
 typedef struct tide_decode {
     tide_future_t fut;
     const void *frame; /* read-only, after result 1 */
-    size_t len;
+    size_t len;        /* read-only: the frame's length, after result 1 */
     const void *codec; /* private */
     tide_bufreader_t *br;
     size_t scanned;
     unsigned pend;
 } tide_decode_t;
 
+/* An encode: one frame written to a stream (the codecs' encode futures). */
 typedef struct tide_encode {
     tide_future_t fut;
     size_t done; /* read-only: bytes written so far */
@@ -701,7 +725,7 @@ typedef struct tide_encode {
  * is returned as a frame.
  */
 typedef struct tide_linecodec {
-    size_t max_len;
+    size_t max_len;  /* set by tide_linecodec_init */
     bool discarding; /* private: skipping the rest of a line over max */
 } tide_linecodec_t;
 
@@ -732,10 +756,11 @@ TIDE_EXTERN tide_future_t *tide_linecodec_encode(tide_encode_t *op,
  */
 enum { TIDE_LENCODEC_LITTLE_ENDIAN = 1u << 0 };
 
+/* The length-delimited codec's settings (tide_lencodec_init fills them). */
 typedef struct tide_lencodec {
-    size_t max_frame;
-    unsigned len_bytes;
-    bool little_endian;
+    size_t max_frame;   /* the largest payload */
+    unsigned len_bytes; /* bytes in the length field, 1 to 8 */
+    bool little_endian; /* the length field's byte order */
 } tide_lencodec_t;
 
 /* tide_lencodec_init: returns 0; -EINVAL if len_bytes is not 1..8 or flags
