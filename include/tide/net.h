@@ -57,9 +57,10 @@ extern "C" {
  * address".
  * ------------------------------------------------------------------------ */
 
+/* A socket address, as a value (see above). */
 typedef struct tide_addr {
-    socklen_t len;
-    struct sockaddr_storage ss;
+    socklen_t len;               /* bytes of ss in use; 0: no address */
+    struct sockaddr_storage ss;  /* the address (AF_INET, AF_INET6, AF_UNIX) */
 } tide_addr_t;
 
 /* Room for any address tide_addr_format writes, NUL included. */
@@ -152,6 +153,7 @@ enum {
  * (ECONNABORTED, and EPROTO, EPERM from firewalls) are skipped.
  * ------------------------------------------------------------------------ */
 
+/* A listener's counters (tide_tcp_listener_stats, tide_unix_listener_stats). */
 typedef struct tide_listener_stats {
     uint64_t accepted;     /* connections handed out */
     uint64_t skipped;      /* ECONNABORTED, EPROTO, EPERM: not handed out */
@@ -173,7 +175,11 @@ typedef struct tide__accept {
  * TCP listener
  * ------------------------------------------------------------------------ */
 
+/* tide_tcp_listener_t: a listening TCP socket (opaque):
+ * tide_tcp_listener_bind, tide_tcp_listener_free. */
 typedef struct tide_tcp_listener tide_tcp_listener_t;
+/* tide_tcp_t: a TCP connection (opaque), from an accept or a connect;
+ * tide_tcp_free. */
 typedef struct tide_tcp tide_tcp_t;
 
 /*
@@ -378,6 +384,7 @@ typedef struct tide_dgram_recv {
  * UDP socket
  * ------------------------------------------------------------------------ */
 
+/* tide_udp_t: a UDP socket (opaque): tide_udp_bind, tide_udp_free. */
 typedef struct tide_udp tide_udp_t;
 
 /*
@@ -434,7 +441,11 @@ TIDE_EXTERN void tide_udp_free(tide_udp_t *u);
  * too, so the text of tide_addr_format can be passed back.
  * ------------------------------------------------------------------------ */
 
+/* tide_unix_listener_t: a listening Unix stream socket (opaque):
+ * tide_unix_listener_bind, tide_unix_listener_free. */
 typedef struct tide_unix_listener tide_unix_listener_t;
+/* tide_unix_t: a Unix stream connection (opaque), from an accept, a
+ * connect or tide_socketpair; tide_unix_free. */
 typedef struct tide_unix tide_unix_t;
 
 /*
@@ -519,6 +530,8 @@ TIDE_EXTERN int tide_unix_into_fd(tide_unix_t *u);
  * Unix datagram sockets
  * ------------------------------------------------------------------------ */
 
+/* tide_unix_dgram_t: a Unix datagram socket (opaque):
+ * tide_unix_dgram_bind, tide_unix_dgram_free. */
 typedef struct tide_unix_dgram tide_unix_dgram_t;
 
 /*
