@@ -32,3 +32,10 @@ samples_echo_client_echo_client_LDADD = src/libtide.la $(LIBEVENT_LIBS)
 noinst_PROGRAMS += samples/copy-bench/copy-bench
 samples_copy_bench_copy_bench_SOURCES = samples/copy-bench/copy-bench.c
 samples_copy_bench_copy_bench_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
+
+# An evhttp program that adds tide tasks to its own event_base.
+noinst_PROGRAMS += samples/embed/embed
+samples_embed_embed_SOURCES = samples/embed/embed.c
+samples_embed_embed_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_EXTRA_CFLAGS)
+samples_embed_embed_LDADD = src/libtide.la $(LIBEVENT_EXTRA_LIBS) \
+	$(LIBEVENT_LIBS)
