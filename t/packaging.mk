@@ -1,13 +1,17 @@
 # Packaging checks, run by `make check`:
-#   t/check_exports.sh  the shared library exports only tide_ symbols (and
-#                       the static one defines no global outside tide_);
+#   t/check_exports.sh  the shared library exports only tide_ symbols,
+#                       exactly the functions the headers declare
+#                       TIDE_EXTERN, and the static one defines no global
+#                       outside tide_;
 #   t/check_headers.sh  each public header compiles on its own as C11 and
-#                       as C++ with -Wall -Wextra -pedantic -Werror.
+#                       as C++ with -Wall -Wextra -pedantic -Werror;
+#   t/check_doc.sh      Doxygen finds every public symbol documented (as
+#                       `make doc` requires; skipped without doxygen).
 # Not part of `make check`, because it installs: t/consumer/run.sh BUILDDIR
 # installs into a temporary directory and builds t/consumer/consumer.c
 # against it through pkg-config only (shared and --static).
-TESTS += t/check_exports.sh t/check_headers.sh
-EXTRA_DIST += t/check_exports.sh t/check_headers.sh t/headers/use.c \
+TESTS += t/check_exports.sh t/check_headers.sh t/check_doc.sh
+EXTRA_DIST += t/check_exports.sh t/check_headers.sh t/check_doc.sh t/headers/use.c \
 	t/consumer/run.sh t/consumer/consumer.c
 
 # make installcheck (and so make distcheck) runs the consumer test on the
