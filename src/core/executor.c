@@ -242,6 +242,10 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
         tide__task_unref(t); /* the queue's reference */
     }
     ex->in_run = false;
+    /* Tasks have had their turn to wait again: events that nobody waits
+     * on any more are removed now, not one spurious wakeup later. */
+    if (ex->sweep != NULL)
+        ex->sweep_fds(ex);
     if (ex->qhead != NULL && !ex->closing) {
         /* Out of budget: come back after the backend has been polled. */
         static const struct timeval zero = {0, 0};

@@ -100,6 +100,10 @@ struct tide_exec {
     size_t fds_cap;
     size_t nfds;
     void (*detach_fds)(tide_exec_t *ex);
+    /* registrations whose events may have nobody left to wake; the reactor
+     * disarms those at the end of each turn (sweep_fds) */
+    struct tide_fd *sweep;
+    void (*sweep_fds)(tide_exec_t *ex);
 
     /* the net layer's per-executor state (its evdns base), created on first
      * use; net_free releases it at tide_exec_free, after the tasks are

@@ -8,14 +8,16 @@
  * everybody waiting is woken and must wait again to hear more. Physically
  * it is EV_PERSIST and stays in the epoll set after firing, because the
  * task it woke nearly always reads, hits EAGAIN and waits again within the
- * same loop iteration; a truly one-shot event would cost an epoll_ctl(DEL)
- * and an epoll_ctl(ADD) per message. Instead the event is removed lazily:
- * when it fires and finds nobody waiting on its direction (the task is
- * busy elsewhere, say blocked on a write), and when the last waiter of a
- * direction is dropped. Level-triggered epoll makes this safe: readiness
- * that persists fires again after any re-arm, so nothing is lost, and an
- * event nobody listens to fires at most once before it is removed, so
- * nothing spins.
+ * same executor turn; a truly one-shot event would cost an epoll_ctl(DEL)
+ * and an epoll_ctl(ADD) per message. So the decision is deferred to the end
+ * of the turn: a registration whose event fired, or whose last waiter
+ * completed, goes on the executor's sweep list, and after the turn's tasks
+ * have run, every direction nobody waits on again is removed (sweep_fds).
+ * A waiter dropped while pending disarms at once, and an event that fires
+ * outside a turn with nobody waiting is removed in its callback.
+ * Level-triggered epoll makes this safe: readiness that persists fires again
+ * after any re-arm, so nothing is lost, and nothing armed outlives the turn
+ * without a waiter, so nothing spins and cancellation leaves nothing behind.
  *
  * Stale events. libevent never runs the callback of an event after
  * event_del, and registrations are single-threaded, so a registration
@@ -80,6 +82,42 @@ static void disarm_if_unwanted(struct tide_fd *reg, int d) {
         disarm(reg, d);
 }
 
+/* Check reg at the end of the current executor turn. */
+static void sweep_later(struct tide_fd *reg) {
+    tide_exec_t *ex = reg->exec;
+    if (reg->on_sweep || ex == NULL)
+        return;
+    if (!reg->dir[TIDE__RD].armed && !reg->dir[TIDE__WR].armed)
+        return;
+    reg->on_sweep = true;
+    reg->sweep_next = ex->sweep;
+    ex->sweep = reg;
+}
+
+static void sweep_fds(tide_exec_t *ex) {
+    struct tide_fd *reg = ex->sweep;
+    ex->sweep = NULL;
+    while (reg != NULL) {
+        struct tide_fd *next = reg->sweep_next;
+        reg->on_sweep = false;
+        reg->sweep_next = NULL;
+        disarm_if_unwanted(reg, TIDE__RD);
+        disarm_if_unwanted(reg, TIDE__WR);
+        reg = next;
+    }
+}
+
+static void sweep_remove(struct tide_fd *reg) {
+    if (!reg->on_sweep || reg->exec == NULL)
+        return;
+    struct tide_fd **pp = &reg->exec->sweep;
+    while (*pp != reg)
+        pp = &(*pp)->sweep_next;
+    *pp = reg->sweep_next;
+    reg->on_sweep = false;
+    reg->sweep_next = NULL;
+}
+
 /* ------------------------------------------------------------------------
  * Waiters
  * ------------------------------------------------------------------------ */
@@ -140,6 +178,8 @@ static void on_event(struct tide_fd *reg, int d, short what) {
     reg->tick++;
     if (!wake_dir(reg, d))
         disarm(reg, d); /* nobody listens: stop until someone waits */
+    else
+        sweep_later(reg); /* did they wait again? */
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg) {
@@ -192,6 +232,7 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
         ex->fds = n;
         ex->fds_cap = cap;
         ex->detach_fds = detach_all;
+        ex->sweep_fds = sweep_fds;
     }
 
     memset(reg, 0, sizeof *reg);
@@ -216,6 +257,7 @@ static void detach(struct tide_fd *reg) {
     tide_exec_t *ex = reg->exec;
     if (ex == NULL)
         return;
+    sweep_remove(reg);
     for (int d = 0; d < 2; d++) {
         disarm(reg, d);
         /* A task waiting through the slot is woken like the waiters
@@ -284,8 +326,10 @@ tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
         return TIDE_PENDING;
     unsigned r = ready_for(reg, interest);
     if (r != 0 || reg->exec == NULL) {
-        if (node != NULL && node->linked)
+        if (node != NULL && node->linked) {
             waiter_unlink(reg, node);
+            sweep_later(reg);
+        }
         if (out != NULL) {
             out->fd = reg;
             out->ready = reg->exec != NULL ? r : interest;

@@ -25,6 +25,8 @@ struct tide_fd {
     unsigned ready;    /* TIDE_READABLE | TIDE_WRITABLE | *_CLOSED */
     unsigned tick;     /* bumped by every event */
     bool embedded;     /* part of a larger object: tide_fd_free won't free */
+    bool on_sweep;     /* on exec->sweep: check at the end of the turn */
+    struct tide_fd *sweep_next;
     struct tide__dir dir[2];
     tide__waiter_t *waiters;
 };
