@@ -1,4 +1,5 @@
-# samples: programs that show tide.
+# samples: programs that show tide (samples/README.md says what each is).
+EXTRA_DIST += samples/README.md
 noinst_PROGRAMS += samples/hello
 samples_hello_SOURCES = samples/hello.c
 samples_hello_LDADD = src/libtide.la $(LIBEVENT_LIBS)
@@ -19,7 +20,8 @@ TESTS += t/check_echod
 endif
 t_check_echod_SOURCES = t/check_echod.c
 t_check_echod_CPPFLAGS = $(AM_CPPFLAGS) \
-	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\"
+	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\" \
+	-DEMBED_PATH=\"$(abs_top_builddir)/samples/embed/embed\"
 t_check_echod_CFLAGS = $(TEST_CFLAGS)
 t_check_echod_LDADD = $(CHECK_LIBS)
 

@@ -1,8 +1,8 @@
 /*
- * t/check_echod.c: the echo daemon, tested from outside: each test starts
- * the built tide-echod (ECHOD_PATH) on 127.0.0.1 port 0, reads the port
- * from its "listening on" line, and talks to it with plain blocking and
- * poll(2)-driven sockets.
+ * t/check_echod.c: the echo daemon (and, last, samples/embed), tested from
+ * outside: each test starts the built tide-echod (ECHOD_PATH) on 127.0.0.1
+ * port 0, reads the port from its "listening on" line, and talks to it
+ * with plain blocking and poll(2)-driven sockets.
  *
  * Every wait is bounded (poll with a deadline, SO_RCVTIMEO/SO_SNDTIMEO on
  * every socket). The daemon is killed and reaped on every path: by the
@@ -36,6 +36,9 @@
 
 #ifndef ECHOD_PATH
 #error "ECHOD_PATH must name the built tide-echod"
+#endif
+#ifndef EMBED_PATH
+#error "EMBED_PATH must name the built samples/embed/embed"
 #endif
 
 #define T_WAIT_MS 10000 /* bound of any single wait in these tests */
@@ -112,12 +115,12 @@ static void set_nonblock(int fd) {
 
 /* Start ECHOD_PATH with argv = {ECHOD_PATH, args..., NULL}, capture its
  * stdout and stderr. Does not wait for anything. */
-static void spawn_daemon(const char *const *args) {
+static void spawn_path(const char *path, const char *const *args) {
     static bool atexit_set;
     int out[2], err[2];
     const char *argv[64];
     size_t n = 0;
-    argv[n++] = ECHOD_PATH;
+    argv[n++] = path;
     for (; args[0] != NULL && n < 62; args++)
         argv[n++] = args[0];
     argv[n] = NULL;
@@ -137,8 +140,8 @@ static void spawn_daemon(const char *const *args) {
             _exit(127);
         dup2(out[1], 1);
         dup2(err[1], 2);
-        execv(ECHOD_PATH, (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", ECHOD_PATH, strerror(errno));
+        execv(path, (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
     }
     close(out[1]);
@@ -150,6 +153,10 @@ static void spawn_daemon(const char *const *args) {
     D.errbuf[0] = '\0';
     set_nonblock(D.out);
     set_nonblock(D.err);
+}
+
+static void spawn_daemon(const char *const *args) {
+    spawn_path(ECHOD_PATH, args);
 }
 
 /* Read what the daemon wrote to stderr so far into D.errbuf. */
@@ -928,6 +935,97 @@ START_TEST(test_echod_address_in_use_exits_1) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * samples/embed: evhttp and tide tasks in one loop
+ * ------------------------------------------------------------------------ */
+
+/* Read the daemon's stdout until it holds `lines` newlines. */
+static void read_stdout_lines(char *buf, size_t cap, int lines) {
+    size_t len = 0;
+    int64_t end = now_ms() + T_WAIT_MS;
+    buf[0] = '\0';
+    for (;;) {
+        int nl = 0;
+        for (const char *p = buf; (p = strchr(p, '\n')) != NULL; p++)
+            nl++;
+        if (nl >= lines)
+            return;
+        int64_t left = end - now_ms();
+        drain_stderr();
+        ck_assert_msg(left > 0, "stdout so far: %s; stderr: %s", buf,
+                      D.errbuf);
+        struct pollfd p = {D.out, POLLIN, 0};
+        poll(&p, 1, (int)left);
+        ssize_t r = read(D.out, buf + len, cap - 1 - len);
+        ck_assert_msg(r != 0, "stdout closed: %s; stderr: %s", buf, D.errbuf);
+        if (r > 0) {
+            len += (size_t)r;
+            buf[len] = '\0';
+        }
+        ck_assert_uint_lt(len, cap - 1);
+    }
+}
+
+static int port_after(const char *text, const char *label) {
+    const char *p = strstr(text, label);
+    ck_assert_msg(p != NULL, "no '%s' in: %s", label, text);
+    p = strstr(p, "127.0.0.1:");
+    ck_assert_ptr_nonnull(p);
+    return atoi(p + 10);
+}
+
+/* A whole HTTP/1.0 response to GET path. */
+static void http_get(int port, const char *path, char *resp, size_t cap) {
+    int fd = try_connect(port);
+    ck_assert_msg(fd >= 0, "connect: %s", strerror(-fd));
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
+                     path);
+    send_all(fd, req, (size_t)n);
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = recv(fd, resp + len, cap - 1 - len, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        ck_assert_msg(r >= 0, "recv: %s", strerror(errno));
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        ck_assert_uint_lt(len, cap - 1);
+    }
+    resp[len] = '\0';
+    close(fd);
+}
+
+START_TEST(test_embed_serves_http_and_echo_together) {
+    const char *args[] = {"0", "0", NULL};
+    char out[1024], resp[4096];
+    spawn_path(EMBED_PATH, args);
+    read_stdout_lines(out, sizeof out, 2);
+    int http = port_after(out, "http on"), echo = port_after(out, "echo on");
+    ck_assert_int_gt(http, 0);
+    ck_assert_int_gt(echo, 0);
+
+    int e = try_connect(echo);
+    ck_assert_msg(e >= 0, "connect: %s", strerror(-e));
+    roundtrip(e, "tide side\0", 10);
+    http_get(http, "/", resp, sizeof resp);
+    ck_assert_msg(strstr(resp, " 200 ") != NULL, "%s", resp);
+    ck_assert_msg(strstr(resp, "hello from evhttp") != NULL, "%s", resp);
+    ck_assert_msg(strstr(resp, "1 connections (1 open)") != NULL, "%s",
+                  resp);
+    roundtrip(e, "still echoing", 13); /* both sides keep working */
+    close(e);
+
+    kill(D.pid, SIGINT);
+    int st = wait_exit(T_WAIT_MS);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "exit status %d; stderr: %s", st, D.errbuf);
+    const char *bad = sanitizer_report(D.errbuf);
+    ck_assert_msg(bad == NULL, "embed reported %s: %s", bad, D.errbuf);
+}
+END_TEST
+
 static Suite *echod_suite(void) {
     Suite *s = suite_create("echod");
     struct {
@@ -952,6 +1050,7 @@ static Suite *echod_suite(void) {
         {"args", test_echod_bad_arguments_exit_2, 60},
         {"help", test_echod_help_and_version, 30},
         {"in_use", test_echod_address_in_use_exits_1, 30},
+        {"embed", test_embed_serves_http_and_echo_together, 30},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
