@@ -115,6 +115,9 @@ static void set_nonblock(int fd) {
 
 /* Start ECHOD_PATH with argv = {ECHOD_PATH, args..., NULL}, capture its
  * stdout and stderr. Does not wait for anything. */
+/* RLIMIT_NOFILE for the next daemon started (0: inherit). */
+static rlim_t child_nofile;
+
 static void spawn_path(const char *path, const char *const *args) {
     static bool atexit_set;
     int out[2], err[2];
@@ -138,6 +141,10 @@ static void spawn_path(const char *path, const char *const *args) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
+        if (child_nofile != 0) {
+            struct rlimit rl = {child_nofile, child_nofile};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         dup2(out[1], 1);
         dup2(err[1], 2);
         execv(path, (char *const *)argv);
@@ -620,6 +627,66 @@ START_TEST(test_echod_survives_resets) {
 }
 END_TEST
 
+/* CPU time (user + system) of the daemon so far, in clock ticks. */
+static long daemon_cpu_ticks(void) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)D.pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* after the command name */
+    ck_assert_ptr_nonnull(p);
+    unsigned long ut = 0, st = 0;
+    /* Fields after ')': state(3) ... utime(14) stime(15). */
+    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+                                   "%*u %*u %lu %lu",
+                            &ut, &st),
+                     2);
+    return (long)(ut + st);
+}
+
+/* Out of descriptors: echod pauses accepting (no busy loop: it stays
+ * nearly idle), keeps serving the connections it has, and takes the
+ * queued ones once descriptors are free again. */
+START_TEST(test_echod_survives_descriptor_exhaustion) {
+    enum { N = 60 };
+    child_nofile = 32; /* room for about 20 connections */
+    start_echod(NULL);
+    static int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = connect_echod(); /* the kernel queues what echod can't take */
+    roundtrip(fds[0], "first", 5);
+    roundtrip(fds[1], "second", 6);
+
+    long c0 = daemon_cpu_ticks();
+    int64_t t0 = now_ms();
+    sleep_ms(1000);
+    long used = daemon_cpu_ticks() - c0;
+    int64_t wall = now_ms() - t0;
+    long hz = sysconf(_SC_CLK_TCK);
+    /* Very loose: a spinning loop would burn the whole second. */
+    ck_assert_msg(used * 1000 < wall * hz / 2,
+                  "echod used %ld ticks in %lld ms while out of descriptors",
+                  used, (long long)wall);
+    roundtrip(fds[0], "still served", 12);
+
+    for (int i = 0; i < N - 10; i++)
+        close(fds[i]);
+    for (int i = N - 10; i < N; i++) /* accepted after the pause */
+        roundtrip(fds[i], "late but served", 15);
+    kill(D.pid, SIGUSR1);
+    ck_assert_msg(stderr_wait_for("accept backoffs", T_WAIT_MS), "%s",
+                  D.errbuf);
+    ck_assert_msg(strstr(D.errbuf, "accept backoffs 0\n") == NULL,
+                  "no backoff counted: %s", D.errbuf);
+    for (int i = N - 10; i < N; i++)
+        close(fds[i]);
+    stop_clean();
+}
+END_TEST
+
 /* A client that trickles a byte at a time does not hold up another. */
 START_TEST(test_echod_slow_client_does_not_block_others) {
     start_echod(NULL);
@@ -1039,6 +1106,7 @@ static Suite *echod_suite(void) {
         {"many", test_echod_thousand_connections, 60},
         {"resets", test_echod_survives_resets, 60},
         {"slow", test_echod_slow_client_does_not_block_others, 30},
+        {"emfile", test_echod_survives_descriptor_exhaustion, 30},
         {"unix", test_echod_unix_socket, 30},
         {"threads", test_echod_threads, 30},
         {"max_conns", test_echod_max_conns, 30},
