@@ -8,7 +8,7 @@
 # tide-echod(1).
 
 dist_man_MANS = doc/tide.3 doc/tide-echod.1
-EXTRA_DIST += doc/Doxyfile.in doc/doxyfilter.awk doc/mainpage.md
+EXTRA_DIST += doc/Doxyfile.in doc/doxyfilter.awk doc/mainpage.md doc/design.md
 
 if HAVE_DOXYGEN
 doc: $(nodist_tideinclude_HEADERS)

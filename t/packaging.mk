@@ -12,9 +12,14 @@
 # against it through pkg-config only (shared and --static).
 TESTS += t/check_exports.sh t/check_headers.sh t/check_doc.sh
 EXTRA_DIST += t/check_exports.sh t/check_headers.sh t/check_doc.sh t/headers/use.c \
-	t/consumer/run.sh t/consumer/consumer.c
+	t/consumer/run.sh t/consumer/consumer.c t/check_dist.sh
 
 # make installcheck (and so make distcheck) runs the consumer test on the
 # installation it checks.
 installcheck-local:
 	$(SHELL) $(srcdir)/t/consumer/run.sh --installed "$(DESTDIR)$(pkgconfigdir)"
+
+# make distcheck also fails if a file git tracks is missing from the
+# tarball (t/check_dist.sh).
+distcheck-hook:
+	$(SHELL) $(srcdir)/t/check_dist.sh $(srcdir) $(distdir)
