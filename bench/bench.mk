@@ -1,0 +1,60 @@
+# Benchmarks: a raw-epoll load generator, the anchor echo servers tide is
+# compared with, and an LD_PRELOAD allocation counter.  Included from the
+# top-level Makefile.am.  Nothing here is built by `make`; `make bench`
+# builds it all and `make bench-run` runs the comparison (bench/run.sh),
+# which writes bench/RESULTS.md.
+#
+# The programs are plain C on libc, libevent and libuv: none links tide.
+# tide's echo daemon joins the comparison as one more run.sh argument.
+
+BENCH_CFLAGS = $(AM_CFLAGS)
+
+EXTRA_PROGRAMS += bench/loadgen
+bench_loadgen_SOURCES = bench/loadgen.c
+bench_loadgen_CFLAGS = $(BENCH_CFLAGS)
+
+EXTRA_PROGRAMS += bench/servers/epoll_echo
+bench_servers_epoll_echo_SOURCES = bench/servers/epoll_echo.c
+bench_servers_epoll_echo_CFLAGS = $(BENCH_CFLAGS)
+
+# bufferevent and evconnlistener live in libevent_core: no libevent_extra.
+EXTRA_PROGRAMS += bench/servers/libevent_echo
+bench_servers_libevent_echo_SOURCES = bench/servers/libevent_echo.c
+bench_servers_libevent_echo_CFLAGS = $(BENCH_CFLAGS) $(LIBEVENT_CFLAGS)
+bench_servers_libevent_echo_LDADD = $(LIBEVENT_LIBS)
+
+EXTRA_PROGRAMS += bench/servers/bufferevent_echo
+bench_servers_bufferevent_echo_SOURCES = bench/servers/bufferevent_echo.c
+bench_servers_bufferevent_echo_CFLAGS = $(BENCH_CFLAGS) $(LIBEVENT_CFLAGS)
+bench_servers_bufferevent_echo_LDADD = $(LIBEVENT_LIBS)
+
+BENCH_BUILT = bench/loadgen$(EXEEXT) bench/servers/epoll_echo$(EXEEXT) \
+	bench/servers/libevent_echo$(EXEEXT) bench/servers/bufferevent_echo$(EXEEXT) \
+	bench/malloc_count.la
+
+if HAVE_LIBUV
+EXTRA_PROGRAMS += bench/servers/libuv_echo
+bench_servers_libuv_echo_SOURCES = bench/servers/libuv_echo.c
+bench_servers_libuv_echo_CFLAGS = $(BENCH_CFLAGS) $(LIBUV_CFLAGS)
+bench_servers_libuv_echo_LDADD = $(LIBUV_LIBS)
+BENCH_BUILT += bench/servers/libuv_echo$(EXEEXT)
+endif
+
+# A shared object for LD_PRELOAD, never installed: -rpath makes libtool
+# build it shared (bench/.libs/malloc_count.so) instead of a convenience
+# archive; the path itself is never used.
+EXTRA_LTLIBRARIES += bench/malloc_count.la
+bench_malloc_count_la_SOURCES = bench/malloc_count.c
+bench_malloc_count_la_CFLAGS = $(BENCH_CFLAGS)
+bench_malloc_count_la_LDFLAGS = -module -avoid-version -shared -rpath $(abs_builddir)/bench
+
+bench: $(BENCH_BUILT)
+
+bench-run: bench
+	$(SHELL) $(srcdir)/bench/run.sh $(builddir)
+
+.PHONY: bench bench-run
+
+CLEANFILES += $(EXTRA_PROGRAMS) $(EXTRA_LTLIBRARIES)
+dist_noinst_SCRIPTS += bench/run.sh bench/build.sh
+EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md
