@@ -57,4 +57,5 @@ bench-run: bench
 
 CLEANFILES += $(EXTRA_PROGRAMS) $(EXTRA_LTLIBRARIES)
 dist_noinst_SCRIPTS += bench/run.sh bench/build.sh
-EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md
+EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md \
+	bench/RESULTS.md bench/results.svg bench/results-raw.tsv
