@@ -1,0 +1,110 @@
+# Reliability: allocation failure, system-call fault injection, cancellation
+# at every pending point, fuzz corpus replay (all in `make check`), and the
+# targets that run the suite under valgrind (check-valgrind), the stress
+# tests against the echo daemon (check-stress) and the long soak and fuzz
+# runs (check-long). t/reliability.sh drives them for CI, including the
+# ThreadSanitizer and libFuzzer builds.
+
+# The fault-injection shim (t/fault/fault.c) is linked into the programs
+# below with these wraps: every call of these functions from the test's
+# objects and from the static convenience library goes through the shim.
+# The installed library never sees them.
+FAULT_WRAP_FLAGS = -Wl,--wrap=read -Wl,--wrap=write -Wl,--wrap=readv \
+	-Wl,--wrap=writev -Wl,--wrap=recv -Wl,--wrap=send \
+	-Wl,--wrap=recvfrom -Wl,--wrap=sendto -Wl,--wrap=recvmsg \
+	-Wl,--wrap=sendmsg -Wl,--wrap=accept4 -Wl,--wrap=connect \
+	-Wl,--wrap=close -Wl,--wrap=tide__malloc -Wl,--wrap=tide__calloc \
+	-Wl,--wrap=tide__realloc -Wl,--wrap=tide__free
+FAULT_SOURCES = t/fault/fault.c t/fault/fault.h t/testutil.h
+
+if HAVE_CHECK
+check_PROGRAMS += t/check_alloc t/fault/check_fault t/fault/check_soak \
+	t/check_cancel
+TESTS += t/check_alloc t/fault/check_fault t/fault/check_soak t/check_cancel
+endif
+t_check_alloc_SOURCES = t/check_alloc.c $(FAULT_SOURCES)
+t_check_alloc_CFLAGS = $(TEST_CFLAGS)
+t_check_alloc_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
+t_check_alloc_LDFLAGS = $(FAULT_WRAP_FLAGS)
+t_check_alloc_LDADD = $(TEST_LIBS)
+
+t_fault_check_fault_SOURCES = t/fault/check_fault.c $(FAULT_SOURCES)
+t_fault_check_fault_CFLAGS = $(TEST_CFLAGS)
+t_fault_check_fault_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
+t_fault_check_fault_LDFLAGS = $(FAULT_WRAP_FLAGS)
+t_fault_check_fault_LDADD = $(TEST_LIBS)
+
+t_fault_check_soak_SOURCES = t/fault/check_soak.c $(FAULT_SOURCES)
+t_fault_check_soak_CFLAGS = $(TEST_CFLAGS)
+t_fault_check_soak_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
+t_fault_check_soak_LDFLAGS = $(FAULT_WRAP_FLAGS)
+t_fault_check_soak_LDADD = $(TEST_LIBS)
+
+t_check_cancel_SOURCES = t/check_cancel.c $(FAULT_SOURCES)
+t_check_cancel_CFLAGS = $(TEST_CFLAGS)
+t_check_cancel_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
+t_check_cancel_LDFLAGS = $(FAULT_WRAP_FLAGS)
+t_check_cancel_LDADD = $(TEST_LIBS)
+
+# Fuzz harnesses. Each defines LLVMFuzzerTestOneInput; in `make check` it is
+# linked with a small driver that replays the committed corpus (and any
+# file or directory given on its command line), so every build (plain,
+# ASan, valgrind) checks the corpus. t/reliability.sh fuzz links the same
+# harnesses with libFuzzer (clang -fsanitize=fuzzer) for real fuzzing.
+check_PROGRAMS += t/fuzz/fuzz_addr t/fuzz/fuzz_line t/fuzz/fuzz_lencodec
+TESTS += t/fuzz/fuzz_addr t/fuzz/fuzz_line t/fuzz/fuzz_lencodec
+FUZZ_CPP = $(AM_CPPFLAGS) -I$(top_srcdir)/t \
+	-DFUZZ_CORPUS_DIR='"$(top_srcdir)/t/fuzz/corpus"'
+t_fuzz_fuzz_addr_SOURCES = t/fuzz/fuzz_addr.c t/fuzz/replay.c
+t_fuzz_fuzz_addr_CPPFLAGS = $(FUZZ_CPP) -DFUZZ_NAME='"addr"'
+t_fuzz_fuzz_addr_LDADD = src/libtide-internal.la $(LIBEVENT_LIBS) \
+	$(LIBEVENT_EXTRA_LIBS)
+t_fuzz_fuzz_line_SOURCES = t/fuzz/fuzz_line.c t/fuzz/fuzz_stream.h \
+	t/fuzz/replay.c
+t_fuzz_fuzz_line_CPPFLAGS = $(FUZZ_CPP) -DFUZZ_NAME='"line"'
+t_fuzz_fuzz_line_LDADD = src/libtide-internal.la $(LIBEVENT_LIBS) \
+	$(LIBEVENT_EXTRA_LIBS)
+t_fuzz_fuzz_lencodec_SOURCES = t/fuzz/fuzz_lencodec.c t/fuzz/fuzz_stream.h \
+	t/fuzz/replay.c
+t_fuzz_fuzz_lencodec_CPPFLAGS = $(FUZZ_CPP) -DFUZZ_NAME='"lencodec"'
+t_fuzz_fuzz_lencodec_LDADD = src/libtide-internal.la $(LIBEVENT_LIBS) \
+	$(LIBEVENT_EXTRA_LIBS)
+EXTRA_DIST += t/fuzz/corpus t/valgrind.supp
+
+# ------------------------------------------------------------------------
+# make check-valgrind: every test program of TESTS under valgrind memcheck.
+# Memory errors and definite leaks are fatal (--error-exitcode). Check's
+# fork mode is kept: valgrind follows fork() by itself, and each forked test
+# is leak-checked when it exits (a failing child fails its test). Test
+# timeouts are stretched (CK_TIMEOUT_MULTIPLIER) and the soak test does
+# fewer operations (TIDE_SOAK_OPS). Programs are run through libtool
+# --mode=execute so a libtool wrapper script would never be what valgrind
+# sees. One log per program: t/.../NAME.vg.log.
+# ------------------------------------------------------------------------
+VALGRIND = valgrind
+VALGRIND_FLAGS = -q --error-exitcode=1 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	--track-fds=no --trace-children=yes --child-silent-after-fork=no \
+	--suppressions=$(top_srcdir)/t/valgrind.supp
+
+check-valgrind: $(check_PROGRAMS)
+	@pass=0; fail=0; \
+	for t in $(TESTS); do \
+	    case " $(check_PROGRAMS) " in *" $$t "*) ;; *) continue ;; esac; \
+	    log=$$t.vg.log; \
+	    if CK_TIMEOUT_MULTIPLIER=$${CK_TIMEOUT_MULTIPLIER:-20} \
+	       TIDE_SOAK_OPS=$${TIDE_SOAK_OPS:-20000} \
+	       $(LIBTOOL) --mode=execute $(VALGRIND) $(VALGRIND_FLAGS) \
+	          ./$$t >$$log 2>&1; then \
+	        pass=$$((pass + 1)); echo "PASS: $$t (valgrind)"; \
+	    else \
+	        fail=$$((fail + 1)); echo "FAIL: $$t (valgrind)"; \
+	        tail -n 80 $$log; \
+	    fi; \
+	    grep -h '^[0-9]*%: Checks:' $$log | sed "s|^|$$t: |" || true; \
+	done; \
+	echo "valgrind: $$pass passed, $$fail failed"; \
+	test $$fail = 0
+
+CLEANFILES += t/*.vg.log t/fault/*.vg.log t/fuzz/*.vg.log
+.PHONY: check-valgrind
