@@ -99,17 +99,20 @@ static void net_free(tide_exec_t *ex) {
     }
 }
 
-static struct net_state *state_get(tide_exec_t *ex) {
+static struct net_state *state_get(tide_exec_t *ex, int *err) {
     if (ex->net != NULL)
         return ex->net;
     struct net_state *st = tide__calloc(1, sizeof *st);
-    if (st == NULL)
+    if (st == NULL) {
+        *err = -ENOMEM;
         return NULL;
+    }
     st->exec = ex;
     st->dns = evdns_base_new(ex->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                            EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (st->dns == NULL) {
         tide__free(st);
+        *err = -EIO;
         return NULL;
     }
     ex->net = st;
@@ -172,9 +175,10 @@ static void on_answer(int err, struct evutil_addrinfo *ai, void *arg) {
 
 int tide__resolve_start(struct tide__resolve **out, tide_exec_t *ex,
                         const char *host, unsigned short port) {
-    struct net_state *st = state_get(ex);
+    int err = 0;
+    struct net_state *st = state_get(ex, &err);
     if (st == NULL)
-        return -EIO;
+        return err;
     struct tide__resolve *r = tide__calloc(1, sizeof *r);
     if (r == NULL)
         return -ENOMEM;
