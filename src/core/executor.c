@@ -243,8 +243,15 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
     }
     ex->in_run = false;
     /* Tasks have had their turn to wait again: events that nobody waits
-     * on any more are removed now, not one spurious wakeup later. */
-    if (ex->sweep != NULL)
+     * on any more are removed now, not one spurious wakeup later. Not while
+     * tasks are still queued (the budget ran out): those woken by this
+     * batch of events have not run yet, so their slots are empty only
+     * because they were woken, and sweeping would remove their events just
+     * for them to be added again (two epoll_ctl per message with a thousand
+     * busy connections). The sweep waits for the turn that drains the
+     * queue; an event that fires meanwhile with nobody waiting is removed
+     * in its callback. */
+    if (ex->sweep != NULL && ex->qhead == NULL)
         ex->sweep_fds(ex);
     if (ex->qhead != NULL && !ex->closing) {
         /* Out of budget: come back after the backend has been polled. */

@@ -14,10 +14,17 @@
  * completed, goes on the executor's sweep list, and after the turn's tasks
  * have run, every direction nobody waits on again is removed (sweep_fds).
  * A waiter dropped while pending disarms at once, and an event that fires
- * outside a turn with nobody waiting is removed in its callback.
+ * outside a turn with nobody waiting is removed in its callback, unless
+ * tasks are still queued: then the executor ran out of budget, the task
+ * this event woke last time may be among them, not yet run (its slot is
+ * empty only because it was woken), and removing the event would cost a
+ * DEL now and an ADD when it runs; the registration goes on the sweep
+ * list instead, which is swept once the queue has drained.
  * Level-triggered epoll makes this safe: readiness that persists fires again
- * after any re-arm, so nothing is lost, and nothing armed outlives the turn
- * without a waiter, so nothing spins and cancellation leaves nothing behind.
+ * after any re-arm, so nothing is lost, and nothing armed without a waiter
+ * outlives the first turn that drains the run queue (until then such an
+ * event costs a callback per loop iteration, no system call), so nothing
+ * spins and cancellation leaves nothing behind.
  *
  * Stale events. libevent never runs the callback of an event after
  * event_del, and registrations are single-threaded, so a registration
@@ -176,10 +183,10 @@ static void on_event(struct tide_fd *reg, int d, short what) {
     }
     reg->ready |= bits;
     reg->tick++;
-    if (!wake_dir(reg, d))
-        disarm(reg, d); /* nobody listens: stop until someone waits */
-    else
+    if (wake_dir(reg, d) || reg->exec->qhead != NULL)
         sweep_later(reg); /* did they wait again? */
+    else
+        disarm(reg, d); /* nobody listens: stop until someone waits */
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg) {
