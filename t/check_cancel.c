@@ -605,9 +605,9 @@ static void vf_none(cctx_t *x, tide_future_t *f, bool done) {
 }
 
 static void setup_interval(cctx_t *x) {
-    ck_assert_int_eq(tide_interval_init(&x->iv, 2000), 0);
+    ck_assert_int_eq(tide_interval_init(&x->iv, 5000), 0);
     x->iv_on = true;
-    ck_assert_int_eq(t_run(x->ex, tide_interval_tick(&x->iv)), 1);
+    ck_assert_int_ge(t_run(x->ex, tide_interval_tick(&x->iv)), 1); /* 1 unless late */
 }
 static tide_future_t *mk_tick(cctx_t *x) { return tide_interval_tick(&x->iv); }
 static void vf_tick(cctx_t *x, tide_future_t *f, bool done) {

@@ -51,8 +51,10 @@ t_check_cancel_LDADD = $(TEST_LIBS)
 # file or directory given on its command line), so every build (plain,
 # ASan, valgrind) checks the corpus. t/reliability.sh fuzz links the same
 # harnesses with libFuzzer (clang -fsanitize=fuzzer) for real fuzzing.
-check_PROGRAMS += t/fuzz/fuzz_addr t/fuzz/fuzz_line t/fuzz/fuzz_lencodec
-TESTS += t/fuzz/fuzz_addr t/fuzz/fuzz_line t/fuzz/fuzz_lencodec
+check_PROGRAMS += t/fuzz/fuzz_addr t/fuzz/fuzz_line t/fuzz/fuzz_lencodec \
+	t/fuzz/fuzz_echod_args
+TESTS += t/fuzz/fuzz_addr t/fuzz/fuzz_line t/fuzz/fuzz_lencodec \
+	t/fuzz/fuzz_echod_args
 FUZZ_CPP = $(AM_CPPFLAGS) -I$(top_srcdir)/t \
 	-DFUZZ_CORPUS_DIR='"$(top_srcdir)/t/fuzz/corpus"'
 t_fuzz_fuzz_addr_SOURCES = t/fuzz/fuzz_addr.c t/fuzz/replay.c
@@ -69,22 +71,32 @@ t_fuzz_fuzz_lencodec_SOURCES = t/fuzz/fuzz_lencodec.c t/fuzz/fuzz_stream.h \
 t_fuzz_fuzz_lencodec_CPPFLAGS = $(FUZZ_CPP) -DFUZZ_NAME='"lencodec"'
 t_fuzz_fuzz_lencodec_LDADD = src/libtide-internal.la $(LIBEVENT_LIBS) \
 	$(LIBEVENT_EXTRA_LIBS)
-EXTRA_DIST += t/fuzz/corpus t/valgrind.supp
+t_fuzz_fuzz_echod_args_SOURCES = t/fuzz/fuzz_echod_args.c t/fuzz/replay.c \
+	samples/echod/options.c samples/echod/options.h
+t_fuzz_fuzz_echod_args_CPPFLAGS = $(FUZZ_CPP) -DFUZZ_NAME='"echod_args"' \
+	-I$(top_srcdir)/samples/echod
+t_fuzz_fuzz_echod_args_LDADD = src/libtide-internal.la $(LIBEVENT_LIBS) \
+	$(LIBEVENT_EXTRA_LIBS)
+EXTRA_DIST += t/fuzz/corpus t/valgrind.supp t/reliability.sh t/stress/run.sh
 
 # ------------------------------------------------------------------------
 # make check-valgrind: every test program of TESTS under valgrind memcheck.
 # Memory errors and definite leaks are fatal (--error-exitcode). Check's
-# fork mode is kept: valgrind follows fork() by itself, and each forked test
-# is leak-checked when it exits (a failing child fails its test). Test
-# timeouts are stretched (CK_TIMEOUT_MULTIPLIER) and the soak test does
-# fewer operations (TIDE_SOAK_OPS). Programs are run through libtool
-# --mode=execute so a libtool wrapper script would never be what valgrind
-# sees. One log per program: t/.../NAME.vg.log.
+# fork mode is kept: valgrind follows fork() by itself (no exec involved),
+# and each forked test is leak-checked when it exits (a failing child fails
+# its test). Programs a test execs (the echo daemon, through its libtool
+# wrapper and the shell tools in it) run natively: --trace-children=no.
+# Test timeouts are stretched (CK_TIMEOUT_MULTIPLIER), the soak test does
+# fewer operations (TIDE_SOAK_OPS), and TCases tagged "no-valgrind" (those
+# that lower RLIMIT_NOFILE, which valgrind virtualises) are left out
+# (CK_EXCLUDE_TAGS). Programs are run through libtool --mode=execute so
+# that valgrind never sees a libtool wrapper script. One log per program:
+# NAME.vg.log beside it.
 # ------------------------------------------------------------------------
 VALGRIND = valgrind
 VALGRIND_FLAGS = -q --error-exitcode=1 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
-	--track-fds=no --trace-children=yes --child-silent-after-fork=no \
+	--track-fds=no --trace-children=no --child-silent-after-fork=no \
 	--suppressions=$(top_srcdir)/t/valgrind.supp
 
 check-valgrind: $(check_PROGRAMS)
@@ -93,6 +105,7 @@ check-valgrind: $(check_PROGRAMS)
 	    case " $(check_PROGRAMS) " in *" $$t "*) ;; *) continue ;; esac; \
 	    log=$$t.vg.log; \
 	    if CK_TIMEOUT_MULTIPLIER=$${CK_TIMEOUT_MULTIPLIER:-20} \
+	       CK_EXCLUDE_TAGS=$${CK_EXCLUDE_TAGS:-no-valgrind} TIDE_VALGRIND=1 \
 	       TIDE_SOAK_OPS=$${TIDE_SOAK_OPS:-20000} \
 	       $(LIBTOOL) --mode=execute $(VALGRIND) $(VALGRIND_FLAGS) \
 	          ./$$t >$$log 2>&1; then \
@@ -106,5 +119,28 @@ check-valgrind: $(check_PROGRAMS)
 	echo "valgrind: $$pass passed, $$fail failed"; \
 	test $$fail = 0
 
+# ------------------------------------------------------------------------
+# make check-stress: the bounded stress runs against the echo daemon
+# (t/stress/run.sh: 10,000 connections, misbehaving clients, a soak with
+# RSS sampled, accept under descriptor exhaustion). Loopback only.
+# STRESS_FLAGS goes to run.sh (e.g. "--soak-secs 60 --conns 2000").
+# ------------------------------------------------------------------------
+EXTRA_PROGRAMS += t/stress/echoload
+t_stress_echoload_SOURCES = t/stress/echoload.c
+STRESS_FLAGS =
+
+check-stress: t/stress/echoload$(EXEEXT) samples/tide-echod$(EXEEXT)
+	$(SHELL) $(top_srcdir)/t/stress/run.sh --echod samples/tide-echod$(EXEEXT) \
+	    --load t/stress/echoload$(EXEEXT) $(STRESS_FLAGS)
+
+# make check-long: the soak under fault injection with a million
+# operations (TIDE_SOAK_OPS) and the stress runs with a 60 s soak.
+check-long: t/fault/check_soak$(EXEEXT) t/stress/echoload$(EXEEXT) \
+		samples/tide-echod$(EXEEXT)
+	TIDE_SOAK_OPS=$${TIDE_SOAK_OPS:-1000000} CK_TIMEOUT_MULTIPLIER=10 \
+	    ./t/fault/check_soak$(EXEEXT)
+	$(MAKE) $(AM_MAKEFLAGS) check-stress \
+	    STRESS_FLAGS="--soak-secs 60 $(STRESS_FLAGS)"
+
 CLEANFILES += t/*.vg.log t/fault/*.vg.log t/fuzz/*.vg.log
-.PHONY: check-valgrind
+.PHONY: check-valgrind check-stress check-long
