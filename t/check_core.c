@@ -1500,13 +1500,18 @@ START_TEST(test_select_first_ready_drops_loser_timer) {
         t_wrap(&w[1], tide_sleep(&fast, 2000)),
     };
     tide_select_t sel;
-    ck_assert_int_eq(t_run(ex, tide_select(&sel, futs, 2)), 1);
+    tide_future_t *f = tide_select(&sel, futs, 2);
+    ck_assert_int_eq(t_block_on(ex, f), 0);
+    ck_assert_int_eq(f->result, 1);
+    /* the loser is dropped as the select completes, not when it is */
     ck_assert_int_eq(w[0].drops, 1);
     ck_assert_int_eq(w[1].drops, 1);
     ck_assert(!tide_future_is_done(futs[0]));
     ck_assert(tide_future_is_done(futs[1]));
     ck_assert_int_eq(futs[1]->result, 0);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0); /* the slow timer too */
+    tide_future_drop(f);
+    ck_assert_int_eq(w[0].drops, 1);
     t_exec_free_clean(ex);
 }
 END_TEST
@@ -1536,11 +1541,14 @@ START_TEST(test_select_loser_fd_disarmed) {
     tide_future_t *futs[2] = {t_wrap(&w, tide_fd_readable(&rd, reg)),
                               tide_sleep(&s, 2000)};
     tide_select_t sel;
-    ck_assert_int_eq(t_run(ex, tide_select(&sel, futs, 2)), 1);
+    tide_future_t *f = tide_select(&sel, futs, 2);
+    ck_assert_int_eq(t_block_on(ex, f), 0);
+    ck_assert_int_eq(f->result, 1);
     ck_assert_int_eq(w.drops, 1);
     ck_assert_int_ge(w.polls, 1);
     /* the read event the loser armed is gone */
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide_future_drop(f);
     tide_fd_free(reg);
     close(sv[1]);
     t_exec_free_clean(ex);
@@ -1581,14 +1589,17 @@ START_TEST(test_timeout_expires_disarms_inner) {
     t_wrap_t w;
     tide_timeout_t to;
     uint64_t t0 = tide_now();
-    ck_assert_int_eq(
-        t_run(ex, tide_timeout(&to, t_wrap(&w, tide_fd_readable(&rd, reg)),
-                               10 * TIDE_USEC_PER_MSEC)),
-        -ETIMEDOUT);
+    tide_future_t *f = tide_timeout(
+        &to, t_wrap(&w, tide_fd_readable(&rd, reg)), 10 * TIDE_USEC_PER_MSEC);
+    ck_assert_int_eq(t_block_on(ex, f), 0);
+    ck_assert_int_eq(f->result, -ETIMEDOUT);
     ck_assert_uint_ge(tide_now() - t0, 10 * TIDE_USEC_PER_MSEC);
+    /* dropped when the timeout fired, before the timeout itself is */
     ck_assert_int_eq(w.drops, 1);
     ck_assert(!tide_future_is_done(&w.fut));
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide_future_drop(f);
+    ck_assert_int_eq(w.drops, 1);
     tide_fd_free(reg);
     close(sv[1]);
     t_exec_free_clean(ex);
