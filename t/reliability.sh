@@ -18,10 +18,12 @@
 #                                    60 s soak, fuzzing 300 s per harness
 #
 # Build directories live beside the source tree, as .ci/test's do
-# (build/ is shared with `.ci/test`, plain -O2 -g). Each run prints a
+# (build/ is shared with `.ci/test`, plain -O2 -g), or under
+# $TIDE_BUILD_ROOT if set. Each run prints a
 # closing "<what>: N passed, N failed" line and exits non-zero on failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+root=${TIDE_BUILD_ROOT:-$top}
 jobs=$(nproc 2>/dev/null || echo 2)
 what=${1:-}
 [ $# -gt 0 ] && shift
@@ -37,7 +39,7 @@ configure_in() { # dir, then configure arguments
 }
 
 plain_build() {
-    configure_in "$top/build" --enable-werror CFLAGS="-O2 -g"
+    configure_in "$root/build" --enable-werror CFLAGS="-O2 -g"
     make -j"$jobs" >/dev/null
 }
 
@@ -52,7 +54,7 @@ tsan)
     # gcc's ThreadSanitizer (libtsan2 comes with gcc). libevent itself is
     # not instrumented; tide's cross-thread paths (remote wakes through the
     # executor's mutex and eventfd, echod's notify_t) are.
-    configure_in "$top/build-tsan" --enable-werror CC=gcc \
+    configure_in "$root/build-tsan" --enable-werror CC=gcc \
         CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
     make -j"$jobs" >/dev/null
     status=0
@@ -84,7 +86,7 @@ fuzz|fuzz-merge)
     secs=${1:-30}
     command -v clang >/dev/null || { echo "fuzz: clang not installed" >&2; exit 1; }
     san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-    configure_in "$top/build-fuzz" CC=clang \
+    configure_in "$root/build-fuzz" CC=clang \
         CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $san" \
         LDFLAGS="$san"
     make -j"$jobs" src/libtide-internal.la include/tide/version.h >/dev/null
@@ -105,9 +107,7 @@ fuzz|fuzz-merge)
                -artifact_prefix=artifacts/"$name"- \
                "$work" "$top/t/fuzz/corpus/$name" >"$log" 2>&1; then
             passed=$((passed + 1))
-            echo "fuzz $name: $(grep -o '#[0-9]*.*DONE.*' "$log" | tail -n 1 || true)" \
-                | sed 's/  */ /g'
-            echo "fuzz $name: $(grep -E '^#[0-9]+' "$log" | tail -n 1 | sed 's/  */ /g')"
+            echo "fuzz $name: $(grep -E '^#[0-9]+' "$log" | tail -n 1 | tr -s ' \t' ' ')"
         else
             failed=$((failed + 1))
             echo "---- fuzz $name FAILED (crash input in $PWD/artifacts/) ----"
