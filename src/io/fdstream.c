@@ -64,9 +64,10 @@ tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx,
         if (n > 0) {
             /* A stream socket or a pipe hands over everything it holds, up
              * to len: a short read means it is drained now. Clearing here
-             * saves the EAGAIN call; if more arrived meanwhile, the level-
-             * triggered event fires at once when armed (nothing is lost,
-             * at worst one loop iteration is spent). */
+             * saves the EAGAIN call; if more arrived meanwhile, its event
+             * still comes (an edge fires after the clear, or arming reports
+             * readiness that is there), so nothing is lost and at worst one
+             * loop iteration is spent. */
             if (fs->short_read_clears && (size_t)n < len)
                 tide__fd_clear(&fs->reg, g.tick, TIDE_READABLE);
             *out = n;

@@ -20,11 +20,22 @@
  * empty only because it was woken), and removing the event would cost a
  * DEL now and an ADD when it runs; the registration goes on the sweep
  * list instead, which is swept once the queue has drained.
- * Level-triggered epoll makes this safe: readiness that persists fires again
- * after any re-arm, so nothing is lost, and nothing armed without a waiter
- * outlives the first turn that drains the run queue (until then such an
- * event costs a callback per loop iteration, no system call), so nothing
- * spins and cancellation leaves nothing behind.
+ *
+ * Edge-triggered where the backend can (epoll: EV_ET), as Tokio's mio is.
+ * The readiness cache already remembers what an event said until an
+ * EAGAIN or a short read clears it, so the backend only needs to say
+ * when something new arrives. Level-triggered, an event whose task is
+ * queued but has not run yet (more woken tasks than one turn's budget:
+ * a thousand busy connections) would be reported again by every
+ * epoll_wait until the task reads: a dozen callbacks per message. Edges
+ * are never lost: one that arrives between a read and the clear that
+ * follows it fires later and bumps the tick, which voids the clear; and
+ * adding or modifying an epoll registration reports readiness that is
+ * already there, so a direction re-armed after the sweep removed it hears
+ * about data that arrived meanwhile. Nothing armed without a waiter
+ * outlives the first turn that drains the run queue, so nothing spins and
+ * cancellation leaves nothing behind. (Backends without edge triggering,
+ * poll and select, are level-triggered: correct, with the extra callbacks.)
  *
  * Stale events. libevent never runs the callback of an event after
  * event_del, and registrations are single-threaded, so a registration
@@ -247,13 +258,15 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     reg->fd = fd;
     /* Optimistic: the first operation is tried, not waited for. */
     reg->ready = TIDE_READABLE | TIDE_WRITABLE;
-    short rflags = EV_READ | EV_PERSIST;
-    if (event_base_get_features(ex->base) & EV_FEATURE_EARLY_CLOSE)
+    int features = event_base_get_features(ex->base);
+    short et = (features & EV_FEATURE_ET) ? EV_ET : 0; /* see the top */
+    short rflags = EV_READ | EV_PERSIST | et;
+    if (features & EV_FEATURE_EARLY_CLOSE)
         rflags |= EV_CLOSED;
     if (event_assign(&reg->dir[TIDE__RD].ev, ex->base, fd, rflags, read_cb,
                      reg) != 0 ||
         event_assign(&reg->dir[TIDE__WR].ev, ex->base, fd,
-                     EV_WRITE | EV_PERSIST, write_cb, reg) != 0)
+                     EV_WRITE | EV_PERSIST | et, write_cb, reg) != 0)
         return -EIO;
     ex->fds[ufd] = reg;
     ex->nfds++;
