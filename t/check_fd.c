@@ -327,6 +327,53 @@ START_TEST(test_fd_two_readers_both_wake) {
 }
 END_TEST
 
+/* A task that is woken, reads everything, and goes to sleep: the read
+ * event it no longer waits on must not stay armed behind it. */
+typedef struct idle_after {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_fd_wait_t w;
+    tide_sleep_t nap;
+    tide_fd_t *reg;
+    size_t got;
+    size_t armed_while_asleep;
+} idle_after_t;
+
+static tide_poll_t idle_after_poll(tide_future_t *f, tide_cx_t *cx) {
+    idle_after_t *t = TIDE_CONTAINER_OF(f, idle_after_t, fut);
+    TIDE_BEGIN(&t->co);
+    TIDE_AWAIT(&t->co, cx, tide_fd_readable(&t->w, t->reg));
+    t->got = t_drain(tide_fd_get(t->reg));
+    TIDE_AWAIT(&t->co, cx, tide_sleep(&t->nap, 5000));
+    t->armed_while_asleep = t_stats(cx->exec).armed_events;
+    TIDE_END(&t->co, f, 0);
+}
+
+START_TEST(test_fd_event_nobody_waits_on_is_removed) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2];
+    tide_fd_t *reg = t_reg_cleared(ex, sv);
+    idle_after_t t;
+    memset(&t, 0, sizeof t);
+    t.reg = reg;
+    t.armed_while_asleep = 99;
+    tide_future_init(&t.fut, idle_after_poll, NULL);
+    late_writer_t lw;
+    memset(&lw, 0, sizeof lw);
+    lw.fd = sv[1];
+    tide_future_init(&lw.fut, late_writer_poll, NULL);
+    ck_assert_int_eq(tide_spawn(ex, &lw.fut, NULL), 0);
+    ck_assert_int_eq(t_run(ex, &t.fut), 0);
+    ck_assert_uint_eq(t.got, 1);
+    /* the sleep's own event has fired by then; the read event is gone */
+    ck_assert_uint_eq(t.armed_while_asleep, 0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide_fd_free(reg);
+    close(sv[1]);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 START_TEST(test_fd_wait_drop_disarms) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
@@ -1099,6 +1146,7 @@ static Suite *fd_suite(void) {
     tcase_add_test(tc, test_fd_ready_interest);
     tcase_add_test(tc, test_fd_two_readers_both_wake);
     tcase_add_test(tc, test_fd_wait_drop_disarms);
+    tcase_add_test(tc, test_fd_event_nobody_waits_on_is_removed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("guard");
