@@ -41,3 +41,8 @@ samples_embed_embed_SOURCES = samples/embed/embed.c
 samples_embed_embed_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_EXTRA_CFLAGS)
 samples_embed_embed_LDADD = src/libtide.la $(LIBEVENT_EXTRA_LIBS) \
 	$(LIBEVENT_LIBS)
+
+# The README's first task, compiled so that it stays true.
+noinst_PROGRAMS += samples/first-echo
+samples_first_echo_SOURCES = samples/first-echo.c
+samples_first_echo_LDADD = src/libtide.la $(LIBEVENT_LIBS)

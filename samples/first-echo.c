@@ -1,0 +1,80 @@
+/* samples/first-echo.c: the README's first task, an echo server. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <tide.h>
+
+typedef struct {                 /* one connection: read, write back, repeat */
+    tide_future_t fut;
+    tide_async_t co;
+    tide_tcp_t *conn;
+    tide_read_t rd;
+    tide_write_all_t wr;
+    char buf[4096];
+} echo_t;
+
+static tide_poll_t echo_poll(tide_future_t *f, tide_cx_t *cx) {
+    echo_t *e = TIDE_CONTAINER_OF(f, echo_t, fut);
+    tide_stream_t *s = tide_tcp_stream(e->conn);
+    TIDE_BEGIN(&e->co);
+    for (;;) {
+        TIDE_AWAIT(&e->co, cx, tide_read(&e->rd, s, e->buf, sizeof e->buf));
+        if (tide_async_result(&e->co) <= 0) /* 0: end of stream; < 0: -errno */
+            break;
+        TIDE_AWAIT(&e->co, cx, tide_write_all(&e->wr, s, e->buf,
+                                              (size_t)tide_async_result(&e->co)));
+        if (tide_async_result(&e->co) < 0)
+            break;
+    }
+    TIDE_END(&e->co, f, 0);
+}
+
+static void echo_drop(tide_future_t *f) {  /* runs when the task ends */
+    echo_t *e = TIDE_CONTAINER_OF(f, echo_t, fut);
+    tide_async_drop(&e->co);
+    tide_tcp_free(e->conn);
+    free(e);
+}
+
+typedef struct {                 /* the listener: accept, spawn, repeat */
+    tide_future_t fut;
+    tide_async_t co;
+    tide_tcp_listener_t *l;
+    tide_tcp_accept_t acc;
+} server_t;
+
+static tide_poll_t server_poll(tide_future_t *f, tide_cx_t *cx) {
+    server_t *sv = TIDE_CONTAINER_OF(f, server_t, fut);
+    TIDE_BEGIN(&sv->co);
+    for (;;) {
+        TIDE_AWAIT(&sv->co, cx, tide_tcp_accept(&sv->acc, sv->l));
+        if (tide_async_result(&sv->co) < 0)
+            continue;            /* tide already backs off on EMFILE */
+        echo_t *e = calloc(1, sizeof *e);
+        if (e == NULL) {
+            tide_tcp_free(sv->acc.conn);
+            continue;
+        }
+        e->conn = sv->acc.conn;
+        tide_future_init(&e->fut, echo_poll, echo_drop);
+        if (tide_spawn(cx->exec, &e->fut, NULL) < 0)
+            tide_future_drop(&e->fut);
+    }
+    TIDE_END(&sv->co, f, 0);
+}
+
+int main(int argc, char **argv) {
+    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:7000";
+    tide_exec_t *ex;
+    server_t sv = {0};
+    int rc = tide_exec_new(&ex, NULL, 0);
+    if (rc == 0)
+        rc = tide_tcp_listener_bind(&sv.l, ex, addr, 0, 0);
+    if (rc < 0) {
+        fprintf(stderr, "first-echo: %s: %s\n", addr, tide_strerror(rc));
+        return 1;
+    }
+    tide_future_init(&sv.fut, server_poll, NULL);
+    rc = tide_exec_block_on(ex, &sv.fut);  /* serves until killed */
+    tide_exec_free(ex);
+    return rc < 0;
+}
