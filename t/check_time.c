@@ -202,6 +202,44 @@ START_TEST(test_sleep_reset_done_reuses) {
 }
 END_TEST
 
+/* UINT64_MAX (or anything that overflows tide_now() + usec) means "never":
+ * the deadline saturates instead of wrapping into the past, for a sleep
+ * and for a timeout built on one. */
+static void huge_sleeps(tide_exec_t *ex) {
+    static const uint64_t usecs[] = {UINT64_MAX, UINT64_MAX - 1,
+                                     UINT64_MAX / 2 + 1};
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    for (size_t i = 0; i < sizeof usecs / sizeof usecs[0]; i++) {
+        tide_sleep_t s;
+        tide_future_t *f = tide_sleep(&s, usecs[i]);
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        ck_assert_uint_eq(t_stats(ex).armed_events, 1);
+        tide_future_t never;
+        tide_timeout_t to;
+        tide_future_t *g = tide_timeout(&to, tide_pending(&never), usecs[i]);
+        ck_assert_int_eq(t_hand_poll(&h, g), TIDE_PENDING);
+        t_run_for(tide_exec_base(ex), 10);
+        ck_assert_int_eq(t_woken(&h.count), 0);
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        ck_assert_int_eq(t_hand_poll(&h, g), TIDE_PENDING);
+        tide_future_drop(g);
+        tide_future_drop(f);
+        ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    }
+    t_hand_done(&h);
+}
+
+START_TEST(test_sleep_huge_duration_never_fires) {
+    tide_exec_t *ex = t_exec_new();
+    huge_sleeps(ex);
+    t_exec_free_clean(ex);
+    ck_assert_int_eq(tide_exec_new(&ex, NULL, TIDE_EXEC_PRECISE_TIMER), 0);
+    huge_sleeps(ex);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Intervals
  * ------------------------------------------------------------------------ */
@@ -321,6 +359,31 @@ START_TEST(test_interval_tick_drop_keeps_schedule) {
     tide_future_drop(f);
     tide_interval_drop(&iv);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* A period so long that next + period overflows: the first tick is
+ * immediate, the next one never comes (it used to wrap into the past and
+ * tick at every poll). */
+START_TEST(test_interval_huge_period_no_burst) {
+    tide_exec_t *ex = t_exec_new();
+    tide_interval_t iv;
+    ck_assert_int_eq(tide_interval_init(&iv, UINT64_MAX), 0);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_future_t *f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, 1);
+    tide_future_drop(f);
+    for (int i = 0; i < 3; i++) {
+        f = tide_interval_tick(&iv);
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        tide_future_drop(f);
+    }
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide_interval_drop(&iv);
     t_hand_done(&h);
     t_exec_free_clean(ex);
 }
@@ -533,6 +596,7 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_sleep_drop_disarms);
     tcase_add_test(tc, test_sleep_reset_pending);
     tcase_add_test(tc, test_sleep_reset_done_reuses);
+    tcase_add_test(tc, test_sleep_huge_duration_never_fires);
     tcase_add_test(tc, test_now_monotonic);
     suite_add_tcase(s, tc);
 
@@ -542,6 +606,7 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_interval_ticks);
     tcase_add_test(tc, test_interval_late_ticks_skipped);
     tcase_add_test(tc, test_interval_tick_drop_keeps_schedule);
+    tcase_add_test(tc, test_interval_huge_period_no_burst);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeout");

@@ -11,6 +11,13 @@
 #include "core/internal.h"
 #include "tide/time.h"
 
+/* a + b, or UINT64_MAX (never) if the sum does not fit: a duration of
+ * UINT64_MAX means "no deadline", not a deadline that wrapped into the
+ * past. */
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
 uint64_t tide_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -59,7 +66,7 @@ static tide_poll_t sleep_poll(tide_future_t *f, tide_cx_t *cx) {
         event_assign(&s->ev, tide_exec_base(cx->exec), -1, 0, sleep_cb, s);
         s->assigned = true;
         if (s->relative) {
-            s->deadline = now + s->usec;
+            s->deadline = add_sat(now, s->usec);
             s->relative = false;
         }
     }
@@ -132,10 +139,11 @@ static tide_poll_t interval_poll(tide_future_t *f, tide_cx_t *cx) {
         return TIDE_READY;
     }
     uint64_t now = tide_now();
-    uint64_t periods = 1;
-    if (now >= iv->next + iv->period)
-        periods += (now - iv->next) / iv->period; /* late: skip, don't burst */
-    iv->next += periods * iv->period;
+    uint64_t late = now > iv->next ? now - iv->next : 0;
+    uint64_t periods = 1 + late / iv->period; /* late: skip, don't burst */
+    iv->next = periods > UINT64_MAX / iv->period
+                   ? UINT64_MAX
+                   : add_sat(iv->next, periods * iv->period);
     f->result = (intptr_t)periods;
     return TIDE_READY;
 }
