@@ -580,6 +580,27 @@ START_TEST(test_signal_free_restores_disposition) {
 }
 END_TEST
 
+/* Freeing a signal under a pending recv wakes it, and it completes with
+ * -EBADF (it used to keep sleeping: nothing would ever wake it). */
+START_TEST(test_signal_free_wakes_pending_recv) {
+    tide_exec_t *ex = t_exec_new();
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init(&sig, ex, SIGUSR1), 0);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_future_t *f = tide_signal_recv(&sig);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    tide_signal_free(&sig);
+    ck_assert_int_eq(t_woken(&h.count), 1);
+    ck_assert_int_eq(atomic_load(&h.count.refs), 1); /* nothing kept */
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, -EBADF);
+    tide_future_drop(f);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *time_suite(void) {
@@ -622,6 +643,7 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_signal_before_recv_counted);
     tcase_add_test(tc, test_signal_invalid);
     tcase_add_test(tc, test_signal_free_restores_disposition);
+    tcase_add_test(tc, test_signal_free_wakes_pending_recv);
     suite_add_tcase(s, tc);
     return s;
 }

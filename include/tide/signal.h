@@ -41,7 +41,9 @@ TIDE_EXTERN int tide_signal_init(tide_signal_t *s, tide_exec_t *exec,
 TIDE_EXTERN tide_future_t *tide_signal_recv(tide_signal_t *s);
 
 /* tide_signal_free: stop listening (the signal's disposition returns to
- * what it was). The tide_signal_t's memory is the caller's. */
+ * what it was). A recv pending on s is woken and completes with -EBADF
+ * (the recv future must still be dropped before s's memory goes). The
+ * tide_signal_t's memory is the caller's. */
 TIDE_EXTERN void tide_signal_free(tide_signal_t *s);
 
 #ifdef __cplusplus

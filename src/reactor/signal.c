@@ -59,6 +59,8 @@ void tide_signal_free(tide_signal_t *s) {
         return;
     evsignal_del(&s->ev);
     tide__armed(s->exec, -1);
-    tide_waker_drop(&s->waker);
     s->exec = NULL;
+    /* A recv waiting now would never be woken again: wake it, so that it
+     * completes with -EBADF instead of sleeping forever. */
+    tide_waker_wake(&s->waker);
 }
