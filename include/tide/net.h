@@ -324,9 +324,11 @@ TIDE_EXTERN int tide_tcp_set_keepalive(tide_tcp_t *t, bool on,
  * -ENOTCONN, -EINVAL. */
 TIDE_EXTERN int tide_tcp_shutdown(tide_tcp_t *t, int how);
 
-/* tide_tcp_free: close the connection and free it. Futures still waiting
- * on it complete with -EBADF (they are woken): don't free a stream another
- * task is reading without telling that task. NULL is a no-op. */
+/* tide_tcp_free: close the connection and free it. Every future using its
+ * stream (tide_read, tide_write_all, tide_copy, a split half...) must be
+ * dropped first: those futures point into t, so polling or dropping one
+ * after the free is a use after free (a task waiting on it is woken, but
+ * must drop its future, not poll it). NULL is a no-op. */
 TIDE_EXTERN void tide_tcp_free(tide_tcp_t *t);
 
 /* tide_tcp_into_fd: free the stream but hand back its descriptor, open and
@@ -517,7 +519,8 @@ TIDE_EXTERN int tide_socketpair(tide_unix_t **a, tide_unix_t **b,
  * stream owns fd). Returns 0. Errors: those of tide_fd_new, -ENOMEM. */
 TIDE_EXTERN int tide_unix_from_fd(tide_unix_t **out, tide_exec_t *ex, int fd);
 
-/* The rest as for TCP streams. */
+/* The rest as for TCP streams (tide_unix_free: drop the futures using the
+ * stream first, as for tide_tcp_free). */
 TIDE_EXTERN tide_stream_t *tide_unix_stream(tide_unix_t *u);
 TIDE_EXTERN tide_fd_t *tide_unix_fd(tide_unix_t *u);
 TIDE_EXTERN int tide_unix_peer_addr(const tide_unix_t *u, tide_addr_t *out);
