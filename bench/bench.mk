@@ -1,11 +1,18 @@
-# Benchmarks: a raw-epoll load generator, the anchor echo servers tide is
-# compared with, and an LD_PRELOAD allocation counter.  Included from the
-# top-level Makefile.am.  Nothing here is built by `make`; `make bench`
-# builds it all and `make bench-run` runs the comparison (bench/run.sh),
-# which writes bench/RESULTS.md.
+# Benchmarks: a raw-epoll load generator, the anchor echo servers tide's
+# echo daemon is compared with, an LD_PRELOAD allocation counter, and
+# microbenchmarks of tide's runtime.  Included from the top-level
+# Makefile.am.  Nothing here is built by `make`:
 #
-# The programs are plain C on libc, libevent and libuv: none links tide.
-# tide's echo daemon joins the comparison as one more run.sh argument.
+#   make bench        build all of it and tide-echod, then run the whole
+#                     comparison and the microbenchmarks (bench/run.sh),
+#                     which write bench/RESULTS.md in the source tree
+#                     (about 6 minutes on two CPUs, plus the build)
+#   make bench-build  only build
+#   make bench-run    only run, with what is built
+#
+# BENCH_* variables (see bench/run.sh) pass through: make bench BENCH_ROUNDS=1.
+# The load generator and the anchors are plain C on libc, libevent and
+# libuv; only micro links tide.
 
 BENCH_CFLAGS = $(AM_CFLAGS)
 
@@ -48,14 +55,27 @@ bench_malloc_count_la_SOURCES = bench/malloc_count.c
 bench_malloc_count_la_CFLAGS = $(BENCH_CFLAGS)
 bench_malloc_count_la_LDFLAGS = -module -avoid-version -shared -rpath $(abs_builddir)/bench
 
-bench: $(BENCH_BUILT)
+# The microbenchmarks link the uninstalled library without libtool's
+# wrapper script (-no-install), so that valgrind runs the program itself.
+EXTRA_PROGRAMS += bench/micro
+bench_micro_SOURCES = bench/micro.c
+bench_micro_CFLAGS = $(BENCH_CFLAGS)
+bench_micro_LDADD = src/libtide.la $(LIBEVENT_LIBS)
+bench_micro_LDFLAGS = -no-install
+BENCH_BUILT += bench/micro$(EXEEXT) samples/tide-echod$(EXEEXT)
 
-bench-run: bench
+bench-build: $(BENCH_BUILT)
+
+bench: bench-build
 	$(SHELL) $(srcdir)/bench/run.sh $(builddir)
 
-.PHONY: bench bench-run
+bench-run:
+	$(SHELL) $(srcdir)/bench/run.sh $(builddir)
+
+.PHONY: bench bench-build bench-run
 
 CLEANFILES += $(EXTRA_PROGRAMS) $(EXTRA_LTLIBRARIES)
 dist_noinst_SCRIPTS += bench/run.sh bench/build.sh
 EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md \
-	bench/RESULTS.md bench/results.svg bench/results-raw.tsv
+	bench/RESULTS.md bench/results.svg bench/results-raw.tsv \
+	bench/results-callgrind.tsv bench/results-micro.tsv bench/analysis.md

@@ -145,6 +145,7 @@ static struct {
 	double duration;
 	double warmup;
 	double connect_timeout;
+	uint64_t messages;
 	bool idle;
 	pid_t server_pid;
 	bool usr2;
@@ -175,6 +176,10 @@ static void usage(FILE *f)
 	    "  --duration SECS      measured window (2)\n"
 	    "  --warmup SECS        load before the window, not measured (0.5)\n"
 	    "  --connect-timeout S  time allowed to open all connections (15)\n"
+	    "  --messages N         send exactly N messages on each connection and\n"
+	    "                       end when all came back (--duration is then a\n"
+	    "                       limit: reaching it is an error); for counting\n"
+	    "                       a server's instructions per message\n"
 	    "  --idle               open N connections, send nothing, hold them\n"
 	    "                       for --duration (for memory measurement)\n"
 	    "  --server-pid PID     sample the server at the window's edges:\n"
@@ -221,6 +226,7 @@ static void parse_args(int argc, char **argv)
 		{"duration", required_argument, NULL, 't'},
 		{"warmup", required_argument, NULL, 'w'},
 		{"connect-timeout", required_argument, NULL, 'T'},
+		{"messages", required_argument, NULL, 'm'},
 		{"idle", no_argument, NULL, 'i'},
 		{"server-pid", required_argument, NULL, 'P'},
 		{"usr2", no_argument, NULL, 'U'},
@@ -241,6 +247,7 @@ static void parse_args(int argc, char **argv)
 		case 't': opt.duration = parse_double("duration", optarg, 0.01); break;
 		case 'w': opt.warmup = parse_double("warmup", optarg, 0); break;
 		case 'T': opt.connect_timeout = parse_double("connect-timeout", optarg, 0.1); break;
+		case 'm': opt.messages = (uint64_t)parse_long("messages", optarg, 1, 1L << 40); break;
 		case 'i': opt.idle = true; break;
 		case 'P': opt.server_pid = (pid_t)parse_long("server-pid", optarg, 1, INT_MAX); break;
 		case 'U': opt.usr2 = true; break;
@@ -260,6 +267,10 @@ static void parse_args(int argc, char **argv)
 	}
 	if (optind != argc || (opt.port < 0 && !opt.unix_path)) {
 		usage(stderr);
+		exit(64);
+	}
+	if (opt.messages && opt.idle) {
+		fprintf(stderr, "loadgen: --messages and --idle exclude each other\n");
 		exit(64);
 	}
 	if (opt.usr2 && !opt.server_pid) {
@@ -354,6 +365,7 @@ static uint64_t errors;
 static bool measuring;
 static uint64_t win_msgs, win_bytes;
 static uint64_t total_msgs;
+static int conns_done; /* connections that got --messages back */
 static int n_open;
 static bool reported_mismatch;
 
@@ -385,7 +397,10 @@ static void set_interest(struct conn *c, uint32_t ev)
  * that came back.  Arms EPOLLOUT only while the socket is full. */
 static void pump(struct conn *c, uint64_t now)
 {
-	uint64_t limit = (c->rx / opt.size + (uint64_t)opt.depth) * opt.size;
+	uint64_t limit = c->rx / opt.size + (uint64_t)opt.depth;
+	if (opt.messages && limit > opt.messages)
+		limit = opt.messages;
+	limit *= opt.size;
 	while (c->tx < limit) {
 		size_t pos = (size_t)((c->base + c->tx) % PATLEN);
 		uint64_t want = limit - c->tx;
@@ -462,6 +477,8 @@ static void on_readable(struct conn *c, uint64_t now)
 			hist_add(now - c->sent[m % (uint64_t)opt.depth]);
 	}
 	total_msgs += done_after - done_before;
+	if (opt.messages && done_after == opt.messages && done_before < done_after)
+		conns_done++;
 	if (measuring) {
 		win_msgs += done_after - done_before;
 		win_bytes += (uint64_t)n;
@@ -802,7 +819,13 @@ int main(int argc, char **argv)
 			now = win_start = now_ns();
 			t_end = win_start + (uint64_t)(opt.duration * 1e9);
 		}
-		if (measuring && now >= t_end) {
+		bool all_back = opt.messages && conns_done == opt.conns;
+		if (measuring && (now >= t_end || all_back)) {
+			if (opt.messages && !all_back) {
+				fprintf(stderr, "loadgen: %d of %d connections got their %llu messages back in time\n",
+				    conns_done, opt.conns, (unsigned long long)opt.messages);
+				errors++;
+			}
 			win_end = now;
 			self_end = self_cpu_ns();
 			measuring = false;

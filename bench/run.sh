@@ -2,14 +2,17 @@
 # Echo-server benchmark runner.
 #
 #   bench/run.sh BUILD_DIR [NAME=COMMAND ...]
+#   bench/run.sh --analysis     (only copy analysis.md into RESULTS.md)
 #
 # BUILD_DIR holds the built bench programs, either as automake lays them out
 # (BUILD_DIR/bench/loadgen, BUILD_DIR/bench/servers/epoll_echo, ...) or flat
 # (BUILD_DIR/loadgen, BUILD_DIR/servers/...; see bench/build.sh).  The four
 # anchor servers found there (epoll, libevent, bufferevent, libuv) are always
-# run unless BENCH_ANCHORS=0; each NAME=COMMAND argument adds one server:
+# run unless BENCH_ANCHORS=0, and so is tide's echo daemon when the tree is
+# a tide build tree (BUILD_DIR/samples/tide-echod; unless BENCH_TIDE=0);
+# each NAME=COMMAND argument adds one server:
 #
-#   bench/run.sh build 'tide=build/samples/echod --listen 127.0.0.1:0 --quiet'
+#   bench/run.sh build 'other=/path/to/server --port 0'
 #
 # A server command must listen on the loopback, pick a free port when told
 # port 0, and print "listening on ADDR:PORT" on stdout or stderr.
@@ -17,45 +20,73 @@
 # Workloads: 1 conn ping-pong 64 B; 50 conns ping-pong 64 B; 50 conns 16 KiB
 # pipelined depth 4; 1000 conns ping-pong 64 B; 10000 idle connections.
 # Servers run pinned to one CPU and the load generator to another, in
-# alternation (A B C D A B C D ...) for BENCH_ROUNDS rounds; each measurement
+# alternation (A B C D A B C D ...) for BENCH_ROUNDS rounds, in the order
+# epoll, tide, bufferevent, libevent, libuv, then the arguments' servers (so
+# that tide runs next to the two it is compared with); each measurement
 # gets a fresh server process.  Per round and server it takes:
 #   - a throughput pass: msgs/s, round-trip percentiles, server CPU time per
 #     message over the measured window only, peak RSS (VmHWM);
-#   - a counting pass on a fresh server started under malloc_count.so with
-#     `perf stat` attached: system calls and heap allocations per message,
-#     both counted over exactly the measured window (the load generator
-#     toggles perf and signals the malloc counter at the window's edges);
-#   - for the idle workload: RSS before and after the connections were
-#     accepted, per connection.
+#   - in the first BENCH_COUNT_ROUNDS rounds, a counting pass on a fresh
+#     server started under malloc_count.so with `perf stat` attached: system
+#     calls and heap allocations per message, both counted over exactly the
+#     measured window (the load generator toggles perf and signals the
+#     malloc counter at the window's edges); these hardly move from round to
+#     round, unlike throughput;
+#   - for the idle workload, in the first BENCH_IDLE_ROUNDS rounds: RSS
+#     before and after the connections were accepted, per connection.
 # Ratios to epoll are taken pair by pair within a round; medians reported.
+# Many short rounds rather than a few long ones: other programs come and
+# go on a shared machine, and the closer in time two measurements are, the
+# likelier they saw the same machine.
+# Then, once per workload and server, a callgrind pass: the server runs
+# under valgrind --tool=callgrind twice, the load generator sends a fixed
+# number of messages per connection (two counts), and the difference of the
+# instructions over the difference of the messages is the server's
+# user-space instructions per message: unlike CPU time, the same from run
+# to run on a busy machine.  Last, the microbenchmarks of tide's runtime
+# (BUILD_DIR/bench/micro): timed, and counted under callgrind the same way.
 #
-# Writes RESULTS.md, results.svg and results-raw.tsv into BENCH_OUT (default:
-# the directory of this script).
+# Writes RESULTS.md, results.svg, results-raw.tsv, results-callgrind.tsv
+# and results-micro.tsv into BENCH_OUT (default: the directory of this
+# script).  RESULTS.md ends with analysis.md from this directory, the
+# hand-written explanation of the figures.
 #
 # Settings (environment):
-#   BENCH_ROUNDS=3          rounds of alternation
-#   BENCH_DURATION=2        measured window of a throughput pass, seconds
+#   BENCH_ROUNDS=6          rounds of alternation
+#   BENCH_COUNT_ROUNDS=3    rounds that also count system calls and allocations
+#   BENCH_IDLE_ROUNDS=1     rounds of the idle workload
+#   BENCH_DURATION=1        measured window of a throughput pass, seconds
 #   BENCH_WARMUP=0.5        load before each window, seconds
 #   BENCH_COUNT_DURATION=1  measured window of a counting pass, seconds
 #   BENCH_IDLE_CONNS=10000  connections of the idle workload
 #   BENCH_IDLE_HOLD=1       how long they are held, seconds
 #   BENCH_WORKLOADS="pp1 pp50 pipe50 pp1000 idle"   subset to run
 #   BENCH_ANCHORS=1         0: run only the servers given as arguments
+#   BENCH_TIDE=1            0: leave tide's echo daemon out
 #   BENCH_COUNT=1           0: skip the counting passes
+#   BENCH_CALLGRIND=1       0: skip the callgrind passes (servers and micro)
+#   BENCH_MICRO=1           0: skip the microbenchmarks
+#   BENCH_MICRO_RUNS=5      timed runs of each microbenchmark (median)
 #   BENCH_SYSCALL_TOOL=     perf or strace (default: perf if it works) or none
 #   BENCH_SERVER_CPU=0 BENCH_LOADGEN_CPU=1
 #   BENCH_OUT=<script dir>
 set -u -o pipefail
 
-ROUNDS=${BENCH_ROUNDS:-3}
-DURATION=${BENCH_DURATION:-2}
+ROUNDS=${BENCH_ROUNDS:-6}
+COUNT_ROUNDS=${BENCH_COUNT_ROUNDS:-3}
+IDLE_ROUNDS=${BENCH_IDLE_ROUNDS:-1}
+DURATION=${BENCH_DURATION:-1}
 WARMUP=${BENCH_WARMUP:-0.5}
 COUNT_DURATION=${BENCH_COUNT_DURATION:-1}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 IDLE_HOLD=${BENCH_IDLE_HOLD:-1}
 WORKLOADS=${BENCH_WORKLOADS:-pp1 pp50 pipe50 pp1000 idle}
 ANCHORS=${BENCH_ANCHORS:-1}
+DO_TIDE=${BENCH_TIDE:-1}
 DO_COUNT=${BENCH_COUNT:-1}
+DO_CALLGRIND=${BENCH_CALLGRIND:-1}
+DO_MICRO=${BENCH_MICRO:-1}
+MICRO_RUNS=${BENCH_MICRO_RUNS:-5}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOADGEN_CPU=${BENCH_LOADGEN_CPU:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +94,18 @@ OUT=${BENCH_OUT:-$HERE}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# bench/run.sh --analysis: put the current analysis.md into RESULTS.md
+# (between its markers), measuring nothing.
+if [ "${1:-}" = --analysis ]; then
+	f=$OUT/RESULTS.md
+	grep -q '^<!-- analysis -->$' "$f" || die "$f has no analysis markers"
+	awk -v a="$HERE/analysis.md" '
+		/^<!-- analysis -->$/ { print; while ((getline l < a) > 0) print l; skip = 1; next }
+		/^<!-- end of analysis -->$/ { skip = 0 }
+		!skip' "$f" >"$f.new" && mv "$f.new" "$f"
+	exit
+fi
 
 [ $# -ge 1 ] || die "usage: run.sh BUILD_DIR [NAME=COMMAND ...]"
 INVOCATION="bench/run.sh$(printf ' %q' "$@")"
@@ -82,9 +125,11 @@ find_built() {
 LOADGEN=$(find_built loadgen) || die "no loadgen under $BUILD (build it: bench/build.sh DIR, or make bench)"
 MALLOC_COUNT=$(find_built malloc_count.so) || MALLOC_COUNT=
 
+MICRO=$(find_built micro) || MICRO=
+
 # ------------------------------------------------------------ servers
 NAMES=()
-declare -A CMD=()
+declare -A CMD=() SENV=()
 add_server() {
 	local name=$1 cmd=$2
 	[[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad server name '$name' (letters, digits, _ . -)"
@@ -92,15 +137,39 @@ add_server() {
 	NAMES+=("$name")
 	CMD[$name]=$cmd
 }
-if [ "$ANCHORS" = 1 ]; then
-	for a in epoll:epoll_echo libevent:libevent_echo bufferevent:bufferevent_echo libuv:libuv_echo; do
-		if p=$(find_built "servers/${a#*:}"); then
-			add_server "${a%%:*}" "$p 0"
-		else
-			log "anchor ${a#*:} not built; skipped"
-		fi
+add_anchor() {
+	[ "$ANCHORS" = 1 ] || return 0
+	local p
+	if p=$(find_built "servers/$1_echo"); then
+		add_server "$1" "$p 0"
+	else
+		log "anchor $1_echo not built; skipped"
+	fi
+}
+add_anchor epoll
+
+# tide's echo daemon.  With shared libraries, libtool makes
+# samples/tide-echod a wrapper script and puts the program in
+# samples/.libs/: run the program itself, with the uninstalled library on
+# LD_LIBRARY_PATH, so that the PID measured, LD_PRELOAD and valgrind all
+# apply to the daemon and not to a shell.  Built with --disable-shared,
+# samples/tide-echod is the program.
+is_elf() { [ -f "$1" ] && [ -x "$1" ] && [ "$(head -c 4 "$1" | tail -c 3)" = ELF ]; }
+if [ "$DO_TIDE" = 1 ]; then
+	TIDE_ECHOD=
+	for p in "$BUILD/samples/.libs/tide-echod" "$BUILD/samples/tide-echod"; do
+		is_elf "$p" && { TIDE_ECHOD=$p; break; }
 	done
+	if [ -n "$TIDE_ECHOD" ]; then
+		add_server tide "$TIDE_ECHOD --listen 127.0.0.1:0 --quiet"
+		[ -d "$BUILD/src/.libs" ] && SENV[tide]="LD_LIBRARY_PATH=$BUILD/src/.libs"
+	else
+		log "tide-echod not built under $BUILD/samples (make bench builds it); tide skipped"
+	fi
 fi
+add_anchor bufferevent
+add_anchor libevent
+add_anchor libuv
 for arg in "$@"; do
 	[[ $arg == *=* ]] || die "server argument must be NAME=COMMAND: $arg"
 	add_server "${arg%%=*}" "${arg#*=}"
@@ -139,6 +208,14 @@ fi
 [ "$DO_COUNT" = 1 ] || SYSCALL_TOOL=none
 [[ $SYSCALL_TOOL =~ ^(perf|strace|none)$ ]] || die "BENCH_SYSCALL_TOOL: perf, strace or none"
 [ "$DO_COUNT" = 0 ] || [ -n "$MALLOC_COUNT" ] || log "malloc_count.so not built: no allocation counts"
+if [ "$DO_CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null; then
+	log "valgrind not found (apt-get install valgrind): no instruction counts"
+	DO_CALLGRIND=0
+fi
+if [ "$DO_MICRO" = 1 ] && [ -z "$MICRO" ]; then
+	log "micro not built (make bench-build): no microbenchmarks"
+	DO_MICRO=0
+fi
 
 # Descriptors: the idle workload needs one per connection in both processes.
 want_fds=$((IDLE_CONNS + 256))
@@ -165,16 +242,19 @@ trap 'exit 130' INT TERM
 
 # start_server NAME [ENV=VALUE ...]: starts a fresh server pinned to
 # SERVER_CPU; sets SPID and SPORT.  The PID is the server's own: env,
-# taskset and bash all exec.
+# taskset and bash all exec.  WRAP, if set, is put before the server's
+# command (valgrind), and START_WAIT is how long it may take to listen.
+WRAP='' START_WAIT=5
 start_server() {
 	local name=$1; shift
 	local out=$TMP/server.out
 	: >"$out"
-	env "$@" taskset -c "$SERVER_CPU" bash -c "exec ${CMD[$name]}" >"$out" 2>&1 </dev/null &
+	env ${SENV[$name]:+"${SENV[$name]}"} "$@" taskset -c "$SERVER_CPU" \
+		bash -c "exec $WRAP${CMD[$name]}" >"$out" 2>&1 </dev/null &
 	SPID=$!
 	SPORT=
 	local i line
-	for ((i = 0; i < 500; i++)); do
+	for ((i = 0; i < START_WAIT * 100; i++)); do
 		line=$(grep -m1 -o 'listening on [^ ]*' "$out" 2>/dev/null) && {
 			SPORT=${line##*:}
 			[[ $SPORT =~ ^[0-9]+$ ]] && return 0
@@ -183,7 +263,7 @@ start_server() {
 		sleep 0.01
 	done
 	if kill -0 "$SPID" 2>/dev/null; then
-		log "$name printed no 'listening on ADDR:PORT' within 5 s:"
+		log "$name printed no 'listening on ADDR:PORT' within $START_WAIT s:"
 	else
 		log "$name exited at start:"
 	fi
@@ -196,7 +276,7 @@ stop_server() {
 	[ -n "$SPID" ] || return 0
 	kill -TERM "$SPID" 2>/dev/null
 	local i
-	for ((i = 0; i < 200; i++)); do
+	for ((i = 0; i < START_WAIT * 40; i++)); do
 		kill -0 "$SPID" 2>/dev/null || break
 		sleep 0.01
 	done
@@ -378,12 +458,58 @@ idle_pass() {
 	HWM=$(kv server_hwm_kb)
 }
 
+# Messages per connection of the two callgrind runs of each workload:
+# enough that the difference dwarfs the noise of start-up and connection
+# set-up (the same in both runs), few enough to be quick under valgrind.
+declare -A CG_MSGS=(
+	[pp1]="2000 12000"
+	[pp50]="100 500"
+	[pipe50]="20 100"
+	[pp1000]="5 25"
+)
+
+# callgrind_run W NAME N: the server under callgrind, N messages per
+# connection of workload W; sets CGLINE to "instructions messages" (NA NA
+# on failure).
+callgrind_run() {
+	local w=$1 name=$2 n=$3 cg=$TMP/callgrind.out
+	CGLINE="NA NA"
+	rm -f "$cg"
+	WRAP="valgrind --tool=callgrind --callgrind-out-file=$cg " START_WAIT=30
+	if start_server "$name"; then
+		# shellcheck disable=SC2086
+		run_loadgen ${WL_ARGS[$w]} --messages "$n" --warmup 0 --duration 60
+		stop_server
+	fi
+	WRAP='' START_WAIT=5
+	[ "$LGRC" = 0 ] && [ -s "$cg" ] || return 0
+	local ir
+	ir=$(awk '$1 == "summary:" || $1 == "totals:" { print $2; exit }' "$cg")
+	[ -n "$ir" ] && CGLINE="$ir $(kv msgs_total)"
+}
+
+# callgrind_pass W NAME: sets CG to "ir1 msgs1 ir2 msgs2 ir_per_msg".
+callgrind_pass() {
+	local w=$1 name=$2 n1 n2 a b
+	read -r n1 n2 <<<"${CG_MSGS[$w]}"
+	callgrind_run "$w" "$name" "$n1"; a=$CGLINE
+	callgrind_run "$w" "$name" "$n2"; b=$CGLINE
+	CG="$a $b $(awk -v a="$a" -v b="$b" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		if (x[1] == "NA" || y[1] == "NA" || y[2] - x[2] <= 0) print "NA"
+		else printf "%.1f\n", (y[1] - x[1]) / (y[2] - x[2]) }')"
+}
+
 # ---------------------------------------------------------------- run
 nwl=0 nidle=0
 for w in $WORKLOADS; do [ "$w" = idle ] && nidle=1 || nwl=$((nwl + 1)); done
-per_pass=$(awk -v d="$DURATION" -v w="$WARMUP" -v c="$COUNT_DURATION" -v k="$DO_COUNT" -v h="$IDLE_HOLD" \
-	'BEGIN { printf "%d %d", d + w + 0.4 + k * (c + w + 0.6), h + 1.5 }')
-est=$(( (nwl * ${per_pass% *} + nidle * ${per_pass#* }) * ROUNDS * ${#NAMES[@]} ))
+n_count_rounds=$((COUNT_ROUNDS < ROUNDS ? COUNT_ROUNDS : ROUNDS))
+n_idle_rounds=$((IDLE_ROUNDS < ROUNDS ? IDLE_ROUNDS : ROUNDS))
+est=$(awk -v d="$DURATION" -v w="$WARMUP" -v c="$COUNT_DURATION" -v k="$DO_COUNT" -v h="$IDLE_HOLD" \
+	-v r="$ROUNDS" -v cr="$n_count_rounds" -v ir="$n_idle_rounds" -v nw="$nwl" -v ni="$nidle" -v ns="${#NAMES[@]}" \
+	-v cg="$DO_CALLGRIND" -v mi="$DO_MICRO" 'BEGIN {
+	t = ns * (nw * (r * (d + w + 0.4) + k * cr * (c + w + 0.6)) + ni * ir * (h + 1.5))
+	printf "%d", t + cg * nw * ns * 3.5 + mi * (10 + cg * 10) }')
 log "servers: ${NAMES[*]}; workloads: $WORKLOADS; $ROUNDS rounds; about $((est / 60)) min $((est % 60)) s"
 log "syscalls counted with: $SYSCALL_TOOL; allocations: ${MALLOC_COUNT:-not counted}"
 T_START=$(date +%s)
@@ -391,6 +517,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 for w in $WORKLOADS; do
 	for ((round = 1; round <= ROUNDS; round++)); do
+		[ "$w" = idle ] && [ "$round" -gt "$IDLE_ROUNDS" ] && break
 		for name in "${NAMES[@]}"; do
 			if [ "$w" = idle ]; then
 				idle_pass "$name"
@@ -399,7 +526,8 @@ for w in $WORKLOADS; do
 				log "$w round $round $name: RSS $rb -> $ra kB, $pc B/conn"
 			else
 				throughput_pass "$w" "$name"
-				count_pass "$w" "$name"
+				CT="NA NA NA NA NA NA NA"
+				[ "$round" -le "$COUNT_ROUNDS" ] && count_pass "$w" "$name"
 				row="$TP $CT NA NA NA $GENUTIL"
 				read -r mps cpm _ <<<"$TP"
 				read -r scm _ _ _ _ apm _ <<<"$CT"
@@ -410,14 +538,68 @@ for w in $WORKLOADS; do
 		done
 	done
 done
+
+CGRAW=$TMP/callgrind.tsv
+printf 'workload\tserver\tir_1\tmsgs_1\tir_2\tmsgs_2\tir_per_msg\n' >"$CGRAW"
+if [ "$DO_CALLGRIND" = 1 ]; then
+	for w in $WORKLOADS; do
+		[ "$w" = idle ] && continue
+		for name in "${NAMES[@]}"; do
+			callgrind_pass "$w" "$name"
+			log "$w callgrind $name: ${CG##* } instructions/msg"
+			[[ ${CG##* } == NA ]] && FAILURES=$((FAILURES + 1))
+			echo "$w $name $CG" | tr ' ' '\t' >>"$CGRAW"
+		done
+	done
+fi
+
+# Microbenchmarks: timed (pinned like a server), then counted.
+MICRORAW=$TMP/micro.tsv
+printf 'bench\tops\truns\tns_per_op\tcpu_ns_per_op\tmin_ns\tmax_ns\tir_per_op\n' >"$MICRORAW"
+if [ "$DO_MICRO" = 1 ]; then
+	log "microbenchmarks: $MICRO_RUNS timed runs each"
+	if ! taskset -c "$SERVER_CPU" "$MICRO" --runs "$MICRO_RUNS" >"$TMP/micro.out" 2>"$TMP/micro.err"; then
+		log "micro failed:"; sed 's/^/    /' "$TMP/micro.err" | head -10 >&2
+		FAILURES=$((FAILURES + 1))
+	fi
+	while read -r line; do
+		b=$(tr ' ' '\n' <<<"$line" | sed -n 's/^bench=//p')
+		row=$b
+		for k in ops runs ns_per_op cpu_ns_per_op min_ns max_ns; do
+			row+=" $(tr ' ' '\n' <<<"$line" | sed -n "s/^$k=//p")"
+		done
+		ir=NA
+		if [ "$DO_CALLGRIND" = 1 ]; then
+			# Two fixed counts; what does not depend on the count cancels.
+			irs=()
+			for n in 1000 11000; do
+				rm -f "$TMP/micro.cg"
+				v=NA
+				if valgrind --tool=callgrind --callgrind-out-file="$TMP/micro.cg" \
+					"$MICRO" --count "$n" "$b" >/dev/null 2>"$TMP/micro.err"; then
+					v=$(awk '$1 == "summary:" || $1 == "totals:" { print $2; exit }' "$TMP/micro.cg")
+				fi
+				irs+=("${v:-NA}")
+			done
+			ir=$(awk -v a="${irs[0]}" -v b="${irs[1]}" \
+				'BEGIN { if (a == "NA" || b == "NA") print "NA"; else printf "%.1f\n", (b - a) / 10000 }')
+		fi
+		log "micro $b: $(tr ' ' '\n' <<<"$line" | sed -n 's/^ns_per_op=//p') ns/op, $ir instructions/op"
+		echo "$row $ir" | tr ' ' '\t' >>"$MICRORAW"
+	done < <(grep '^bench=' "$TMP/micro.out")
+fi
+
 T_END=$(date +%s)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------- report
 mkdir -p "$OUT"
 cp "$RAW" "$OUT/results-raw.tsv"
+cp "$CGRAW" "$OUT/results-callgrind.tsv"
+cp "$MICRORAW" "$OUT/results-micro.tsv"
 REPORT_ENV=(
 	-v rounds="$ROUNDS" -v duration="$DURATION" -v warmup="$WARMUP"
+	-v count_rounds="$n_count_rounds" -v idle_rounds="$n_idle_rounds"
 	-v count_duration="$COUNT_DURATION" -v idle_hold="$IDLE_HOLD"
 	-v sctool="$SYSCALL_TOOL" -v malloc="${MALLOC_COUNT:+yes}"
 	-v order="${NAMES[*]}" -v workloads="$WORKLOADS"
@@ -428,8 +610,10 @@ REPORT_ENV=(
 	-v t_pp1000="${WL_TITLE[pp1000]}" -v t_idle="${WL_TITLE[idle]}"
 	-v cmdline="$INVOCATION"
 	-v tmp="$TMP" -v load_start="$LOAD_START" -v load_end="$LOAD_END"
+	-v idle_conns="$IDLE_CONNS" -v analysis="$HERE/analysis.md"
+	-v commit="$(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)"
 )
-awk -F'\t' "${REPORT_ENV[@]}" -f "$HERE/report.awk" "$RAW" >"$OUT/RESULTS.md"
+awk -F'\t' "${REPORT_ENV[@]}" -f "$HERE/report.awk" "$RAW" "$CGRAW" "$MICRORAW" >"$OUT/RESULTS.md"
 
 # Chart: gnuplot reads the per-workload medians report.awk left in TMP.
 if command -v gnuplot >/dev/null && [ -s "$TMP/chart-msgs.dat" ]; then
