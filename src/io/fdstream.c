@@ -253,8 +253,16 @@ int tide__fdstream_init(struct tide_fdstream *s, tide_exec_t *ex, int fd) {
         s->is_socket = true;
         s->short_read_clears = type == SOCK_STREAM;
     } else {
+        /* A pipe whose writer closed reports EPOLLHUP, not EPOLLRDHUP, so
+         * tide never records TIDE_READ_CLOSED for it. Edge-triggered, the
+         * last data and the hang-up come in one edge: a short read that
+         * cleared readiness there would wait for an edge that never comes
+         * and never read the end of stream. So a pipe keeps its readiness
+         * until EAGAIN (or 0) says so, level-triggered or not. */
         struct stat st;
-        s->short_read_clears = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+        bool fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+        int features = event_base_get_features(ex->base);
+        s->short_read_clears = fifo && !(features & EV_FEATURE_ET);
     }
     return 0;
 }
