@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "fault.h"
 
 /* The real functions (the linker maps __real_x to x) and our wrappers
@@ -118,6 +120,10 @@ void fault_plan(const fault_plan_t *p) {
         plan = *p;
     else
         memset(&plan, 0, sizeof plan);
+}
+
+bool fault_edge_triggered(struct event_base *base) {
+    return (event_base_get_features(base) & EV_FEATURE_ET) != 0;
 }
 
 static fd_state_t *state_of(int fd) {
@@ -264,6 +270,7 @@ static decision_t decide(enum fault_fn fn, int fd, size_t len) {
     stats.targeted[fn]++;
 
     unsigned r = (unsigned)(fault_rand() % FAULT_RATE_SCALE), acc = 0;
+    bool et = plan.edge_triggered;
     if (fn == FAULT_CONNECT) {
         if (roll(&acc, plan.eintr, r))
             return injected(FAULT_K_EINTR, ACT_REAL_THEN_FAIL, EINTR);
@@ -271,8 +278,11 @@ static decision_t decide(enum fault_fn fn, int fd, size_t len) {
             return injected(FAULT_K_ECONNREFUSED, ACT_FAIL, ECONNREFUSED);
         return (decision_t){ACT_REAL, 0};
     }
-    if (roll(&acc, plan.eagain, r))
+    if (roll(&acc, plan.eagain, r)) {
+        if (et) /* the descriptor is ready: no edge would ever come */
+            return (decision_t){ACT_REAL, 0};
         return injected(FAULT_K_EAGAIN, ACT_FAIL, EAGAIN);
+    }
     if (roll(&acc, plan.eintr, r))
         return injected(FAULT_K_EINTR, ACT_FAIL, EINTR);
     if (fn == FAULT_ACCEPT4) {
@@ -285,8 +295,9 @@ static decision_t decide(enum fault_fn fn, int fd, size_t len) {
         return (decision_t){ACT_REAL, 0};
     }
     if (roll(&acc, plan.short_io, r)) {
-        /* a short count only means something on a byte stream */
-        if (len > 1 && is_stream(fd, st))
+        /* a short count only means something on a byte stream; under
+         * edge triggering a short read means "drained", so only writes */
+        if (len > 1 && is_stream(fd, st) && !(et && is_read))
             return injected(FAULT_K_SHORT, ACT_SHORT, 0);
         return (decision_t){ACT_REAL, 0};
     }

@@ -19,7 +19,9 @@
  * left alone. The calls are counted on every descriptor, targeted or not,
  * so a test can prove that the wrapping intercepts the library's calls.
  *
- * What the schedule injects, each with its own rate (per 100,000 calls):
+ * What the schedule injects, each with its own rate (per 100,000 calls;
+ * see fault_plan_t.edge_triggered for what an edge-triggered reactor can
+ * take):
  *   EAGAIN although the descriptor is ready (the real call is not made),
  *   EINTR (not made either), short counts (the real call is made with 1
  *   byte, on stream descriptors only), and the hard errors ECONNRESET
@@ -85,6 +87,17 @@ typedef struct fault_plan {
     unsigned emfile, enfile, econnaborted; /* accept4 */
     unsigned connrefused;                  /* connect */
     bool not_sticky; /* hard errors hit one call only */
+    /* The reactor is edge-triggered (epoll with EV_ET): inject only what
+     * a kernel can really do there. An edge-triggered reactor trusts that
+     * EAGAIN, and a read shorter than asked, mean "drained": it waits for
+     * the next edge, and a descriptor that was still ready gives none, so
+     * a spurious EAGAIN (on reads, writes or accept4) or a read cut short
+     * while data remains would stall the stream until the peer sends
+     * again. With this set, EAGAIN is never injected and only writes are
+     * cut short; EINTR, short writes, hard errors and the accept4 and
+     * connect faults still are. A level-triggered reactor (libevent's poll
+     * backend: EVENT_NOEPOLL=1) takes the whole schedule. */
+    bool edge_triggered;
 } fault_plan_t;
 
 #define FAULT_RATE_SCALE 100000u
@@ -108,6 +121,12 @@ uint64_t fault_rand(void);
 
 /* fault_plan: the rates to use from now on (NULL: inject nothing). */
 void fault_plan(const fault_plan_t *plan);
+
+/* fault_edge_triggered: does a tide executor on this event_base use
+ * edge-triggered events (libevent's EV_FEATURE_ET: epoll)? For
+ * fault_plan_t.edge_triggered. */
+struct event_base;
+bool fault_edge_triggered(struct event_base *base);
 
 /* fault_target: inject on fd (or stop, with on = false). Clears any
  * sticky error and armed fault on fd. close() is wrapped too: closing a
