@@ -300,7 +300,9 @@ TIDE_EXTERN int tide_tcp_from_fd(tide_tcp_t **out, tide_exec_t *ex, int fd);
  * It lives as long as t. */
 TIDE_EXTERN tide_stream_t *tide_tcp_stream(tide_tcp_t *t);
 
-/* tide_tcp_fd: the registration (readiness waits, try_io). */
+/* tide_tcp_fd: the registration (readiness waits, try_io). It belongs to
+ * t: never pass it to tide_fd_free or tide_fd_into_inner (they would close
+ * or hand out the descriptor that tide_tcp_free closes again later). */
 TIDE_EXTERN tide_fd_t *tide_tcp_fd(tide_tcp_t *t);
 
 /* tide_tcp_peer_addr / tide_tcp_local_addr: the two ends. Returns 0.
@@ -428,7 +430,8 @@ TIDE_EXTERN tide_future_t *tide_udp_recv(tide_dgram_recv_t *op, tide_udp_t *u,
 TIDE_EXTERN int tide_udp_local_addr(const tide_udp_t *u, tide_addr_t *out);
 TIDE_EXTERN int tide_udp_peer_addr(const tide_udp_t *u, tide_addr_t *out);
 
-/* tide_udp_fd: the registration. */
+/* tide_udp_fd: the registration. It belongs to u: never pass it to
+ * tide_fd_free or tide_fd_into_inner (see tide_tcp_fd). */
 TIDE_EXTERN tide_fd_t *tide_udp_fd(tide_udp_t *u);
 
 /* tide_udp_free: close. Pending futures complete with -EBADF. NULL: no-op. */
@@ -520,7 +523,8 @@ TIDE_EXTERN int tide_socketpair(tide_unix_t **a, tide_unix_t **b,
 TIDE_EXTERN int tide_unix_from_fd(tide_unix_t **out, tide_exec_t *ex, int fd);
 
 /* The rest as for TCP streams (tide_unix_free: drop the futures using the
- * stream first, as for tide_tcp_free). */
+ * stream first, as for tide_tcp_free; tide_unix_fd's registration belongs
+ * to u, as tide_tcp_fd's does). */
 TIDE_EXTERN tide_stream_t *tide_unix_stream(tide_unix_t *u);
 TIDE_EXTERN tide_fd_t *tide_unix_fd(tide_unix_t *u);
 TIDE_EXTERN int tide_unix_peer_addr(const tide_unix_t *u, tide_addr_t *out);
@@ -569,6 +573,7 @@ TIDE_EXTERN tide_future_t *tide_unix_dgram_recv(tide_dgram_recv_t *op,
                                                 void *buf, size_t len);
 TIDE_EXTERN int tide_unix_dgram_local_addr(const tide_unix_dgram_t *d,
                                            tide_addr_t *out);
+/* tide_unix_dgram_fd: the registration; it belongs to d (see tide_udp_fd). */
 TIDE_EXTERN tide_fd_t *tide_unix_dgram_fd(tide_unix_dgram_t *d);
 TIDE_EXTERN void tide_unix_dgram_free(tide_unix_dgram_t *d);
 
