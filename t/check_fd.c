@@ -4,6 +4,7 @@
  */
 #include <sys/stat.h>
 
+#include "tide/io.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------------------
@@ -1123,6 +1124,72 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+/* Review finding: a wait whose task ran out of cooperative budget answered
+ * PENDING before its node was linked, so freeing the registration could not
+ * reach it and its next poll read freed memory. */
+START_TEST(test_fd_wait_out_of_budget_then_free_ebadf) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2];
+    tide_fd_t *reg = t_reg_cleared(ex, sv);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_fd_wait_t w;
+    tide_fd_readable(&w, reg);
+    h.cx.budget = 0;
+    ck_assert_int_eq(tide_future_poll(&w.fut, &h.cx), TIDE_PENDING);
+    ck_assert_int_eq(t_woken(&h.count), 1); /* coop woke the task */
+    tide_fd_free(reg);
+    ck_assert_int_eq(t_hand_poll(&h, &w.fut), TIDE_READY);
+    ck_assert_int_eq(w.fut.result, -EBADF);
+    tide_future_drop(&w.fut);
+    t_hand_done(&h);
+    close(sv[1]);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* A wait on a registration that tide_exec_free detached completes with
+ * -EBADF: it must not report readiness that a try_io loop would spin on. */
+START_TEST(test_fd_wait_on_detached_ebadf) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2];
+    tide_fd_t *reg = t_reg_cleared(ex, sv);
+    tide_exec_free(ex);
+    t_hand_t h;
+    t_hand_init(&h, NULL);
+    tide_fd_wait_t w;
+    tide_fd_readable(&w, reg);
+    ck_assert_int_eq(t_hand_poll(&h, &w.fut), TIDE_READY);
+    ck_assert_int_eq(w.fut.result, -EBADF);
+    tide_future_drop(&w.fut);
+    t_hand_done(&h);
+    tide_fd_free(reg);
+    ck_assert(!t_is_open(sv[0]));
+    close(sv[1]);
+}
+END_TEST
+
+/* The registration of a stream object belongs to that object: tide_fd_free
+ * on it does nothing and into_inner refuses, so its descriptor is closed
+ * once, by its owner. */
+START_TEST(test_fd_free_refuses_embedded) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2];
+    t_socketpair(sv);
+    tide_fdstream_t *st;
+    ck_assert_int_eq(tide_fdstream_new(&st, ex, sv[0]), 0);
+    tide_fd_t *reg = tide_fdstream_fd(st);
+    tide_fd_free(reg);
+    ck_assert(t_is_open(sv[0]));
+    ck_assert_int_eq(tide_fd_into_inner(reg), -EINVAL);
+    ck_assert(t_is_open(sv[0]));
+    tide_fdstream_free(st);
+    ck_assert(!t_is_open(sv[0]));
+    close(sv[1]);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 static Suite *fd_suite(void) {
     Suite *s = suite_create("fd");
     TCase *tc;
@@ -1176,6 +1243,9 @@ static Suite *fd_suite(void) {
     tcase_add_test(tc, test_fd_free_while_waiting_ebadf);
     tcase_add_test(tc, test_fd_into_inner_wakes_slot_waiter);
     tcase_add_test(tc, test_fd_outlives_exec);
+    tcase_add_test(tc, test_fd_wait_out_of_budget_then_free_ebadf);
+    tcase_add_test(tc, test_fd_wait_on_detached_ebadf);
+    tcase_add_test(tc, test_fd_free_refuses_embedded);
     suite_add_tcase(s, tc);
     return s;
 }

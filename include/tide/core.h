@@ -350,7 +350,9 @@ enum {
  * base: an event_base the caller owns and runs (embedding: tide adds its
  * events to it and never dispatches, frees or reconfigures it), or NULL to
  * have tide create one of its own, freed by tide_exec_free. One executor
- * per event_base.
+ * per event_base. Create the executor on the thread that will run its loop:
+ * wakes from that thread take the lock-free path, all others the locked
+ * one.
  *
  * The executor adds two internal events to the base: the one that runs
  * tasks (made active when a task is woken, never pending otherwise) and one
@@ -370,9 +372,13 @@ TIDE_EXTERN int tide_exec_new(tide_exec_t **out, struct event_base *base,
  * events are disarmed and its drop function runs; their joiners see
  * -ECANCELED), remove every event the executor added, detach descriptors
  * still registered (they are not closed: their tide_fd_free still closes
- * them later), and free the base if tide created it. NULL is a no-op.
+ * them later), stop signals still listening (a later tide_signal_free is a
+ * no-op), and free the base if tide created it. NULL is a no-op.
  * Must not be called from inside a task or while the base is dispatching
- * one of the executor's callbacks.
+ * one of the executor's callbacks. Futures the executor does not own (one
+ * borrowed by tide_exec_block_on, one polled by hand) must be dropped
+ * before it: their timers and waits refer to it. Wakes from other threads
+ * during or after the free are safe and do nothing.
  */
 TIDE_EXTERN void tide_exec_free(tide_exec_t *ex);
 
@@ -466,7 +472,9 @@ TIDE_EXTERN void tide_join_abort(tide_join_t *j);
  * The handle becomes empty; the same as tide_future_drop(tide_join(j)). */
 TIDE_EXTERN void tide_join_detach(tide_join_t *j);
 
-/* tide_join_is_finished: true once the task has completed or was dropped. */
+/* tide_join_is_finished: true once the task has completed or was dropped,
+ * and for an empty handle (detached, or from a failed spawn). Join handles
+ * are used on the executor's thread only. */
 TIDE_EXTERN bool tide_join_is_finished(const tide_join_t *j);
 
 /* ------------------------------------------------------------------------

@@ -81,7 +81,8 @@ typedef ssize_t (*tide_fd_io_fn)(int fd, void *arg);
  * is not open), TIDE_EBLOCKING (fd is blocking), -EEXIST (fd is already
  * registered on this executor), -EPERM (a regular file or directory, which
  * epoll cannot watch: they are always "ready"; use blocking I/O on a
- * thread), -ENOMEM.
+ * thread), -ESHUTDOWN (the executor is being freed), -EIO (libevent refused
+ * the events), -ENOMEM.
  *
  * Ownership: the registration owns fd from now on: tide_fd_free closes it,
  * tide_fd_into_inner hands it back.
@@ -90,12 +91,16 @@ TIDE_EXTERN int tide_fd_new(tide_fd_t **out, tide_exec_t *exec, int fd);
 
 /* tide_fd_free: deregister, close the descriptor and free the registration.
  * Futures still waiting on it complete with -EBADF when next polled (they
- * are woken). NULL is a no-op. Legal from inside a task that uses it. */
+ * are woken). NULL is a no-op, and so is a registration that belongs to
+ * another object (what tide_tcp_fd, tide_unix_fd, tide_udp_fd or
+ * tide_fdstream_fd return: free that object instead). Legal from inside a
+ * task that uses it. */
 TIDE_EXTERN void tide_fd_free(tide_fd_t *fd);
 
 /* tide_fd_into_inner: deregister and free the registration, handing the
  * descriptor back open and still non-blocking. Waiters are treated as by
- * tide_fd_free. Returns the descriptor, or -EINVAL for NULL. */
+ * tide_fd_free. Returns the descriptor, or -EINVAL for NULL or for a
+ * registration that belongs to another object (see tide_fd_free). */
 TIDE_EXTERN int tide_fd_into_inner(tide_fd_t *fd);
 
 /* tide_fd_get: the registered descriptor. */

@@ -26,6 +26,7 @@ typedef struct tide_signal {
     unsigned pending;
     tide_waker_t waker;
     struct event ev;
+    struct tide_signal *prev, *next; /* the executor's list of signals */
 } tide_signal_t;
 
 /* tide_signal_init: start listening for signum (SIGINT, SIGTERM, SIGHUP,

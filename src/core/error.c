@@ -1,6 +1,7 @@
 /*
  * src/core/error.c: names and messages for error codes, and the version.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -15,6 +16,8 @@ const char *tide_strerror(int err) {
     default:
         break;
     }
+    if (err == INT_MIN)
+        return "unknown error";
     if (err < 0)
         err = -err;
     if (err == 0)
@@ -34,6 +37,8 @@ const char *tide_err_name(int err) {
     default:
         break;
     }
+    if (err == INT_MIN)
+        return "UNKNOWN";
     if (err < 0)
         err = -err;
     if (err == 0)

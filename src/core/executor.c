@@ -41,7 +41,17 @@ void tide__task_unref(tide_task_t *t) {
          * (or was never ours); only the joiner's waker may remain, and the
          * joiner itself holds a reference, so it is empty by now. */
         TIDE__CHECK(tide_waker_is_empty(&t->join_waker));
+        struct tide__remote *r = t->remote;
         tide__free(t);
+        tide__remote_unref(r);
+    }
+}
+
+void tide__remote_unref(struct tide__remote *r) {
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        close(r->efd);
+        pthread_mutex_destroy(&r->lock);
+        tide__free(r);
     }
 }
 
@@ -109,9 +119,10 @@ static tide_task_t *queue_pop(tide_exec_t *ex) {
 
 /* Called once per wake that set NOTIFIED: the queue takes a reference. */
 void tide__exec_schedule(tide_task_t *t) {
-    tide_exec_t *ex = t->exec;
+    struct tide__remote *r = t->remote;
     task_ref(t);
-    if (pthread_equal(pthread_self(), ex->owner)) {
+    if (pthread_equal(pthread_self(), r->owner)) {
+        tide_exec_t *ex = t->exec;
         if (ex->closing) {
             /* The executor is dropping everything; nothing will run. */
             tide__task_unref(t);
@@ -121,21 +132,29 @@ void tide__exec_schedule(tide_task_t *t) {
         run_later(ex);
         return;
     }
-    pthread_mutex_lock(&ex->lock);
-    bool was_empty = ex->rhead == NULL;
+    /* Another thread. The task's reference keeps r alive (and its eventfd
+     * open) even if the executor is being freed right now: then `closed`
+     * says so, and the wake is dropped. */
+    pthread_mutex_lock(&r->lock);
+    if (r->closed) {
+        pthread_mutex_unlock(&r->lock);
+        tide__task_unref(t);
+        return;
+    }
+    bool was_empty = r->head == NULL;
     t->qnext = NULL;
-    if (ex->rtail != NULL)
-        ex->rtail->qnext = t;
+    if (r->tail != NULL)
+        r->tail->qnext = t;
     else
-        ex->rhead = t;
-    ex->rtail = t;
-    pthread_mutex_unlock(&ex->lock);
+        r->head = t;
+    r->tail = t;
+    pthread_mutex_unlock(&r->lock);
     /* One write per batch: the owner drains the whole queue per read. */
     if (was_empty) {
         uint64_t one = 1;
         ssize_t n;
         do
-            n = write(ex->efd, &one, sizeof one);
+            n = write(r->efd, &one, sizeof one);
         while (n < 0 && errno == EINTR);
         /* EAGAIN means the counter is saturated: a read is due anyway. */
     }
@@ -149,10 +168,11 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg) {
         n = read(fd, &v, sizeof v);
     while (n < 0 && errno == EINTR);
 
-    pthread_mutex_lock(&ex->lock);
-    tide_task_t *t = ex->rhead;
-    ex->rhead = ex->rtail = NULL;
-    pthread_mutex_unlock(&ex->lock);
+    struct tide__remote *r = ex->remote;
+    pthread_mutex_lock(&r->lock);
+    tide_task_t *t = r->head;
+    r->head = r->tail = NULL;
+    pthread_mutex_unlock(&r->lock);
     while (t != NULL) {
         tide_task_t *next = t->qnext;
         ex->stats.remote_wakes++;
@@ -277,6 +297,8 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
     atomic_init(&t->state, 0);
     t->flags = flags;
     t->exec = ex;
+    t->remote = ex->remote;
+    atomic_fetch_add_explicit(&ex->remote->refs, 1, memory_order_relaxed);
     t->fut = fut;
     t->self = (tide_waker_t){&tide__task_waker_vtable, t};
     t->next = ex->tasks;
@@ -316,6 +338,12 @@ static void join_drop(tide_future_t *f) {
 }
 
 int tide_spawn(tide_exec_t *ex, tide_future_t *fut, tide_join_t *join) {
+    if (join != NULL) {
+        /* An empty handle even on failure: awaiting it gives -EINVAL,
+         * detaching or dropping it is a no-op. */
+        tide_future_init(&join->fut, join_poll, join_drop);
+        join->task = NULL;
+    }
     if (ex == NULL || fut == NULL)
         return -EINVAL;
     tide_task_t *t;
@@ -323,7 +351,6 @@ int tide_spawn(tide_exec_t *ex, tide_future_t *fut, tide_join_t *join) {
     if (rc < 0)
         return rc;
     if (join != NULL) {
-        tide_future_init(&join->fut, join_poll, join_drop);
         task_ref(t);
         join->task = t;
     }
@@ -359,12 +386,18 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
         return -EINVAL;
     int rc = -ENOMEM;
     struct event_config *cfg = NULL;
+    struct tide__remote *r = NULL;
     tide_exec_t *ex = tide__calloc(1, sizeof *ex);
     if (ex == NULL)
         goto fail;
-    ex->efd = -1;
     ex->budget = DEFAULT_POLLS_PER_TURN;
-    ex->owner = pthread_self();
+    r = tide__calloc(1, sizeof *r);
+    if (r == NULL)
+        goto fail_ex;
+    atomic_init(&r->refs, 1); /* the executor's */
+    r->owner = pthread_self();
+    r->efd = -1;
+    ex->remote = r;
     if (base == NULL) {
         cfg = event_config_new();
         if (cfg == NULL)
@@ -386,17 +419,17 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
     }
     ex->base = base;
 
-    ex->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (ex->efd < 0) {
+    r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->efd < 0) {
         rc = -errno;
         goto fail_base;
     }
-    if (pthread_mutex_init(&ex->lock, NULL) != 0) {
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
         rc = -ENOMEM;
         goto fail_efd;
     }
     if (event_assign(&ex->run_ev, base, -1, 0, run_cb, ex) != 0 ||
-        event_assign(&ex->notify_ev, base, ex->efd, EV_READ | EV_PERSIST,
+        event_assign(&ex->notify_ev, base, r->efd, EV_READ | EV_PERSIST,
                      notify_cb, ex) != 0) {
         rc = -EIO;
         goto fail_lock;
@@ -405,13 +438,14 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
     return 0;
 
 fail_lock:
-    pthread_mutex_destroy(&ex->lock);
+    pthread_mutex_destroy(&r->lock);
 fail_efd:
-    close(ex->efd);
+    close(r->efd);
 fail_base:
     if (ex->own_base)
         event_base_free(base);
 fail_ex:
+    tide__free(r);
     tide__free(ex);
 fail:
     return rc;
@@ -433,10 +467,14 @@ void tide_exec_free(tide_exec_t *ex) {
     tide_task_t *t;
     while ((t = queue_pop(ex)) != NULL)
         tide__task_unref(t);
-    pthread_mutex_lock(&ex->lock);
-    t = ex->rhead;
-    ex->rhead = ex->rtail = NULL;
-    pthread_mutex_unlock(&ex->lock);
+    /* From here on, wakes from other threads are dropped; the block itself
+     * lives on while tasks (held by join handles or wakers) refer to it. */
+    struct tide__remote *r = ex->remote;
+    pthread_mutex_lock(&r->lock);
+    r->closed = true;
+    t = r->head;
+    r->head = r->tail = NULL;
+    pthread_mutex_unlock(&r->lock);
     while (t != NULL) {
         tide_task_t *next = t->qnext;
         tide__task_unref(t);
@@ -448,14 +486,15 @@ void tide_exec_free(tide_exec_t *ex) {
         ex->net_free(ex);
     if (ex->detach_fds != NULL)
         ex->detach_fds(ex);
+    if (ex->detach_signals != NULL)
+        ex->detach_signals(ex);
 
     event_del(&ex->run_ev);
     event_del(&ex->notify_ev);
-    close(ex->efd);
-    pthread_mutex_destroy(&ex->lock);
     if (ex->own_base)
         event_base_free(ex->base);
     tide__free(ex);
+    tide__remote_unref(r);
 }
 
 struct event_base *tide_exec_base(tide_exec_t *ex) { return ex->base; }

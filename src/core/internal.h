@@ -56,6 +56,7 @@ struct tide_task {
     tide_task_t *qnext;        /* run queue link */
     tide_task_t *prev, *next;  /* the executor's list of live tasks */
     tide_exec_t *exec;
+    struct tide__remote *remote; /* the executor's, for wakes from elsewhere */
     tide_future_t *fut;
     intptr_t output;
     tide_waker_t self;        /* borrowed reference handed out in cx */
@@ -63,6 +64,21 @@ struct tide_task {
 };
 
 struct tide_fd;
+
+/* What a wake from another thread touches. It outlives the executor for as
+ * long as any task does (each task holds a reference), so a thread that
+ * wakes a task while the executor is being freed finds `closed` set under
+ * the lock instead of freed memory. */
+struct tide__remote {
+    atomic_uint refs;  /* the executor's and one per task */
+    pthread_t owner;   /* the executor's thread: wakes from it take no lock */
+    pthread_mutex_t lock;
+    bool closed;       /* the executor is gone: drop what comes */
+    tide_task_t *head, *tail;
+    int efd;           /* eventfd the executor's loop watches */
+};
+
+void tide__remote_unref(struct tide__remote *r);
 
 struct tide_exec {
     struct event_base *base;
@@ -73,20 +89,15 @@ struct tide_exec {
     bool in_block_on;
     bool stop;
     unsigned budget;   /* task polls per turn */
-    pthread_t owner;
+    struct tide__remote *remote;
 
     struct event run_ev;    /* polls queued tasks */
-    struct event notify_ev; /* remote wakes arrive on efd */
+    struct event notify_ev; /* remote wakes arrive on remote->efd */
     bool notify_added;
-    int efd;
 
     /* local run queue (FIFO), owner thread only */
     tide_task_t *qhead, *qtail;
     size_t queued;
-
-    /* remote run queue, filled by other threads under lock */
-    pthread_mutex_t lock;
-    tide_task_t *rhead, *rtail;
 
     /* live tasks */
     tide_task_t *tasks;
@@ -110,6 +121,11 @@ struct tide_exec {
      * dropped and before the base is freed */
     void *net;
     void (*net_free)(tide_exec_t *ex);
+
+    /* signals listening on this executor (tide_signal_t, a reactor type),
+     * stopped by detach_signals at tide_exec_free */
+    void *signals;
+    void (*detach_signals)(tide_exec_t *ex);
 
     size_t armed; /* events tide has made pending (I/O, timers, signals) */
     tide_exec_stats_t stats;

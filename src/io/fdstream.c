@@ -251,7 +251,16 @@ int tide__fdstream_init(struct tide_fdstream *s, tide_exec_t *ex, int fd) {
     socklen_t tl = sizeof type;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0) {
         s->is_socket = true;
-        s->short_read_clears = type == SOCK_STREAM;
+        /* Only TCP hands over everything it holds on a read. A Unix stream
+         * stops short at a message carrying SCM_RIGHTS or credentials with
+         * more queued behind it, and edge-triggered no new edge would come
+         * for what is left: those wait for EAGAIN. (TCP stops short at an
+         * urgent mark too; tide does not support MSG_OOB data.) */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        bool inet = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+                    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+        s->short_read_clears = type == SOCK_STREAM && inet;
     } else {
         /* A pipe whose writer closed reports EPOLLHUP, not EPOLLRDHUP, so
          * tide never records TIDE_READ_CLOSED for it. Edge-triggered, the

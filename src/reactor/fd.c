@@ -322,7 +322,10 @@ void tide_fd_free(tide_fd_t *reg) {
 }
 
 int tide_fd_into_inner(tide_fd_t *reg) {
-    if (reg == NULL)
+    /* A registration that belongs to a TCP, Unix, UDP or fdstream object
+     * is that object's to release: closing its descriptor here would
+     * leave the object to close the same number again later. */
+    if (reg == NULL || reg->embedded)
         return -EINVAL;
     int fd = reg->fd;
     detach(reg);
@@ -342,6 +345,17 @@ unsigned tide_fd_readiness(const tide_fd_t *reg) { return reg->ready; }
 tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
                                 unsigned interest, tide__waiter_t *node,
                                 tide_fd_guard_t *out) {
+    if (node != NULL) {
+        /* Linked before anything can answer PENDING (the budget check
+         * included), so that freeing the registration always reaches the
+         * node: its future then completes with -EBADF instead of reading
+         * freed memory. */
+        node->fd = reg;
+        if (!node->linked && reg->exec != NULL) {
+            node->interest = interest;
+            waiter_link(reg, node);
+        }
+    }
     if (!tide_cx_coop(cx))
         return TIDE_PENDING;
     unsigned r = ready_for(reg, interest);
@@ -359,14 +373,8 @@ tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
     }
     /* The budget unit was not spent on I/O: give it back. */
     cx->budget++;
-    if (node != NULL) {
-        node->fd = reg;
-        if (!node->linked) {
-            node->interest = interest;
-            waiter_link(reg, node);
-        }
+    if (node != NULL)
         tide_waker_register(&node->waker, cx->waker);
-    }
     for (int d = 0; d < 2; d++) {
         if (!(interest & dir_interest[d]))
             continue;
@@ -462,7 +470,8 @@ ssize_t tide_fd_try_io(tide_fd_t *reg, unsigned interest, tide_fd_io_fn fn,
 
 static tide_poll_t wait_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_fd_wait_t *w = TIDE_CONTAINER_OF(f, tide_fd_wait_t, fut);
-    if (w->node.fd == NULL) {
+    if (w->node.fd == NULL || w->node.fd->exec == NULL) {
+        /* freed, or detached by tide_exec_free */
         f->result = -EBADF;
         return TIDE_READY;
     }

@@ -15,6 +15,11 @@ static void signal_cb(evutil_socket_t signum, short what, void *arg) {
     tide_waker_wake(&s->waker);
 }
 
+static void detach_signals(tide_exec_t *ex) {
+    while (ex->signals != NULL)
+        tide_signal_free(ex->signals);
+}
+
 int tide_signal_init(tide_signal_t *s, tide_exec_t *exec, int signum) {
     if (s == NULL || exec == NULL || signum <= 0 || signum >= NSIG ||
         signum == SIGKILL || signum == SIGSTOP)
@@ -27,6 +32,14 @@ int tide_signal_init(tide_signal_t *s, tide_exec_t *exec, int signum) {
         evsignal_add(&s->ev, NULL) != 0)
         return -EIO;
     tide__armed(exec, 1);
+    /* On the executor's list, so that tide_exec_free stops it and a later
+     * tide_signal_free finds it detached instead of a freed executor. */
+    s->prev = NULL;
+    s->next = exec->signals;
+    if (s->next != NULL)
+        s->next->prev = s;
+    exec->signals = s;
+    exec->detach_signals = detach_signals;
     return 0;
 }
 
@@ -59,6 +72,13 @@ void tide_signal_free(tide_signal_t *s) {
         return;
     evsignal_del(&s->ev);
     tide__armed(s->exec, -1);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        s->exec->signals = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
     s->exec = NULL;
     /* A recv waiting now would never be woken again: wake it, so that it
      * completes with -EBADF instead of sleeping forever. */
