@@ -2,6 +2,7 @@
  * t/fault/fault.c: the fault-injection shim (see fault.h). Linked only into
  * test programs built with FAULT_LDFLAGS (-Wl,--wrap=...).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <inttypes.h>
@@ -155,6 +156,17 @@ void fault_exclude(int fd, bool on) {
         st->flags |= F_EXCLUDE;
     else
         st->flags &= (unsigned char)~F_EXCLUDE;
+}
+
+void fault_exclude_open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+            fault_exclude(atoi(e->d_name), true);
+    closedir(d);
 }
 
 void fault_arm_hard(int fd, enum fault_fn fn, unsigned long nth, int err) {

@@ -140,6 +140,11 @@ void fault_target_all(bool on);
 /* fault_exclude: never inject on fd (the executor's eventfd, say). */
 void fault_exclude(int fd, bool on);
 
+/* fault_exclude_open_fds: exclude every descriptor open now (the
+ * executor's eventfd and epoll descriptor, Check's pipes, stdio), so that
+ * fault_target_all(true) reaches only the sockets made afterwards. */
+void fault_exclude_open_fds(void);
+
 /* fault_arm_hard: the `nth` call (1 = the next) of `fn` on fd fails with
  * `err` (ECONNRESET, EPIPE, EMFILE, ...), whatever the plan says; sticky
  * unless the plan says not_sticky. fd need not be targeted. */
