@@ -123,7 +123,8 @@ check-valgrind: $(check_PROGRAMS)
 # make check-stress: the bounded stress runs against the echo daemon
 # (t/stress/run.sh: 10,000 connections, misbehaving clients, a soak with
 # RSS sampled, accept under descriptor exhaustion). Loopback only.
-# STRESS_FLAGS goes to run.sh (e.g. "--soak-secs 60 --conns 2000").
+# STRESS_FLAGS goes to run.sh (e.g. "--soak-secs 60 --conns 2000"; add
+# --valgrind to also run the daemon itself under valgrind memcheck).
 # ------------------------------------------------------------------------
 EXTRA_PROGRAMS += t/stress/echoload
 t_stress_echoload_SOURCES = t/stress/echoload.c
@@ -131,7 +132,7 @@ STRESS_FLAGS =
 
 check-stress: t/stress/echoload$(EXEEXT) samples/tide-echod$(EXEEXT)
 	$(SHELL) $(top_srcdir)/t/stress/run.sh --echod samples/tide-echod$(EXEEXT) \
-	    --load t/stress/echoload$(EXEEXT) $(STRESS_FLAGS)
+	    --load t/stress/echoload$(EXEEXT) --libtool "$(LIBTOOL)" $(STRESS_FLAGS)
 
 # make check-long: the soak under fault injection with a million
 # operations (TIDE_SOAK_OPS) and the stress runs with a 60 s soak.

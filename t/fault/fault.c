@@ -162,9 +162,11 @@ void fault_exclude_open_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return;
+    int self = dirfd(d); /* closed below, by libc: not ours to exclude */
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' &&
+            atoi(e->d_name) != self)
             fault_exclude(atoi(e->d_name), true);
     closedir(d);
 }

@@ -2,7 +2,8 @@
 # t/stress/run.sh: stress the echo daemon on loopback with t/stress/echoload.
 #
 #   run.sh --echod PATH --load PATH [--conns N] [--soak-secs N]
-#          [--misbehave-secs N] [--only NAME]
+#          [--misbehave-secs N] [--only NAME] [--valgrind]
+#          [--libtool CMD]
 #
 # Runs, each against a fresh daemon on 127.0.0.1 (port 0: it prints the
 # port it got), bounded in connections and time:
@@ -14,10 +15,14 @@
 #              sampled every second stays flat after warm-up
 #   flood      a daemon limited to 64 descriptors gets 1000 connections: it
 #              must back off (low CPU) and serve new clients afterwards
+#   valgrind   (with --valgrind) the daemon under valgrind memcheck through
+#              libtool --mode=execute: 1,000 connections, then the
+#              misbehaving clients for 5 s; a memory error or a definite
+#              leak at its exit fails the run
 # Each daemon must then stop cleanly on SIGTERM (exit status 0).
 # Prints a closing "stress: N passed, N failed".
 set -u
-echod="" load="" conns=10000 soak=15 misbehave=10 only=""
+echod="" load="" conns=10000 soak=15 misbehave=10 only="" libtool=libtool valgrind=no
 while [ $# -gt 0 ]; do
     case $1 in
     --echod) echod=$2; shift 2 ;;
@@ -26,6 +31,8 @@ while [ $# -gt 0 ]; do
     --soak-secs) soak=$2; shift 2 ;;
     --misbehave-secs) misbehave=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
+    --valgrind) valgrind=yes; shift ;;
+    --libtool) libtool=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -42,18 +49,24 @@ trap cleanup EXIT INT TERM
 # As many descriptors as allowed, for the daemon and the load.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# start_daemon NOFILE: start echod, set daemon_pid and addr.
+# start_daemon NOFILE [valgrind]: start echod, set daemon_pid and addr.
 start_daemon() {
     nofile=$1
     : >"$tmp/out"
     (
         [ "$nofile" != max ] && ulimit -n "$nofile"
+        if [ "${2:-}" = valgrind ]; then
+            # shellcheck disable=SC2086
+            exec $libtool --mode=execute valgrind -q --error-exitcode=99 \
+                --leak-check=full --errors-for-leak-kinds=definite \
+                --show-leak-kinds=definite "$echod" -l 127.0.0.1:0 -q
+        fi
         exec "$echod" -l 127.0.0.1:0 -q
     ) >"$tmp/out" 2>"$tmp/err" &
     daemon_pid=$!
     addr=""
     i=0
-    while [ $i -lt 100 ]; do
+    while [ $i -lt 300 ]; do
         addr=$(sed -n 's/^echod: listening on //p' "$tmp/out" | head -n 1)
         [ -n "$addr" ] && break
         kill -0 "$daemon_pid" 2>/dev/null || break
@@ -102,7 +115,9 @@ run() { # name nofile echoload-args...
     [ -n "$only" ] && [ "$only" != "$name" ] && return 0
     echo "stress: --- $name ---"
     ok=1
-    if start_daemon "$nofile"; then
+    how=""
+    [ "$name" = valgrind ] && how=valgrind
+    if start_daemon "$nofile" $how; then
         "$load" --addr "$addr" --pid "$daemon_pid" "$@" || ok=0
         # the daemon's own counters (SIGUSR1 prints them to stderr)
         kill -USR1 "$daemon_pid" 2>/dev/null
@@ -136,6 +151,16 @@ run misbehave max --mode misbehave --secs "$misbehave" --size 2000 \
 run soak max --mode soak --secs "$soak" --conns 200 --size 4000 \
     --max-growth-kb 2048 --timeout $((soak + 60))
 run flood 64 --mode flood --conns 1000 --hold-ms 2000 --max-cpu 25 --timeout 120
+if [ "$valgrind" = yes ]; then
+    command -v valgrind >/dev/null || { echo "stress: valgrind not installed"; exit 1; }
+    run valgrind max --mode conns --conns 1000 --rounds 3 --size 100 \
+        --timeout 300
+    [ -z "$only" ] || [ "$only" = valgrind ] && {
+        # the same daemon kind again, for the misbehaving clients
+        run valgrind max --mode misbehave --secs 5 --size 2000 \
+            --max-rss-mb 100000 --timeout 120
+    }
+fi
 
 echo "stress: $passed passed, $failed failed"
 [ $failed = 0 ]
