@@ -403,6 +403,7 @@ END_TEST
 
 START_TEST(test_fault_accept_emfile_pauses) {
     tide_exec_t *ex = t_exec_new();
+    fault_exclude_open_fds(); /* the executor's own descriptors */
     tide_tcp_listener_t *l;
     ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
     tide_addr_t a;
@@ -411,7 +412,6 @@ START_TEST(test_fault_accept_emfile_pauses) {
     ck_assert_int_eq(connect(cfd, tide_addr_sockaddr(&a), a.len), 0);
     /* every accept4 fails with EMFILE or ENFILE until the plan is lifted */
     fault_target_all(true);
-    fault_exclude(ex->remote->efd, true);
     fault_plan_t plan = {.emfile = FAULT_RATE_SCALE / 2,
                          .enfile = FAULT_RATE_SCALE / 2};
     fault_plan(&plan);
@@ -456,6 +456,7 @@ END_TEST
 
 START_TEST(test_fault_accept_econnaborted_skipped) {
     tide_exec_t *ex = t_exec_new();
+    fault_exclude_open_fds(); /* the executor's own descriptors */
     tide_tcp_listener_t *l;
     ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
     tide_addr_t a;
@@ -463,7 +464,6 @@ START_TEST(test_fault_accept_econnaborted_skipped) {
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_eq(connect(cfd, tide_addr_sockaddr(&a), a.len), 0);
     fault_target_all(true);
-    fault_exclude(ex->remote->efd, true);
     fault_plan_t plan = {.econnaborted = FAULT_RATE_SCALE / 2,
                          .eintr = FAULT_RATE_SCALE / 4};
     fault_plan(&plan);
@@ -480,12 +480,12 @@ END_TEST
 
 START_TEST(test_fault_connect_interrupted_still_connects) {
     tide_exec_t *ex = t_exec_new();
+    fault_exclude_open_fds(); /* the executor's own descriptors */
     tide_tcp_listener_t *l;
     ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
     tide_addr_t a;
     ck_assert_int_eq(tide_tcp_listener_local_addr(l, &a), 0);
     fault_target_all(true);
-    fault_exclude(ex->remote->efd, true);
     fault_plan_t plan = {.eintr = FAULT_RATE_SCALE};
     fault_plan(&plan);
     tide_tcp_connect_t c;
@@ -509,12 +509,12 @@ END_TEST
 
 START_TEST(test_fault_connect_refused_surfaces) {
     tide_exec_t *ex = t_exec_new();
+    fault_exclude_open_fds(); /* the executor's own descriptors */
     tide_tcp_listener_t *l;
     ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
     tide_addr_t a;
     ck_assert_int_eq(tide_tcp_listener_local_addr(l, &a), 0);
     fault_target_all(true);
-    fault_exclude(ex->remote->efd, true);
     fault_plan_t plan = {.connrefused = FAULT_RATE_SCALE};
     fault_plan(&plan);
     tide_tcp_connect_t c;

@@ -82,7 +82,7 @@ static tide_exec_t *soak_begin(const char *who, bool lt) {
     soft_plan.edge_triggered = et;
     if (getenv("TIDE_SOAK_NOFAULT") != NULL) /* to tell the library's own */
         memset(&soft_plan, 0, sizeof soft_plan); /* hangs from the faults' */
-    fault_exclude(ex->remote->efd, true);
+    fault_exclude_open_fds(); /* the executor's own descriptors */
     return ex;
 }
 
