@@ -963,6 +963,26 @@ static void vf_ud_send(cctx_t *x, tide_future_t *f, bool done) {
         ck_assert_int_eq(f->result, 1);
 }
 
+/* The same, unconnected: send_to the receiver's address. */
+static void setup_ud_send_to(cctx_t *x) {
+    static int seq;
+    snprintf(x->path, sizeof x->path, "@tide-cancel-dt-%d-%d", (int)getpid(), seq++);
+    char text[80];
+    snprintf(text, sizeof text, "unix:%s", x->path);
+    ck_assert_int_eq(tide_addr_parse(&x->addr, text), 0);
+    x->rawfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(x->rawfd, 0);
+    ck_assert_int_eq(bind(x->rawfd, tide_addr_sockaddr(&x->addr), x->addr.len), 0);
+    ck_assert_int_eq(tide_unix_dgram_bind(&x->ud, x->ex, NULL, 0), 0);
+    int fd = tide_fd_get(tide_unix_dgram_fd(x->ud));
+    while (sendto(fd, "p", 1, 0, tide_addr_sockaddr(&x->addr), x->addr.len) == 1)
+        x->dgrams++;
+    ck_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+static tide_future_t *mk_ud_send_to(cctx_t *x) {
+    return tide_unix_dgram_send_to(&x->u.dsend, x->ud, "q", 1, &x->addr);
+}
+
 static void setup_ud_recv(cctx_t *x) {
     static int seq;
     snprintf(x->path, sizeof x->path, "@tide-cancel-dr-%d-%d", (int)getpid(), seq++);
@@ -971,6 +991,22 @@ static void setup_ud_recv(cctx_t *x) {
     x->rawfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     ck_assert_int_ge(x->rawfd, 0);
 }
+/* Connected: receives only from the raw peer, bound at a path too. */
+static void setup_ud_recv_connected(cctx_t *x) {
+    setup_ud_recv(x);
+    char peer[80];
+    snprintf(peer, sizeof peer, "@%s-peer", x->path + 1);
+    tide_addr_t pa;
+    char text[96];
+    snprintf(text, sizeof text, "unix:%s", peer);
+    ck_assert_int_eq(tide_addr_parse(&pa, text), 0);
+    ck_assert_int_eq(bind(x->rawfd, tide_addr_sockaddr(&pa), pa.len), 0);
+    ck_assert_int_eq(tide_unix_dgram_connect(x->ud, peer), 0);
+}
+static tide_future_t *mk_ud_recv(cctx_t *x) {
+    return tide_unix_dgram_recv(&x->u.drecv, x->ud, x->small, sizeof x->small);
+}
+
 static tide_future_t *mk_ud_recv_from(cctx_t *x) {
     return tide_unix_dgram_recv_from(&x->u.drecv, x->ud, x->small, sizeof x->small);
 }
@@ -1042,7 +1078,9 @@ static const centry_t entries[] = {
     {"udp_send_to", setup_udp, mk_udp_send_to, nothing, vf_udp_send, 0},
     {"udp_send", setup_udp_connected, mk_udp_send, nothing, vf_udp_send, 0},
     {"unix_dgram_send", setup_ud_send, mk_ud_send, drain_ud, vf_ud_send, 0},
+    {"unix_dgram_send_to", setup_ud_send_to, mk_ud_send_to, drain_ud, vf_ud_send, 0},
     {"unix_dgram_recv_from", setup_ud_recv, mk_ud_recv_from, feed_dgram, vf_ud_recv, 0},
+    {"unix_dgram_recv", setup_ud_recv_connected, mk_ud_recv, feed_dgram, vf_ud_recv, 0},
 };
 #define NENTRIES ((int)(sizeof entries / sizeof entries[0]))
 
