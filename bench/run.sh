@@ -70,6 +70,8 @@
 #   BENCH_SYSCALL_TOOL=     perf or strace (default: perf if it works) or none
 #   BENCH_SERVER_CPU=0 BENCH_LOADGEN_CPU=1
 #   BENCH_OUT=<script dir>
+#   BENCH_COMMIT=           what RESULTS.md says was measured (default: git
+#                           describe of this script's tree)
 set -u -o pipefail
 
 ROUNDS=${BENCH_ROUNDS:-6}
@@ -611,7 +613,7 @@ REPORT_ENV=(
 	-v cmdline="$INVOCATION"
 	-v tmp="$TMP" -v load_start="$LOAD_START" -v load_end="$LOAD_END"
 	-v idle_conns="$IDLE_CONNS" -v analysis="$HERE/analysis.md"
-	-v commit="$(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)"
+	-v commit="${BENCH_COMMIT:-$(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)}"
 )
 awk -F'\t' "${REPORT_ENV[@]}" -f "$HERE/report.awk" "$RAW" "$CGRAW" "$MICRORAW" >"$OUT/RESULTS.md"
 
