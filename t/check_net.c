@@ -1753,6 +1753,79 @@ START_TEST(test_unix_dgram_round_trip) {
 }
 END_TEST
 
+/* An unconnected Unix datagram send to a receiver whose queue is full: the
+ * kernel says EAGAIN yet reports the sender writable, so waiting for
+ * writability spun (level-triggered) or slept forever (edge-triggered). The
+ * send retries on a timer: little CPU while the queue is full, and it
+ * completes by itself once the receiver reads. */
+static uint64_t n_cpu_usec(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static void full_receiver_no_spin(bool level_triggered) {
+    /* Level-triggered (libevent's poll backend) is where waiting for
+     * writability spins; epoll is edge-triggered and the kernel wakes the
+     * sender when the receiver reads. Both must work. */
+    if (level_triggered)
+        setenv("EVENT_NOEPOLL", "1", 1); /* fork mode: this test only */
+    tide_exec_t *ex = n_exec();
+    if (level_triggered)
+        ck_assert_str_eq(event_base_get_method(tide_exec_base(ex)), "poll");
+    mk_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/full.sock", tmpdir);
+    tide_unix_dgram_t *srv = NULL, *cli = NULL;
+    ck_assert_int_eq(tide_unix_dgram_bind(&srv, ex, path, 0), 0);
+    ck_assert_int_eq(tide_unix_dgram_bind(&cli, ex, NULL, 0), 0);
+    tide_addr_t to;
+    char text[160];
+    snprintf(text, sizeof text, "unix:%s", path);
+    ck_assert_int_eq(tide_addr_parse(&to, text), 0);
+    int cfd = tide_fd_get(tide_unix_dgram_fd(cli));
+    int sfd = tide_fd_get(tide_unix_dgram_fd(srv));
+    int queued = 0;
+    while (sendto(cfd, "x", 1, MSG_DONTWAIT, tide_addr_sockaddr(&to),
+                  to.len) == 1)
+        queued++;
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_gt(queued, 0);
+
+    tide_dgram_send_t tx;
+    tide_join_t j;
+    ck_assert_int_eq(
+        tide_spawn(ex, tide_unix_dgram_send_to(&tx, cli, "last", 4, &to), &j),
+        0);
+    uint64_t cpu0 = n_cpu_usec(), t0 = tide_now();
+    n_run_for(ex, 300000);
+    uint64_t cpu = n_cpu_usec() - cpu0, wall = tide_now() - t0;
+    ck_assert(!tide_join_is_finished(&j));
+    ck_assert_msg(cpu < wall / 2, "cpu %llu us in %llu us: spinning",
+                  (unsigned long long)cpu, (unsigned long long)wall);
+    char b[8];
+    ck_assert_int_eq(recv(sfd, b, sizeof b, 0), 1); /* make room for one */
+    ck_assert_int_eq(n_run(ex, tide_join(&j)), 4);
+    while (recv(sfd, b, sizeof b, MSG_DONTWAIT) > 0)
+        ;
+    tide_unix_dgram_free(srv);
+    tide_unix_dgram_free(cli);
+    unlink(path);
+    rmdir(tmpdir);
+    n_free_clean(ex);
+}
+
+START_TEST(test_unix_dgram_send_to_full_receiver_no_spin) {
+    full_receiver_no_spin(false);
+}
+END_TEST
+
+START_TEST(test_unix_dgram_send_to_full_receiver_no_spin_poll) {
+    full_receiver_no_spin(true);
+}
+END_TEST
+
 START_TEST(test_pipe_round_trip) {
     ck_assert_int_eq(tide_ignore_sigpipe(), 0);
     tide_exec_t *ex = n_exec();
@@ -1928,6 +2001,8 @@ static Suite *net_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_udp_round_trip);
     tcase_add_test(tc, test_unix_dgram_round_trip);
+    tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin);
+    tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin_poll);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("unix");

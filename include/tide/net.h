@@ -362,6 +362,9 @@ typedef struct tide_dgram_send {
     const void *buf;
     size_t len;
     tide_addr_t to; /* len 0: the connected peer */
+    tide_sleep_t retry; /* unconnected Unix sends: see src/net/dgram.c */
+    uint32_t delay;
+    bool retrying;
 } tide_dgram_send_t;
 
 /*

@@ -58,6 +58,21 @@ void tide__dgram_free(struct tide__dgram *d) {
  * Send
  * ------------------------------------------------------------------------ */
 
+/* Longest pause between two tries of an unconnected Unix send. */
+#define UNIX_SEND_RETRY_MAX_USEC 100000u
+
+/*
+ * An unconnected Unix datagram socket whose receiver's queue is full: the
+ * kernel answers EAGAIN but reports the sending socket writable all the
+ * same (it has no peer to wait on), so waiting for writability would spin
+ * level-triggered and sleep forever edge-triggered. Such a send retries on
+ * a timer instead, 1 ms doubling to 100 ms, as a Unix connect against a full
+ * backlog does.
+ */
+static bool waits_on_timer(const tide_dgram_send_t *op) {
+    return op->to.len != 0 && op->to.ss.ss_family == AF_UNIX;
+}
+
 static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
     for (;;) {
@@ -66,10 +81,17 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
             f->result = -EBADF;
             return TIDE_READY;
         }
-        tide_fd_guard_t g;
-        if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node, &g) ==
-            TIDE_PENDING)
+        tide_fd_guard_t g = {reg, TIDE_WRITABLE, reg->tick};
+        if (op->retrying) {
+            if (tide_future_poll(&op->retry.fut, cx) == TIDE_PENDING)
+                return TIDE_PENDING;
+            tide_future_drop(&op->retry.fut);
+            op->retrying = false;
+            tide__waiter_cancel(&op->node); /* leave the parking place */
+        } else if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node,
+                                       &g) == TIDE_PENDING) {
             return TIDE_PENDING;
+        }
         ssize_t n = sendto(reg->fd, op->buf, op->len, MSG_NOSIGNAL,
                            op->to.len ? tide_addr_sockaddr(&op->to) : NULL,
                            op->to.len);
@@ -80,6 +102,16 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (waits_on_timer(op)) {
+                op->delay = op->delay == 0 ? 1000u
+                            : op->delay >= UNIX_SEND_RETRY_MAX_USEC / 2
+                                ? UNIX_SEND_RETRY_MAX_USEC
+                                : op->delay * 2;
+                tide_sleep(&op->retry, op->delay);
+                op->retrying = true;
+                tide__waiter_park(reg, &op->node); /* a free still finds us */
+                continue;
+            }
             tide__fd_clear(reg, g.tick, TIDE_WRITABLE);
             continue;
         }
@@ -90,6 +122,10 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void send_drop(tide_future_t *f) {
     tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
+    if (op->retrying) {
+        tide_future_drop(&op->retry.fut);
+        op->retrying = false;
+    }
     tide__waiter_cancel(&op->node);
 }
 
@@ -104,6 +140,8 @@ tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
         op->to = *to;
     else
         op->to.len = 0;
+    op->delay = 0;
+    op->retrying = false;
     return tide_future_init(&op->fut, send_poll, send_drop);
 }
 

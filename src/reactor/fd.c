@@ -401,6 +401,14 @@ void tide__waiter_cancel(tide__waiter_t *node) {
             disarm_if_unwanted(reg, d);
 }
 
+void tide__waiter_park(struct tide_fd *reg, tide__waiter_t *node) {
+    if (node->linked || reg->exec == NULL)
+        return;
+    node->fd = reg;
+    node->interest = 0;
+    waiter_link(reg, node);
+}
+
 void tide__fd_slot_cancel(struct tide_fd *reg, unsigned interest) {
     if (reg == NULL)
         return;

@@ -50,6 +50,12 @@ tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
  * nobody waits on any more. */
 void tide__waiter_cancel(tide__waiter_t *node);
 
+/* Keep node on reg's list without waiting for any readiness (interest 0:
+ * never woken by events), so that freeing the registration still reaches
+ * it while its future waits for something else (a retry timer). Leave with
+ * tide__waiter_cancel. */
+void tide__waiter_park(struct tide_fd *reg, tide__waiter_t *node);
+
 /* A future that waited through the slot of direction(s) `interest` is
  * dropped: forget the slot's waker and disarm what nobody waits on. */
 void tide__fd_slot_cancel(struct tide_fd *reg, unsigned interest);
