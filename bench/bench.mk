@@ -37,7 +37,7 @@ bench_servers_bufferevent_echo_LDADD = $(LIBEVENT_LIBS)
 
 BENCH_BUILT = bench/loadgen$(EXEEXT) bench/servers/epoll_echo$(EXEEXT) \
 	bench/servers/libevent_echo$(EXEEXT) bench/servers/bufferevent_echo$(EXEEXT) \
-	bench/malloc_count.la
+	bench/malloc_count.so
 
 if HAVE_LIBUV
 EXTRA_PROGRAMS += bench/servers/libuv_echo
@@ -47,13 +47,12 @@ bench_servers_libuv_echo_LDADD = $(LIBUV_LIBS)
 BENCH_BUILT += bench/servers/libuv_echo$(EXEEXT)
 endif
 
-# A shared object for LD_PRELOAD, never installed: -rpath makes libtool
-# build it shared (bench/.libs/malloc_count.so) instead of a convenience
-# archive; the path itself is never used.
-EXTRA_LTLIBRARIES += bench/malloc_count.la
-bench_malloc_count_la_SOURCES = bench/malloc_count.c
-bench_malloc_count_la_CFLAGS = $(BENCH_CFLAGS)
-bench_malloc_count_la_LDFLAGS = -module -avoid-version -shared -rpath $(abs_builddir)/bench
+# The LD_PRELOAD allocation counter: a plain shared object, built without
+# libtool so that it exists whether or not tide itself is built shared
+# (with configure --disable-shared, libtool refuses to build shared modules).
+bench/malloc_count.so: bench/malloc_count.c
+	$(AM_V_CC)$(MKDIR_P) bench && $(CC) $(BENCH_CFLAGS) $(CFLAGS) -fPIC -shared \
+		-o $@ $<
 
 # The microbenchmarks link the uninstalled library without libtool's
 # wrapper script (-no-install), so that valgrind runs the program itself.
@@ -74,8 +73,8 @@ bench-run:
 
 .PHONY: bench bench-build bench-run
 
-CLEANFILES += $(EXTRA_PROGRAMS) $(EXTRA_LTLIBRARIES)
+CLEANFILES += $(EXTRA_PROGRAMS) bench/malloc_count.so
 dist_noinst_SCRIPTS += bench/run.sh bench/build.sh
-EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md \
+EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md bench/malloc_count.c \
 	bench/RESULTS.md bench/results.svg bench/results-raw.tsv \
 	bench/results-callgrind.tsv bench/results-micro.tsv bench/analysis.md
