@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -2391,6 +2392,118 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------
+ * The cost of waiting: no epoll_ctl per message
+ *
+ * A ping-pong of small messages over TCP: every message makes the echoing
+ * task wait for readability again. With a one-shot event that is one
+ * epoll_ctl to add and one to remove per message; tide keeps the event in
+ * the epoll set across the wake (see src/reactor/fd.c), so the whole
+ * exchange may add and remove events only a handful of times.
+ * ------------------------------------------------------------------------ */
+
+#define PP_ROUNDS 2000
+
+typedef struct {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_stream_t *s;
+    bool pinger;
+    int i;
+    tide_read_t rd;
+    tide_read_exact_t rx;
+    tide_write_all_t wr;
+    unsigned char buf[64];
+} pp_t;
+
+static tide_poll_t pp_poll(tide_future_t *f, tide_cx_t *cx) {
+    pp_t *p = TIDE_CONTAINER_OF(f, pp_t, fut);
+    TIDE_BEGIN(&p->co);
+    for (p->i = 0; p->i < PP_ROUNDS; p->i++) {
+        if (p->pinger) {
+            memset(p->buf, (int)(p->i & 0xff), sizeof p->buf);
+            TIDE_AWAIT(&p->co, cx, tide_write_all(&p->wr, p->s, p->buf, sizeof p->buf));
+            if (tide_async_result(&p->co) < 0)
+                TIDE_RETURN(&p->co, f, tide_async_result(&p->co));
+            TIDE_AWAIT(&p->co, cx, tide_read_exact(&p->rx, p->s, p->buf, sizeof p->buf));
+            if (tide_async_result(&p->co) != (intptr_t)sizeof p->buf ||
+                p->buf[63] != (unsigned char)(p->i & 0xff))
+                TIDE_RETURN(&p->co, f, -EPROTO);
+        } else {
+            TIDE_AWAIT(&p->co, cx, tide_read_exact(&p->rx, p->s, p->buf, sizeof p->buf));
+            if (tide_async_result(&p->co) != (intptr_t)sizeof p->buf)
+                TIDE_RETURN(&p->co, f, -EPROTO);
+            TIDE_AWAIT(&p->co, cx, tide_write_all(&p->wr, p->s, p->buf, sizeof p->buf));
+            if (tide_async_result(&p->co) < 0)
+                TIDE_RETURN(&p->co, f, tide_async_result(&p->co));
+        }
+    }
+    TIDE_END(&p->co, f, PP_ROUNDS);
+}
+
+static void pp_drop(tide_future_t *f) {
+    pp_t *p = TIDE_CONTAINER_OF(f, pp_t, fut);
+    tide_async_drop(&p->co);
+}
+
+static void ping_tcp_pair(int sv[2]) {
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(sv[0], (struct sockaddr *)&a, sizeof a), 0);
+    sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(sv[1], 0);
+    close(l);
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(fcntl(sv[k], F_SETFL, O_NONBLOCK), 0);
+}
+
+static void ping_pong_arms(bool tcp) {
+    tide_exec_t *ex;
+    ck_assert_int_eq(tide_exec_new(&ex, NULL, 0), 0);
+    int sv[2];
+    if (tcp)
+        ping_tcp_pair(sv);
+    else
+        sockpair(sv);
+    tide_fdstream_t *a = fds_new(ex, sv[0]), *b = fds_new(ex, sv[1]);
+    pp_t ping, pong;
+    memset(&ping, 0, sizeof ping);
+    memset(&pong, 0, sizeof pong);
+    ping.s = tide_fdstream_stream(a);
+    ping.pinger = true;
+    pong.s = tide_fdstream_stream(b);
+    tide_future_init(&ping.fut, pp_poll, pp_drop);
+    tide_future_init(&pong.fut, pp_poll, pp_drop);
+    tide_join_t jp;
+    ck_assert_int_eq(tide_spawn(ex, &pong.fut, &jp), 0);
+    ck_assert_int_eq(run(ex, &ping.fut), PP_ROUNDS);
+    ck_assert_int_eq(run(ex, tide_join(&jp)), PP_ROUNDS);
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    /* 2 x 2000 waits for readability; a one-shot event would cost 8000. */
+    ck_assert_msg(st.io_arms + st.io_disarms <= 16,
+                  "%llu arms and %llu disarms for %d round trips",
+                  (unsigned long long)st.io_arms,
+                  (unsigned long long)st.io_disarms, PP_ROUNDS);
+    ck_assert_uint_ge(st.io_arms, 1); /* it did wait */
+    tide_fdstream_free(a);
+    tide_fdstream_free(b);
+    exec_done(ex);
+}
+
+START_TEST(test_io_ping_pong_no_rearm_per_message_tcp) { ping_pong_arms(true); }
+END_TEST
+
+START_TEST(test_io_ping_pong_no_rearm_per_message_unix) { ping_pong_arms(false); }
+END_TEST
+
 static Suite *io_suite(void) {
     Suite *s = suite_create("io");
     TCase *tc;
@@ -2459,6 +2572,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_io_copy_bidirectional_reset_ends_it);
     tcase_add_test(tc, test_io_split_two_tasks_at_once);
     tcase_add_test(tc, test_io_split_cancel_touches_own_direction);
+    tcase_add_test(tc, test_io_ping_pong_no_rearm_per_message_tcp);
+    tcase_add_test(tc, test_io_ping_pong_no_rearm_per_message_unix);
     suite_add_tcase(s, tc);
     return s;
 }

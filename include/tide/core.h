@@ -422,6 +422,8 @@ typedef struct tide_exec_stats {
     uint64_t turns;      /* runs of the executor's internal event */
     uint64_t yields;     /* turns that ended because the budget ran out */
     uint64_t remote_wakes; /* wakes that came from another thread */
+    uint64_t io_arms;      /* descriptor events added (an epoll_ctl each) */
+    uint64_t io_disarms;   /* descriptor events removed (an epoll_ctl each) */
 } tide_exec_stats_t;
 
 /* tide_exec_stats: fill *out with the current counters. */

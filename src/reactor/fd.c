@@ -75,6 +75,7 @@ static void arm(struct tide_fd *reg, int d) {
     if (event_add(&dir->ev, NULL) == 0) {
         dir->armed = true;
         tide__armed(reg->exec, 1);
+        reg->exec->stats.io_arms++;
     } else {
         /* libevent refused (ENOMEM, or a descriptor closed behind our
          * back). Report the direction ready so the caller's next system
@@ -91,8 +92,10 @@ static void disarm(struct tide_fd *reg, int d) {
         return;
     event_del(&dir->ev);
     dir->armed = false;
-    if (reg->exec != NULL)
+    if (reg->exec != NULL) {
         tide__armed(reg->exec, -1);
+        reg->exec->stats.io_disarms++;
+    }
 }
 
 static void disarm_if_unwanted(struct tide_fd *reg, int d) {
