@@ -111,6 +111,14 @@ struct tide__sock {
 /* Allocate a stream socket around fd (non-blocking). On error fd is left
  * open. */
 int tide__sock_new(struct tide__sock **out, tide_exec_t *ex, int fd);
+
+/* Accept a stream socket: tide__accept_poll, then the accepted descriptor
+ * wrapped by tide__sock_new. READY with *res = 0 and *out set, or *res =
+ * -errno (a descriptor that could not be wrapped is closed: the connection
+ * was accepted, but cannot be carried). Serves TCP and Unix accepts. */
+tide_poll_t tide__accept_sock_poll(tide__accept_t *a, tide_cx_t *cx,
+                                   tide_addr_t *peer, struct tide__sock **out,
+                                   int *res);
 void tide__sock_free(struct tide__sock *s);
 int tide__sock_into_fd(struct tide__sock *s);
 int tide__sock_shutdown(struct tide__sock *s, int how);

@@ -23,6 +23,22 @@ int tide__sock_new(struct tide__sock **out, tide_exec_t *ex, int fd) {
     return 0;
 }
 
+tide_poll_t tide__accept_sock_poll(tide__accept_t *a, tide_cx_t *cx,
+                                   tide_addr_t *peer, struct tide__sock **out,
+                                   int *res) {
+    int fd;
+    if (tide__accept_poll(a, cx, &fd, peer) == TIDE_PENDING)
+        return TIDE_PENDING;
+    if (fd < 0) {
+        *res = fd;
+        return TIDE_READY;
+    }
+    *res = tide__sock_new(out, cx->exec, fd);
+    if (*res < 0)
+        tide__sys_close(fd); /* accepted, but we cannot carry it */
+    return TIDE_READY;
+}
+
 void tide__sock_free(struct tide__sock *s) {
     if (s == NULL)
         return;

@@ -100,22 +100,14 @@ void tide_tcp_listener_stats(const tide_tcp_listener_t *l,
 
 static tide_poll_t accept_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_tcp_accept_t *a = TIDE_CONTAINER_OF(f, tide_tcp_accept_t, fut);
-    int fd;
-    if (tide__accept_poll(&a->priv, cx, &fd, &a->peer) == TIDE_PENDING)
-        return TIDE_PENDING;
-    if (fd < 0) {
-        f->result = fd;
-        return TIDE_READY;
-    }
     struct tide__sock *s;
-    int rc = tide__sock_new(&s, cx->exec, fd);
-    if (rc < 0) {
-        tide__sys_close(fd); /* accepted, but we cannot carry it */
-        f->result = rc;
-        return TIDE_READY;
-    }
-    a->conn = tcp_of(s);
-    f->result = 0;
+    int rc;
+    if (tide__accept_sock_poll(&a->priv, cx, &a->peer, &s, &rc) ==
+        TIDE_PENDING)
+        return TIDE_PENDING;
+    if (rc == 0)
+        a->conn = tcp_of(s);
+    f->result = rc;
     return TIDE_READY;
 }
 
