@@ -169,6 +169,15 @@ static void waiter_unlink(struct tide_fd *reg, tide__waiter_t *w) {
             reg->dir[d].nwait--;
 }
 
+/* Put node on reg's list for `interest`, unless it is there already. */
+static void waiter_enlist(struct tide_fd *reg, tide__waiter_t *node,
+                          unsigned interest) {
+    if (!node->linked) {
+        node->interest = interest;
+        waiter_link(reg, node);
+    }
+}
+
 /* Wake the slot and every waiter interested in what is ready now.
  * Returns true if anyone was waiting on direction d.
  *
@@ -348,19 +357,17 @@ unsigned tide_fd_readiness(const tide_fd_t *reg) { return reg->ready; }
 tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
                                 unsigned interest, tide__waiter_t *node,
                                 tide_fd_guard_t *out) {
-    if (node != NULL) {
-        /* Linked before anything can answer PENDING (the budget check
-         * included), so that freeing the registration always reaches the
-         * node: its future then completes with -EBADF instead of reading
-         * freed memory. */
+    if (node != NULL)
         node->fd = reg;
-        if (!node->linked && reg->exec != NULL) {
-            node->interest = interest;
-            waiter_link(reg, node);
-        }
-    }
-    if (!tide_cx_coop(cx))
+    if (!tide_cx_coop(cx)) {
+        /* Linked on every path that answers PENDING, this one included, so
+         * that freeing the registration always reaches the node: its
+         * future then completes with -EBADF instead of reading freed
+         * memory. */
+        if (node != NULL && reg->exec != NULL)
+            waiter_enlist(reg, node, interest);
         return TIDE_PENDING;
+    }
     unsigned r = ready_for(reg, interest);
     if (r != 0 || reg->exec == NULL) {
         if (node != NULL && node->linked) {
@@ -376,8 +383,10 @@ tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
     }
     /* The budget unit was not spent on I/O: give it back. */
     cx->budget++;
-    if (node != NULL)
+    if (node != NULL) {
+        waiter_enlist(reg, node, interest);
         tide_waker_register(&node->waker, cx->waker);
+    }
     for (int d = 0; d < 2; d++) {
         if (!(interest & dir_interest[d]))
             continue;
