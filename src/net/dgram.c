@@ -58,16 +58,13 @@ void tide__dgram_free(struct tide__dgram *d) {
  * Send
  * ------------------------------------------------------------------------ */
 
-/* Longest pause between two tries of an unconnected Unix send. */
-#define UNIX_SEND_RETRY_MAX_USEC 100000u
-
 /*
  * An unconnected Unix datagram socket whose receiver's queue is full: the
  * kernel answers EAGAIN but reports the sending socket writable all the
  * same (it has no peer to wait on), so waiting for writability would spin
- * level-triggered and sleep forever edge-triggered. Such a send retries on
- * a timer instead, 1 ms doubling to 100 ms, as a Unix connect against a full
- * backlog does.
+ * level-triggered. Such a send retries on a timer instead, 1 ms doubling
+ * to 100 ms, as a Unix connect against a full backlog does
+ * (tide__backoff_next).
  */
 static bool waits_on_timer(const tide_dgram_send_t *op) {
     return op->to.len != 0 && op->to.ss.ss_family == AF_UNIX;
@@ -103,10 +100,8 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (waits_on_timer(op)) {
-                op->delay = op->delay == 0 ? 1000u
-                            : op->delay >= UNIX_SEND_RETRY_MAX_USEC / 2
-                                ? UNIX_SEND_RETRY_MAX_USEC
-                                : op->delay * 2;
+                op->delay = (uint32_t)tide__backoff_next(
+                    op->delay, TIDE__UNIX_RETRY_MAX_USEC);
                 tide_sleep(&op->retry, op->delay);
                 op->retrying = true;
                 tide__waiter_park(reg, &op->node); /* a free still finds us */

@@ -70,6 +70,20 @@ int tide__addr_split(const char *text, char *host, size_t hostsize,
 #define TIDE__BACKOFF_MIN_USEC UINT64_C(1000)
 #define TIDE__BACKOFF_MAX_USEC UINT64_C(1000000)
 
+/* A Unix socket that answers EAGAIN with no readiness to wait for (a
+ * connect to a full backlog, an unconnected datagram to a full receiver)
+ * is retried after a delay that doubles from TIDE__BACKOFF_MIN_USEC up to
+ * this. */
+#define TIDE__UNIX_RETRY_MAX_USEC UINT64_C(100000)
+
+/* The next delay of a doubling backoff: min after 0, then twice the last,
+ * never more than max. */
+static inline uint64_t tide__backoff_next(uint64_t last, uint64_t max) {
+    if (last == 0)
+        return TIDE__BACKOFF_MIN_USEC;
+    return last >= max / 2 ? max : last * 2;
+}
+
 struct tide__listener {
     struct tide_fd reg;      /* the listening socket (embedded) */
     tide__accept_t *accepts; /* live accept futures on this listener */

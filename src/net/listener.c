@@ -240,9 +240,7 @@ tide_poll_t tide__accept_poll(tide__accept_t *a, tide_cx_t *cx, int *res,
             continue;
         }
         if (exhausted(e)) {
-            l->delay = l->delay == 0 ? TIDE__BACKOFF_MIN_USEC : l->delay * 2;
-            if (l->delay > TIDE__BACKOFF_MAX_USEC)
-                l->delay = TIDE__BACKOFF_MAX_USEC;
+            l->delay = tide__backoff_next(l->delay, TIDE__BACKOFF_MAX_USEC);
             l->resume_at = tide_now() + l->delay;
             l->paused = true;
             l->stats.paused = true;

@@ -21,11 +21,6 @@ struct tide_unix_dgram {
 
 static tide_unix_t *unix_of(struct tide__sock *s) { return (tide_unix_t *)s; }
 
-/* A Unix connect that finds the listener's backlog full gets EAGAIN: the
- * kernel offers no readiness to wait for, so it is retried after a delay
- * that doubles from 1 ms up to this. */
-#define CONNECT_RETRY_MAX_USEC (100 * TIDE_USEC_PER_MSEC)
-
 /* ------------------------------------------------------------------------
  * Listener
  * ------------------------------------------------------------------------ */
@@ -178,9 +173,8 @@ static tide_poll_t connect_poll(tide_future_t *f, tide_cx_t *cx) {
             return TIDE_READY;
         }
         /* The listener's backlog is full: try again later. */
-        c->delay = c->delay == 0 ? TIDE_USEC_PER_MSEC : c->delay * 2;
-        if (c->delay > CONNECT_RETRY_MAX_USEC)
-            c->delay = CONNECT_RETRY_MAX_USEC;
+        /* A full backlog: no readiness to wait for (see internal.h). */
+        c->delay = tide__backoff_next(c->delay, TIDE__UNIX_RETRY_MAX_USEC);
         tide_sleep(&c->retry, c->delay);
         c->sleeping = true;
     }
