@@ -685,6 +685,194 @@ START_TEST(test_exec_block_on_stop_then_resume) {
 }
 END_TEST
 
+/* A future that stops the loop in the very poll in which it completes:
+ * completion wins over the stop (issue 10, item 9). */
+static tide_poll_t stop_and_finish_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_exec_stop(cx->exec);
+    f->result = 42;
+    return TIDE_READY;
+}
+
+START_TEST(test_exec_block_on_completion_wins_over_stop) {
+    tide_exec_t *ex = t_exec_new();
+    tide_future_t f;
+    tide_future_init(&f, stop_and_finish_poll, NULL);
+    ck_assert_int_eq(tide_exec_block_on(ex, &f), 0);
+    ck_assert(tide_future_is_done(&f));
+    ck_assert_int_eq(f.result, 42);
+    tide_future_drop(&f);
+    /* and the executor is usable afterwards */
+    tide_ready_t r;
+    ck_assert_int_eq(t_run(ex, tide_ready(&r, 7)), 7);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* Spawning a future that is already a task's is refused (issue 10, item
+ * 13): before, both spawns answered 0, the first task hung and
+ * tide_exec_free dropped freed memory. */
+typedef struct once {
+    tide_future_t fut;
+    tide_future_t never;
+    int polls, drops;
+} once_t;
+
+static tide_poll_t once_poll(tide_future_t *f, tide_cx_t *cx) {
+    once_t *o = TIDE_CONTAINER_OF(f, once_t, fut);
+    o->polls++;
+    if (o->polls < 3) {
+        tide_waker_wake_by_ref(cx->waker);
+        return TIDE_PENDING;
+    }
+    f->result = o->polls;
+    return TIDE_READY;
+}
+
+static void once_drop(tide_future_t *f) {
+    TIDE_CONTAINER_OF(f, once_t, fut)->drops++;
+}
+
+START_TEST(test_task_spawn_same_future_twice_ebusy) {
+    tide_exec_t *ex = t_exec_new();
+    once_t o;
+    memset(&o, 0, sizeof o);
+    tide_future_init(&o.fut, once_poll, once_drop);
+    tide_join_t j1, j2;
+    ck_assert_int_eq(tide_spawn(ex, &o.fut, &j1), 0);
+    ck_assert_int_eq(tide_spawn(ex, &o.fut, &j2), -EBUSY);
+    ck_assert_int_eq(tide_spawn(ex, &o.fut, NULL), -EBUSY);
+    ck_assert_int_eq(tide_exec_block_on(ex, &o.fut), -EBUSY);
+    /* the second handle is empty, the first task runs to its end once */
+    ck_assert(tide_join_is_finished(&j2));
+    tide_join_detach(&j2);
+    ck_assert_int_eq(t_run(ex, tide_join(&j1)), 3);
+    ck_assert_int_eq(o.polls, 3);
+    ck_assert_int_eq(o.drops, 1);
+    /* a finished and dropped future cannot be spawned again either */
+    ck_assert_int_eq(tide_spawn(ex, &o.fut, NULL), -EINVAL);
+    /* a future borrowed by block_on is the caller's again afterwards */
+    tide_ready_t r;
+    tide_future_t *rf = tide_ready(&r, 5);
+    tide_sleep_t s;
+    tide_future_t *sf = tide_sleep(&s, 1000);
+    ck_assert_int_eq(t_run(ex, sf), 0);
+    tide_future_drop(sf);
+    ck_assert_int_eq(tide_spawn(ex, rf, &j1), 0);
+    ck_assert_int_eq(t_run(ex, tide_join(&j1)), 5);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* Yield yields (issue 10, item 8): a host event that is always ready runs
+ * between every two consecutive yields of a task, because a task woken
+ * during a turn is polled in the next one, after the loop has polled. */
+typedef struct yield_host {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_yield_t y;
+    struct event hev;
+    int host_runs;
+    int seen[10];
+    int i;
+} yield_host_t;
+
+static void yield_host_cb(evutil_socket_t fd, short what, void *arg) {
+    ((yield_host_t *)arg)->host_runs++;
+}
+
+static tide_poll_t yield_host_poll(tide_future_t *f, tide_cx_t *cx) {
+    yield_host_t *y = TIDE_CONTAINER_OF(f, yield_host_t, fut);
+    TIDE_BEGIN(&y->co);
+    for (y->i = 0; y->i < 5; y->i++) {
+        y->seen[y->i] = y->host_runs;
+        TIDE_YIELD(&y->co, cx);
+    }
+    for (; y->i < 10; y->i++) {
+        y->seen[y->i] = y->host_runs;
+        TIDE_AWAIT(&y->co, cx, tide_yield(&y->y));
+    }
+    event_del(&y->hev); /* so that the host's dispatch ends */
+    TIDE_END(&y->co, f, 0);
+}
+
+START_TEST(test_yield_lets_host_events_run) {
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    tide_exec_t *ex = NULL;
+    ck_assert_int_eq(tide_exec_new(&ex, base, 0), 0);
+    int sv[2];
+    t_socketpair(sv);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1); /* never read: always ready */
+    yield_host_t y;
+    memset(&y, 0, sizeof y);
+    event_assign(&y.hev, base, sv[0], EV_READ | EV_PERSIST, yield_host_cb, &y);
+    event_add(&y.hev, NULL);
+    tide_future_init(&y.fut, yield_host_poll, NULL);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &y.fut, &j), 0);
+    ck_assert_int_eq(event_base_dispatch(base), 1);
+    ck_assert(tide_join_is_finished(&j));
+    for (int i = 1; i < 10; i++)
+        ck_assert_msg(y.seen[i] > y.seen[i - 1],
+                      "yield %d: the host event ran %d times before it and "
+                      "%d before the next: it did not run in between",
+                      i, y.seen[i - 1], y.seen[i]);
+    tide_join_detach(&j);
+    close(sv[0]);
+    close(sv[1]);
+    t_exec_free_clean(ex);
+    event_base_free(base);
+}
+END_TEST
+
+/* A task woken by another task during a turn runs in the next turn. */
+typedef struct waker_pair {
+    tide_future_t a, b;
+    tide_waker_t bw;
+    uint64_t b_turn, a_turn;
+    int b_polls;
+} waker_pair_t;
+
+static tide_poll_t pair_b_poll(tide_future_t *f, tide_cx_t *cx) {
+    waker_pair_t *p = TIDE_CONTAINER_OF(f, waker_pair_t, b);
+    if (p->b_polls++ == 0) {
+        p->bw = tide_waker_clone(cx->waker);
+        return TIDE_PENDING;
+    }
+    p->b_turn = t_stats(cx->exec).turns;
+    f->result = 0;
+    return TIDE_READY;
+}
+
+static tide_poll_t pair_a_poll(tide_future_t *f, tide_cx_t *cx) {
+    waker_pair_t *p = TIDE_CONTAINER_OF(f, waker_pair_t, a);
+    if (tide_waker_is_empty(&p->bw)) { /* b has not waited yet */
+        tide_waker_wake_by_ref(cx->waker);
+        return TIDE_PENDING;
+    }
+    p->a_turn = t_stats(cx->exec).turns;
+    tide_waker_wake(&p->bw);
+    f->result = 0;
+    return TIDE_READY;
+}
+
+START_TEST(test_task_woken_by_task_runs_next_turn) {
+    tide_exec_t *ex = t_exec_new();
+    waker_pair_t p;
+    memset(&p, 0, sizeof p);
+    tide_future_init(&p.a, pair_a_poll, NULL);
+    tide_future_init(&p.b, pair_b_poll, NULL);
+    tide_join_t ja, jb;
+    ck_assert_int_eq(tide_spawn(ex, &p.b, &jb), 0);
+    ck_assert_int_eq(tide_spawn(ex, &p.a, &ja), 0);
+    ck_assert_int_eq(t_run(ex, tide_join(&ja)), 0);
+    ck_assert_int_eq(t_run(ex, tide_join(&jb)), 0);
+    ck_assert_int_eq(p.b_polls, 2);
+    ck_assert_uint_eq(p.b_turn, p.a_turn + 1);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 /* block_on from inside a task is refused. */
 typedef struct nested {
     tide_future_t fut;
@@ -1849,6 +2037,10 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_exec_invalid_arguments);
     tcase_add_test(tc, test_exec_own_base_block_on);
     tcase_add_test(tc, test_exec_block_on_stop_then_resume);
+    tcase_add_test(tc, test_exec_block_on_completion_wins_over_stop);
+    tcase_add_test(tc, test_task_spawn_same_future_twice_ebusy);
+    tcase_add_test(tc, test_yield_lets_host_events_run);
+    tcase_add_test(tc, test_task_woken_by_task_runs_next_turn);
     tcase_add_test(tc, test_exec_block_on_inside_task_ebusy);
     tcase_add_test(tc, test_exec_caller_base);
     tcase_add_test(tc, test_exec_budget_host_timer_keeps_firing);

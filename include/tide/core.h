@@ -207,7 +207,9 @@ struct tide_future {
     unsigned char state; /* private: TIDE__FUT_* bits */
 };
 
-enum { TIDE__FUT_DONE = 1, TIDE__FUT_DROPPED = 2 };
+/* DONE: answered READY; DROPPED: dropped; SPAWNED: owned by a task (or
+ * borrowed by tide_exec_block_on), so that a second spawn is refused. */
+enum { TIDE__FUT_DONE = 1, TIDE__FUT_DROPPED = 2, TIDE__FUT_SPAWNED = 4 };
 
 TIDE_EXTERN void tide__fut_misuse(const tide_future_t *f, const char *what);
 
@@ -226,7 +228,7 @@ static inline tide_future_t *tide_future_init(tide_future_t *f,
  * dropped aborts the process with a message: it is a use-after-free in
  * waiting, and an always-on check is cheaper than the debugging. */
 static inline tide_poll_t tide_future_poll(tide_future_t *f, tide_cx_t *cx) {
-    if (f->state != 0)
+    if (f->state & (TIDE__FUT_DONE | TIDE__FUT_DROPPED))
         tide__fut_misuse(f, "polled after it completed or was dropped");
     if (f->poll(f, cx) == TIDE_PENDING)
         return TIDE_PENDING;
@@ -291,7 +293,8 @@ typedef struct tide_async {
     } while (0)
 
 /* TIDE_YIELD: give the other tasks and the host's events a turn, then go
- * on. */
+ * on: the task is polled again in the executor's next turn, after the loop
+ * has polled for I/O and run the host's ready events (as tide_yield). */
 #define TIDE_YIELD(co, cx)                                                     \
     do {                                                                       \
         (co)->line = __LINE__;                                                 \
@@ -394,17 +397,21 @@ TIDE_EXTERN struct event_base *tide_exec_base(tide_exec_t *ex);
  * Like Tokio's block_on, it waits forever for a future that nothing will
  * ever wake.
  *
- * Errors: -EINVAL (NULL), -EPERM (the base belongs to the caller: tide never
- * dispatches a base it did not create; run your loop instead), -EBUSY
- * (called from inside the loop), -EINTR (tide_exec_stop; fut is left
- * pending: poll it again with another block_on or drop it), -EDEADLK (the
+ * Errors: -EINVAL (NULL, or fut already completed or dropped), -EPERM (the
+ * base belongs to the caller: tide never dispatches a base it did not
+ * create; run your loop instead), -EBUSY (called from inside the loop, or
+ * fut is a spawned task's), -EINTR (tide_exec_stop before fut completed;
+ * fut is left pending: poll it again with another block_on or drop it. A
+ * future that completes in the same poll that calls tide_exec_stop has
+ * completed: block_on returns 0), -EDEADLK (the
  * base has no event left, which only happens if libevent refused ours),
  * -ENOMEM, -EIO (event_base_loop failed).
  */
 TIDE_EXTERN int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut);
 
 /* tide_exec_stop: make a running tide_exec_block_on return -EINTR at the
- * end of the current loop iteration (the future stays pending). */
+ * end of the current loop iteration (the future stays pending), unless the
+ * future completed by then: completion wins. */
 TIDE_EXTERN void tide_exec_stop(tide_exec_t *ex);
 
 /* tide_exec_set_budget: how many task polls one turn of the executor may
@@ -420,7 +427,8 @@ typedef struct tide_exec_stats {
     size_t registered;   /* descriptors registered with tide_fd */
     uint64_t polls;      /* task polls since creation */
     uint64_t turns;      /* runs of the executor's internal event */
-    uint64_t yields;     /* turns that ended because the budget ran out */
+    uint64_t yields;     /* turns that left tasks queued for the next turn
+                            (out of budget, or woken during the turn) */
     uint64_t remote_wakes; /* wakes that came from another thread */
     uint64_t io_arms;      /* descriptor events added (an epoll_ctl each) */
     uint64_t io_disarms;   /* descriptor events removed (an epoll_ctl each) */
@@ -449,9 +457,12 @@ typedef struct tide_join {
  *
  * join: where to put a join handle, or NULL for a detached task.
  *
- * Returns 0. Errors: -EINVAL (NULL ex or fut), -ENOMEM, -ESHUTDOWN (the
- * executor is being freed). On error fut is not taken: the caller still
- * owns it and must drop it.
+ * Returns 0. Errors: -EINVAL (NULL ex or fut, or a future that already
+ * completed or was dropped), -EBUSY (fut is already a task's, on this or
+ * another executor, or borrowed by a running tide_exec_block_on: a future
+ * is spawned once), -ENOMEM, -ESHUTDOWN (the executor is being freed). On
+ * error fut is not taken: the caller still owns it (and must drop it,
+ * unless the error is -EBUSY: then its task does).
  *
  * Must be called on the executor's thread (from a task or not).
  */
@@ -512,7 +523,10 @@ TIDE_EXTERN tide_future_t *tide_select(tide_select_t *s,
                                        tide_future_t **futs, size_t n);
 
 /* yield now: PENDING once (after waking itself), READY the next time;
- * result 0. Lets the executor run other tasks and the loop its events. */
+ * result 0. Lets the executor run other tasks and the loop its events: a
+ * task woken during a turn (by itself, as here, or by another task) is
+ * polled in the next turn, after the loop has polled for I/O, never again
+ * in the same one. */
 typedef struct tide_yield {
     tide_future_t fut;
     bool yielded; /* private */

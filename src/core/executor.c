@@ -218,6 +218,8 @@ static void task_finish(tide_exec_t *ex, tide_task_t *t, intptr_t output) {
     t->fut = NULL;
     if (!(t->flags & TASK_BORROWED))
         tide_future_drop(fut); /* may wake, spawn or free other things */
+    else
+        fut->state &= (unsigned char)~TIDE__FUT_SPAWNED; /* the caller's again */
 
     tide_waker_wake(&t->join_waker);
     if (t == ex->root && ex->in_block_on)
@@ -254,12 +256,20 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
     ex->run_pending = false;
     ex->in_run = true;
     ex->stats.turns++;
+    /* Only the tasks queued when the turn began run in it. A task woken
+     * during the turn (one that yields, or is woken by another task) goes
+     * behind `last` and runs in the next turn, after the loop has polled
+     * for I/O: otherwise a yield would not yield, and ten yields would
+     * complete before an already connected client is accepted. */
+    tide_task_t *last = ex->qtail;
     unsigned n = 0;
     tide_task_t *t;
     while (n < ex->budget && (t = queue_pop(ex)) != NULL) {
         n++;
         run_task(ex, t);
         tide__task_unref(t); /* the queue's reference */
+        if (t == last)
+            break;
     }
     ex->in_run = false;
     /* Tasks have had their turn to wait again: events that nobody waits
@@ -274,7 +284,8 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
     if (ex->sweep != NULL && ex->qhead == NULL)
         ex->sweep_fds(ex);
     if (ex->qhead != NULL && !ex->closing) {
-        /* Out of budget: come back after the backend has been polled. */
+        /* Out of budget, or tasks woken during the turn: come back after
+         * the backend has been polled. */
         static const struct timeval zero = {0, 0};
         ex->stats.yields++;
         ex->run_pending = true;
@@ -290,6 +301,12 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
                 tide_task_t **out) {
     if (ex->closing)
         return -ESHUTDOWN;
+    /* A future already owned by a task would be polled by two tasks and
+     * dropped twice: refuse it, as a finished or dropped one. */
+    if (fut->state & (TIDE__FUT_DONE | TIDE__FUT_DROPPED))
+        return -EINVAL;
+    if (fut->state & TIDE__FUT_SPAWNED)
+        return -EBUSY;
     tide_task_t *t = tide__calloc(1, sizeof *t);
     if (t == NULL)
         return -ENOMEM;
@@ -300,6 +317,7 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
     t->remote = ex->remote;
     atomic_fetch_add_explicit(&ex->remote->refs, 1, memory_order_relaxed);
     t->fut = fut;
+    fut->state |= TIDE__FUT_SPAWNED;
     t->self = (tide_waker_t){&tide__task_waker_vtable, t};
     t->next = ex->tasks;
     if (ex->tasks != NULL)
@@ -532,7 +550,10 @@ int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut) {
             rc = -EDEADLK;
             break;
         }
-        if (ex->stop) {
+        /* A root that completed in the very poll that called
+         * tide_exec_stop has its result: completion wins, or the caller
+         * would poll a finished future again. */
+        if (ex->stop && !(atomic_load(&t->state) & TASK_COMPLETE)) {
             rc = -EINTR;
             break;
         }

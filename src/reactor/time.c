@@ -115,7 +115,7 @@ void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline) {
     TIDE__CHECK(!(s->fut.state & TIDE__FUT_DROPPED));
     s->deadline = deadline;
     s->relative = false;
-    s->fut.state = 0; /* may be awaited again */
+    s->fut.state &= TIDE__FUT_SPAWNED; /* may be awaited again */
     if (s->armed) {
         uint64_t now = tide_now();
         if (now >= deadline) {
