@@ -46,3 +46,10 @@ samples_embed_embed_LDADD = src/libtide.la $(LIBEVENT_EXTRA_LIBS) \
 noinst_PROGRAMS += samples/first-echo
 samples_first_echo_SOURCES = samples/first-echo.c
 samples_first_echo_LDADD = src/libtide.la $(LIBEVENT_LIBS)
+
+# The samples as a reader runs them (t/check_samples.sh): first-echo says
+# where it listens and stops on a lasting accept error, embed answers
+# GET /quit before it exits, and the README's first task is first-echo.c's
+# text.
+TESTS += t/check_samples.sh
+EXTRA_DIST += t/check_samples.sh

@@ -53,6 +53,14 @@ typedef struct app {
  * The libevent side: evhttp and a signal, as the program had them.
  * ------------------------------------------------------------------------ */
 
+/* The reply to /quit has been written to the socket: now the loop may
+ * stop. (Stopping it from on_request would free the connection, after the
+ * loop, with the reply still in its output buffer: the client would get
+ * an empty reply.) */
+static void on_quit_sent(struct evhttp_request *req, void *arg) {
+    event_base_loopexit(arg, NULL);
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
     app_t *app = arg;
     app->http_requests++;
@@ -64,8 +72,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     if (strcmp(uri, "/quit") == 0) {
         evbuffer_add_printf(out, "bye\n");
+        evhttp_request_set_on_complete_cb(req, on_quit_sent, app->base);
         evhttp_send_reply(req, HTTP_OK, "OK", out);
-        event_base_loopexit(app->base, NULL);
     } else {
         evbuffer_add_printf(out,
                             "hello from evhttp, in the loop that also runs "
