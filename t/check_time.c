@@ -6,6 +6,190 @@
 
 #include "testutil.h"
 
+/* ------------------------------------------------------------------------
+ * Order (issue 10, item 12): timers fire in deadline order, and equal
+ * deadlines in the order the timers were started.
+ * ------------------------------------------------------------------------ */
+
+#define NORDER 200
+
+typedef struct order_log {
+    int fired[NORDER];
+    int n;
+} order_log_t;
+
+typedef struct order_task {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_sleep_t nap;
+    order_log_t *log;
+    uint64_t deadline; /* absolute, or a duration if relative */
+    bool relative;
+    int id;
+} order_task_t;
+
+static tide_poll_t order_poll(tide_future_t *f, tide_cx_t *cx) {
+    order_task_t *t = TIDE_CONTAINER_OF(f, order_task_t, fut);
+    TIDE_BEGIN(&t->co);
+    TIDE_AWAIT(&t->co, cx,
+               t->relative ? tide_sleep(&t->nap, t->deadline)
+                           : tide_sleep_until(&t->nap, t->deadline));
+    t->log->fired[t->log->n++] = t->id;
+    TIDE_END(&t->co, f, tide_async_result(&t->co));
+}
+
+static void order_drop(tide_future_t *f) {
+    order_task_t *t = TIDE_CONTAINER_OF(f, order_task_t, fut);
+    tide_async_drop(&t->co);
+}
+
+/* Spawn n order tasks; all are first polled, in spawn order, in the
+ * executor's next turn. */
+static void order_spawn(tide_exec_t *ex, order_task_t *t, tide_join_t *j,
+                        int n, order_log_t *log) {
+    for (int i = 0; i < n; i++) {
+        t[i].log = log;
+        t[i].id = i;
+        tide_future_init(&t[i].fut, order_poll, order_drop);
+        ck_assert_int_eq(tide_spawn(ex, &t[i].fut, &j[i]), 0);
+    }
+}
+
+static void order_join(tide_exec_t *ex, tide_join_t *j, int n) {
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(t_run(ex, tide_join(&j[i])), 0);
+}
+
+START_TEST(test_sleep_equal_deadlines_fire_in_start_order) {
+    tide_exec_t *ex = t_exec_new();
+    static order_task_t t[8];
+    tide_join_t j[8];
+    order_log_t log = {.n = 0};
+    /* the same deadline, and the same duration */
+    for (int round = 0; round < 2; round++) {
+        memset(t, 0, sizeof t);
+        log.n = 0;
+        uint64_t deadline = tide_now() + 5 * TIDE_USEC_PER_MSEC;
+        for (int i = 0; i < 8; i++) {
+            t[i].relative = round == 1;
+            t[i].deadline = round == 1 ? 5 * TIDE_USEC_PER_MSEC : deadline;
+        }
+        order_spawn(ex, t, j, 8, &log);
+        order_join(ex, j, 8);
+        ck_assert_int_eq(log.n, 8);
+        for (int i = 0; i < 8; i++)
+            ck_assert_msg(log.fired[i] == i,
+                          "round %d: timer %d fired %dth (order: %d %d %d %d "
+                          "%d %d %d %d)",
+                          round, log.fired[i], i, log.fired[0], log.fired[1],
+                          log.fired[2], log.fired[3], log.fired[4],
+                          log.fired[5], log.fired[6], log.fired[7]);
+    }
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* Many timers with a few distinct deadlines, some cancelled: every one
+ * that fires does so in (deadline, start) order, none that was cancelled
+ * fires, and the heap is empty afterwards. */
+START_TEST(test_sleep_many_fire_sorted_cancelled_never) {
+    tide_exec_t *ex = t_exec_new();
+    static order_task_t t[NORDER];
+    static tide_join_t j[NORDER];
+    memset(t, 0, sizeof t);
+    order_log_t log = {.n = 0};
+    uint64_t base = tide_now() + 10 * TIDE_USEC_PER_MSEC;
+    unsigned seed = 12345;
+    for (int i = 0; i < NORDER; i++) {
+        seed = seed * 1103515245u + 12345u;
+        t[i].deadline = base + ((seed >> 16) % 7) * 1000; /* 7 deadlines */
+    }
+    order_spawn(ex, t, j, NORDER, &log);
+    /* let every task start its timer, then cancel every fifth */
+    tide_yield_t y;
+    ck_assert_int_eq(t_run(ex, tide_yield(&y)), 0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, NORDER);
+    for (int i = 0; i < NORDER; i += 5)
+        tide_join_abort(&j[i]);
+    for (int i = 0; i < NORDER; i++)
+        ck_assert_int_eq(t_run(ex, tide_join(&j[i])),
+                         i % 5 == 0 ? -ECANCELED : 0);
+    ck_assert_int_eq(log.n, NORDER - NORDER / 5);
+    for (int k = 0; k < log.n; k++) {
+        int id = log.fired[k];
+        ck_assert_msg(id % 5 != 0, "cancelled timer %d fired", id);
+        if (k > 0) {
+            int prev = log.fired[k - 1];
+            bool ordered = t[prev].deadline < t[id].deadline ||
+                           (t[prev].deadline == t[id].deadline && prev < id);
+            ck_assert_msg(ordered, "timer %d (at +%llu) fired after %d (at +%llu)",
+                          id, (unsigned long long)(t[id].deadline - base),
+                          prev, (unsigned long long)(t[prev].deadline - base));
+        }
+    }
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* A reset is a new start: the reset timer goes behind the others of its
+ * deadline. And a sleep reset to a later deadline does not fire early. */
+START_TEST(test_sleep_reset_is_a_new_start) {
+    tide_exec_t *ex = t_exec_new();
+    static order_task_t t[4];
+    tide_join_t j[4];
+    memset(t, 0, sizeof t);
+    order_log_t log = {.n = 0};
+    uint64_t deadline = tide_now() + 5 * TIDE_USEC_PER_MSEC;
+    for (int i = 0; i < 4; i++)
+        t[i].deadline = deadline;
+    order_spawn(ex, t, j, 4, &log);
+    tide_yield_t y;
+    ck_assert_int_eq(t_run(ex, tide_yield(&y)), 0);
+    tide_sleep_reset(&t[0].nap, deadline);       /* same deadline: last now */
+    tide_sleep_reset(&t[1].nap, deadline + 20000); /* later: fires last */
+    order_join(ex, j, 4);
+    ck_assert_int_eq(log.n, 4);
+    ck_assert_int_eq(log.fired[0], 2);
+    ck_assert_int_eq(log.fired[1], 3);
+    ck_assert_int_eq(log.fired[2], 0);
+    ck_assert_int_eq(log.fired[3], 1);
+    ck_assert_uint_ge(tide_now(), deadline + 20000);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* A timer costs no libevent event of its own: however many are pending,
+ * the executor has one timer event on the base. */
+START_TEST(test_sleep_one_base_event_for_many) {
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    tide_exec_t *ex = NULL;
+    ck_assert_int_eq(tide_exec_new(&ex, base, 0), 0);
+    static order_task_t t[50];
+    tide_join_t j[50];
+    memset(t, 0, sizeof t);
+    order_log_t log = {.n = 0};
+    for (int i = 0; i < 50; i++) {
+        t[i].relative = true;
+        t[i].deadline = (uint64_t)(i + 1) * TIDE_USEC_PER_MSEC;
+    }
+    order_spawn(ex, t, j, 50, &log);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* one turn: all start */
+    ck_assert_uint_eq(t_stats(ex).armed_events, 50);
+    /* the eventfd event and the one timer */
+    ck_assert_int_le(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 2);
+    ck_assert_int_eq(event_base_dispatch(base), 1);
+    ck_assert_int_eq(log.n, 50);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(log.fired[i], i);
+    for (int i = 0; i < 50; i++)
+        tide_join_detach(&j[i]);
+    t_exec_free_clean(ex);
+    event_base_free(base);
+}
+END_TEST
+
 /* A task that notes the time, sleeps, and notes the time again. */
 typedef struct napper {
     tide_future_t fut;
@@ -619,6 +803,10 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_sleep_reset_done_reuses);
     tcase_add_test(tc, test_sleep_huge_duration_never_fires);
     tcase_add_test(tc, test_now_monotonic);
+    tcase_add_test(tc, test_sleep_equal_deadlines_fire_in_start_order);
+    tcase_add_test(tc, test_sleep_many_fire_sorted_cancelled_never);
+    tcase_add_test(tc, test_sleep_reset_is_a_new_start);
+    tcase_add_test(tc, test_sleep_one_base_event_for_many);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("interval");

@@ -7,14 +7,20 @@
  * rounds up to the next millisecond unless the base has precise timers:
  * see TIDE_EXEC_PRECISE_TIMER).
  *
- * Every timer future embeds its libevent event (no allocation), arms it at
- * its first poll, and disarms it when dropped. All are cancel safe: a
- * dropped timer has no effect.
+ * Time belongs to the executor: a pending timer is an entry in the
+ * executor's heap (the heap grows by doubling, so a timer allocates only
+ * when more timers are pending than ever before), behind one libevent
+ * timer event set for the earliest deadline. A timer is started at its
+ * first poll and stopped when it completes or is dropped. All are cancel
+ * safe: a dropped timer has no effect.
+ *
+ * Order: timers fire in the order of their deadlines, and timers with the
+ * same deadline in the order they were started (first polled, or last
+ * reset), as libuv guarantees; the tasks they wake are polled in that
+ * order.
  */
 #ifndef TIDE_TIME_H
 #define TIDE_TIME_H
-
-#include <event2/event_struct.h>
 
 #include "tide/core.h"
 
@@ -30,15 +36,17 @@ extern "C" {
 /* tide_now: microseconds on the monotonic clock. */
 TIDE_EXTERN uint64_t tide_now(void);
 
-/* A timer future. Result: 0 when the deadline has passed. */
+/* A timer future (80 bytes on LP64). Result: 0 when the deadline has
+ * passed; -ENOMEM if the executor's timer heap could not grow; -EINVAL if
+ * polled without an executor (cx->exec NULL). */
 typedef struct tide_sleep {
     tide_future_t fut;
-    uint64_t deadline; /* private */
-    uint64_t usec;
-    tide_exec_t *exec;
+    uint64_t deadline; /* private; the duration until the first poll */
+    uint64_t seq;      /* start order, among equal deadlines */
+    tide_exec_t *exec; /* set at the first poll */
     tide_waker_t waker;
-    bool relative, assigned, armed;
-    struct event ev;
+    uint32_t slot;     /* position in the executor's heap + 1; 0: stopped */
+    bool relative;
 } tide_sleep_t;
 
 /* tide_sleep: a future ready `usec` microseconds after its first poll. */

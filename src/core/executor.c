@@ -506,6 +506,8 @@ void tide_exec_free(tide_exec_t *ex) {
         ex->detach_fds(ex);
     if (ex->detach_signals != NULL)
         ex->detach_signals(ex);
+    if (ex->timers_free != NULL)
+        ex->timers_free(ex);
 
     event_del(&ex->run_ev);
     event_del(&ex->notify_ev);

@@ -80,6 +80,19 @@ struct tide__remote {
 
 void tide__remote_unref(struct tide__remote *r);
 
+/* The executor's timers (the time layer's, src/reactor/time.c): a binary
+ * min-heap of the pending sleeps ordered by (deadline, seq), behind one
+ * libevent timer event set for the earliest. seq is the start order, so
+ * that equal deadlines fire in the order they were started. */
+struct tide__timers {
+    struct tide_sleep **heap; /* heap[i]->slot == i + 1 */
+    size_t n, cap;
+    uint64_t seq;             /* the next start's */
+    struct event ev;          /* fires at `at`, for heap[0] */
+    uint64_t at;              /* when ev fires, if armed */
+    bool assigned, armed;
+};
+
 struct tide_exec {
     struct event_base *base;
     bool own_base;
@@ -121,6 +134,9 @@ struct tide_exec {
      * dropped and before the base is freed */
     void *net;
     void (*net_free)(tide_exec_t *ex);
+
+    struct tide__timers timers; /* released by timers_free at exec_free */
+    void (*timers_free)(tide_exec_t *ex);
 
     /* signals listening on this executor (tide_signal_t, a reactor type),
      * stopped by detach_signals at tide_exec_free */

@@ -1,5 +1,6 @@
 /*
- * src/reactor/time.c: sleep, sleep until, interval and timeout.
+ * src/reactor/time.c: the executor's timer heap; sleep, sleep until,
+ * interval and timeout on it.
  *
  * A timer never completes early by tide_now(): libevent may measure time
  * with a coarse clock and fire a little before our deadline, in which case
@@ -25,90 +26,230 @@ uint64_t tide_now(void) {
            (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* sleep -------------------------------------------------------------------- */
+/* the executor's timer heap ---------------------------------------------- */
 
-static void sleep_disarm(tide_sleep_t *s) {
-    if (s->armed) {
-        event_del(&s->ev);
-        s->armed = false;
-        tide__armed(s->exec, -1);
+/* Earlier deadline first; equal deadlines in start order. */
+static bool before(const tide_sleep_t *a, const tide_sleep_t *b) {
+    return a->deadline < b->deadline ||
+           (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void heap_set(struct tide__timers *tm, size_t i, tide_sleep_t *s) {
+    tm->heap[i] = s;
+    s->slot = (uint32_t)(i + 1);
+}
+
+static void sift_up(struct tide__timers *tm, size_t i) {
+    tide_sleep_t *s = tm->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!before(s, tm->heap[parent]))
+            break;
+        heap_set(tm, i, tm->heap[parent]);
+        i = parent;
     }
+    heap_set(tm, i, s);
 }
 
-static void sleep_cb(evutil_socket_t fd, short what, void *arg) {
-    tide_sleep_t *s = arg;
-    s->armed = false;
-    tide__armed(s->exec, -1);
-    tide_waker_wake(&s->waker);
+static void sift_down(struct tide__timers *tm, size_t i) {
+    tide_sleep_t *s = tm->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= tm->n)
+            break;
+        if (c + 1 < tm->n && before(tm->heap[c + 1], tm->heap[c]))
+            c++;
+        if (!before(tm->heap[c], s))
+            break;
+        heap_set(tm, i, tm->heap[c]);
+        i = c;
+    }
+    heap_set(tm, i, s);
 }
 
-static int sleep_arm(tide_sleep_t *s, uint64_t now) {
-    uint64_t left = s->deadline - now;
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Make the libevent event fire by the earliest deadline. A deadline that
+ * moved later leaves the event where it was: it fires early, finds nothing
+ * due and is set again (one callback instead of a heap update in libevent
+ * per reset: the idle timeout of a busy connection is reset per message). */
+static void ev_update(tide_exec_t *ex, uint64_t now) {
+    struct tide__timers *tm = &ex->timers;
+    if (tm->n == 0) {
+        if (tm->armed) {
+            event_del(&tm->ev);
+            tm->armed = false;
+        }
+        return;
+    }
+    uint64_t due = tm->heap[0]->deadline;
+    if (tm->armed && tm->at <= due)
+        return;
+    uint64_t left = due > now ? due - now : 0;
     struct timeval tv = {(time_t)(left / TIDE_USEC_PER_SEC),
                          (suseconds_t)(left % TIDE_USEC_PER_SEC)};
-    if (event_add(&s->ev, &tv) != 0)
-        return -EIO;
-    if (!s->armed)
-        tide__armed(s->exec, 1);
-    s->armed = true;
+    if (event_add(&tm->ev, &tv) == 0) {
+        tm->armed = true;
+        tm->at = due;
+    }
+    /* libevent refuses a timer only for a negative or absurd timeval,
+     * which tv never is: nothing to report here. */
+}
+
+static void timers_free(tide_exec_t *ex) {
+    struct tide__timers *tm = &ex->timers;
+    /* Sleeps still pending here were polled by hand and not dropped before
+     * tide_exec_free (the header says they must be): forget them so that
+     * their later drop touches nothing of the executor's. */
+    for (size_t i = 0; i < tm->n; i++) {
+        tm->heap[i]->slot = 0;
+        tm->heap[i]->exec = NULL;
+    }
+    if (tm->assigned)
+        event_del(&tm->ev);
+    tide__free(tm->heap);
+    memset(tm, 0, sizeof *tm);
+}
+
+static int timer_start(tide_sleep_t *s, uint64_t now) {
+    tide_exec_t *ex = s->exec;
+    struct tide__timers *tm = &ex->timers;
+    if (!tm->assigned) {
+        if (event_assign(&tm->ev, ex->base, -1, 0, timer_cb, ex) != 0)
+            return -EIO;
+        tm->assigned = true;
+        ex->timers_free = timers_free;
+    }
+    if (tm->n == tm->cap) {
+        size_t cap = tm->cap ? tm->cap * 2 : 16;
+        if (cap > UINT32_MAX)
+            return -ENOMEM;
+        tide_sleep_t **h = tide__realloc(tm->heap, cap * sizeof *h);
+        if (h == NULL)
+            return -ENOMEM;
+        tm->heap = h;
+        tm->cap = cap;
+    }
+    s->seq = tm->seq++;
+    tm->heap[tm->n] = s;
+    sift_up(tm, tm->n++);
+    tide__armed(ex, 1);
+    ev_update(ex, now);
     return 0;
 }
+
+/* Take s out of the heap (the libevent event is left for ev_update). */
+static void heap_remove(struct tide__timers *tm, tide_sleep_t *s) {
+    size_t i = s->slot - 1;
+    s->slot = 0;
+    tide_sleep_t *last = tm->heap[--tm->n];
+    if (i == tm->n)
+        return;
+    tm->heap[i] = last;
+    if (i > 0 && before(last, tm->heap[(i - 1) / 2]))
+        sift_up(tm, i);
+    else
+        sift_down(tm, i);
+}
+
+static void timer_stop(tide_sleep_t *s) {
+    if (s->slot == 0)
+        return;
+    tide_exec_t *ex = s->exec;
+    heap_remove(&ex->timers, s);
+    tide__armed(ex, -1);
+    if (ex->timers.n == 0)
+        ev_update(ex, 0); /* nothing left: let a host's loop end */
+}
+
+/* A started timer got a new deadline: a new start, for the order. */
+static void timer_restart(tide_sleep_t *s, uint64_t now) {
+    struct tide__timers *tm = &s->exec->timers;
+    size_t i = s->slot - 1;
+    s->seq = tm->seq++;
+    if (i > 0 && before(s, tm->heap[(i - 1) / 2]))
+        sift_up(tm, i);
+    else
+        sift_down(tm, i);
+    ev_update(s->exec, now);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg) {
+    tide_exec_t *ex = arg;
+    struct tide__timers *tm = &ex->timers;
+    tm->armed = false;
+    /* Wake in heap order, so that the tasks run in deadline and start
+     * order. A woken sleep leaves the heap now; its poll finds the
+     * deadline passed (tide_now() only grows). */
+    uint64_t now = tide_now();
+    while (tm->n > 0 && tm->heap[0]->deadline <= now) {
+        tide_sleep_t *s = tm->heap[0];
+        heap_remove(tm, s);
+        tide__armed(ex, -1);
+        tide_waker_wake(&s->waker);
+    }
+    /* libevent's clock may fire a little before ours: the rest is waited
+     * again, and so is the next deadline. */
+    ev_update(ex, now);
+}
+
+/* sleep -------------------------------------------------------------------- */
 
 static tide_poll_t sleep_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_sleep_t *s = TIDE_CONTAINER_OF(f, tide_sleep_t, fut);
     uint64_t now = tide_now();
-    if (!s->assigned) {
+    if (s->exec == NULL) {
         if (cx->exec == NULL) {
             f->result = -EINVAL;
             return TIDE_READY;
         }
         s->exec = cx->exec;
-        event_assign(&s->ev, tide_exec_base(cx->exec), -1, 0, sleep_cb, s);
-        s->assigned = true;
         if (s->relative) {
-            s->deadline = add_sat(now, s->usec);
+            s->deadline = add_sat(now, s->deadline);
             s->relative = false;
         }
     }
     if (now >= s->deadline) {
-        sleep_disarm(s);
+        timer_stop(s);
         tide_waker_drop(&s->waker);
         f->result = 0;
         return TIDE_READY;
     }
-    tide_waker_register(&s->waker, cx->waker);
-    if (!s->armed && sleep_arm(s, now) < 0) {
-        f->result = -EIO;
-        return TIDE_READY;
+    if (s->slot == 0) {
+        int rc = timer_start(s, now);
+        if (rc < 0) {
+            tide_waker_drop(&s->waker);
+            f->result = rc;
+            return TIDE_READY;
+        }
     }
+    tide_waker_register(&s->waker, cx->waker);
     return TIDE_PENDING;
 }
 
 static void sleep_drop(tide_future_t *f) {
     tide_sleep_t *s = TIDE_CONTAINER_OF(f, tide_sleep_t, fut);
-    sleep_disarm(s);
+    timer_stop(s);
     tide_waker_drop(&s->waker);
 }
 
-static tide_future_t *sleep_init(tide_sleep_t *s) {
+static tide_future_t *sleep_init(tide_sleep_t *s, uint64_t deadline,
+                                 bool relative) {
+    s->deadline = deadline;
+    s->relative = relative;
+    s->seq = 0;
     s->exec = NULL;
     s->waker = TIDE_WAKER_EMPTY;
-    s->assigned = s->armed = false;
+    s->slot = 0;
     return tide_future_init(&s->fut, sleep_poll, sleep_drop);
 }
 
 tide_future_t *tide_sleep(tide_sleep_t *s, uint64_t usec) {
-    s->usec = usec;
-    s->relative = true;
-    s->deadline = 0;
-    return sleep_init(s);
+    return sleep_init(s, usec, true);
 }
 
 tide_future_t *tide_sleep_until(tide_sleep_t *s, uint64_t deadline) {
-    s->usec = 0;
-    s->relative = false;
-    s->deadline = deadline;
-    return sleep_init(s);
+    return sleep_init(s, deadline, false);
 }
 
 void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline) {
@@ -116,14 +257,13 @@ void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline) {
     s->deadline = deadline;
     s->relative = false;
     s->fut.state &= TIDE__FUT_SPAWNED; /* may be awaited again */
-    if (s->armed) {
+    if (s->slot != 0) {
         uint64_t now = tide_now();
         if (now >= deadline) {
-            sleep_disarm(s);
+            timer_stop(s);
             tide_waker_wake_by_ref(&s->waker);
-        } else if (sleep_arm(s, now) < 0) {
-            sleep_disarm(s);
-            tide_waker_wake_by_ref(&s->waker);
+        } else {
+            timer_restart(s, now);
         }
     }
 }
@@ -150,8 +290,7 @@ static tide_poll_t interval_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void interval_tick_drop(tide_future_t *f) {
     tide_interval_t *iv = TIDE_CONTAINER_OF(f, tide_interval_t, fut);
-    sleep_disarm(&iv->timer);
-    tide_waker_drop(&iv->timer.waker);
+    sleep_drop(&iv->timer.fut);
 }
 
 int tide_interval_init(tide_interval_t *iv, uint64_t period) {
@@ -172,10 +311,7 @@ tide_future_t *tide_interval_tick(tide_interval_t *iv) {
     return tide_future_init(&iv->fut, interval_poll, interval_tick_drop);
 }
 
-void tide_interval_drop(tide_interval_t *iv) {
-    sleep_disarm(&iv->timer);
-    tide_waker_drop(&iv->timer.waker);
-}
+void tide_interval_drop(tide_interval_t *iv) { sleep_drop(&iv->timer.fut); }
 
 /* timeout ------------------------------------------------------------------ */
 
