@@ -862,6 +862,64 @@ START_TEST(test_fd_peer_close_gives_readiness) {
 }
 END_TEST
 
+/* TIDE_READ_CLOSED whenever the peer has closed (issue 10, item 10), not
+ * only when a wait was armed as the FIN arrived. */
+static unsigned ready_now(tide_exec_t *ex, tide_fd_t *reg) {
+    tide_fd_wait_t w;
+    tide_future_t *f = tide_fd_ready(&w, reg, TIDE_READABLE);
+    ck_assert_int_eq(t_run(ex, f), 0);
+    unsigned r = tide_fd_guard_ready(tide_fd_wait_guard(&w));
+    tide_future_drop(f);
+    return r;
+}
+
+START_TEST(test_fd_read_closed_seen_without_armed_wait) {
+    tide_exec_t *ex = t_exec_new();
+    /* 1. closed before the registration: its optimistic readiness */
+    int sv[2];
+    t_socketpair(sv);
+    close(sv[1]);
+    tide_fd_t *reg = NULL;
+    ck_assert_int_eq(tide_fd_new(&reg, ex, sv[0]), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(ready_now(ex, reg) & TIDE_READ_CLOSED,
+                      "try %d: READ_CLOSED missing after the peer closed", i);
+    tide_fd_free(reg);
+
+    /* 2. data came and woke a wait; the reader left some unread, the event
+     * was swept; then the peer closed while nobody waited */
+    reg = t_reg_cleared(ex, sv);
+    ck_assert_int_eq(write(sv[1], "ab", 2), 2);
+    unsigned r = ready_now(ex, reg); /* waits: the event fires */
+    ck_assert_uint_eq(r & TIDE_READABLE, TIDE_READABLE);
+    ck_assert_uint_eq(r & TIDE_READ_CLOSED, 0);
+    (void)t_run_for(tide_exec_base(ex), 5); /* the sweep, if not done */
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    close(sv[1]);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(ready_now(ex, reg) & TIDE_READ_CLOSED,
+                      "try %d: READ_CLOSED missing after the peer closed", i);
+    tide_fd_free(reg);
+
+    /* 3. a pipe whose last writer is gone (POLLHUP, not RDHUP) */
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    ck_assert_int_eq(tide_fd_new(&reg, ex, p[0]), 0);
+    ck_assert_uint_eq(ready_now(ex, reg) & TIDE_READ_CLOSED, 0);
+    close(p[1]);
+    ck_assert(ready_now(ex, reg) & TIDE_READ_CLOSED);
+    tide_fd_free(reg);
+
+    /* 4. a peer still open: no READ_CLOSED */
+    reg = t_reg_cleared(ex, sv);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_uint_eq(ready_now(ex, reg) & TIDE_READ_CLOSED, 0);
+    tide_fd_free(reg);
+    close(sv[1]);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 /* After EOF: read to EOF, wait again (immediate), then sleep 50 ms with the
  * registration idle; the executor must stay quiet meanwhile. */
 typedef struct eof_task {
@@ -1239,6 +1297,7 @@ static Suite *fd_suite(void) {
     tc = tcase_create("close");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_fd_peer_close_gives_readiness);
+    tcase_add_test(tc, test_fd_read_closed_seen_without_armed_wait);
     tcase_add_test(tc, test_fd_eof_wait_again_does_not_spin);
     tcase_add_test(tc, test_fd_free_while_waiting_ebadf);
     tcase_add_test(tc, test_fd_into_inner_wakes_slot_waiter);

@@ -14,8 +14,12 @@
  * through a guard whose tick is stale does nothing. So readiness that
  * arrives between an EAGAIN and the clear is never lost.
  *
- * A peer that closed (EV_CLOSED where the backend reports it) sets
- * TIDE_READ_CLOSED; a hang-up or an error makes libevent report both
+ * A peer that closed sets TIDE_READ_CLOSED, whenever it closed: an armed
+ * event hears it (EV_CLOSED where the backend reports it), and a wait of
+ * the readiness API (the futures and tide_fd_poll_read_ready) that answers
+ * from readiness no event has refreshed asks the kernel (one poll(2)), so
+ * a FIN that came while nobody waited is not missed. A hang-up or an error
+ * makes libevent report both
  * directions ready, and the next read or write returns the error. Closed
  * states are final: clearing never removes them, and no event is re-armed
  * for a direction that is closed, so nothing spins.

@@ -43,6 +43,7 @@
  * events; the tick plays the role of nginx's instance bit for guards.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -432,9 +433,50 @@ void tide__fd_slot_cancel(struct tide_fd *reg, unsigned interest) {
     }
 }
 
+/* A wait of the readiness API answered from the cache: readiness that no
+ * event has refreshed since (optimistic after registration, or cached while
+ * the read event was swept away) says nothing of a peer that closed
+ * meanwhile, because only an armed event hears the hang-up. Ask the kernel
+ * then, so that TIDE_READ_CLOSED is reported whenever the peer has closed,
+ * not only when a wait happened to be armed when the FIN came. One poll(2)
+ * per such wait; none while the event is armed (it reports the hang-up
+ * itself), and never on the streams' read path, which learns the end of
+ * stream from read() returning 0. */
+static void probe_closed(struct tide_fd *reg, unsigned interest) {
+    if (!(interest & TIDE_READABLE) || reg->exec == NULL ||
+        (reg->ready & (TIDE_READABLE | TIDE_READ_CLOSED)) != TIDE_READABLE ||
+        reg->dir[TIDE__RD].armed)
+        return;
+    struct pollfd p = {.fd = reg->fd, .events = POLLIN | POLLRDHUP};
+    int n;
+    do
+        n = poll(&p, 1, 0);
+    while (n < 0 && errno == EINTR);
+    /* POLLRDHUP: a socket's peer shut down its write side; POLLHUP: a
+     * socket hung up entirely, or a pipe lost its last writer. */
+    if (n == 1 && (p.revents & (POLLRDHUP | POLLHUP)))
+        reg->ready |= TIDE_READ_CLOSED;
+}
+
+static tide_poll_t public_ready(struct tide_fd *reg, tide_cx_t *cx,
+                                unsigned interest, tide__waiter_t *node,
+                                tide_fd_guard_t *out) {
+    if (tide__fd_poll_ready(reg, cx, interest, node, out) == TIDE_PENDING)
+        return TIDE_PENDING;
+    if (reg->exec != NULL && (out->ready & TIDE_READABLE) &&
+        !(out->ready & TIDE_READ_CLOSED)) {
+        probe_closed(reg, interest);
+        out->ready |= reg->ready & TIDE_READ_CLOSED;
+    }
+    return TIDE_READY;
+}
+
 tide_poll_t tide_fd_poll_read_ready(tide_fd_t *reg, tide_cx_t *cx,
                                     tide_fd_guard_t *out) {
-    return tide__fd_poll_ready(reg, cx, TIDE_READABLE, NULL, out);
+    tide_fd_guard_t g;
+    if (out == NULL)
+        out = &g;
+    return public_ready(reg, cx, TIDE_READABLE, NULL, out);
 }
 
 tide_poll_t tide_fd_poll_write_ready(tide_fd_t *reg, tide_cx_t *cx,
@@ -499,8 +541,8 @@ static tide_poll_t wait_poll(tide_future_t *f, tide_cx_t *cx) {
         f->result = -EINVAL;
         return TIDE_READY;
     }
-    if (tide__fd_poll_ready(w->node.fd, cx, w->node.interest, &w->node,
-                            &w->guard) == TIDE_PENDING)
+    if (public_ready(w->node.fd, cx, w->node.interest, &w->node,
+                     &w->guard) == TIDE_PENDING)
         return TIDE_PENDING;
     f->result = 0;
     return TIDE_READY;
