@@ -2504,6 +2504,95 @@ END_TEST
 START_TEST(test_io_ping_pong_no_rearm_per_message_unix) { ping_pong_arms(false); }
 END_TEST
 
+/* Copy is cooperative by itself (issue 10, item 11): over streams that are
+ * always ready (they never answer PENDING, so they never spend the budget),
+ * a copy still yields, and a neighbour task runs before it is done. */
+typedef struct eager {
+    tide_stream_t stream;
+    uint64_t left;    /* bytes the read side still gives, then EOF */
+    uint64_t written; /* bytes the write side took */
+} eager_t;
+
+static tide_poll_t eager_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
+                              size_t len, ssize_t *out) {
+    eager_t *e = TIDE_CONTAINER_OF(s, eager_t, stream);
+    size_t n = len < e->left ? len : (size_t)e->left;
+    e->left -= n;
+    *out = (ssize_t)n; /* the bytes are whatever buf holds: only counted */
+    return TIDE_READY;
+}
+
+static tide_poll_t eager_write(tide_stream_t *s, tide_cx_t *cx,
+                               const void *buf, size_t len, ssize_t *out) {
+    eager_t *e = TIDE_CONTAINER_OF(s, eager_t, stream);
+    e->written += len;
+    *out = (ssize_t)len;
+    return TIDE_READY;
+}
+
+static const tide_stream_vt_t eager_vt = {eager_read, eager_write, NULL,
+                                          NULL, NULL, NULL};
+
+#define EAGER_TOTAL (UINT64_C(256) << 20)
+
+typedef struct neighbour {
+    tide_future_t fut;
+    tide_join_t *victim;
+    uint64_t *progress;
+    uint64_t seen;
+    int yields;
+    bool victim_done;
+} neighbour_t;
+
+static tide_poll_t neighbour_poll(tide_future_t *f, tide_cx_t *cx) {
+    neighbour_t *n = TIDE_CONTAINER_OF(f, neighbour_t, fut);
+    if (n->yields++ < 2) { /* let the copy have a few turns */
+        tide_waker_wake_by_ref(cx->waker);
+        return TIDE_PENDING;
+    }
+    n->seen = *n->progress;
+    n->victim_done = tide_join_is_finished(n->victim);
+    tide_join_abort(n->victim);
+    f->result = 0;
+    return TIDE_READY;
+}
+
+static void copy_yields_check(tide_exec_t *ex, tide_future_t *copy,
+                              uint64_t *progress) {
+    tide_join_t jc, jn;
+    ck_assert_int_eq(tide_spawn(ex, copy, &jc), 0);
+    neighbour_t n = {.victim = &jc, .progress = progress};
+    tide_future_init(&n.fut, neighbour_poll, NULL);
+    ck_assert_int_eq(tide_spawn(ex, &n.fut, &jn), 0);
+    ck_assert_int_eq(run(ex, tide_join(&jn)), 0);
+    ck_assert_msg(!n.victim_done && n.seen < EAGER_TOTAL,
+                  "the neighbour ran only after the copy had moved all %llu "
+                  "bytes: the copy did not yield",
+                  (unsigned long long)n.seen);
+    ck_assert_int_eq(run(ex, tide_join(&jc)), -ECANCELED);
+}
+
+START_TEST(test_io_copy_yields_over_always_ready_streams) {
+    tide_exec_t *ex = exec_new();
+    static unsigned char buf[TIDE_COPY_BUF_SIZE];
+    eager_t src = {{&eager_vt}, EAGER_TOTAL, 0};
+    eager_t dst = {{&eager_vt}, 0, 0};
+    tide_copy_t cp;
+    copy_yields_check(ex, tide_copy(&cp, &src.stream, &dst.stream, buf,
+                                    sizeof buf),
+                      &dst.written);
+    /* and both directions of copy_bidirectional */
+    eager_t a = {{&eager_vt}, EAGER_TOTAL, 0};
+    eager_t b = {{&eager_vt}, EAGER_TOTAL, 0};
+    tide_copy_bidirectional_t bd;
+    copy_yields_check(ex, tide_copy_bidirectional(&bd, &a.stream, &b.stream,
+                                                  buf, sizeof buf),
+                      &b.written);
+    ck_assert_uint_gt(a.written, 0); /* b -> a had its turns too */
+    exec_done(ex);
+}
+END_TEST
+
 static Suite *io_suite(void) {
     Suite *s = suite_create("io");
     TCase *tc;
@@ -2518,6 +2607,7 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_io_writev_all_fake_across_buffers);
     tcase_add_test(tc, test_io_copy_fake_flushes_and_counts);
     tcase_add_test(tc, test_io_copy_bidirectional_fake);
+    tcase_add_test(tc, test_io_copy_yields_over_always_ready_streams);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cancel");

@@ -475,6 +475,7 @@ typedef struct tide_copy_bidirectional {
     tide_future_t fut;
     tide_stream_t *a, *b; /* private */
     tide__copy_dir_t ab, ba;
+    bool ba_first; /* which direction this poll starts with */
 } tide_copy_bidirectional_t;
 
 TIDE_EXTERN tide_future_t *

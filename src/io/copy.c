@@ -8,6 +8,9 @@
  * writer is flushed before waiting, so that a buffering writer never sits
  * on data its peer is waiting for.
  *
+ * Cooperative by itself: each buffer filled spends one unit of the task's
+ * budget (tide_cx_coop), whether or not the streams spend any.
+ *
  * Each direction remembers which of its two streams' waits is pending
  * (pend_r on the reader, pend_w on the writer); a copy dropped while any
  * is pending cancels every direction it uses.
@@ -29,6 +32,11 @@ static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
                             ssize_t *out) {
     for (;;) {
         if (d->pos == d->end && !d->read_done) {
+            /* One unit of the task's budget per buffer: over streams that
+             * are always ready (a user's stream that never answers
+             * PENDING), the copy alone still yields to its neighbours. */
+            if (!tide_cx_coop(cx))
+                return TIDE_PENDING;
             d->pos = d->end = 0;
             ssize_t n;
             if (tide_stream_poll_read(r, cx, d->buf, d->cap, &n) ==
@@ -143,18 +151,22 @@ static tide_poll_t bidi_poll(tide_future_t *f, tide_cx_t *cx) {
         f->result = -EINVAL;
         return TIDE_READY;
     }
-    ssize_t rc;
-    if (!op->ab.done &&
-        dir_poll(&op->ab, op->a, op->b, cx, true, &rc) == TIDE_READY &&
-        rc < 0) {
-        f->result = rc;
-        return TIDE_READY;
-    }
-    if (!op->ba.done &&
-        dir_poll(&op->ba, op->b, op->a, cx, true, &rc) == TIDE_READY &&
-        rc < 0) {
-        f->result = rc;
-        return TIDE_READY;
+    /* The directions take turns at going first: when both are always
+     * ready, the first spends the task's whole budget, and a fixed order
+     * would starve the second. */
+    tide__copy_dir_t *d[2] = {&op->ab, &op->ba};
+    tide_stream_t *from[2] = {op->a, op->b}, *to[2] = {op->b, op->a};
+    int first = op->ba_first ? 1 : 0;
+    op->ba_first = !op->ba_first;
+    for (int k = 0; k < 2; k++) {
+        int i = first ^ k;
+        ssize_t rc;
+        if (!d[i]->done &&
+            dir_poll(d[i], from[i], to[i], cx, true, &rc) == TIDE_READY &&
+            rc < 0) {
+            f->result = rc;
+            return TIDE_READY;
+        }
     }
     if (!op->ab.done || !op->ba.done)
         return TIDE_PENDING;
@@ -179,6 +191,7 @@ tide_future_t *tide_copy_bidirectional(tide_copy_bidirectional_t *op,
                                        void *buf, size_t len) {
     op->a = a;
     op->b = b;
+    op->ba_first = false;
     size_t half = len / 2;
     unsigned char *p = buf;
     if (p == NULL || half == 0) {
