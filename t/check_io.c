@@ -2593,6 +2593,79 @@ START_TEST(test_io_copy_yields_over_always_ready_streams) {
 }
 END_TEST
 
+/* Two tasks waiting on one direction of a stream (issue 10, item 14): the
+ * second is refused with -EBUSY, and the first is still woken. Before,
+ * the second overwrote the first's waker and the first slept forever. */
+typedef struct op_task {
+    tide_future_t fut;
+    tide_future_t *op; /* a tide_read or tide_write future */
+} op_task_t;
+
+static tide_poll_t op_task_poll(tide_future_t *f, tide_cx_t *cx) {
+    op_task_t *t = TIDE_CONTAINER_OF(f, op_task_t, fut);
+    if (tide_future_poll(t->op, cx) == TIDE_PENDING)
+        return TIDE_PENDING;
+    f->result = t->op->result;
+    return TIDE_READY;
+}
+
+static void op_task_drop(tide_future_t *f) {
+    tide_future_drop(TIDE_CONTAINER_OF(f, op_task_t, fut)->op);
+}
+
+static void op_task_spawn(tide_exec_t *ex, op_task_t *t, tide_future_t *op,
+                          tide_join_t *j) {
+    t->op = op;
+    tide_future_init(&t->fut, op_task_poll, op_task_drop);
+    ck_assert_int_eq(tide_spawn(ex, &t->fut, j), 0);
+}
+
+/* The result of j within 200 ms, or -ETIMEDOUT. */
+static intptr_t join_within(tide_exec_t *ex, tide_join_t *j) {
+    tide_timeout_t to;
+    return run(ex, tide_timeout(&to, tide_join(j), 200 * TIDE_USEC_PER_MSEC));
+}
+
+START_TEST(test_fdstream_second_waiter_ebusy_first_still_woken) {
+    tide_exec_t *ex = exec_new();
+    int sv[2];
+    sockpair(sv);
+    small_buffers(sv[0]);
+    small_buffers(sv[1]);
+    tide_fdstream_t *fs = fds_new(ex, sv[0]);
+    tide_stream_t *st = tide_fdstream_stream(fs);
+
+    /* reads */
+    char ba[8], bb[8];
+    tide_read_t ra, rb;
+    op_task_t ta, tb;
+    tide_join_t ja, jb;
+    op_task_spawn(ex, &ta, tide_read(&ra, st, ba, sizeof ba), &ja);
+    op_task_spawn(ex, &tb, tide_read(&rb, st, bb, sizeof bb), &jb);
+    ck_assert_int_eq(join_within(ex, &jb), -EBUSY);
+    ck_assert_int_eq(write(sv[1], "hi", 2), 2);
+    ck_assert_int_eq(join_within(ex, &ja), 2);
+    ck_assert_int_eq(memcmp(ba, "hi", 2), 0);
+
+    /* writes, once the socket's buffers are full */
+    static char big[1 << 16];
+    while (write(sv[0], big, sizeof big) > 0)
+        ;
+    tide_write_t wa, wb;
+    op_task_spawn(ex, &ta, tide_write(&wa, st, "a", 1), &ja);
+    op_task_spawn(ex, &tb, tide_write(&wb, st, "b", 1), &jb);
+    ck_assert_int_eq(join_within(ex, &jb), -EBUSY);
+    static char sink[1 << 20];
+    while (read(sv[1], sink, sizeof sink) > 0)
+        ;
+    ck_assert_int_eq(join_within(ex, &ja), 1);
+
+    tide_fdstream_free(fs);
+    close(sv[1]);
+    exec_done(ex);
+}
+END_TEST
+
 static Suite *io_suite(void) {
     Suite *s = suite_create("io");
     TCase *tc;
@@ -2653,6 +2726,7 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_new_errors);
     tcase_add_test(tc, test_fdstream_writev_all_many_buffers);
     tcase_add_test(tc, test_fdstream_outlives_executor);
+    tcase_add_test(tc, test_fdstream_second_waiter_ebusy_first_still_woken);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tasks");

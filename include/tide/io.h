@@ -172,7 +172,8 @@ typedef struct tide_fdstream tide_fdstream_t;
  * SIGPIPE; other descriptors use read/write/writev, and the caller must
  * ignore SIGPIPE (tide_ignore_sigpipe) or a write to a pipe whose reader
  * is gone kills the process. One reader and one writer at a time, which
- * may be two tasks (see tide_split).
+ * may be two tasks (see tide_split); a second task that would wait on a
+ * direction another task waits on gets -EBUSY.
  *
  * Shutdown (tide_shutdown, the vtable's poll_shutdown) depends on the
  * descriptor: a socket gets shutdown(SHUT_WR). A descriptor opened
@@ -228,8 +229,12 @@ TIDE_EXTERN int tide_ignore_sigpipe(void);
  *
  * Rules common to all of them:
  * - A stream has one reader and one writer at a time (they may be two
- *   tasks: see tide_split). Two futures reading the same stream at once,
- *   or writing it at once, is a bug: each direction has one waker slot.
+ *   tasks: see tide_split). Each direction has one waker slot, so a second
+ *   task that would wait on a direction while another task waits there is
+ *   refused: its read or write completes with -EBUSY (tide's own streams;
+ *   it is never left asleep with the first task's wake-up lost). It still
+ *   reads or writes if the stream is ready for it. Within one task, the
+ *   last future to wait on a direction is the one woken.
  * - The stream, buffers and iovec arrays given to an init function must
  *   stay valid until the future is dropped.
  * - Dropping a future whose last poll of a direction answered PENDING

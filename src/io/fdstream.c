@@ -7,7 +7,9 @@
  * the guard (so an event that arrived meanwhile is not lost) and goes back
  * to tide__fd_poll_ready, which then stores the waker in the direction's
  * slot and arms the event. One slot per direction: one reader and one
- * writer at a time, which may be two different tasks.
+ * writer at a time, which may be two different tasks; a third that would
+ * wait where another task waits is refused with -EBUSY rather than left
+ * asleep (tide__fd_slot_busy).
  *
  * End of stream: a read answers 0 every time the kernel does (a socket
  * whose peer shut down its write side, a pipe whose writers are all gone)
@@ -51,6 +53,10 @@ tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx,
     for (;;) {
         if (!usable(fs)) {
             *out = -EBADF;
+            return TIDE_READY;
+        }
+        if (tide__fd_slot_busy(&fs->reg, TIDE__RD, cx)) {
+            *out = -EBUSY; /* another task reads: see io.h */
             return TIDE_READY;
         }
         tide_fd_guard_t g;
@@ -110,6 +116,10 @@ tide_poll_t tide__fdstream_poll_write(tide_stream_t *s, tide_cx_t *cx,
             *out = fs->closed ? -EPIPE : -EBADF;
             return TIDE_READY;
         }
+        if (tide__fd_slot_busy(&fs->reg, TIDE__WR, cx)) {
+            *out = -EBUSY; /* another task writes: see io.h */
+            return TIDE_READY;
+        }
         tide_fd_guard_t g;
         if (tide__fd_poll_ready(&fs->reg, cx, TIDE_WRITABLE, NULL, &g) ==
             TIDE_PENDING)
@@ -146,6 +156,10 @@ tide_poll_t tide__fdstream_poll_writev(tide_stream_t *s, tide_cx_t *cx,
     for (;;) {
         if (!usable(fs)) {
             *out = fs->closed ? -EPIPE : -EBADF;
+            return TIDE_READY;
+        }
+        if (tide__fd_slot_busy(&fs->reg, TIDE__WR, cx)) {
+            *out = -EBUSY; /* another task writes: see io.h */
             return TIDE_READY;
         }
         tide_fd_guard_t g;

@@ -60,6 +60,18 @@ void tide__waiter_park(struct tide_fd *reg, tide__waiter_t *node);
  * dropped: forget the slot's waker and disarm what nobody waits on. */
 void tide__fd_slot_cancel(struct tide_fd *reg, unsigned interest);
 
+/* Direction d is not ready and a task other than cx's waits on it through
+ * its single slot: waiting too would overwrite that task's waker and leave
+ * it asleep forever, so the caller refuses with -EBUSY instead. */
+static inline bool tide__fd_slot_busy(const struct tide_fd *reg, int d,
+                                      const tide_cx_t *cx) {
+    const tide_waker_t *w = &reg->dir[d].slot;
+    unsigned bit = d == TIDE__RD ? TIDE_READABLE | TIDE_READ_CLOSED
+                                 : TIDE_WRITABLE | TIDE_WRITE_CLOSED;
+    return !(reg->ready & bit) && !tide_waker_is_empty(w) &&
+           !tide_waker_will_wake(w, cx->waker);
+}
+
 /* Clear `bits` (closed states excepted) if no event arrived since `tick`. */
 static inline void tide__fd_clear(struct tide_fd *reg, unsigned tick,
                                   unsigned bits) {
