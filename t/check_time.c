@@ -661,6 +661,46 @@ static tide_poll_t sigtask_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&t->co, f, 0);
 }
 
+/* One executor listens for signals at a time (issue 10, item 15): libevent
+ * delivers them to one base per process, so a second executor is refused
+ * instead of silently taking them from the first. */
+START_TEST(test_signal_second_executor_ebusy) {
+    tide_exec_t *ex1 = t_exec_new();
+    tide_exec_t *ex2 = t_exec_new();
+    tide_signal_t s1, s1b, s2;
+    ck_assert_int_eq(tide_signal_init(&s1, ex1, SIGUSR1), 0);
+    ck_assert_int_eq(tide_signal_init(&s1b, ex1, SIGUSR2), 0); /* same one */
+    ck_assert_int_eq(tide_signal_init(&s2, ex2, SIGUSR1), -EBUSY);
+    ck_assert_int_eq(tide_signal_init(&s2, ex2, SIGUSR2), -EBUSY);
+    tide_signal_free(&s2); /* never listened: a no-op */
+    /* the first executor still gets its signal */
+    sigtask_t t;
+    memset(&t, 0, sizeof t);
+    t.sig = &s1;
+    t.raises = 1;
+    tide_future_init(&t.fut, sigtask_poll, NULL);
+    tide_timeout_t to;
+    ck_assert_int_eq(t_run(ex1, tide_timeout(&to, &t.fut, TIDE_USEC_PER_SEC)),
+                     0);
+    ck_assert_int_eq(t.first, 1);
+    /* still refused while one listener of ex1 lives */
+    tide_signal_free(&s1);
+    ck_assert_int_eq(tide_signal_init(&s2, ex2, SIGUSR1), -EBUSY);
+    /* freeing the executor stops its listeners: ex2 may listen now */
+    tide_exec_free(ex1);
+    ck_assert_int_eq(tide_signal_init(&s2, ex2, SIGUSR1), 0);
+    memset(&t, 0, sizeof t);
+    t.sig = &s2;
+    t.raises = 2;
+    tide_future_init(&t.fut, sigtask_poll, NULL);
+    ck_assert_int_eq(t_run(ex2, tide_timeout(&to, &t.fut, TIDE_USEC_PER_SEC)),
+                     0);
+    ck_assert_int_ge(t.first, 1);
+    tide_signal_free(&s2);
+    t_exec_free_clean(ex2);
+}
+END_TEST
+
 START_TEST(test_signal_raise_in_task) {
     tide_exec_t *ex = t_exec_new();
     tide_signal_t sig;
@@ -835,6 +875,7 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_signal_invalid);
     tcase_add_test(tc, test_signal_free_restores_disposition);
     tcase_add_test(tc, test_signal_free_wakes_pending_recv);
+    tcase_add_test(tc, test_signal_second_executor_ebusy);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,8 +4,22 @@
  *
  * A tide_signal_t listens from tide_signal_init until tide_signal_free, so
  * a signal that arrives while nobody is awaiting is counted, not lost.
- * libevent lets only one event_base at a time receive signals in a
- * process: use signals on one executor.
+ *
+ * One executor per process. libevent delivers signals to one event_base
+ * per process: the last base to add a signal event takes all signals from
+ * the others, without a word. So tide lets one executor listen at a time:
+ * while any tide_signal_t of one executor is live, tide_signal_init on
+ * another executor returns -EBUSY. (tide cannot see signal events that
+ * the host adds to another base with evsignal_new itself: an application
+ * that does must keep tide's signals on that same base.)
+ *
+ * Embedding: listening replaces the process's handler for that signal.
+ * libevent installs its own with sigaction, so a host that handles, say,
+ * SIGTERM with signal() or sigaction() no longer sees SIGTERM while a
+ * tide_signal_t listens for it; tide_signal_free restores the handler
+ * that was there. In a host with its own handler, either leave that
+ * signal to the host, or listen in tide and call the host's shutdown from
+ * the task that receives it.
  */
 #ifndef TIDE_SIGNAL_H
 #define TIDE_SIGNAL_H
@@ -30,8 +44,11 @@ typedef struct tide_signal {
 } tide_signal_t;
 
 /* tide_signal_init: start listening for signum (SIGINT, SIGTERM, SIGHUP,
- * SIGUSR1, ...). Returns 0. Errors: -EINVAL (NULL, or a signal number
- * libevent cannot catch such as SIGKILL), -EIO (libevent refused). */
+ * SIGUSR1, ...), replacing the process's handler for it until
+ * tide_signal_free (see above). Any thread may call it for its own
+ * executor. Returns 0. Errors: -EINVAL (NULL, or a signal number libevent
+ * cannot catch such as SIGKILL), -EBUSY (another executor listens for
+ * signals: libevent serves one per process), -EIO (libevent refused). */
 TIDE_EXTERN int tide_signal_init(tide_signal_t *s, tide_exec_t *exec,
                                  int signum);
 

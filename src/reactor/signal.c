@@ -3,11 +3,41 @@
  * events. The event is persistent from init to free, so signals that arrive
  * between two recvs are counted rather than lost.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
 #include "core/internal.h"
 #include "tide/signal.h"
+
+/* libevent delivers signals to one event_base per process: the last one to
+ * add a signal event takes every signal from the others, silently. That is
+ * a process-wide fact, so this is the one process-wide state of tide: the
+ * base whose executor listens, and how many of its listeners are live. A
+ * second executor is refused (-EBUSY) until the first stops listening. */
+static pthread_mutex_t owner_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct event_base *owner_base;
+static unsigned owner_listeners;
+
+static int owner_take(struct event_base *base) {
+    int rc = 0;
+    pthread_mutex_lock(&owner_lock);
+    if (owner_base != NULL && owner_base != base) {
+        rc = -EBUSY;
+    } else {
+        owner_base = base;
+        owner_listeners++;
+    }
+    pthread_mutex_unlock(&owner_lock);
+    return rc;
+}
+
+static void owner_release(void) {
+    pthread_mutex_lock(&owner_lock);
+    if (--owner_listeners == 0)
+        owner_base = NULL;
+    pthread_mutex_unlock(&owner_lock);
+}
 
 static void signal_cb(evutil_socket_t signum, short what, void *arg) {
     tide_signal_t *s = arg;
@@ -25,12 +55,18 @@ int tide_signal_init(tide_signal_t *s, tide_exec_t *exec, int signum) {
         signum == SIGKILL || signum == SIGSTOP)
         return -EINVAL;
     memset(s, 0, sizeof *s);
+    int rc = owner_take(tide_exec_base(exec));
+    if (rc < 0)
+        return rc;
     s->exec = exec;
     s->signum = signum;
     if (evsignal_assign(&s->ev, tide_exec_base(exec), signum, signal_cb, s) !=
             0 ||
-        evsignal_add(&s->ev, NULL) != 0)
+        evsignal_add(&s->ev, NULL) != 0) {
+        s->exec = NULL;
+        owner_release();
         return -EIO;
+    }
     tide__armed(exec, 1);
     /* On the executor's list, so that tide_exec_free stops it and a later
      * tide_signal_free finds it detached instead of a freed executor. */
@@ -71,6 +107,7 @@ void tide_signal_free(tide_signal_t *s) {
     if (s == NULL || s->exec == NULL)
         return;
     evsignal_del(&s->ev);
+    owner_release();
     tide__armed(s->exec, -1);
     if (s->prev != NULL)
         s->prev->next = s->next;
