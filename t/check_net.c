@@ -34,6 +34,7 @@
 
 #include <tide.h>
 
+#include "testutil.h"      /* the watchdog */
 #include "core/internal.h" /* tide__alloc_fail_at */
 #include "net/internal.h"  /* tide__resolve_set_base, _outstanding */
 
@@ -49,21 +50,10 @@ static tide_exec_t *n_exec(void) {
     return ex;
 }
 
-static void n_watchdog(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
-    tide_exec_stop(arg);
-}
-
-/* Run fut to completion (bounded: a watchdog fails the test), drop it and
- * return its result. */
+/* Run fut to completion (bounded: a watchdog, scaled for sanitizers and
+ * valgrind, fails the test saying so), drop it and return its result. */
 static intptr_t n_run(tide_exec_t *ex, tide_future_t *fut) {
-    struct event wd;
-    struct timeval tv = {BOUND_MS / 1000, 0};
-    evtimer_assign(&wd, tide_exec_base(ex), n_watchdog, ex);
-    evtimer_add(&wd, &tv);
-    int rc = tide_exec_block_on(ex, fut);
-    evtimer_del(&wd);
+    int rc = t_block_on_ms(ex, fut, BOUND_MS);
     ck_assert_msg(rc == 0, "block_on: %s", tide_strerror(rc));
     intptr_t r = fut->result;
     tide_future_drop(fut);
@@ -1867,6 +1857,84 @@ START_TEST(test_pipe_round_trip) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * The tests' watchdog (t/testutil.h): scaled for slow builds, and a
+ * watchdog that fires says so
+ * ------------------------------------------------------------------------ */
+
+/* Run under a nested runner: blocks on a sleep of an hour under a 1 s
+ * watchdog (TIDE_TEST_SLOWDOWN=1), so the watchdog fires. */
+START_TEST(test_watchdog_victim) {
+    tide_exec_t *ex = n_exec();
+    tide_sleep_t sl;
+    int rc = t_block_on_ms(ex, tide_sleep(&sl, UINT64_C(3600000000)), 1000);
+    ck_assert_msg(rc == 0, "block_on: %s", tide_strerror(rc));
+}
+END_TEST
+
+START_TEST(test_watchdog_fails_the_test_saying_so) {
+    setenv("TIDE_TEST_SLOWDOWN", "1", 1);
+    Suite *s = suite_create("watchdog-victim");
+    TCase *tc = tcase_create("victim");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_watchdog_victim);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    fprintf(stderr, "net: a nested test whose watchdog fires, on purpose:\n");
+    uint64_t t0 = tide_now();
+    srunner_run(sr, "watchdog-victim", "victim", CK_SILENT);
+    uint64_t took = tide_now() - t0;
+    ck_assert_int_eq(srunner_ntests_run(sr), 1);
+    ck_assert_int_eq(srunner_ntests_failed(sr), 1);
+    TestResult **res = srunner_results(sr);
+    const char *msg = tr_msg(res[0]);
+    ck_assert_msg(strncmp(msg, "watchdog: over 1 s in test_watchdog_victim",
+                          strlen("watchdog: over 1 s in test_watchdog_victim")) ==
+                      0,
+                  "the victim failed with \"%s\"", msg);
+    free(res);
+    srunner_free(sr);
+    ck_assert_uint_ge(took, 1000000);
+    unsetenv("TIDE_TEST_SLOWDOWN");
+}
+END_TEST
+
+START_TEST(test_watchdog_scaled) {
+    unsetenv("TIDE_TEST_SLOWDOWN");
+    unsigned base = t_slowdown();
+#if defined(__SANITIZE_THREAD__)
+    ck_assert_uint_ge(base, 10);
+#elif defined(__SANITIZE_ADDRESS__)
+    ck_assert_uint_ge(base, 3);
+#endif
+    if (base > 1)
+        ck_assert_ptr_nonnull(getenv("CK_TIMEOUT_MULTIPLIER"));
+    ck_assert_uint_eq(t_watchdog_ms(5000), 5000 * base);
+
+    char *old = getenv("TIDE_VALGRIND");
+    setenv("TIDE_VALGRIND", "1", 1);
+    ck_assert_uint_ge(t_slowdown(), 20);
+    if (old == NULL)
+        unsetenv("TIDE_VALGRIND");
+
+    setenv("TIDE_TEST_SLOWDOWN", "4", 1);
+    ck_assert_uint_eq(t_slowdown(), 4);
+    ck_assert_uint_eq(t_watchdog_ms(5000), 20000);
+
+    /* A 1 s watchdog, stretched to 2 s, lets a 1.5 s sleep finish. */
+    setenv("TIDE_TEST_SLOWDOWN", "2", 1);
+    tide_exec_t *ex = n_exec();
+    tide_sleep_t sl;
+    uint64_t t0 = tide_now();
+    ck_assert_int_eq(t_block_on_ms(ex, tide_sleep(&sl, 1500000), 1000), 0);
+    ck_assert_uint_ge(tide_now() - t0, 1500000);
+    tide_future_drop(&sl.fut);
+    unsetenv("TIDE_TEST_SLOWDOWN");
+    n_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Allocation failures: a clean error and nothing leaked at every step
  * ------------------------------------------------------------------------ */
 
@@ -2003,6 +2071,12 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_unix_dgram_round_trip);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin_poll);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("watchdog");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_watchdog_fails_the_test_saying_so);
+    tcase_add_test(tc, test_watchdog_scaled);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("unix");

@@ -86,12 +86,13 @@ EXTRA_DIST += t/fuzz/corpus t/valgrind.supp t/reliability.sh t/stress/run.sh
 # and each forked test is leak-checked when it exits (a failing child fails
 # its test). Programs a test execs (the echo daemon, through its libtool
 # wrapper and the shell tools in it) run natively: --trace-children=no.
-# Test timeouts are stretched (CK_TIMEOUT_MULTIPLIER), the soak test does
-# fewer operations (TIDE_SOAK_OPS), and TCases tagged "no-valgrind" (those
-# that lower RLIMIT_NOFILE, which valgrind virtualises) are left out
-# (CK_EXCLUDE_TAGS). Programs are run through libtool --mode=execute so
-# that valgrind never sees a libtool wrapper script. One log per program:
-# NAME.vg.log beside it.
+# Test timeouts are stretched (CK_TIMEOUT_MULTIPLIER; TIDE_VALGRIND=1
+# stretches the tests' own watchdogs of t/testutil.h by the same 20), the
+# soak test does fewer operations (TIDE_SOAK_OPS), and TCases tagged
+# "no-valgrind" (those that lower RLIMIT_NOFILE, which valgrind
+# virtualises) are left out (CK_EXCLUDE_TAGS). Programs are run through
+# libtool --mode=execute so that valgrind never sees a libtool wrapper
+# script. One log per program: NAME.vg.log beside it.
 # ------------------------------------------------------------------------
 VALGRIND = valgrind
 VALGRIND_FLAGS = -q --error-exitcode=1 --leak-check=full \

@@ -58,7 +58,14 @@ tsan)
         CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
     make -j"$jobs" >/dev/null
     status=0
+    # TSan runs the suite 5-30 times slower. The tests' own watchdogs
+    # (t/testutil.h) see the TSan build and scale themselves by 10 (so do
+    # their TCase timeouts); CK_TIMEOUT_MULTIPLIER stretches Check's
+    # timeouts in the programs that do not use testutil.h too.
+    # TIDE_TEST_SLOWDOWN=N in the environment overrides the factor of the
+    # watchdogs (a loaded machine).
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
+    CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-10} \
         make -j"$jobs" check >/dev/null 2>&1 || status=$?
     passed=0 failed=0
     for trs in $(find t -name '*.trs' | sort); do

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,9 +30,120 @@
 
 #include "core/internal.h" /* tide__alloc_fail_at, struct tide_task */
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define T_HAVE_VALGRIND_H 1
+#endif
+#endif
+
 /* Bound for every block_on and loop helper unless a test says otherwise:
- * far above what any test needs, far below the TCase timeout. */
+ * far above what any test needs, far below the TCase timeout. Scaled by
+ * t_slowdown() (see "Watchdogs" below), as every bound here is. */
 #define T_BOUND_MS 5000u
+
+/* ------------------------------------------------------------------------
+ * Watchdogs
+ *
+ * A watchdog bound is far above what its test needs in a plain build; it
+ * is there to turn a hang into a failure. Sanitizers and valgrind slow a
+ * test down by large factors (ASan about 2-3x; ThreadSanitizer 5-30x on
+ * the copy tests, more on a loaded 2-core machine; valgrind 20-50x), so
+ * every bound of these helpers is multiplied by t_slowdown():
+ *   - TIDE_TEST_SLOWDOWN=N in the environment (N >= 1): N, whatever the
+ *     build (to stretch a loaded machine, or to test the watchdog);
+ *   - else under valgrind (TIDE_VALGRIND=1, which make check-valgrind
+ *     sets, or valgrind.h's RUNNING_ON_VALGRIND): 20;
+ *   - else a ThreadSanitizer build: 10; an AddressSanitizer (or
+ *     MemorySanitizer) build: 3 (detected at compile time);
+ *   - else 1.
+ * Check's TCase timeouts scale with the same factor: unless
+ * CK_TIMEOUT_MULTIPLIER is already set, a constructor sets it to
+ * t_slowdown() before main builds the suite (Check applies the multiplier
+ * in tcase_set_timeout, so it must be in the environment by then).
+ *
+ * A watchdog that fires says so and fails the test: "watchdog: over N s in
+ * test_x" on stderr and as the test's failure message, instead of
+ * surfacing as an -EINTR from tide_exec_block_on for the test to misread.
+ * ------------------------------------------------------------------------ */
+
+#if defined(__SANITIZE_THREAD__)
+#define T_SLOWDOWN_BUILD 10u
+#elif defined(__SANITIZE_ADDRESS__)
+#define T_SLOWDOWN_BUILD 3u
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_SLOWDOWN_BUILD 10u
+#elif __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define T_SLOWDOWN_BUILD 3u
+#endif
+#endif
+#ifndef T_SLOWDOWN_BUILD
+#define T_SLOWDOWN_BUILD 1u
+#endif
+
+/* The factor valgrind's memcheck gets (make check-valgrind stretches the
+ * TCase timeouts by the same, CK_TIMEOUT_MULTIPLIER=20). */
+#define T_SLOWDOWN_VALGRIND 20u
+
+/* Bounds under this are deliberate stops, not watchdogs: see
+ * t_block_on_ms. */
+#define T_STOP_MAX_MS 1000u
+
+static inline bool t_under_valgrind(void) {
+    const char *v = getenv("TIDE_VALGRIND");
+    if (v != NULL && *v != '\0' && strcmp(v, "0") != 0)
+        return true;
+#ifdef T_HAVE_VALGRIND_H
+    if (RUNNING_ON_VALGRIND)
+        return true;
+#endif
+    return false;
+}
+
+/* t_slowdown: how many times slower than a plain build this run is
+ * expected to be (see above). Read afresh at each call: a test may set
+ * TIDE_TEST_SLOWDOWN. */
+static inline unsigned t_slowdown(void) {
+    const char *v = getenv("TIDE_TEST_SLOWDOWN");
+    if (v != NULL && *v != '\0') {
+        char *end;
+        unsigned long n = strtoul(v, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= 1000)
+            return (unsigned)n;
+    }
+    unsigned s = T_SLOWDOWN_BUILD;
+    if (t_under_valgrind() && s < T_SLOWDOWN_VALGRIND)
+        s = T_SLOWDOWN_VALGRIND;
+    return s;
+}
+
+/* t_watchdog_ms: a watchdog bound of `ms` in a plain build, scaled. */
+static inline unsigned t_watchdog_ms(unsigned ms) {
+    uint64_t v = (uint64_t)ms * t_slowdown();
+    return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+__attribute__((constructor)) static void t_watchdog_scale_tcases(void) {
+    unsigned s = t_slowdown();
+    if (s > 1 && getenv("CK_TIMEOUT_MULTIPLIER") == NULL) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%u", s);
+        setenv("CK_TIMEOUT_MULTIPLIER", buf, 0);
+    }
+}
+
+/* t_watchdog_fail: a watchdog of `ms` (scaled) fired: say so and fail the
+ * running test. Does not return. */
+static inline void t_watchdog_fail(unsigned ms) {
+    const char *test = tcase_name();
+    if (test == NULL)
+        test = "?";
+    fprintf(stderr, "watchdog: over %g s in %s (slowdown x%u)\n",
+            (double)ms / 1000.0, test, t_slowdown());
+    ck_abort_msg("watchdog: over %g s in %s (slowdown x%u)",
+                 (double)ms / 1000.0, test, t_slowdown());
+}
 
 /* ------------------------------------------------------------------------
  * A counting waker: a custom tide_waker_vtable_t whose data points at a
@@ -152,22 +264,59 @@ static inline void t_exec_free_clean(tide_exec_t *ex) {
     tide_exec_free(ex);
 }
 
+/* A timer on the executor's base that stops it and remembers it did. */
+typedef struct t_watchdog {
+    struct event ev;
+    tide_exec_t *ex;
+    bool fired;
+} t_watchdog_t;
+
 static inline void t_watchdog_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    tide_exec_stop(arg);
+    t_watchdog_t *w = arg;
+    w->fired = true;
+    tide_exec_stop(w->ex);
 }
 
-/* t_block_on: tide_exec_block_on bounded by `ms`: a watchdog timer on the
- * executor's base stops it (then -EINTR, and fut is left pending). */
+/* t_block_on_run: tide_exec_block_on with a timer of exactly `ms` that
+ * stops it; *fired tells whether it went off. */
+static inline int t_block_on_run(tide_exec_t *ex, tide_future_t *fut,
+                                 unsigned ms, bool *fired) {
+    t_watchdog_t w = {.ex = ex, .fired = false};
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_assign(&w.ev, tide_exec_base(ex), t_watchdog_cb, &w);
+    evtimer_add(&w.ev, &tv);
+    int rc = tide_exec_block_on(ex, fut);
+    evtimer_del(&w.ev);
+    *fired = w.fired;
+    return rc;
+}
+
+/* t_block_on_stop_ms: tide_exec_block_on stopped after `ms` (not scaled):
+ * -EINTR then, and fut is left pending. For tests of the stop itself. */
+static inline int t_block_on_stop_ms(tide_exec_t *ex, tide_future_t *fut,
+                                     unsigned ms) {
+    bool fired;
+    return t_block_on_run(ex, fut, ms, &fired);
+}
+
+/* t_block_on_ms: tide_exec_block_on under a watchdog of `ms` (scaled by
+ * t_slowdown()). If the watchdog fires before fut completes, the test
+ * fails with "watchdog: over N s in test_x"; otherwise the result of
+ * block_on is returned (0, or an error of block_on's own such as -ENOMEM).
+ * A bound under T_STOP_MAX_MS is taken as a deliberate stop instead (as
+ * t_block_on_stop_ms: -EINTR, fut left pending), which is what the tests
+ * that pass one mean; new tests should call t_block_on_stop_ms for that. */
 static inline int t_block_on_ms(tide_exec_t *ex, tide_future_t *fut,
                                 unsigned ms) {
-    struct event wd;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    evtimer_assign(&wd, tide_exec_base(ex), t_watchdog_cb, ex);
-    evtimer_add(&wd, &tv);
-    int rc = tide_exec_block_on(ex, fut);
-    evtimer_del(&wd);
+    if (ms < T_STOP_MAX_MS)
+        return t_block_on_stop_ms(ex, fut, ms);
+    unsigned bound = t_watchdog_ms(ms);
+    bool fired;
+    int rc = t_block_on_run(ex, fut, bound, &fired);
+    if (rc == -EINTR && fired)
+        t_watchdog_fail(bound);
     return rc;
 }
 
@@ -190,11 +339,13 @@ static inline void t_nop_cb(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* t_loop_until: run `base` one iteration at a time until cond(arg) holds
- * or `ms` have passed; returns cond(arg). For futures polled by hand and
- * for executors on a caller's base. */
+ * or `ms` (scaled by t_slowdown()) have passed; returns cond(arg), and
+ * says "watchdog: over N s" on stderr when it is false. For futures
+ * polled by hand and for executors on a caller's base. */
 static inline bool t_loop_until(struct event_base *base,
                                 bool (*cond)(void *arg), void *arg,
                                 unsigned ms) {
+    ms = t_watchdog_ms(ms);
     struct event wd;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     uint64_t deadline = tide_now() + (uint64_t)ms * 1000u;
@@ -203,7 +354,11 @@ static inline bool t_loop_until(struct event_base *base,
     while (!cond(arg) && tide_now() < deadline)
         event_base_loop(base, EVLOOP_ONCE);
     evtimer_del(&wd);
-    return cond(arg);
+    bool ok = cond(arg);
+    if (!ok)
+        fprintf(stderr, "watchdog: over %g s in %s (t_loop_until)\n",
+                (double)ms / 1000.0, tcase_name());
+    return ok;
 }
 
 typedef struct t_at_least {
