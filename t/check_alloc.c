@@ -16,6 +16,7 @@
  * libevent's own allocations go through event_set_mem_functions: the last
  * tests fail those too.
  */
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "testutil.h"
@@ -340,13 +341,26 @@ static void un_pipe(void *o) {
 }
 
 static int mk_tcp_from_fd(tide_exec_t *ex, void **obj) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* tide_tcp_from_fd takes only a connected TCP socket: connect one to
+     * a listener of our own (loopback: the connect completes at once). */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
     int rc = tide_tcp_from_fd((tide_tcp_t **)obj, ex, fd);
     if (rc < 0) {
         ck_assert(t_is_open(fd)); /* not taken on error */
         close(fd);
     }
+    close(l); /* after the check: closing it resets the queued connection */
     return rc;
 }
 static void un_tcp(void *o) { tide_tcp_free(o); }

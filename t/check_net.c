@@ -1857,6 +1857,151 @@ START_TEST(test_pipe_round_trip) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * Wrapping a descriptor: only a connected stream socket of the right
+ * family is taken; anything else is refused, and left open for the caller
+ * ------------------------------------------------------------------------ */
+
+/* Expect tide_tcp_from_fd (unix: tide_unix_from_fd) to refuse fd with
+ * want, leave it open, and register nothing; then close it. */
+static void n_refused(tide_exec_t *ex, bool unix_, int fd, int want,
+                      const char *what) {
+    int rc;
+    if (unix_) {
+        tide_unix_t *u = NULL;
+        rc = tide_unix_from_fd(&u, ex, fd);
+        if (rc == 0)
+            tide_unix_free(u);
+    } else {
+        tide_tcp_t *t = NULL;
+        rc = tide_tcp_from_fd(&t, ex, fd);
+        if (rc == 0)
+            tide_tcp_free(t);
+    }
+    ck_assert_msg(rc == want, "%s_from_fd(%s): %s, want %s",
+                  unix_ ? "unix" : "tcp", what, tide_err_name(rc),
+                  tide_err_name(want));
+    if (fd >= 0) {
+        ck_assert_msg(t_is_open(fd), "%s: fd closed on error", what);
+        close(fd);
+    }
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    ck_assert_uint_eq(st.registered, 0);
+}
+
+static int n_sock(int family, int type) {
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+/* A connected TCP pair made with plain sockets: *c the client, *s the
+ * accepted end, both non-blocking. */
+static void n_raw_tcp_pair(int *c, int *s) {
+    int l = n_sock(AF_INET, SOCK_STREAM);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*c, 0);
+    ck_assert_int_eq(connect(*c, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(fcntl(*c, F_SETFL, fcntl(*c, F_GETFL) | O_NONBLOCK), 0);
+    *s = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ck_assert_int_ge(*s, 0);
+    close(l);
+}
+
+START_TEST(test_tcp_from_fd_checks_the_socket) {
+    tide_exec_t *ex = n_exec();
+    int sv[2], c, s;
+
+    n_refused(ex, false, -1, -EBADF, "-1");
+    ck_assert_int_eq(pipe2(sv, O_NONBLOCK | O_CLOEXEC), 0);
+    close(sv[1]);
+    n_refused(ex, false, sv[0], -ENOTSOCK, "a pipe");
+    t_socketpair(sv);
+    close(sv[1]);
+    n_refused(ex, false, sv[0], -EAFNOSUPPORT, "a Unix stream socket");
+    /* UDP, even connected */
+    int u = n_sock(AF_INET, SOCK_DGRAM);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons(9),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(u, (struct sockaddr *)&sin, sizeof sin), 0);
+    n_refused(ex, false, u, -EPROTOTYPE, "a connected UDP socket");
+    n_refused(ex, false, n_sock(AF_INET, SOCK_STREAM), -ENOTCONN,
+              "an unconnected TCP socket");
+    int l = n_sock(AF_INET, SOCK_STREAM);
+    sin.sin_port = 0;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    n_refused(ex, false, l, -ENOTCONN, "a listening TCP socket");
+    int v6 = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (v6 >= 0)
+        n_refused(ex, false, v6, -ENOTCONN, "an unconnected TCP/IPv6 socket");
+
+    /* What it is for: a connected TCP socket, which then works. */
+    n_raw_tcp_pair(&c, &s);
+    tide_tcp_t *t = NULL;
+    ck_assert_int_eq(tide_tcp_from_fd(&t, ex, c), 0);
+    ck_assert_int_eq(write(s, "ok", 2), 2);
+    char buf[2];
+    tide_read_exact_t rx;
+    ck_assert_int_eq(n_run(ex, tide_read_exact(&rx, tide_tcp_stream(t), buf, 2)),
+                     2);
+    ck_assert_int_eq(memcmp(buf, "ok", 2), 0);
+    ck_assert_int_eq(tide_tcp_from_fd(NULL, ex, s), -EINVAL);
+    ck_assert_int_eq(tide_tcp_from_fd(&t, NULL, s), -EINVAL);
+    tide_tcp_free(t);
+    close(s);
+    n_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_unix_from_fd_checks_the_socket) {
+    tide_exec_t *ex = n_exec();
+    int sv[2], c, s;
+
+    n_refused(ex, true, -1, -EBADF, "-1");
+    ck_assert_int_eq(pipe2(sv, O_NONBLOCK | O_CLOEXEC), 0);
+    close(sv[1]);
+    n_refused(ex, true, sv[0], -ENOTSOCK, "a pipe");
+    n_raw_tcp_pair(&c, &s);
+    close(s);
+    n_refused(ex, true, c, -EAFNOSUPPORT, "a TCP socket");
+    ck_assert_int_eq(
+        socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    close(sv[1]);
+    n_refused(ex, true, sv[0], -EPROTOTYPE, "a Unix datagram pair");
+    ck_assert_int_eq(socketpair(AF_UNIX,
+                                SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                                0, sv),
+                     0);
+    close(sv[1]);
+    n_refused(ex, true, sv[0], -EPROTOTYPE, "a Unix seqpacket pair");
+    n_refused(ex, true, n_sock(AF_UNIX, SOCK_STREAM), -ENOTCONN,
+              "an unconnected Unix stream socket");
+
+    /* One end of a socketpair, even after its peer closed, is connected. */
+    t_socketpair(sv);
+    ck_assert_int_eq(write(sv[1], "ok", 2), 2);
+    close(sv[1]);
+    tide_unix_t *u = NULL;
+    ck_assert_int_eq(tide_unix_from_fd(&u, ex, sv[0]), 0);
+    char buf[2];
+    tide_read_exact_t rx;
+    ck_assert_int_eq(n_run(ex, tide_read_exact(&rx, tide_unix_stream(u), buf, 2)),
+                     2);
+    ck_assert_int_eq(memcmp(buf, "ok", 2), 0);
+    tide_unix_free(u);
+    n_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * The tests' watchdog (t/testutil.h): scaled for slow builds, and a
  * watchdog that fires says so
  * ------------------------------------------------------------------------ */
@@ -2071,6 +2216,12 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_unix_dgram_round_trip);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin_poll);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("from_fd");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, test_tcp_from_fd_checks_the_socket);
+    tcase_add_test(tc, test_unix_from_fd_checks_the_socket);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("watchdog");

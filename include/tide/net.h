@@ -292,8 +292,19 @@ TIDE_EXTERN tide_future_t *tide_tcp_connect(tide_tcp_connect_t *c,
 TIDE_EXTERN tide_future_t *tide_tcp_connect_addr(tide_tcp_connect_t *c,
                                                  const tide_addr_t *addr);
 
-/* tide_tcp_from_fd: wrap a connected, non-blocking TCP socket (the stream
- * owns fd from now on). Returns 0. Errors: those of tide_fd_new, -ENOMEM. */
+/*
+ * tide_tcp_from_fd: wrap a connected, non-blocking TCP socket (AF_INET or
+ * AF_INET6, SOCK_STREAM). The descriptor is checked first, so that a wrong
+ * one fails here rather than misbehave later.
+ *
+ * Returns 0 and sets *out; the stream owns fd from then on. Errors (fd is
+ * left open and still the caller's): -EBADF (not open), -ENOTSOCK (not a
+ * socket: a pipe, a file), -EAFNOSUPPORT (a socket of another family: a
+ * Unix socket), -EPROTOTYPE (not SOCK_STREAM: UDP), -ENOTCONN (not
+ * connected: never connected, its connect still in progress, listening,
+ * or reset by the peer), -EINVAL (NULL out or ex), those of tide_fd_new
+ * (TIDE_EBLOCKING for a blocking socket, -EEXIST...), -ENOMEM.
+ */
 TIDE_EXTERN int tide_tcp_from_fd(tide_tcp_t **out, tide_exec_t *ex, int fd);
 
 /* tide_tcp_stream: the stream interface (read, write, shutdown, copy...).
@@ -521,8 +532,13 @@ TIDE_EXTERN tide_future_t *tide_unix_connect(tide_unix_connect_t *c,
 TIDE_EXTERN int tide_socketpair(tide_unix_t **a, tide_unix_t **b,
                                 tide_exec_t *ex);
 
-/* tide_unix_from_fd: wrap a connected, non-blocking Unix stream socket (the
- * stream owns fd). Returns 0. Errors: those of tide_fd_new, -ENOMEM. */
+/* tide_unix_from_fd: wrap a connected, non-blocking Unix stream socket
+ * (AF_UNIX, SOCK_STREAM; one end of a socketpair(2) qualifies). Returns 0
+ * and sets *out; the stream owns fd from then on. Errors (fd is left open
+ * and still the caller's), checked as for tide_tcp_from_fd: -EBADF,
+ * -ENOTSOCK, -EAFNOSUPPORT (a TCP or UDP socket), -EPROTOTYPE (a datagram
+ * or SOCK_SEQPACKET socket), -ENOTCONN, -EINVAL, those of tide_fd_new,
+ * -ENOMEM. */
 TIDE_EXTERN int tide_unix_from_fd(tide_unix_t **out, tide_exec_t *ex, int fd);
 
 /* The rest as for TCP streams (tide_unix_free: drop the futures using the

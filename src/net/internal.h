@@ -49,6 +49,13 @@ int tide__sys_unix_unlink_stale(const tide_addr_t *addr, unsigned flags);
 /* Close, ignoring EINTR (on Linux the descriptor is gone either way). */
 void tide__sys_close(int fd);
 
+/* The socket checks of tide_tcp_from_fd and tide_unix_from_fd: fd is a
+ * socket of family fam_a or fam_b, of type SOCK_STREAM, and connected.
+ * Returns 0. Errors: -EBADF, -ENOTSOCK, -EAFNOSUPPORT (another family),
+ * -EPROTOTYPE (another type), -ENOTCONN (not connected: never connected,
+ * a connect still in progress, listening, or reset). */
+int tide__sys_check_stream(int fd, int fam_a, int fam_b);
+
 /* ------------------------------------------------------------------------
  * addr.c
  * ------------------------------------------------------------------------ */

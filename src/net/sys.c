@@ -106,6 +106,29 @@ int tide__sys_peer_addr(int fd, tide_addr_t *out) {
     return 0;
 }
 
+int tide__sys_check_stream(int fd, int fam_a, int fam_b) {
+    if (fd < 0)
+        return -EBADF;
+    /* getsockname answers ENOTSOCK for anything but a socket, and gives
+     * the family of any socket, bound or not (an unnamed Unix socket is
+     * just its family). */
+    tide_addr_t a;
+    int rc = tide__sys_local_addr(fd, &a);
+    if (rc < 0)
+        return rc;
+    if (a.len < sizeof a.ss.ss_family ||
+        (a.ss.ss_family != fam_a && a.ss.ss_family != fam_b))
+        return -EAFNOSUPPORT;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+        return -errno;
+    if (type != SOCK_STREAM)
+        return -EPROTOTYPE; /* UDP, a Unix datagram or seqpacket socket */
+    tide_addr_t peer;
+    return tide__sys_peer_addr(fd, &peer); /* -ENOTCONN */
+}
+
 int tide__sys_unix_unlink_stale(const tide_addr_t *addr, unsigned flags) {
     const struct sockaddr_un *un = (const void *)&addr->ss;
     if (!(flags & TIDE_NET_UNLINK) || un->sun_path[0] == '\0')

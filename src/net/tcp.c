@@ -329,10 +329,13 @@ tide_future_t *tide_tcp_connect(tide_tcp_connect_t *c, const char *hostport) {
  * ------------------------------------------------------------------------ */
 
 int tide_tcp_from_fd(tide_tcp_t **out, tide_exec_t *ex, int fd) {
-    if (out == NULL)
+    if (out == NULL || ex == NULL)
         return -EINVAL;
+    int rc = tide__sys_check_stream(fd, AF_INET, AF_INET6);
+    if (rc < 0)
+        return rc;
     struct tide__sock *s;
-    int rc = tide__sock_new(&s, ex, fd);
+    rc = tide__sock_new(&s, ex, fd);
     if (rc < 0)
         return rc;
     *out = tcp_of(s);

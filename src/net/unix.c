@@ -230,10 +230,13 @@ fail_fds:
 }
 
 int tide_unix_from_fd(tide_unix_t **out, tide_exec_t *ex, int fd) {
-    if (out == NULL)
+    if (out == NULL || ex == NULL)
         return -EINVAL;
+    int rc = tide__sys_check_stream(fd, AF_UNIX, AF_UNIX);
+    if (rc < 0)
+        return rc;
     struct tide__sock *s;
-    int rc = tide__sock_new(&s, ex, fd);
+    rc = tide__sock_new(&s, ex, fd);
     if (rc < 0)
         return rc;
     *out = unix_of(s);
