@@ -830,7 +830,9 @@ START_TEST(test_yield_lets_host_events_run) {
 }
 END_TEST
 
-/* A task woken by another task during a turn runs in the next turn. */
+/* A task woken by another task during a turn runs in the same turn (only
+ * a task that wakes itself, a yield, waits for the next), as Tokio runs
+ * tasks woken by other tasks before polling its driver again. */
 typedef struct waker_pair {
     tide_future_t a, b;
     tide_waker_t bw;
@@ -861,7 +863,7 @@ static tide_poll_t pair_a_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
-START_TEST(test_task_woken_by_task_runs_next_turn) {
+START_TEST(test_task_woken_by_task_runs_same_turn) {
     tide_exec_t *ex = t_exec_new();
     waker_pair_t p;
     memset(&p, 0, sizeof p);
@@ -873,7 +875,7 @@ START_TEST(test_task_woken_by_task_runs_next_turn) {
     ck_assert_int_eq(t_run(ex, tide_join(&ja)), 0);
     ck_assert_int_eq(t_run(ex, tide_join(&jb)), 0);
     ck_assert_int_eq(p.b_polls, 2);
-    ck_assert_uint_eq(p.b_turn, p.a_turn + 1);
+    ck_assert_uint_eq(p.b_turn, p.a_turn);
     t_exec_free_clean(ex);
 }
 END_TEST
@@ -2045,7 +2047,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_exec_block_on_completion_wins_over_stop);
     tcase_add_test(tc, test_task_spawn_same_future_twice_ebusy);
     tcase_add_test(tc, test_yield_lets_host_events_run);
-    tcase_add_test(tc, test_task_woken_by_task_runs_next_turn);
+    tcase_add_test(tc, test_task_woken_by_task_runs_same_turn);
     tcase_add_test(tc, test_exec_block_on_inside_task_ebusy);
     tcase_add_test(tc, test_exec_caller_base);
     tcase_add_test(tc, test_exec_budget_host_timer_keeps_firing);

@@ -428,7 +428,7 @@ typedef struct tide_exec_stats {
     uint64_t polls;      /* task polls since creation */
     uint64_t turns;      /* runs of the executor's internal event */
     uint64_t yields;     /* turns that left tasks queued for the next turn
-                            (out of budget, or woken during the turn) */
+                            (out of budget, or tasks that yielded) */
     uint64_t remote_wakes; /* wakes that came from another thread */
     uint64_t io_arms;      /* descriptor events added (an epoll_ctl each) */
     uint64_t io_disarms;   /* descriptor events removed (an epoll_ctl each) */
@@ -524,9 +524,11 @@ TIDE_EXTERN tide_future_t *tide_select(tide_select_t *s,
 
 /* yield now: PENDING once (after waking itself), READY the next time;
  * result 0. Lets the executor run other tasks and the loop its events: a
- * task woken during a turn (by itself, as here, or by another task) is
- * polled in the next turn, after the loop has polled for I/O, never again
- * in the same one. */
+ * task that wakes itself while it is being polled (as here, or when its
+ * budget is spent) is polled again in the next turn, after the loop has
+ * polled for I/O and run the host's ready events, never in the same one.
+ * (A task woken by another task runs in the current turn, within the
+ * turn's budget of polls.) */
 typedef struct tide_yield {
     tide_future_t fut;
     bool yielded; /* private */

@@ -117,6 +117,34 @@ static tide_task_t *queue_pop(tide_exec_t *ex) {
     return t;
 }
 
+/* A task that wakes itself while it is being polled (TIDE_YIELD, a spent
+ * budget) waits for the next turn: queued now, it would be polled again in
+ * this one, before the loop has looked at I/O, and a yield would not
+ * yield. Tasks woken by other tasks run in this turn, as Tokio does (its
+ * yield_now defers; its other wakes go on the run queue), within the
+ * turn's budget. */
+static void defer_push(tide_exec_t *ex, tide_task_t *t) {
+    t->qnext = NULL;
+    if (ex->dtail != NULL)
+        ex->dtail->qnext = t;
+    else
+        ex->dhead = t;
+    ex->dtail = t;
+    ex->queued++;
+}
+
+/* End of a turn: the deferred tasks go behind those still queued. */
+static void defer_splice(tide_exec_t *ex) {
+    if (ex->dhead == NULL)
+        return;
+    if (ex->qtail != NULL)
+        ex->qtail->qnext = ex->dhead;
+    else
+        ex->qhead = ex->dhead;
+    ex->qtail = ex->dtail;
+    ex->dhead = ex->dtail = NULL;
+}
+
 /* Called once per wake that set NOTIFIED: the queue takes a reference. */
 void tide__exec_schedule(tide_task_t *t) {
     struct tide__remote *r = t->remote;
@@ -127,6 +155,10 @@ void tide__exec_schedule(tide_task_t *t) {
             /* The executor is dropping everything; nothing will run. */
             tide__task_unref(t);
             return;
+        }
+        if (t->flags & TASK_RUNNING) {
+            defer_push(ex, t);
+            return; /* run_cb is on the stack: it splices at its end */
         }
         queue_push(ex, t);
         run_later(ex);
@@ -256,22 +288,18 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
     ex->run_pending = false;
     ex->in_run = true;
     ex->stats.turns++;
-    /* Only the tasks queued when the turn began run in it. A task woken
-     * during the turn (one that yields, or is woken by another task) goes
-     * behind `last` and runs in the next turn, after the loop has polled
-     * for I/O: otherwise a yield would not yield, and ten yields would
-     * complete before an already connected client is accepted. */
-    tide_task_t *last = ex->qtail;
     unsigned n = 0;
     tide_task_t *t;
     while (n < ex->budget && (t = queue_pop(ex)) != NULL) {
         n++;
         run_task(ex, t);
         tide__task_unref(t); /* the queue's reference */
-        if (t == last)
-            break;
     }
     ex->in_run = false;
+    /* Tasks that yielded run next turn, after the loop has polled for I/O
+     * (see defer_push): before, ten yields completed before an already
+     * connected client was accepted. */
+    defer_splice(ex);
     /* Tasks have had their turn to wait again: events that nobody waits
      * on any more are removed now, not one spurious wakeup later. Not while
      * tasks are still queued (the budget ran out): those woken by this
@@ -284,8 +312,8 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
     if (ex->sweep != NULL && ex->qhead == NULL)
         ex->sweep_fds(ex);
     if (ex->qhead != NULL && !ex->closing) {
-        /* Out of budget, or tasks woken during the turn: come back after
-         * the backend has been polled. */
+        /* Out of budget, or tasks that yielded: come back after the
+         * backend has been polled. */
         static const struct timeval zero = {0, 0};
         ex->stats.yields++;
         ex->run_pending = true;

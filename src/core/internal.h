@@ -110,7 +110,11 @@ struct tide_exec {
 
     /* local run queue (FIFO), owner thread only */
     tide_task_t *qhead, *qtail;
-    size_t queued;
+    size_t queued; /* on the run queue or the deferred list */
+    /* tasks that woke themselves while being polled (a yield, a spent
+     * budget): they join the run queue when the turn ends, so that they
+     * run after the loop has polled; empty outside run_cb */
+    tide_task_t *dhead, *dtail;
 
     /* live tasks */
     tide_task_t *tasks;
