@@ -53,3 +53,8 @@ samples_first_echo_LDADD = src/libtide.la $(LIBEVENT_LIBS)
 # text.
 TESTS += t/check_samples.sh
 EXTRA_DIST += t/check_samples.sh
+
+# The README's quick start (which builds and runs tide-echod) on a freshly
+# debootstrapped Debian 12, then .ci/run: run by hand, as root (it takes
+# minutes), never by make check.
+EXTRA_DIST += t/fresh-debian.sh
