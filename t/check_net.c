@@ -135,6 +135,38 @@ static int n_open_fds(void) {
     return n;
 }
 
+/* Give ex a resolver that knows only `hosts` (the lines of a hosts file):
+ * no /etc/hosts, no /etc/resolv.conf, so the test's names resolve to what
+ * it says, in the order it says, on any machine. evdns answers a name
+ * from its hosts list at once, with every address listed for it, in file
+ * order. */
+static void n_hosts(tide_exec_t *ex, const char *hosts) {
+    const char *dir = getenv("TMPDIR");
+    char path[256];
+    snprintf(path, sizeof path, "%s/tide-hosts-XXXXXX",
+             dir != NULL && *dir != '\0' ? dir : "/tmp");
+    int fd = mkstemp(path);
+    ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
+    size_t len = strlen(hosts);
+    ck_assert_int_eq(write(fd, hosts, len), (ssize_t)len);
+    close(fd);
+    struct evdns_base *dns =
+        evdns_base_new(tide_exec_base(ex), EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    ck_assert_ptr_nonnull(dns);
+    int rc = evdns_base_load_hosts(dns, path);
+    unlink(path);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(tide__resolve_set_base(ex, dns), 0);
+}
+
+/* The address of c's peer, as text. */
+static const char *n_peer_text(tide_tcp_t *c, char *buf) {
+    tide_addr_t peer;
+    ck_assert_int_eq(tide_tcp_peer_addr(c, &peer), 0);
+    ck_assert_int_gt(tide_addr_format(&peer, buf, TIDE_ADDR_STRLEN), 0);
+    return buf;
+}
+
 /* ------------------------------------------------------------------------
  * Addresses
  * ------------------------------------------------------------------------ */
@@ -877,12 +909,15 @@ START_TEST(test_tcp_connect_refused) {
 }
 END_TEST
 
-START_TEST(test_tcp_connect_localhost_by_name) {
+/* A name looked up in the hosts list (evdns), as "name:port" and
+ * "[name]:port"; the name's case does not matter. */
+START_TEST(test_tcp_connect_by_name) {
     tide_exec_t *ex = n_exec();
+    n_hosts(ex, "127.0.0.1 one.tide.test\n");
     tide_addr_t addr;
     tide_tcp_listener_t *l = n_listen(ex, &addr);
     char hp[64];
-    snprintf(hp, sizeof hp, "localhost:%d", tide_addr_port(&addr));
+    snprintf(hp, sizeof hp, "one.tide.test:%d", tide_addr_port(&addr));
 
     tide_tcp_connect_t c;
     intptr_t r = n_run(ex, tide_tcp_connect(&c, hp));
@@ -895,8 +930,7 @@ START_TEST(test_tcp_connect_localhost_by_name) {
     ck_assert_int_eq(tide_addr_port(&peer), tide_addr_port(&addr));
     ck_assert_int_eq(tide_addr_port(&local), tide_addr_port(&addr));
 
-    /* Bracketed names too, and the name's case does not matter to hosts. */
-    snprintf(hp, sizeof hp, "[LocalHost]:%d", tide_addr_port(&addr));
+    snprintf(hp, sizeof hp, "[One.Tide.TEST]:%d", tide_addr_port(&addr));
     tide_tcp_connect_t c2;
     ck_assert_int_eq(n_run(ex, tide_tcp_connect(&c2, hp)), 0);
     tide_tcp_t *s2 = n_accept(ex, l);
@@ -905,6 +939,143 @@ START_TEST(test_tcp_connect_localhost_by_name) {
     tide_tcp_free(c2.conn);
     tide_tcp_free(s);
     tide_tcp_free(s2);
+    tide_tcp_listener_free(l);
+    n_free_clean(ex);
+}
+END_TEST
+
+/* A name with two addresses: the first refuses (on Linux all of 127/8 is
+ * loopback, and nothing listens on 127.0.0.2), the second accepts. The
+ * refusal belongs to the first address, so the connect moves on. */
+START_TEST(test_tcp_connect_by_name_refused_then_next) {
+    tide_exec_t *ex = n_exec();
+    n_hosts(ex, "127.0.0.2 two.tide.test\n"
+                "127.0.0.1 two.tide.test\n"
+                "127.0.0.2 refuses.tide.test\n");
+    tide_addr_t addr;
+    tide_tcp_listener_t *l = n_listen(ex, &addr);
+    char hp[64], text[TIDE_ADDR_STRLEN], want[TIDE_ADDR_STRLEN];
+    snprintf(hp, sizeof hp, "two.tide.test:%d", tide_addr_port(&addr));
+    snprintf(want, sizeof want, "127.0.0.1:%d", tide_addr_port(&addr));
+
+    tide_tcp_connect_t c;
+    intptr_t r = n_run(ex, tide_tcp_connect(&c, hp));
+    ck_assert_msg(r == 0, "connect %s: %s", hp, tide_strerror((int)r));
+    ck_assert_str_eq(n_peer_text(c.conn, text), want);
+    tide_tcp_t *s = n_accept(ex, l);
+
+    /* Only the refusing address: its error is the result. */
+    snprintf(hp, sizeof hp, "refuses.tide.test:%d", tide_addr_port(&addr));
+    tide_tcp_connect_t c2;
+    ck_assert_int_eq(n_run(ex, tide_tcp_connect(&c2, hp)), -ECONNREFUSED);
+    ck_assert_ptr_null(c2.conn);
+
+    tide_tcp_free(c.conn);
+    tide_tcp_free(s);
+    tide_tcp_listener_free(l);
+    n_free_clean(ex);
+}
+END_TEST
+
+/* Running out of memory on the first address is not that address's fault:
+ * the connect ends with -ENOMEM instead of trying the second address
+ * (which would connect, and hide the failure). */
+START_TEST(test_tcp_connect_by_name_enomem_ends) {
+    tide_exec_t *ex = n_exec();
+    n_hosts(ex, "127.0.0.1 two.tide.test\n"
+                "127.0.0.1 two.tide.test\n");
+    tide_addr_t addr;
+    tide_tcp_listener_t *l = n_listen(ex, &addr);
+    char hp[64];
+    snprintf(hp, sizeof hp, "two.tide.test:%d", tide_addr_port(&addr));
+
+    /* Polled by hand, so that no allocation of block_on's counts: the
+     * lookup (allocation 1) is answered from the hosts list within the
+     * poll, then the first address's connection is allocation 2. */
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_tcp_connect_t c;
+    tide_future_t *f = tide_tcp_connect(&c, hp);
+    tide__alloc_fail_at(0);
+    tide__alloc_fail_at(2);
+    tide_poll_t p = t_hand_poll(&h, f);
+    unsigned long made = tide__alloc_fail_at(0);
+    ck_assert_msg(p == TIDE_READY && f->result == -ENOMEM,
+                  "the first address's allocation failed, yet the connect %s",
+                  p == TIDE_PENDING    ? "went on to the next (pending)"
+                  : f->result == 0     ? "connected to the next address"
+                                       : tide_err_name((int)f->result));
+    ck_assert_ptr_null(c.conn);
+    ck_assert_uint_eq(made, 2);
+    tide_future_drop(f);
+    t_hand_done(&h);
+    ck_assert_uint_eq(tide__resolve_outstanding(ex), 0);
+
+    /* Without the failure the same name connects. */
+    tide_tcp_connect_t c2;
+    ck_assert_int_eq(n_run(ex, tide_tcp_connect(&c2, hp)), 0);
+    tide_tcp_t *s = n_accept(ex, l);
+    tide_tcp_free(c2.conn);
+    tide_tcp_free(s);
+    tide_tcp_listener_free(l);
+    n_free_clean(ex);
+}
+END_TEST
+
+/* Which errors move a connect by name on to the next address (net.h). */
+START_TEST(test_tcp_connect_errors_per_address) {
+    static const int next[] = {ECONNREFUSED, ETIMEDOUT,     ENETUNREACH,
+                               EHOSTUNREACH, ENETDOWN,      EHOSTDOWN,
+                               EADDRNOTAVAIL, EAFNOSUPPORT, EPROTONOSUPPORT,
+                               EACCES,       EPERM};
+    static const int end[] = {ENOMEM, EMFILE, ENFILE, ENOBUFS, EINVAL,
+                              EBADF,  EIO,    ENOSPC, ECANCELED};
+    for (size_t i = 0; i < sizeof next / sizeof next[0]; i++)
+        ck_assert_msg(tide__connect_err_per_address(-next[i]),
+                      "%s should move on", tide_err_name(-next[i]));
+    for (size_t i = 0; i < sizeof end / sizeof end[0]; i++)
+        ck_assert_msg(!tide__connect_err_per_address(-end[i]),
+                      "%s should end the connect", tide_err_name(-end[i]));
+    ck_assert(!tide__connect_err_per_address(0));
+    ck_assert(!tide__connect_err_per_address(TIDE_EADDR));
+}
+END_TEST
+
+/* EMFILE on the first address ends the connect with -EMFILE (no
+ * descriptor is left for any address), and nothing is left behind. */
+START_TEST(test_tcp_connect_by_name_emfile_ends) {
+    tide_exec_t *ex = n_exec();
+    n_hosts(ex, "127.0.0.1 two.tide.test\n"
+                "127.0.0.1 two.tide.test\n");
+    tide_addr_t addr;
+    tide_tcp_listener_t *l = n_listen(ex, &addr);
+    char hp[64];
+    snprintf(hp, sizeof hp, "two.tide.test:%d", tide_addr_port(&addr));
+    int fds0 = n_open_fds();
+
+    struct rlimit rl, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    int fill[1024], nfill = 0;
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(null, 0);
+    low = rl;
+    low.rlim_cur = 256;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fd;
+    while (nfill < 1024 && (fd = dup(null)) >= 0)
+        fill[nfill++] = fd;
+    ck_assert_int_eq(errno, EMFILE);
+
+    tide_tcp_connect_t c;
+    intptr_t r = n_run(ex, tide_tcp_connect(&c, hp));
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(null);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    ck_assert_msg(r == -EMFILE, "connect: %s", tide_err_name((int)r));
+    ck_assert_ptr_null(c.conn);
+    ck_assert_int_eq(n_open_fds(), fds0);
+
     tide_tcp_listener_free(l);
     n_free_clean(ex);
 }
@@ -2183,7 +2354,10 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_tcp_copy_bidirectional_proxy_half_close);
     tcase_add_test(tc, test_tcp_split_halves_two_tasks);
     tcase_add_test(tc, test_tcp_connect_refused);
-    tcase_add_test(tc, test_tcp_connect_localhost_by_name);
+    tcase_add_test(tc, test_tcp_connect_by_name);
+    tcase_add_test(tc, test_tcp_connect_by_name_refused_then_next);
+    tcase_add_test(tc, test_tcp_connect_by_name_enomem_ends);
+    tcase_add_test(tc, test_tcp_connect_errors_per_address);
     tcase_add_test(tc, test_tcp_ipv6_loopback);
     tcase_add_test(tc, test_tcp_accept_cancel_loses_nothing);
     tcase_add_test(tc, test_tcp_listener_free_wakes_accepts);
@@ -2202,6 +2376,7 @@ static Suite *net_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_tcp_accept_emfile_backs_off);
     tcase_add_test(tc, test_tcp_accept_emfile_cancel_while_paused);
+    tcase_add_test(tc, test_tcp_connect_by_name_emfile_ends);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dns");

@@ -257,16 +257,25 @@ TIDE_EXTERN tide_future_t *tide_tcp_accept(tide_tcp_accept_t *a,
  * (as tide_addr_parse) is used directly; anything else of the form
  * "name:port" or "[name]:port" is looked up with libevent's evdns
  * (/etc/hosts first, so "localhost" needs no DNS server; then the servers
- * of /etc/resolv.conf), and each address found is tried in turn until one
- * connects. The connection is registered on the executor that polls the
- * future.
+ * of /etc/resolv.conf), and the addresses found are tried in the order of
+ * the answer until one connects. The connection is registered on the
+ * executor that polls the future.
+ *
+ * Moving on to the next address: only an error that belongs to the address
+ * tried does that: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH,
+ * ENETDOWN, EHOSTDOWN, EADDRNOTAVAIL (e.g. ::1 on a host without IPv6),
+ * EAFNOSUPPORT and EPROTONOSUPPORT (the kernel lacks the family), EACCES
+ * and EPERM (a firewall rule for that destination). Any other error
+ * (-ENOMEM, -EMFILE, -ENFILE, -ENOBUFS, the reactor's) ends the connect at
+ * once with that error, even if addresses are left: the next one would
+ * meet the same shortage, or get through by chance and hide it.
  *
  * Result 0: `conn` is the connection (the caller owns it: tide_tcp_free).
- * Otherwise: -ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, -EHOSTUNREACH (the
- * error of the last address tried), TIDE_EADDR (malformed "host:port"),
- * TIDE_ENONAME (the name has no address), -EIO (the lookup failed
- * otherwise), -EMFILE, -ENFILE, -ENOMEM. There is no timeout of its own:
- * wrap it in tide_timeout.
+ * Otherwise: one of the errors above (the error of the last address
+ * tried, when every address failed with one), TIDE_EADDR (malformed
+ * "host:port"), TIDE_ENONAME (the name has no address), -EIO (the lookup
+ * failed otherwise), -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM. There is no
+ * timeout of its own: wrap it in tide_timeout.
  *
  * Cancel safe: dropping a pending connect closes the half-made socket and
  * cancels the lookup (evdns_getaddrinfo_cancel); nothing is left behind.

@@ -57,6 +57,15 @@ void tide__sys_close(int fd);
 int tide__sys_check_stream(int fd, int fam_a, int fam_b);
 
 /* ------------------------------------------------------------------------
+ * tcp.c
+ * ------------------------------------------------------------------------ */
+
+/* Whether err (-errno), met by a connect by name on one of the addresses
+ * found, belongs to that address, so that the next one may be tried. The
+ * list, and why, is in tcp.c; net.h documents it. */
+bool tide__connect_err_per_address(int err);
+
+/* ------------------------------------------------------------------------
  * addr.c
  * ------------------------------------------------------------------------ */
 

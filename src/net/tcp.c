@@ -147,14 +147,40 @@ static void connect_cleanup(tide_tcp_connect_t *c) {
     }
 }
 
-/* This address failed with err: on to the next one, if any. */
+bool tide__connect_err_per_address(int err) {
+    switch (-err) {
+    case ECONNREFUSED:    /* nobody listens at that address */
+    case ETIMEDOUT:       /* no answer from it */
+    case ENETUNREACH:     /* no route to its network */
+    case EHOSTUNREACH:    /* no route to the host (ICMP) */
+    case ENETDOWN:        /* the interface towards it is down */
+    case EHOSTDOWN:
+    case EADDRNOTAVAIL:   /* no local address of its family (::1 without
+                           * IPv6), or its 4-tuples are all in use */
+    case EAFNOSUPPORT:    /* socket(2): the kernel has no such family */
+    case EPROTONOSUPPORT: /* socket(2): no TCP for that family */
+    case EACCES:          /* a firewall rule for that destination */
+    case EPERM:
+        return true;
+    default:
+        /* ENOMEM, EMFILE, ENFILE, ENOBUFS, the reactor's errors, EINVAL...:
+         * the next address would meet the same condition, or worse, get
+         * through by chance and hide it. */
+        return false;
+    }
+}
+
+/* This address failed with err: on to the next one if err belongs to the
+ * address and there is one; otherwise the connect ends with err. */
 static void connect_failed(tide_tcp_connect_t *c, int err) {
     c->last_err = err;
     if (c->conn != NULL) {
         tide__sock_free(&c->conn->s);
         c->conn = NULL;
     }
-    c->state = c->ai_next != NULL ? C_NEXT : C_FAIL;
+    c->state = c->ai_next != NULL && tide__connect_err_per_address(err)
+                   ? C_NEXT
+                   : C_FAIL;
 }
 
 static tide_poll_t connect_poll(tide_future_t *f, tide_cx_t *cx) {
