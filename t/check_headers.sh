@@ -1,5 +1,6 @@
 #!/bin/sh
-# Every public header compiles on its own, twice included, as strict C11
+# Every public header compiles on its own, twice included, with no libevent
+# header reachable (see the poison below), as strict C11
 # with -Wall -Wextra -pedantic -Werror, and as C++ (c++11, c++17, c++20
 # where the compiler knows them) with the same warnings; then
 # t/headers/use.c, which expands the macros and inline functions, both ways
@@ -11,10 +12,21 @@
 set -eu
 . ./t/testenv.sh
 
-inc="-I$top_srcdir/include -I$top_builddir/include $LIBEVENT_CFLAGS"
 warn="-Wall -Wextra -pedantic -Werror"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-headers.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+
+# No public header includes a libevent header: libevent's layouts are not
+# tide's ABI. libevent's headers sit in /usr/include, where no -I can hide
+# them, so a poisoned event2/ directory comes first on the include path:
+# any #include <event2/...> from a public header fails the compile.
+mkdir -p "$tmp/poison/event2"
+for h in event.h event_struct.h util.h buffer.h bufferevent.h dns.h http.h \
+    listener.h thread.h visibility.h event-config.h keyvalq_struct.h; do
+    printf '#error "a public tide header includes <event2/%s>"\n' "$h" \
+        >"$tmp/poison/event2/$h"
+done
+inc="-I$tmp/poison -I$top_srcdir/include -I$top_builddir/include"
 
 pass=0 fail=0
 try() { # what, command...

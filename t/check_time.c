@@ -701,6 +701,23 @@ START_TEST(test_signal_second_executor_ebusy) {
 }
 END_TEST
 
+/* The listener's libevent event is allocated at init (signal.h carries
+ * no libevent type): a failed allocation is a clean -ENOMEM. */
+START_TEST(test_signal_init_enomem) {
+    tide_exec_t *ex = t_exec_new();
+    tide_signal_t s;
+    tide__alloc_fail_at(1);
+    ck_assert_int_eq(tide_signal_init(&s, ex, SIGUSR1), -ENOMEM);
+    tide__alloc_fail_at(0);
+    tide_signal_free(&s); /* not listening: a no-op */
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    /* nothing was taken: this executor (or another) may listen now */
+    ck_assert_int_eq(tide_signal_init(&s, ex, SIGUSR1), 0);
+    tide_signal_free(&s);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 START_TEST(test_signal_raise_in_task) {
     tide_exec_t *ex = t_exec_new();
     tide_signal_t sig;
@@ -876,6 +893,7 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_signal_free_restores_disposition);
     tcase_add_test(tc, test_signal_free_wakes_pending_recv);
     tcase_add_test(tc, test_signal_second_executor_ebusy);
+    tcase_add_test(tc, test_signal_init_enomem);
     suite_add_tcase(s, tc);
     return s;
 }

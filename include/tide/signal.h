@@ -24,8 +24,6 @@
 #ifndef TIDE_SIGNAL_H
 #define TIDE_SIGNAL_H
 
-#include <event2/event_struct.h>
-
 #include "tide/core.h"
 
 #ifdef __cplusplus
@@ -39,16 +37,18 @@ typedef struct tide_signal {
     int signum;
     unsigned pending;
     tide_waker_t waker;
-    struct event ev;
+    struct event *ev; /* libevent's, allocated at init: its layout stays
+                         libevent's business, not tide's ABI */
     struct tide_signal *prev, *next; /* the executor's list of signals */
 } tide_signal_t;
 
 /* tide_signal_init: start listening for signum (SIGINT, SIGTERM, SIGHUP,
  * SIGUSR1, ...), replacing the process's handler for it until
  * tide_signal_free (see above). Any thread may call it for its own
- * executor. Returns 0. Errors: -EINVAL (NULL, or a signal number libevent
- * cannot catch such as SIGKILL), -EBUSY (another executor listens for
- * signals: libevent serves one per process), -EIO (libevent refused). */
+ * executor. Allocates libevent's event for the listener (once, here).
+ * Returns 0. Errors: -EINVAL (NULL, or a signal number libevent cannot
+ * catch such as SIGKILL), -EBUSY (another executor listens for signals:
+ * libevent serves one per process), -ENOMEM, -EIO (libevent refused). */
 TIDE_EXTERN int tide_signal_init(tide_signal_t *s, tide_exec_t *exec,
                                  int signum);
 

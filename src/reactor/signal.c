@@ -58,11 +58,18 @@ int tide_signal_init(tide_signal_t *s, tide_exec_t *exec, int signum) {
     int rc = owner_take(tide_exec_base(exec));
     if (rc < 0)
         return rc;
+    s->ev = tide__malloc(event_get_struct_event_size());
+    if (s->ev == NULL) {
+        owner_release();
+        return -ENOMEM;
+    }
     s->exec = exec;
     s->signum = signum;
-    if (evsignal_assign(&s->ev, tide_exec_base(exec), signum, signal_cb, s) !=
+    if (evsignal_assign(s->ev, tide_exec_base(exec), signum, signal_cb, s) !=
             0 ||
-        evsignal_add(&s->ev, NULL) != 0) {
+        evsignal_add(s->ev, NULL) != 0) {
+        tide__free(s->ev);
+        s->ev = NULL;
         s->exec = NULL;
         owner_release();
         return -EIO;
@@ -106,7 +113,9 @@ tide_future_t *tide_signal_recv(tide_signal_t *s) {
 void tide_signal_free(tide_signal_t *s) {
     if (s == NULL || s->exec == NULL)
         return;
-    evsignal_del(&s->ev);
+    evsignal_del(s->ev);
+    tide__free(s->ev);
+    s->ev = NULL;
     owner_release();
     tide__armed(s->exec, -1);
     if (s->prev != NULL)
