@@ -268,6 +268,17 @@ failing_tests() {
 }
 note() { summary="$summary$*"$'\n'; }
 
+# run_logged LOG PREFIX COMMAND...: COMMAND's output into LOG and, prefixed,
+# to stdout; its exit status. In the background, waited for: a signal to
+# this script interrupts `wait` (not a foreground command), so the trap
+# runs at once.
+run_logged() {
+    local log=$1 prefix=$2
+    shift 2
+    (set -o pipefail; "$@" 2>&1 | tee "$log" | sed -u "s/^/$prefix /") &
+    wait $!
+}
+
 run_case() { # user|root
     local c=$1 r=$work/$1 who home log st
     [ "$c" = user ] && who=tester home=/home/tester || who=root home=/root
@@ -282,9 +293,8 @@ run_case() { # user|root
     mount_root "$r"
     say "$c: quick start as $who (log: $log)"
     st=0
-    timeout 7200 chroot "$r" /usr/bin/env -i TERM=dumb \
-        su - "$who" -c 'bash /tmp/quickstart.sh </dev/null' 2>&1 |
-        tee "$log" | sed -u "s/^/[$c] /" || st=$?
+    run_logged "$log" "[$c]" timeout 7200 chroot "$r" /usr/bin/env -i TERM=dumb \
+        su - "$who" -c 'bash /tmp/quickstart.sh </dev/null' || st=$?
     local first answered second tests failing
     first=$(sed -n 's/^fresh-debian: first command exited //p' "$log")
     answered=$(grep -c '^fresh-debian: the daemon echoed' "$log" || true)
@@ -300,9 +310,9 @@ run_case() { # user|root
     if [ "$c" = root ] && [ "$ci" = yes ]; then
         say "root: .ci/run (log: $work/ci-run.log)"
         st=0
-        timeout 7200 chroot "$r" /usr/bin/env -i TERM=dumb \
-            su - root -c 'cd /root/tide && .ci/run </dev/null' 2>&1 |
-            tee "$work/ci-run.log" | sed -u 's/^/[ci] /' || st=$?
+        run_logged "$work/ci-run.log" "[ci]" timeout 7200 chroot "$r" \
+            /usr/bin/env -i TERM=dumb \
+            su - root -c 'cd /root/tide && .ci/run </dev/null' || st=$?
         if [ "$st" = 0 ]; then
             note "fresh-debian: root: .ci/run passed"
         else
