@@ -18,7 +18,7 @@ if HAVE_CHECK
 check_PROGRAMS += t/check_echod
 TESTS += t/check_echod
 endif
-t_check_echod_SOURCES = t/check_echod.c
+t_check_echod_SOURCES = t/check_echod.c t/slowdown.h
 t_check_echod_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\" \
 	-DEMBED_PATH=\"$(abs_top_builddir)/samples/embed/embed\"

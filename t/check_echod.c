@@ -41,7 +41,11 @@
 #error "EMBED_PATH must name the built samples/embed/embed"
 #endif
 
-#define T_WAIT_MS 10000 /* bound of any single wait in these tests */
+#include "slowdown.h" /* scales the bound below and Check's timeouts */
+
+/* bound of any single wait in these tests, scaled for sanitizer and
+ * valgrind builds, whose daemon is as slow as the tests */
+#define T_WAIT_MS ((int)t_watchdog_ms(10000))
 
 /* ------------------------------------------------------------------------
  * Time

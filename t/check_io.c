@@ -28,6 +28,8 @@
 #include "io/internal.h"
 #include "tide/time.h"
 
+#include "slowdown.h" /* scales the TCase timeouts */
+
 /* ------------------------------------------------------------------------
  * Utilities
  * ------------------------------------------------------------------------ */

@@ -135,30 +135,6 @@ static int n_open_fds(void) {
     return n;
 }
 
-/* Give ex a resolver that knows only `hosts` (the lines of a hosts file):
- * no /etc/hosts, no /etc/resolv.conf, so the test's names resolve to what
- * it says, in the order it says, on any machine. evdns answers a name
- * from its hosts list at once, with every address listed for it, in file
- * order. */
-static void n_hosts(tide_exec_t *ex, const char *hosts) {
-    const char *dir = getenv("TMPDIR");
-    char path[256];
-    snprintf(path, sizeof path, "%s/tide-hosts-XXXXXX",
-             dir != NULL && *dir != '\0' ? dir : "/tmp");
-    int fd = mkstemp(path);
-    ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-    size_t len = strlen(hosts);
-    ck_assert_int_eq(write(fd, hosts, len), (ssize_t)len);
-    close(fd);
-    struct evdns_base *dns =
-        evdns_base_new(tide_exec_base(ex), EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    ck_assert_ptr_nonnull(dns);
-    int rc = evdns_base_load_hosts(dns, path);
-    unlink(path);
-    ck_assert_int_eq(rc, 0);
-    ck_assert_int_eq(tide__resolve_set_base(ex, dns), 0);
-}
-
 /* The address of c's peer, as text. */
 static const char *n_peer_text(tide_tcp_t *c, char *buf) {
     tide_addr_t peer;
@@ -913,7 +889,7 @@ END_TEST
  * "[name]:port"; the name's case does not matter. */
 START_TEST(test_tcp_connect_by_name) {
     tide_exec_t *ex = n_exec();
-    n_hosts(ex, "127.0.0.1 one.tide.test\n");
+    t_hosts(ex, "127.0.0.1 one.tide.test\n");
     tide_addr_t addr;
     tide_tcp_listener_t *l = n_listen(ex, &addr);
     char hp[64];
@@ -949,7 +925,7 @@ END_TEST
  * refusal belongs to the first address, so the connect moves on. */
 START_TEST(test_tcp_connect_by_name_refused_then_next) {
     tide_exec_t *ex = n_exec();
-    n_hosts(ex, "127.0.0.2 two.tide.test\n"
+    t_hosts(ex, "127.0.0.2 two.tide.test\n"
                 "127.0.0.1 two.tide.test\n"
                 "127.0.0.2 refuses.tide.test\n");
     tide_addr_t addr;
@@ -982,7 +958,7 @@ END_TEST
  * (which would connect, and hide the failure). */
 START_TEST(test_tcp_connect_by_name_enomem_ends) {
     tide_exec_t *ex = n_exec();
-    n_hosts(ex, "127.0.0.1 two.tide.test\n"
+    t_hosts(ex, "127.0.0.1 two.tide.test\n"
                 "127.0.0.1 two.tide.test\n");
     tide_addr_t addr;
     tide_tcp_listener_t *l = n_listen(ex, &addr);
@@ -1045,7 +1021,7 @@ END_TEST
  * descriptor is left for any address), and nothing is left behind. */
 START_TEST(test_tcp_connect_by_name_emfile_ends) {
     tide_exec_t *ex = n_exec();
-    n_hosts(ex, "127.0.0.1 two.tide.test\n"
+    t_hosts(ex, "127.0.0.1 two.tide.test\n"
                 "127.0.0.1 two.tide.test\n");
     tide_addr_t addr;
     tide_tcp_listener_t *l = n_listen(ex, &addr);

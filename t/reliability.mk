@@ -15,7 +15,7 @@ FAULT_WRAP_FLAGS = -Wl,--wrap=read -Wl,--wrap=write -Wl,--wrap=readv \
 	-Wl,--wrap=sendmsg -Wl,--wrap=accept4 -Wl,--wrap=connect \
 	-Wl,--wrap=close -Wl,--wrap=tide__malloc -Wl,--wrap=tide__calloc \
 	-Wl,--wrap=tide__realloc -Wl,--wrap=tide__free
-FAULT_SOURCES = t/fault/fault.c t/fault/fault.h t/testutil.h
+FAULT_SOURCES = t/fault/fault.c t/fault/fault.h t/testutil.h t/slowdown.h
 
 if HAVE_CHECK
 check_PROGRAMS += t/check_alloc t/fault/check_fault t/fault/check_soak \

@@ -15,6 +15,6 @@ if HAVE_CHECK
 check_PROGRAMS += t/check_io
 TESTS += t/check_io
 endif
-t_check_io_SOURCES = t/check_io.c
+t_check_io_SOURCES = t/check_io.c t/slowdown.h
 t_check_io_CFLAGS = $(TEST_CFLAGS)
 t_check_io_LDADD = $(TEST_LIBS)

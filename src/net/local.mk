@@ -19,6 +19,6 @@ if HAVE_CHECK
 check_PROGRAMS += t/check_net
 TESTS += t/check_net
 endif
-t_check_net_SOURCES = t/check_net.c
+t_check_net_SOURCES = t/check_net.c t/testutil.h t/slowdown.h
 t_check_net_CFLAGS = $(TEST_CFLAGS)
 t_check_net_LDADD = $(TEST_LIBS)
