@@ -1129,8 +1129,7 @@ static size_t idle_armed(tide_exec_t *ex) {
         if (reg == NULL)
             continue;
         for (int d = 0; d < 2; d++)
-            if (reg->dir[d].armed && reg->dir[d].nwait == 0 &&
-                tide_waker_is_empty(&reg->dir[d].slot))
+            if (reg->dir[d].armed && tide_waitq_len(&reg->dir[d].q) == 0)
                 n++;
     }
     return n;

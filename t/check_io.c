@@ -129,10 +129,10 @@ static void feed_fd(int fd, size_t *sent, size_t n) {
     }
 }
 
-/* A slot of the registration that should be empty. */
+/* Nobody waits on the registration (white-box: its queues are empty). */
 static void assert_no_waker(tide_fdstream_t *s) {
-    ck_assert(tide_waker_is_empty(&s->reg.dir[TIDE__RD].slot));
-    ck_assert(tide_waker_is_empty(&s->reg.dir[TIDE__WR].slot));
+    ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__RD].q), 0);
+    ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__WR].q), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -202,8 +202,8 @@ static intptr_t run(tide_exec_t *ex, tide_future_t *f) {
 enum act {
     A_OK,    /* do the operation (at most `chunk` bytes) */
     A_SPUR,  /* wake the task, answer PENDING (a spurious readiness) */
-    A_STORE, /* store the waker, PENDING; a zero-delay timer wakes it */
-    A_TWAKE, /* store the waker, PENDING; the test wakes it */
+    A_STORE, /* PENDING; a zero-delay timer wakes the queue */
+    A_TWAKE, /* PENDING; the test wakes the queue */
     A_EINTR, /* answer -EINTR (a stream that lets it escape) */
     A_ERR,   /* answer f->err */
 };
@@ -226,8 +226,9 @@ typedef struct fake {
     int sink_full; /* what a write answers once the sink is full */
     bool has_writev, has_flush;
     unsigned shutdowns, flushes;
-    /* bookkeeping */
-    tide_waker_t waker[2];
+    /* waiting: a queue per direction; cancels counts the waiters dropped
+     * while pending (the queue's on_empty with TIDE_WAITQ_CANCELLED) */
+    tide_waitq_t q[2];
     unsigned cancels[2], pendings[2];
     int last_pending_dir;
     struct event tev;
@@ -246,15 +247,15 @@ static void wake_test_wakers(void) {
 
 static void fake_timer_cb(evutil_socket_t fd, short what, void *arg) {
     fake_t *f = arg;
-    tide_waker_wake(&f->waker[0]);
-    tide_waker_wake(&f->waker[1]);
+    tide_waitq_wake_all(&f->q[0]);
+    tide_waitq_wake_all(&f->q[1]);
 }
 
 /* The test's own wake (A_TWAKE). */
 static void fake_wake(void *arg) {
     fake_t *f = arg;
-    tide_waker_wake(&f->waker[0]);
-    tide_waker_wake(&f->waker[1]);
+    tide_waitq_wake_all(&f->q[0]);
+    tide_waitq_wake_all(&f->q[1]);
 }
 
 static enum act next_act(fake_t *f, int d) {
@@ -284,7 +285,6 @@ static tide_poll_t fake_gate(fake_t *f, int d, tide_cx_t *cx, ssize_t *out,
     case A_TWAKE: {
         f->pendings[d]++;
         f->last_pending_dir = d;
-        tide_waker_register(&f->waker[d], cx->waker);
         if (a == A_STORE && !evtimer_pending(&f->tev, NULL)) {
             static const struct timeval zero = {0, 0};
             evtimer_add(&f->tev, &zero);
@@ -415,26 +415,31 @@ static tide_poll_t fake_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
     return TIDE_READY;
 }
 
-static void fake_cancel(tide_stream_t *s, unsigned interest) {
-    fake_t *f = fake_of(s);
-    for (int d = 0; d < 2; d++) {
-        if (!(interest & (d == 0 ? TIDE_READABLE : TIDE_WRITABLE)))
-            continue;
+static void fake_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
+    int d = 0;
+    fake_t *f = NULL;
+    for (size_t i = 0; f == NULL && i < sizeof live_fakes / sizeof live_fakes[0]; i++)
+        for (d = 0; d < 2; d++)
+            if (live_fakes[i] != NULL && &live_fakes[i]->q[d] == q) {
+                f = live_fakes[i];
+                break;
+            }
+    ck_assert_ptr_nonnull(f);
+    if (why == TIDE_WAITQ_CANCELLED)
         f->cancels[d]++;
-        tide_waker_drop(&f->waker[d]);
-    }
 }
 
-static const tide_stream_vt_t fake_vt = {
-    fake_read, fake_write, NULL, NULL, fake_shutdown, fake_cancel};
+static const tide_stream_vt_t fake_vt = {fake_read, fake_write, NULL, NULL,
+                                         fake_shutdown};
 static const tide_stream_vt_t fake_vt_full = {
-    fake_read, fake_write, fake_writev, fake_flush, fake_shutdown,
-    fake_cancel};
+    fake_read, fake_write, fake_writev, fake_flush, fake_shutdown};
 
 static void fake_init(fake_t *f, tide_exec_t *ex, const unsigned char *script,
                       size_t nscript, bool cycle, size_t chunk) {
     memset(f, 0, sizeof *f);
-    f->stream.vt = &fake_vt_full;
+    tide_waitq_init(&f->q[0], fake_on_empty);
+    tide_waitq_init(&f->q[1], fake_on_empty);
+    tide_stream_init(&f->stream, &fake_vt_full, &f->q[0], &f->q[1]);
     f->script = script;
     f->nscript = nscript;
     f->cycle = cycle;
@@ -465,8 +470,8 @@ static void fake_sink(fake_t *f, void *sink, size_t cap) {
 }
 
 static void fake_assert_no_waker(fake_t *f) {
-    ck_assert(tide_waker_is_empty(&f->waker[0]));
-    ck_assert(tide_waker_is_empty(&f->waker[1]));
+    ck_assert_uint_eq(tide_waitq_len(&f->q[0]), 0);
+    ck_assert_uint_eq(tide_waitq_len(&f->q[1]), 0);
 }
 
 static void fake_fini(fake_t *f) {
@@ -957,9 +962,12 @@ START_TEST(test_io_copy_drop_at_every_pending) {
             fake_fini(&w);
             break;
         }
-        /* Both directions it uses are cancelled, nothing else. */
-        ck_assert_uint_eq(r.cancels[0], 1);
-        ck_assert_uint_eq(w.cancels[1], 1);
+        /* It left the queue(s) it was waiting on as cancelled (one at
+         * least: it was pending), once each, and never a direction it
+         * does not use. */
+        ck_assert_uint_ge(r.cancels[0] + w.cancels[1], 1);
+        ck_assert_uint_le(r.cancels[0], 1);
+        ck_assert_uint_le(w.cancels[1], 1);
         ck_assert_uint_eq(r.cancels[1] + w.cancels[0], 0);
         /* What reached w is what it counted, and in order. */
         ck_assert_uint_eq(w.sink_len, tide_copy_copied(&op));
@@ -1003,9 +1011,15 @@ START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
             fake_fini(&b);
             break;
         }
-        ck_assert_uint_eq(a.cancels[0] + a.cancels[1] + b.cancels[0] +
+        /* pending somewhere: at least one queue left as cancelled, each
+         * at most once */
+        ck_assert_uint_ge(a.cancels[0] + a.cancels[1] + b.cancels[0] +
                               b.cancels[1],
-                          4);
+                          1);
+        for (int d = 0; d < 2; d++) {
+            ck_assert_uint_le(a.cancels[d], 1);
+            ck_assert_uint_le(b.cancels[d], 1);
+        }
         ck_assert_uint_eq(b.sink_len, tide_copy_bidirectional_a_to_b(&op));
         ck_assert_uint_eq(a.sink_len, tide_copy_bidirectional_b_to_a(&op));
         fake_fini(&a);
@@ -2239,14 +2253,14 @@ START_TEST(test_io_split_cancel_touches_own_direction) {
     /* Let both block. */
     tide_sleep_t nap;
     ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
-    ck_assert(!tide_waker_is_empty(&s->reg.dir[TIDE__RD].slot));
-    ck_assert(!tide_waker_is_empty(&s->reg.dir[TIDE__WR].slot));
+    ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__RD].q), 1);
+    ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__WR].q), 1);
     ck_assert_uint_eq(armed(ex), 2);
     /* Abort the reader: only the read side is cancelled. */
     tide_join_abort(&jr);
     ck_assert_int_eq(run(ex, tide_join(&jr)), -ECANCELED);
-    ck_assert(tide_waker_is_empty(&s->reg.dir[TIDE__RD].slot));
-    ck_assert(!tide_waker_is_empty(&s->reg.dir[TIDE__WR].slot));
+    ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__RD].q), 0);
+    ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__WR].q), 1);
     ck_assert_uint_eq(armed(ex), 1);
     /* The writer still gets woken: drain the peer until it is done. */
     unsigned char *got = malloc(TOTAL);
@@ -2533,7 +2547,7 @@ static tide_poll_t eager_write(tide_stream_t *s, tide_cx_t *cx,
 }
 
 static const tide_stream_vt_t eager_vt = {eager_read, eager_write, NULL,
-                                          NULL, NULL, NULL};
+                                          NULL, NULL};
 
 #define EAGER_TOTAL (UINT64_C(256) << 20)
 
@@ -2577,15 +2591,15 @@ static void copy_yields_check(tide_exec_t *ex, tide_future_t *copy,
 START_TEST(test_io_copy_yields_over_always_ready_streams) {
     tide_exec_t *ex = exec_new();
     static unsigned char buf[TIDE_COPY_BUF_SIZE];
-    eager_t src = {{&eager_vt}, EAGER_TOTAL, 0};
-    eager_t dst = {{&eager_vt}, 0, 0};
+    eager_t src = {{&eager_vt, NULL, NULL}, EAGER_TOTAL, 0};
+    eager_t dst = {{&eager_vt, NULL, NULL}, 0, 0};
     tide_copy_t cp;
     copy_yields_check(ex, tide_copy(&cp, &src.stream, &dst.stream, buf,
                                     sizeof buf),
                       &dst.written);
     /* and both directions of copy_bidirectional */
-    eager_t a = {{&eager_vt}, EAGER_TOTAL, 0};
-    eager_t b = {{&eager_vt}, EAGER_TOTAL, 0};
+    eager_t a = {{&eager_vt, NULL, NULL}, EAGER_TOTAL, 0};
+    eager_t b = {{&eager_vt, NULL, NULL}, EAGER_TOTAL, 0};
     tide_copy_bidirectional_t bd;
     copy_yields_check(ex, tide_copy_bidirectional(&bd, &a.stream, &b.stream,
                                                   buf, sizeof buf),
@@ -2595,9 +2609,10 @@ START_TEST(test_io_copy_yields_over_always_ready_streams) {
 }
 END_TEST
 
-/* Two tasks waiting on one direction of a stream (issue 10, item 14): the
- * second is refused with -EBUSY, and the first is still woken. Before,
- * the second overwrote the first's waker and the first slept forever. */
+/* Two tasks waiting on one direction of a stream are both woken (issue 10,
+ * item 14; issue 11): each waits with its own waiter. Before the waiter
+ * queues, the second overwrote the first's waker and the first slept
+ * forever. */
 typedef struct op_task {
     tide_future_t fut;
     tide_future_t *op; /* a tide_read or tide_write future */
@@ -2628,7 +2643,7 @@ static intptr_t join_within(tide_exec_t *ex, tide_join_t *j) {
     return run(ex, tide_timeout(&to, tide_join(j), 200 * TIDE_USEC_PER_MSEC));
 }
 
-START_TEST(test_fdstream_second_waiter_ebusy_first_still_woken) {
+START_TEST(test_fdstream_two_waiters_both_woken) {
     tide_exec_t *ex = exec_new();
     int sv[2];
     sockpair(sv);
@@ -2644,10 +2659,20 @@ START_TEST(test_fdstream_second_waiter_ebusy_first_still_woken) {
     tide_join_t ja, jb;
     op_task_spawn(ex, &ta, tide_read(&ra, st, ba, sizeof ba), &ja);
     op_task_spawn(ex, &tb, tide_read(&rb, st, bb, sizeof bb), &jb);
-    ck_assert_int_eq(join_within(ex, &jb), -EBUSY);
+    tide_sleep_t nap; /* both wait */
+    ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
+    ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__RD].q), 2);
+    /* one message: one of them takes it, the other waits on */
     ck_assert_int_eq(write(sv[1], "hi", 2), 2);
+    ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
+    ck_assert(tide_join_is_finished(&ja) != tide_join_is_finished(&jb));
+    ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__RD].q), 1);
+    /* a second message: the other one */
+    ck_assert_int_eq(write(sv[1], "yo", 2), 2);
     ck_assert_int_eq(join_within(ex, &ja), 2);
-    ck_assert_int_eq(memcmp(ba, "hi", 2), 0);
+    ck_assert_int_eq(join_within(ex, &jb), 2);
+    ck_assert(memcmp(ba, "hi", 2) == 0 || memcmp(bb, "hi", 2) == 0);
+    ck_assert(memcmp(ba, "yo", 2) == 0 || memcmp(bb, "yo", 2) == 0);
 
     /* writes, once the socket's buffers are full */
     static char big[1 << 16];
@@ -2656,14 +2681,291 @@ START_TEST(test_fdstream_second_waiter_ebusy_first_still_woken) {
     tide_write_t wa, wb;
     op_task_spawn(ex, &ta, tide_write(&wa, st, "a", 1), &ja);
     op_task_spawn(ex, &tb, tide_write(&wb, st, "b", 1), &jb);
-    ck_assert_int_eq(join_within(ex, &jb), -EBUSY);
+    ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
+    ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__WR].q), 2);
     static char sink[1 << 20];
     while (read(sv[1], sink, sizeof sink) > 0)
         ;
     ck_assert_int_eq(join_within(ex, &ja), 1);
+    ck_assert_int_eq(join_within(ex, &jb), 1);
 
     tide_fdstream_free(fs);
     close(sv[1]);
+    exec_done(ex);
+}
+END_TEST
+
+/* Streams are safe to close from any task (issue 11, item 4): a task frees
+ * the stream while three others wait on it (a read, a write, a readiness
+ * wait), directly or through a split's halves; each completes with -EBADF
+ * and nothing touches the freed stream (ASan and valgrind would say). */
+typedef struct kicker {
+    tide_future_t fut;
+    tide_fdstream_t **victim;
+} kicker_t;
+
+static tide_poll_t kicker_poll(tide_future_t *f, tide_cx_t *cx) {
+    kicker_t *k = TIDE_CONTAINER_OF(f, kicker_t, fut);
+    tide_fdstream_free(*k->victim);
+    *k->victim = NULL;
+    f->result = 0;
+    return TIDE_READY;
+}
+
+typedef struct fd_wait_task {
+    tide_future_t fut;
+    tide_fd_wait_t w;
+} fd_wait_task_t;
+
+static tide_poll_t fd_wait_task_poll(tide_future_t *f, tide_cx_t *cx) {
+    fd_wait_task_t *t = TIDE_CONTAINER_OF(f, fd_wait_task_t, fut);
+    if (tide_future_poll(&t->w.fut, cx) == TIDE_PENDING)
+        return TIDE_PENDING;
+    f->result = t->w.fut.result;
+    return TIDE_READY;
+}
+
+static void fd_wait_task_drop(tide_future_t *f) {
+    tide_future_drop(&TIDE_CONTAINER_OF(f, fd_wait_task_t, fut)->w.fut);
+}
+
+static void free_under_waiters(bool split) {
+    tide_exec_t *ex = exec_new();
+    int sv[2];
+    sockpair(sv);
+    small_buffers(sv[0]);
+    small_buffers(sv[1]);
+    tide_fdstream_t *fs = fds_new(ex, sv[0]);
+    tide_stream_t *st = tide_fdstream_stream(fs);
+    tide_read_half_t rh;
+    tide_write_half_t wh;
+    tide_split(st, &rh, &wh);
+    tide_stream_t *rs = split ? tide_read_half_stream(&rh) : st;
+    tide_stream_t *ws = split ? tide_write_half_stream(&wh) : st;
+    static unsigned char big[1 << 20];
+    char rbuf[16];
+    tide_read_t rd;
+    tide_write_all_t wa;
+    op_task_t tr, tw;
+    fd_wait_task_t tf;
+    tide_join_t jr, jw, jf, jk;
+    op_task_spawn(ex, &tr, tide_read(&rd, rs, rbuf, sizeof rbuf), &jr);
+    op_task_spawn(ex, &tw, tide_write_all(&wa, ws, big, sizeof big), &jw);
+    tide_fd_readable(&tf.w, tide_fdstream_fd(fs));
+    tide_future_init(&tf.fut, fd_wait_task_poll, fd_wait_task_drop);
+    ck_assert_int_eq(tide_spawn(ex, &tf.fut, &jf), 0);
+    /* all three wait */
+    tide_sleep_t nap;
+    ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
+    ck_assert(!tide_join_is_finished(&jr));
+    ck_assert(!tide_join_is_finished(&jw));
+    ck_assert(!tide_join_is_finished(&jf));
+    ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__RD].q), 2);
+    ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__WR].q), 1);
+    /* another task frees the stream under them */
+    kicker_t k = {.victim = &fs};
+    tide_future_init(&k.fut, kicker_poll, NULL);
+    ck_assert_int_eq(tide_spawn(ex, &k.fut, &jk), 0);
+    ck_assert_int_eq(run(ex, tide_join(&jk)), 0);
+    ck_assert_ptr_null(fs);
+    ck_assert_int_eq(join_within(ex, &jr), -EBADF);
+    ck_assert_int_eq(join_within(ex, &jw), -EBADF);
+    ck_assert_int_eq(join_within(ex, &jf), -EBADF);
+    ck_assert_uint_gt(wa.done, 0); /* it had written some */
+    close(sv[1]);
+    exec_done(ex);
+}
+
+START_TEST(test_fdstream_freed_under_three_waiters) {
+    free_under_waiters(false);
+}
+END_TEST
+
+START_TEST(test_split_stream_freed_under_both_halves) {
+    free_under_waiters(true);
+}
+END_TEST
+
+/* The example stream of io.h, in full: an in-memory pipe of 64 bytes that
+ * knows nothing of tide's internals. Reads pend while it is empty, writes
+ * while it is full; each side wakes the other's queue. */
+typedef struct mem_pipe {
+    tide_stream_t stream;
+    tide_waitq_t rq, wq;
+    unsigned char buf[64];
+    size_t head, len;
+    bool closed; /* the writer shut down */
+} mem_pipe_t;
+
+static tide_poll_t mp_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
+                           size_t len, ssize_t *out) {
+    mem_pipe_t *m = TIDE_CONTAINER_OF(s, mem_pipe_t, stream);
+    if (len == 0 || (m->len == 0 && m->closed)) {
+        *out = 0;
+        return TIDE_READY;
+    }
+    if (m->len == 0)
+        return TIDE_PENDING; /* mp_write wakes rq */
+    size_t n = len < m->len ? len : m->len;
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)buf)[i] = m->buf[(m->head + i) % sizeof m->buf];
+    m->head = (m->head + n) % sizeof m->buf;
+    m->len -= n;
+    tide_waitq_wake_all(&m->wq); /* room for writers */
+    *out = (ssize_t)n;
+    return TIDE_READY;
+}
+
+static tide_poll_t mp_write(tide_stream_t *s, tide_cx_t *cx, const void *buf,
+                            size_t len, ssize_t *out) {
+    mem_pipe_t *m = TIDE_CONTAINER_OF(s, mem_pipe_t, stream);
+    if (m->closed) {
+        *out = -EPIPE;
+        return TIDE_READY;
+    }
+    if (len == 0) {
+        *out = 0;
+        return TIDE_READY;
+    }
+    if (m->len == sizeof m->buf)
+        return TIDE_PENDING; /* mp_read wakes wq */
+    size_t n = sizeof m->buf - m->len;
+    if (n > len)
+        n = len;
+    for (size_t i = 0; i < n; i++)
+        m->buf[(m->head + m->len + i) % sizeof m->buf] =
+            ((const unsigned char *)buf)[i];
+    m->len += n;
+    tide_waitq_wake_all(&m->rq); /* data for readers */
+    *out = (ssize_t)n;
+    return TIDE_READY;
+}
+
+static tide_poll_t mp_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
+    mem_pipe_t *m = TIDE_CONTAINER_OF(s, mem_pipe_t, stream);
+    m->closed = true;
+    tide_waitq_wake_all(&m->rq); /* readers see the end */
+    *out = 0;
+    return TIDE_READY;
+}
+
+static const tide_stream_vt_t mem_pipe_vt = {
+    .poll_read = mp_read, .poll_write = mp_write,
+    .poll_shutdown = mp_shutdown};
+
+static void mem_pipe_init(mem_pipe_t *m) {
+    memset(m, 0, sizeof *m);
+    tide_waitq_init(&m->rq, NULL);
+    tide_waitq_init(&m->wq, NULL);
+    tide_stream_init(&m->stream, &mem_pipe_vt, &m->rq, &m->wq);
+}
+
+/* A writer task: write_all 64 KiB of pattern, then shut down. */
+typedef struct mp_writer {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_stream_t *s;
+    tide_write_all_t wa;
+    tide_shutdown_t sd;
+    unsigned char *src;
+    size_t len;
+} mp_writer_t;
+
+static tide_poll_t mp_writer_poll(tide_future_t *f, tide_cx_t *cx) {
+    mp_writer_t *w = TIDE_CONTAINER_OF(f, mp_writer_t, fut);
+    TIDE_BEGIN(&w->co);
+    TIDE_AWAIT(&w->co, cx, tide_write_all(&w->wa, w->s, w->src, w->len));
+    if (tide_async_result(&w->co) < 0)
+        TIDE_RETURN(&w->co, f, tide_async_result(&w->co));
+    TIDE_AWAIT(&w->co, cx, tide_shutdown(&w->sd, w->s));
+    TIDE_END(&w->co, f, tide_async_result(&w->co));
+}
+
+static void mp_writer_drop(tide_future_t *f) {
+    tide_async_drop(&TIDE_CONTAINER_OF(f, mp_writer_t, fut)->co);
+}
+
+START_TEST(test_io_example_stream_with_every_helper) {
+    tide_exec_t *ex = exec_new();
+    enum { LEN = 64 * 1024 };
+    unsigned char *src = malloc(LEN), *dst = malloc(LEN);
+    ck_assert_ptr_nonnull(src);
+    ck_assert_ptr_nonnull(dst);
+    fill_pat(src, 0, LEN);
+
+    /* write_all against read_exact: thousands of PENDINGs each way */
+    mem_pipe_t m;
+    mem_pipe_init(&m);
+    mp_writer_t w = {.s = &m.stream, .src = src, .len = LEN};
+    tide_future_init(&w.fut, mp_writer_poll, mp_writer_drop);
+    tide_join_t jw;
+    ck_assert_int_eq(tide_spawn(ex, &w.fut, &jw), 0);
+    tide_read_exact_t re;
+    ck_assert_int_eq(run(ex, tide_read_exact(&re, &m.stream, dst, LEN)), LEN);
+    check_pat(dst, 0, LEN);
+    ck_assert_int_eq(run(ex, tide_join(&jw)), 0);
+    tide_read_t rd;
+    ck_assert_int_eq(run(ex, tide_read(&rd, &m.stream, dst, 1)), 0); /* EOF */
+
+    /* copy from one pipe to another, the reader at the far end */
+    mem_pipe_t a, b;
+    mem_pipe_init(&a);
+    mem_pipe_init(&b);
+    mp_writer_t wa = {.s = &a.stream, .src = src, .len = LEN};
+    tide_future_init(&wa.fut, mp_writer_poll, mp_writer_drop);
+    ck_assert_int_eq(tide_spawn(ex, &wa.fut, &jw), 0);
+    tide_copy_t cp;
+    op_task_t tc;
+    tide_join_t jc;
+    unsigned char cbuf[100];
+    op_task_spawn(ex, &tc, tide_copy(&cp, &a.stream, &b.stream, cbuf,
+                                     sizeof cbuf), &jc);
+    memset(dst, 0, LEN);
+    ck_assert_int_eq(run(ex, tide_read_exact(&re, &b.stream, dst, LEN)), LEN);
+    check_pat(dst, 0, LEN);
+    ck_assert_int_eq(run(ex, tide_join(&jc)), LEN);
+    ck_assert_int_eq(run(ex, tide_join(&jw)), 0);
+
+    /* lines through a bufreader over the pipe */
+    mem_pipe_t l;
+    mem_pipe_init(&l);
+    static const char text[] = "one\ntwo\nthree\n";
+    mp_writer_t wl = {.s = &l.stream, .src = (unsigned char *)text,
+                      .len = sizeof text - 1};
+    tide_future_init(&wl.fut, mp_writer_poll, mp_writer_drop);
+    ck_assert_int_eq(tide_spawn(ex, &wl.fut, &jw), 0);
+    tide_bufreader_t br;
+    unsigned char brbuf[16];
+    ck_assert_int_eq(tide_bufreader_init(&br, &l.stream, brbuf, sizeof brbuf),
+                     0);
+    tide_read_until_t ru;
+    char line[16];
+    ck_assert_int_eq(run(ex, tide_read_line(&ru, &br, line, sizeof line)), 4);
+    ck_assert_str_eq(line, "one\n");
+    ck_assert_int_eq(run(ex, tide_read_line(&ru, &br, line, sizeof line)), 4);
+    ck_assert_str_eq(line, "two\n");
+    ck_assert_int_eq(run(ex, tide_read_line(&ru, &br, line, sizeof line)), 6);
+    ck_assert_str_eq(line, "three\n");
+    ck_assert_int_eq(run(ex, tide_join(&jw)), 0);
+
+    /* freed (closed) under a waiting reader: -EBADF */
+    mem_pipe_t z;
+    mem_pipe_init(&z);
+    op_task_t tz;
+    tide_join_t jz;
+    op_task_spawn(ex, &tz, tide_read(&rd, &z.stream, dst, 1), &jz);
+    tide_sleep_t nap;
+    ck_assert_int_eq(run(ex, tide_sleep(&nap, TIDE_USEC_PER_MSEC)), 0);
+    ck_assert_uint_eq(tide_waitq_len(&z.rq), 1);
+    tide_stream_close(&z.stream);
+    memset(&z, 0xa5, sizeof z); /* as good as freed */
+    ck_assert_int_eq(join_within(ex, &jz), -EBADF);
+
+    for (mem_pipe_t *p = &m; p != NULL; p = p == &m ? &a : p == &a ? &b
+                                                     : p == &b ? &l : NULL)
+        ck_assert_uint_eq(tide_waitq_len(&p->rq) + tide_waitq_len(&p->wq), 0);
+    free(src);
+    free(dst);
     exec_done(ex);
 }
 END_TEST
@@ -2728,7 +3030,10 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_new_errors);
     tcase_add_test(tc, test_fdstream_writev_all_many_buffers);
     tcase_add_test(tc, test_fdstream_outlives_executor);
-    tcase_add_test(tc, test_fdstream_second_waiter_ebusy_first_still_woken);
+    tcase_add_test(tc, test_fdstream_two_waiters_both_woken);
+    tcase_add_test(tc, test_fdstream_freed_under_three_waiters);
+    tcase_add_test(tc, test_split_stream_freed_under_both_halves);
+    tcase_add_test(tc, test_io_example_stream_with_every_helper);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tasks");

@@ -154,6 +154,100 @@ static inline bool tide_waker_is_empty(const tide_waker_t *w) {
 }
 
 /* ------------------------------------------------------------------------
+ * Waiters and wait queues: the one way to wait
+ *
+ * A future that waits for something (a stream to become readable, a
+ * descriptor, a listener) puts a waiter, embedded in its own memory, on
+ * the wait queue of what it waits for: no allocation, any number of
+ * waiters per queue, O(1) to leave. Whoever owns the queue wakes every
+ * waiter when progress may be possible (each stays on the queue, and must
+ * poll again to see whether it can proceed), and closes the queue when it
+ * goes away: closing takes every waiter off, records an error in each and
+ * wakes it, so a future whose stream was freed by another task completes
+ * with that error at its next poll, without touching the freed memory.
+ *
+ * The rules for a future with a waiter w on queue q:
+ *   - at each poll, first check tide_waiter_error(&w): non-zero means q's
+ *     owner is gone; complete with it and touch nothing of the owner's;
+ *   - on PENDING, tide_waiter_wait(&w, q, cx->waker) (links it once, keeps
+ *     the latest waker);
+ *   - on READY and on drop, tide_waiter_leave(&w, ...).
+ * The owner of q: tide_waitq_wake_all when ready, tide_waitq_close when
+ * freed. Single-threaded: a queue and its waiters belong to one executor's
+ * thread (the wakers they hold may wake tasks anywhere).
+ * ------------------------------------------------------------------------ */
+
+typedef struct tide_waitq tide_waitq_t;
+
+/* A waiter (40 bytes on LP64; its fields are private). Zero it, or
+ * tide_waiter_init it, before first use. */
+typedef struct tide_waiter {
+    struct tide_waiter *prev, *next;
+    tide_waitq_t *q;    /* the queue it is on; NULL when on none */
+    tide_waker_t waker; /* woken by the queue's owner */
+    int err;            /* set when the queue was closed under it */
+} tide_waiter_t;
+
+/* Why a queue lost its last waiter, for its owner's on_empty hook. */
+typedef enum tide_waitq_left {
+    TIDE_WAITQ_DONE = 0,      /* the future completed */
+    TIDE_WAITQ_CANCELLED = 1, /* the future was dropped while pending */
+} tide_waitq_left_t;
+
+/* A wait queue (private fields). on_empty, if not NULL, is called when the
+ * last waiter leaves (not when the queue is closed): the owner may stop
+ * watching what the waiters waited for, at once or later. */
+struct tide_waitq {
+    tide_waiter_t *head, *tail;
+    size_t n;
+    void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why);
+};
+
+/* tide_waitq_init: an empty queue; on_empty may be NULL. */
+TIDE_EXTERN void tide_waitq_init(tide_waitq_t *q,
+                                 void (*on_empty)(tide_waitq_t *q,
+                                                  tide_waitq_left_t why));
+
+/* tide_waitq_wake_all: wake every waiter on q (by reference: each keeps
+ * its place and its waker until it leaves). */
+TIDE_EXTERN void tide_waitq_wake_all(tide_waitq_t *q);
+
+/* tide_waitq_close: take every waiter off q, set its error to err (a
+ * negative errno, such as -EBADF) and wake it, releasing its waker. q is
+ * empty and usable afterwards; on_empty is not called. */
+TIDE_EXTERN void tide_waitq_close(tide_waitq_t *q, int err);
+
+/* tide_waitq_len: how many waiters are on q. */
+static inline size_t tide_waitq_len(const tide_waitq_t *q) { return q->n; }
+
+/* tide_waiter_init: a waiter on no queue, with no error. */
+static inline void tide_waiter_init(tide_waiter_t *w) {
+    w->prev = w->next = NULL;
+    w->q = NULL;
+    w->waker = TIDE_WAKER_EMPTY;
+    w->err = 0;
+}
+
+/* tide_waiter_wait: put w on q (at the tail, unless it is there already)
+ * holding a reference to waker (replacing the one it held, unless it wakes
+ * the same task). A waiter on another queue leaves that one first. */
+TIDE_EXTERN void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
+                                  const tide_waker_t *waker);
+
+/* tide_waiter_leave: take w off its queue (if any) and release its waker;
+ * why tells the queue's on_empty hook whether the wait completed or was
+ * cancelled. O(1). */
+TIDE_EXTERN void tide_waiter_leave(tide_waiter_t *w, tide_waitq_left_t why);
+
+/* tide_waiter_error: 0, or the error the closed queue left in w. */
+static inline int tide_waiter_error(const tide_waiter_t *w) { return w->err; }
+
+/* tide_waiter_is_waiting: true while w is on a queue. */
+static inline bool tide_waiter_is_waiting(const tide_waiter_t *w) {
+    return w->q != NULL;
+}
+
+/* ------------------------------------------------------------------------
  * Context
  *
  * What a poll receives: the waker of the task being polled and the

@@ -125,21 +125,14 @@ TIDE_EXTERN unsigned tide_fd_readiness(const tide_fd_t *fd);
  * waits on it.
  * ------------------------------------------------------------------------ */
 
-/* A waiting task's place in a registration's list of waiters (private;
- * embedded in every future that waits on a descriptor, so waiting
- * allocates nothing). */
-typedef struct tide__waiter {
-    struct tide__waiter *prev, *next;
-    tide_fd_t *fd; /* NULL once the registration is gone */
-    tide_waker_t waker;
-    unsigned interest;
-    bool linked;
-} tide__waiter_t;
-
-/* A wait for readiness (the futures below). */
+/* A wait for readiness (the futures below): one waiter per direction, on
+ * the registration's wait queue of that direction (tide_waiter_t, in
+ * tide/core.h). */
 typedef struct tide_fd_wait {
     tide_future_t fut;
-    tide__waiter_t node; /* private */
+    tide_fd_t *reg; /* private */
+    tide_waiter_t node[2];
+    unsigned interest;
     tide_fd_guard_t guard;
 } tide_fd_wait_t;
 
@@ -223,7 +216,8 @@ TIDE_EXTERN ssize_t tide_fd_try_io(tide_fd_t *fd, unsigned interest,
  */
 typedef struct tide_fd_io {
     tide_future_t fut;
-    tide__waiter_t node; /* private */
+    tide_fd_t *reg; /* private */
+    tide_waiter_t node;
     unsigned interest;
     tide_fd_io_fn fn;
     void *arg;

@@ -10,8 +10,50 @@
  *
  * The poll functions follow the core contract: READY with the outcome in
  * *out (a count, 0 at end of stream for reads, or a negative errno), or
- * PENDING after arranging a wake. EAGAIN never escapes as a result, EINTR
- * is retried inside.
+ * PENDING. EAGAIN never escapes as a result, EINTR is retried inside.
+ *
+ * Waiting (the one way to wait, tide/core.h). A stream has a wait queue
+ * per direction (rq for reads, wq for writes, flushes and shutdowns; the
+ * stream's own, or one it shares with what it wraps). A poll function that
+ * answers PENDING has made sure that queue will be woken when polling
+ * again could make progress (or has woken cx's task itself); the future
+ * that called it then waits on the queue with a waiter in its own memory.
+ * So any number of tasks may wait on one direction, each is woken, and
+ * dropping one leaves the others alone. Freeing a stream closes its
+ * queues: every future still waiting completes with -EBADF at its next
+ * poll and never touches the stream again, so a stream may be freed by any
+ * task (an admin task closing a victim's connection, a proxy's writer
+ * closing on an error while its reader waits on the other half).
+ *
+ * A stream of your own, over anything with non-blocking reads and writes
+ * and a way to hear when they can proceed:
+ *
+ *     typedef struct {
+ *         tide_stream_t stream;
+ *         tide_waitq_t rq, wq;
+ *         ... // your state
+ *     } my_stream_t;
+ *
+ *     static tide_poll_t my_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
+ *                                size_t len, ssize_t *out) {
+ *         my_stream_t *m = TIDE_CONTAINER_OF(s, my_stream_t, stream);
+ *         ssize_t n = my_try_read(m, buf, len);   // -EAGAIN if nothing yet
+ *         if (n == -EAGAIN)
+ *             return TIDE_PENDING;  // and when data comes: wake_all(&m->rq)
+ *         *out = n;
+ *         return TIDE_READY;
+ *     }
+ *     ...
+ *     tide_waitq_init(&m->rq, NULL);
+ *     tide_waitq_init(&m->wq, NULL);
+ *     tide_stream_init(&m->stream, &my_vt, &m->rq, &m->wq);
+ *     ...                       // your event source says data is there:
+ *     tide_waitq_wake_all(&m->rq);
+ *     ...                       // freeing it:
+ *     tide_stream_close(&m->stream);
+ *
+ * t/check_io.c has one in full (an in-memory pipe), tested with every
+ * helper below.
  *
  * End of stream. A read answers 0 (for len > 0) exactly when the stream is
  * at its end, never before, and nothing is cached: every read after the
@@ -64,18 +106,30 @@ typedef struct tide_stream_vt {
     /* Flush, then close the write side (FIN for a socket, close for a
      * pipe's write end). *out: 0 or -errno. NULL: -ENOTSUP. */
     tide_poll_t (*poll_shutdown)(tide_stream_t *s, tide_cx_t *cx, int *out);
-    /* A future that got PENDING from this stream for `interest`
-     * (TIDE_READABLE and/or TIDE_WRITABLE) was dropped: forget the waker it
-     * left and disarm what nobody waits on. Called only from the task that
-     * uses that direction; may be called for a direction where nothing is
-     * pending (it must then do no harm). NULL if there is nothing to do. */
-    void (*cancel)(tide_stream_t *s, unsigned interest);
 } tide_stream_vt_t;
 
-/* A stream: embed one in your type and point vt at its vtable. */
+/* A stream: embed one in your type (tide_stream_init). */
 struct tide_stream {
     const tide_stream_vt_t *vt; /* the stream's operations */
+    tide_waitq_t *rq; /* waiters for reads; NULL: reads never pend */
+    tide_waitq_t *wq; /* waiters for writes, flushes, shutdowns; NULL: never */
 };
+
+/* tide_stream_init: set up the header of a stream: its vtable and its two
+ * wait queues (see "Waiting" above; NULL for a direction whose polls never
+ * answer PENDING, or that wake cx's task themselves). */
+static inline void tide_stream_init(tide_stream_t *s,
+                                    const tide_stream_vt_t *vt,
+                                    tide_waitq_t *rq, tide_waitq_t *wq) {
+    s->vt = vt;
+    s->rq = rq;
+    s->wq = wq;
+}
+
+/* tide_stream_close: the stream is going away: close both queues, so that
+ * every future waiting on it completes with -EBADF at its next poll. Call
+ * it before freeing a stream of your own. */
+TIDE_EXTERN void tide_stream_close(tide_stream_t *s);
 
 /* Calls through the vtable, for hand-written poll functions and stream
  * adapters (every helper below uses them). They apply the defaults of the
@@ -152,11 +206,6 @@ static inline tide_poll_t tide_stream_poll_shutdown(tide_stream_t *s,
     return p;
 }
 
-/* tide_stream_cancel: s's cancel hook for `interest`, if it has one. */
-static inline void tide_stream_cancel(tide_stream_t *s, unsigned interest) {
-    if (s->vt->cancel != NULL && interest != 0)
-        s->vt->cancel(s, interest);
-}
 
 /* ------------------------------------------------------------------------
  * Any non-blocking descriptor as a stream (a pipe end, a socket, a tty).
@@ -228,23 +277,20 @@ TIDE_EXTERN int tide_ignore_sigpipe(void);
  * TIDE_AWAIT). Nothing here allocates.
  *
  * Rules common to all of them:
- * - A stream has one reader and one writer at a time (they may be two
- *   tasks: see tide_split). Each direction has one waker slot, so a second
- *   task that would wait on a direction while another task waits there is
- *   refused: its read or write completes with -EBUSY (tide's own streams;
- *   it is never left asleep with the first task's wake-up lost). It still
- *   reads or writes if the stream is ready for it. Within one task, the
- *   last future to wait on a direction is the one woken.
- * - The stream, buffers and iovec arrays given to an init function must
- *   stay valid until the future is dropped.
- * - Dropping a future whose last poll of a direction answered PENDING
- *   calls the stream's cancel hook for that direction (a copy: for every
- *   direction it uses), so no waker stays registered and no event stays
- *   armed. A future that completed holds nothing (its drop calls no hook),
- *   so the reactor can keep the event in the epoll set for the next
- *   operation on the stream (no epoll_ctl per message); such an event is
- *   removed when it next fires with nobody waiting, or when the stream is
- *   freed.
+ * - Any number of futures, in any tasks, may wait on one direction of a
+ *   stream: each waits with the waiter in its own struct, and each is
+ *   woken. (Two tasks reading one stream at once get the bytes in whatever
+ *   order they run: give each its own stream, or a split half, when the
+ *   order matters.)
+ * - The buffers and iovec arrays given to an init function must stay valid
+ *   until the future is dropped. The stream may be freed at any time, by
+ *   any task: a future still on it completes with -EBADF at its next poll
+ *   (and must still be dropped, which is then safe too).
+ * - Dropping a pending future takes its waiter off the stream's queue, so
+ *   no waker stays registered; the stream stops watching a direction
+ *   nobody waits on (at once when a pending future is dropped, at the end
+ *   of the executor's turn when one completes: the task nearly always
+ *   waits again, so a message costs no epoll_ctl).
  * - End of stream: a read answers 0 each time the stream is at its end
  *   (for a descriptor: each time the kernel says so), never before.
  * - Threads: the executor's thread only, like the streams they use.
@@ -261,7 +307,7 @@ typedef struct tide_read {
     tide_stream_t *s; /* private */
     void *buf;
     size_t len;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_read_t;
 
 TIDE_EXTERN tide_future_t *tide_read(tide_read_t *op, tide_stream_t *s,
@@ -278,7 +324,7 @@ typedef struct tide_write {
     tide_stream_t *s; /* private */
     const void *buf;
     size_t len;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_write_t;
 
 TIDE_EXTERN tide_future_t *tide_write(tide_write_t *op, tide_stream_t *s,
@@ -295,7 +341,7 @@ typedef struct tide_writev {
     tide_stream_t *s; /* private */
     const struct iovec *iov;
     int iovcnt;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_writev_t;
 
 TIDE_EXTERN tide_future_t *tide_writev(tide_writev_t *op, tide_stream_t *s,
@@ -316,7 +362,7 @@ typedef struct tide_read_exact {
     tide_stream_t *s; /* private */
     unsigned char *buf;
     size_t len;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_read_exact_t;
 
 TIDE_EXTERN tide_future_t *tide_read_exact(tide_read_exact_t *op,
@@ -337,7 +383,7 @@ typedef struct tide_write_all {
     tide_stream_t *s; /* private */
     const unsigned char *buf;
     size_t len;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_write_all_t;
 
 TIDE_EXTERN tide_future_t *tide_write_all(tide_write_all_t *op,
@@ -359,7 +405,7 @@ typedef struct tide_writev_all {
     int iovcnt;
     int idx;    /* first buffer not fully written */
     size_t off; /* bytes of iov[idx] written */
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_writev_all_t;
 
 TIDE_EXTERN tide_future_t *tide_writev_all(tide_writev_all_t *op,
@@ -375,7 +421,7 @@ TIDE_EXTERN tide_future_t *tide_writev_all(tide_writev_all_t *op,
 typedef struct tide_flush {
     tide_future_t fut;
     tide_stream_t *s; /* private */
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_flush_t;
 
 TIDE_EXTERN tide_future_t *tide_flush(tide_flush_t *op, tide_stream_t *s);
@@ -392,7 +438,7 @@ TIDE_EXTERN tide_future_t *tide_flush(tide_flush_t *op, tide_stream_t *s);
 typedef struct tide_shutdown {
     tide_future_t fut;
     tide_stream_t *s; /* private */
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_shutdown_t;
 
 TIDE_EXTERN tide_future_t *tide_shutdown(tide_shutdown_t *op,
@@ -416,7 +462,7 @@ typedef struct tide__copy_dir {
     size_t cap, pos, end;
     uint64_t copied;
     bool read_done, need_flush, done;
-    unsigned pend_r, pend_w; /* pending on the reader / on the writer */
+    tide_waiter_t rw, ww; /* on the reader's rq / the writer's wq */
 } tide__copy_dir_t;
 
 /*
@@ -517,15 +563,15 @@ tide_copy_bidirectional_default(tide_copy_bidirectional_buf_t *op,
  * Split: a read half and a write half, for two tasks
  *
  * A stream's read side and write side are independent (each direction has
- * its own waker slot), so one task may read while another writes. The
+ * its own wait queue), so one task may read while another writes. The
  * halves make that explicit and safe to hand out: the read half's vtable
  * only reads, the write half's only writes (the other entries answer
- * -EBADF), and each half's cancel hook touches only its own direction, so
+ * -EBADF), and each half waits on its own direction's queue only, so
  * dropping a pending read never disturbs the writer.
  *
- * The halves borrow s: s must outlive them; freeing s while a half is in
- * use is the same bug as freeing a stream that is being read. The halves
- * hold no resources (no free). Every tide stream supports this; a stream
+ * The halves borrow s: freeing s completes every future waiting on
+ * either half with -EBADF (as for s itself); a half must not be used for
+ * new operations after that. The halves hold no resources (no free). Every tide stream supports this; a stream
  * of your own does if its two directions share no unprotected state.
  * ------------------------------------------------------------------------ */
 
@@ -604,9 +650,8 @@ TIDE_EXTERN void tide_bufreader_consume(tide_bufreader_t *br, size_t n);
 /*
  * tide_bufreader_poll_fill: make sure something is buffered: if the buffer
  * is empty, read once from the inner stream. *out: bytes buffered (> 0), 0
- * at end of stream, or -errno. For hand-written decoders. A caller that
- * got PENDING and gives up calls tide_stream_cancel(br->inner,
- * TIDE_READABLE).
+ * at end of stream, or -errno. For hand-written decoders, which wait on
+ * PENDING as any stream future does: on tide_bufreader_stream(br)->rq.
  */
 TIDE_EXTERN tide_poll_t tide_bufreader_poll_fill(tide_bufreader_t *br,
                                                  tide_cx_t *cx, ssize_t *out);
@@ -629,7 +674,7 @@ TIDE_EXTERN tide_poll_t tide_bufreader_poll_more(tide_bufreader_t *br,
 typedef struct tide_bufreader_fill {
     tide_future_t fut;
     tide_bufreader_t *br; /* private */
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_bufreader_fill_t;
 
 TIDE_EXTERN tide_future_t *tide_bufreader_fill(tide_bufreader_fill_t *op,
@@ -655,7 +700,7 @@ typedef struct tide_read_until {
     size_t cap;
     int delim;
     bool nul;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_read_until_t;
 
 TIDE_EXTERN tide_future_t *tide_read_until(tide_read_until_t *op,
@@ -706,7 +751,7 @@ typedef struct tide_decode {
     const void *codec; /* private */
     tide_bufreader_t *br;
     size_t scanned;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
 } tide_decode_t;
 
 /* An encode: one frame written to a stream (the codecs' encode futures). */
@@ -718,7 +763,7 @@ typedef struct tide_encode {
     int idx;
     size_t off;
     int err;
-    unsigned pend;
+    tide_waiter_t w; /* on the stream's queue while pending */
     unsigned char hdr[8];
 } tide_encode_t;
 

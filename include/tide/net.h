@@ -164,7 +164,7 @@ typedef struct tide_listener_stats {
 
 /* Machinery shared by the accept futures (private). */
 typedef struct tide__accept {
-    tide__waiter_t node; /* waits on the descriptor, or holds the waker
+    tide_waiter_t node;  /* waits on the descriptor, or holds the waker
                           * while parked */
     void *listener;      /* struct tide__listener; NULL once it is freed */
     struct tide__accept *prev, *next; /* the listener's live accepts */
@@ -378,7 +378,9 @@ TIDE_EXTERN int tide_tcp_into_fd(tide_tcp_t *t);
 typedef struct tide_dgram_send {
     tide_future_t fut;
     /* private */
-    tide__waiter_t node;
+    void *reg;          /* struct tide_fd: the socket's registration */
+    tide_waiter_t node; /* on its write queue, or its "gone" queue while
+                         * retrying */
     const void *buf;
     size_t len;
     tide_addr_t to; /* len 0: the connected peer */
@@ -402,7 +404,8 @@ typedef struct tide_dgram_recv {
     tide_addr_t peer; /* out */
     bool truncated;   /* out */
     /* private */
-    tide__waiter_t node;
+    void *reg;          /* struct tide_fd: the socket's registration */
+    tide_waiter_t node; /* on its read queue while pending */
     void *buf;
     size_t len;
 } tide_dgram_recv_t;

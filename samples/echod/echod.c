@@ -297,7 +297,7 @@ static void publish_backoffs(worker_t *w) {
  * and we want one only once there is something to read. */
 typedef struct lend_read {
     tide_future_t fut;
-    bool pending; /* our waker is in the stream's read slot */
+    tide_waiter_t w; /* on the stream's read queue while pending */
 } lend_read_t;
 
 typedef struct conn {
@@ -324,6 +324,10 @@ static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
     conn_t *c = TIDE_CONTAINER_OF(f, conn_t, op.rd.fut);
     pool_t *p = &c->w->pool;
     ssize_t n;
+    if (tide_waiter_error(&c->op.rd.w) != 0) { /* the stream was freed */
+        f->result = tide_waiter_error(&c->op.rd.w);
+        return TIDE_READY;
+    }
     if (c->buf == NULL && (c->buf = pool_get(p)) == NULL) {
         f->result = -ENOMEM;
         return TIDE_READY;
@@ -332,22 +336,22 @@ static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
         TIDE_PENDING) {
         pool_put(p, c->buf);
         c->buf = NULL;
-        c->op.rd.pending = true;
+        tide_waiter_wait(&c->op.rd.w, c->s->rq, cx->waker);
         return TIDE_PENDING;
     }
-    c->op.rd.pending = false;
+    if (tide_waiter_is_waiting(&c->op.rd.w))
+        tide_waiter_leave(&c->op.rd.w, TIDE_WAITQ_DONE);
     f->result = n;
     return TIDE_READY;
 }
 
 static void lend_read_drop(tide_future_t *f) {
     conn_t *c = TIDE_CONTAINER_OF(f, conn_t, op.rd.fut);
-    if (c->op.rd.pending)
-        tide_stream_cancel(c->s, TIDE_READABLE);
+    tide_waiter_leave(&c->op.rd.w, TIDE_WAITQ_CANCELLED);
 }
 
 static tide_future_t *lend_read(conn_t *c) {
-    c->op.rd.pending = false;
+    tide_waiter_init(&c->op.rd.w);
     return tide_future_init(&c->op.rd.fut, lend_read_poll, lend_read_drop);
 }
 

@@ -5,6 +5,7 @@ src_libtide_internal_la_SOURCES = \
 	src/core/alloc.c \
 	src/core/error.c \
 	src/core/waker.c \
+	src/core/waitq.c \
 	src/core/executor.c \
 	src/core/combinators.c
 tideinclude_HEADERS += include/tide/error.h include/tide/core.h

@@ -106,24 +106,21 @@ static tide_poll_t br_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
     return tide_stream_poll_shutdown(br_of(s)->inner, cx, out);
 }
 
-static void br_cancel(tide_stream_t *s, unsigned interest) {
-    tide_stream_cancel(br_of(s)->inner, interest);
-}
-
 static const tide_stream_vt_t bufreader_vt = {
     .poll_read = br_read,
     .poll_write = br_write,
     .poll_writev = br_writev,
     .poll_flush = br_flush,
     .poll_shutdown = br_shutdown,
-    .cancel = br_cancel,
 };
 
 int tide_bufreader_init(tide_bufreader_t *br, tide_stream_t *inner, void *buf,
                         size_t cap) {
     if (br == NULL || inner == NULL || buf == NULL || cap == 0)
         return -EINVAL;
-    br->stream.vt = &bufreader_vt;
+    /* Its futures wait where the inner stream's would: freeing the inner
+     * stream reaches them. */
+    tide_stream_init(&br->stream, &bufreader_vt, inner->rq, inner->wq);
     br->inner = inner;
     br->buf = buf;
     br->cap = cap;
@@ -135,25 +132,26 @@ int tide_bufreader_init(tide_bufreader_t *br, tide_stream_t *inner, void *buf,
 
 static tide_poll_t fill_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_bufreader_fill_t *op = TIDE_CONTAINER_OF(f, tide_bufreader_fill_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     ssize_t n;
     if (tide_bufreader_poll_fill(op->br, cx, &n) == TIDE_PENDING) {
-        op->pend = TIDE_READABLE;
+        tide__io_wait(&op->w, &op->br->stream, TIDE_READABLE, cx);
         return TIDE_PENDING;
     }
-    op->pend = 0;
+    tide__io_done(&op->w);
     f->result = n;
     return TIDE_READY;
 }
 
 static void fill_drop(tide_future_t *f) {
     tide_bufreader_fill_t *op = TIDE_CONTAINER_OF(f, tide_bufreader_fill_t, fut);
-    tide__io_drop_pending(op->br->inner, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_bufreader_fill(tide_bufreader_fill_t *op,
                                    tide_bufreader_t *br) {
     op->br = br;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, fill_poll, fill_drop);
 }
 
@@ -168,6 +166,8 @@ static tide_poll_t until_finish(tide_read_until_t *op, intptr_t result) {
 
 static tide_poll_t until_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_read_until_t *op = TIDE_CONTAINER_OF(f, tide_read_until_t, fut);
+    if (tide_waiter_error(&op->w) != 0)
+        return until_finish(op, tide_waiter_error(&op->w));
     if (op->cap < (op->nul ? 2u : 1u)) {
         if (op->nul && op->cap == 1)
             op->dst[0] = '\0';
@@ -181,10 +181,10 @@ static tide_poll_t until_poll(tide_future_t *f, tide_cx_t *cx) {
             return until_finish(op, TIDE_EFRAME);
         ssize_t n;
         if (tide_bufreader_poll_fill(br, cx, &n) == TIDE_PENDING) {
-            op->pend = TIDE_READABLE;
+            tide__io_wait(&op->w, &op->br->stream, TIDE_READABLE, cx);
             return TIDE_PENDING;
         }
-        op->pend = 0;
+        tide__io_done(&op->w);
         if (n < 0)
             return until_finish(op, n);
         if (n == 0)
@@ -205,7 +205,7 @@ static tide_poll_t until_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void until_drop(tide_future_t *f) {
     tide_read_until_t *op = TIDE_CONTAINER_OF(f, tide_read_until_t, fut);
-    tide__io_drop_pending(op->br->inner, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 static tide_future_t *until_init(tide_read_until_t *op, tide_bufreader_t *br,
@@ -216,7 +216,7 @@ static tide_future_t *until_init(tide_read_until_t *op, tide_bufreader_t *br,
     op->cap = dst != NULL ? cap : 0;
     op->delim = (unsigned char)delim;
     op->nul = nul;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, until_poll, until_drop);
 }
 

@@ -15,7 +15,7 @@
 
 static void decode_drop(tide_future_t *f) {
     tide_decode_t *op = TIDE_CONTAINER_OF(f, tide_decode_t, fut);
-    tide__io_drop_pending(op->br->inner, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 static tide_poll_t decode_init_done(tide_decode_t *op, intptr_t result) {
@@ -25,13 +25,14 @@ static tide_poll_t decode_init_done(tide_decode_t *op, intptr_t result) {
 
 static tide_poll_t encode_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_encode_t *op = TIDE_CONTAINER_OF(f, tide_encode_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     if (op->err != 0) {
         f->result = op->err;
         return TIDE_READY;
     }
     ssize_t r;
     if (tide__poll_writev_all(op->s, cx, op->iov, 2, &op->idx, &op->off,
-                              &op->done, &op->pend, &r) == TIDE_PENDING)
+                              &op->done, &op->w, &r) == TIDE_PENDING)
         return TIDE_PENDING;
     f->result = r;
     return TIDE_READY;
@@ -39,7 +40,7 @@ static tide_poll_t encode_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void encode_drop(tide_future_t *f) {
     tide_encode_t *op = TIDE_CONTAINER_OF(f, tide_encode_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 static tide_future_t *encode_init(tide_encode_t *op, tide_stream_t *s,
@@ -54,7 +55,7 @@ static tide_future_t *encode_init(tide_encode_t *op, tide_stream_t *s,
     op->idx = 0;
     op->off = 0;
     op->err = err;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, encode_poll, encode_drop);
 }
 
@@ -67,6 +68,7 @@ void tide_linecodec_init(tide_linecodec_t *c, size_t max_len) {
 
 static tide_poll_t line_decode_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_decode_t *op = TIDE_CONTAINER_OF(f, tide_decode_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     tide_linecodec_t *c = (tide_linecodec_t *)(uintptr_t)op->codec;
     tide_bufreader_t *br = op->br;
     /* Room for the longest line, "\r\n" and nothing else. */
@@ -117,10 +119,10 @@ static tide_poll_t line_decode_poll(tide_future_t *f, tide_cx_t *cx) {
         }
         ssize_t n;
         if (tide_bufreader_poll_more(br, cx, &n) == TIDE_PENDING) {
-            op->pend = TIDE_READABLE;
+            tide__io_wait(&op->w, &op->br->stream, TIDE_READABLE, cx);
             return TIDE_PENDING;
         }
-        op->pend = 0;
+        tide__io_done(&op->w);
         if (n < 0)
             return decode_init_done(op, n);
         if (n == 0) {
@@ -154,7 +156,7 @@ tide_future_t *tide_linecodec_decode(tide_decode_t *op, tide_linecodec_t *c,
     op->codec = c;
     op->br = br;
     op->scanned = 0;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, line_decode_poll, decode_drop);
 }
 
@@ -202,6 +204,7 @@ static void put_len(const tide_lencodec_t *c, unsigned char *p, uint64_t v) {
 
 static tide_poll_t len_decode_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_decode_t *op = TIDE_CONTAINER_OF(f, tide_decode_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     const tide_lencodec_t *c = op->codec;
     tide_bufreader_t *br = op->br;
     size_t hb = c->len_bytes;
@@ -225,10 +228,10 @@ static tide_poll_t len_decode_poll(tide_future_t *f, tide_cx_t *cx) {
         }
         ssize_t n;
         if (tide_bufreader_poll_more(br, cx, &n) == TIDE_PENDING) {
-            op->pend = TIDE_READABLE;
+            tide__io_wait(&op->w, &op->br->stream, TIDE_READABLE, cx);
             return TIDE_PENDING;
         }
-        op->pend = 0;
+        tide__io_done(&op->w);
         if (n < 0)
             return decode_init_done(op, n);
         if (n == 0)
@@ -243,7 +246,7 @@ tide_future_t *tide_lencodec_decode(tide_decode_t *op, const tide_lencodec_t *c,
     op->codec = c;
     op->br = br;
     op->scanned = 0;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, len_decode_poll, decode_drop);
 }
 

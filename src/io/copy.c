@@ -11,9 +11,10 @@
  * Cooperative by itself: each buffer filled spends one unit of the task's
  * budget (tide_cx_coop), whether or not the streams spend any.
  *
- * Each direction remembers which of its two streams' waits is pending
- * (pend_r on the reader, pend_w on the writer); a copy dropped while any
- * is pending cancels every direction it uses.
+ * Each direction waits with two waiters of its own: rw on the reader's
+ * read queue, ww on the writer's write queue. A stream freed under the
+ * copy closes the queue: the copy answers -EBADF at its next poll without
+ * touching either stream.
  */
 #include "io/internal.h"
 
@@ -23,7 +24,13 @@ static void dir_init(tide__copy_dir_t *d, unsigned char *buf, size_t cap) {
     d->pos = d->end = 0;
     d->copied = 0;
     d->read_done = d->need_flush = d->done = false;
-    d->pend_r = d->pend_w = 0;
+    tide_waiter_init(&d->rw);
+    tide_waiter_init(&d->ww);
+}
+
+static void dir_cancel(tide__copy_dir_t *d) {
+    tide__io_cancel(&d->rw);
+    tide__io_cancel(&d->ww);
 }
 
 /* READY with *out = 0 when the direction has finished, or -errno. */
@@ -31,24 +38,35 @@ static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
                             tide_stream_t *w, tide_cx_t *cx, bool shut,
                             ssize_t *out) {
     for (;;) {
+        /* a stream freed under us: touch neither */
+        int gone = tide_waiter_error(&d->rw) ? tide_waiter_error(&d->rw)
+                                             : tide_waiter_error(&d->ww);
+        if (gone != 0) {
+            *out = gone;
+            return TIDE_READY;
+        }
         if (d->pos == d->end && !d->read_done) {
             /* One unit of the task's budget per buffer: over streams that
              * are always ready (a user's stream that never answers
-             * PENDING), the copy alone still yields to its neighbours. */
-            if (!tide_cx_coop(cx))
+             * PENDING), the copy alone still yields to its neighbours.
+             * It waits on the reader's queue meanwhile, so that a free of
+             * the reader still reaches it. */
+            if (!tide_cx_coop(cx)) {
+                tide__io_wait(&d->rw, r, TIDE_READABLE, cx);
                 return TIDE_PENDING;
+            }
             d->pos = d->end = 0;
             ssize_t n;
             if (tide_stream_poll_read(r, cx, d->buf, d->cap, &n) ==
                 TIDE_PENDING) {
-                d->pend_r = TIDE_READABLE;
+                tide__io_wait(&d->rw, r, TIDE_READABLE, cx);
                 if (d->need_flush) {
                     int rc;
                     if (tide_stream_poll_flush(w, cx, &rc) == TIDE_PENDING) {
-                        d->pend_w = TIDE_WRITABLE;
+                        tide__io_wait(&d->ww, w, TIDE_WRITABLE, cx);
                         return TIDE_PENDING;
                     }
-                    d->pend_w = 0;
+                    tide__io_done(&d->ww);
                     if (rc < 0) {
                         *out = rc;
                         return TIDE_READY;
@@ -57,7 +75,7 @@ static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
                 }
                 return TIDE_PENDING;
             }
-            d->pend_r = 0;
+            tide__io_done(&d->rw);
             if (n < 0) {
                 *out = n;
                 return TIDE_READY;
@@ -71,10 +89,10 @@ static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
             ssize_t n;
             if (tide_stream_poll_write(w, cx, d->buf + d->pos,
                                        d->end - d->pos, &n) == TIDE_PENDING) {
-                d->pend_w = TIDE_WRITABLE;
+                tide__io_wait(&d->ww, w, TIDE_WRITABLE, cx);
                 return TIDE_PENDING;
             }
-            d->pend_w = 0;
+            tide__io_done(&d->ww);
             if (n <= 0) {
                 *out = n == 0 ? -EIO : n;
                 return TIDE_READY;
@@ -88,10 +106,10 @@ static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
             tide_poll_t p = shut ? tide_stream_poll_shutdown(w, cx, &rc)
                                  : tide_stream_poll_flush(w, cx, &rc);
             if (p == TIDE_PENDING) {
-                d->pend_w = TIDE_WRITABLE;
+                tide__io_wait(&d->ww, w, TIDE_WRITABLE, cx);
                 return TIDE_PENDING;
             }
-            d->pend_w = 0;
+            tide__io_done(&d->ww);
             if (shut && rc == -ENOTSUP)
                 rc = 0; /* cannot half close: leave it open */
             if (rc < 0) {
@@ -121,17 +139,11 @@ static tide_poll_t copy_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
-/* Dropped unfinished: cancel both directions the copy uses, not only the
- * one it waited on, so that an event the reactor kept armed after an
- * earlier wait (see fd.c) is removed too. A finished copy cancels nothing:
- * the streams' next users may want those events. */
+/* Dropped: leave both queues (a finished copy has left them already, so
+ * the streams' next users keep the events the reactor left armed). */
 static void copy_drop(tide_future_t *f) {
     tide_copy_t *op = TIDE_CONTAINER_OF(f, tide_copy_t, fut);
-    if ((op->d.pend_r | op->d.pend_w) == 0)
-        return;
-    op->d.pend_r = op->d.pend_w = 0;
-    tide_stream_cancel(op->r, TIDE_READABLE);
-    tide_stream_cancel(op->w, TIDE_WRITABLE);
+    dir_cancel(&op->d);
 }
 
 tide_future_t *tide_copy(tide_copy_t *op, tide_stream_t *r, tide_stream_t *w,
@@ -174,16 +186,12 @@ static tide_poll_t bidi_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
-/* As copy_drop: unfinished, it cancels all four directions it uses. */
+/* As copy_drop, for both directions. */
 static void bidi_drop(tide_future_t *f) {
     tide_copy_bidirectional_t *op =
         TIDE_CONTAINER_OF(f, tide_copy_bidirectional_t, fut);
-    if ((op->ab.pend_r | op->ab.pend_w | op->ba.pend_r | op->ba.pend_w) == 0)
-        return;
-    op->ab.pend_r = op->ab.pend_w = op->ba.pend_r = op->ba.pend_w = 0;
-    tide_stream_cancel(op->a, TIDE_READABLE | TIDE_WRITABLE);
-    if (op->b != op->a)
-        tide_stream_cancel(op->b, TIDE_READABLE | TIDE_WRITABLE);
+    dir_cancel(&op->ab);
+    dir_cancel(&op->ba);
 }
 
 tide_future_t *tide_copy_bidirectional(tide_copy_bidirectional_t *op,

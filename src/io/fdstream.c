@@ -5,11 +5,9 @@
  * Each operation tries the system call first (readiness starts
  * optimistic), and only on EAGAIN clears the direction's readiness through
  * the guard (so an event that arrived meanwhile is not lost) and goes back
- * to tide__fd_poll_ready, which then stores the waker in the direction's
- * slot and arms the event. One slot per direction: one reader and one
- * writer at a time, which may be two different tasks; a third that would
- * wait where another task waits is refused with -EBUSY rather than left
- * asleep (tide__fd_slot_busy).
+ * to tide__fd_poll_ready, which arms the direction's event; the future
+ * that called then waits on the direction's queue, which is the stream's
+ * rq or wq. Any number of futures may wait on a direction.
  *
  * End of stream: a read answers 0 every time the kernel does (a socket
  * whose peer shut down its write side, a pipe whose writers are all gone)
@@ -53,10 +51,6 @@ tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx,
     for (;;) {
         if (!usable(fs)) {
             *out = -EBADF;
-            return TIDE_READY;
-        }
-        if (tide__fd_slot_busy(&fs->reg, TIDE__RD, cx)) {
-            *out = -EBUSY; /* another task reads: see io.h */
             return TIDE_READY;
         }
         tide_fd_guard_t g;
@@ -116,10 +110,6 @@ tide_poll_t tide__fdstream_poll_write(tide_stream_t *s, tide_cx_t *cx,
             *out = fs->closed ? -EPIPE : -EBADF;
             return TIDE_READY;
         }
-        if (tide__fd_slot_busy(&fs->reg, TIDE__WR, cx)) {
-            *out = -EBUSY; /* another task writes: see io.h */
-            return TIDE_READY;
-        }
         tide_fd_guard_t g;
         if (tide__fd_poll_ready(&fs->reg, cx, TIDE_WRITABLE, NULL, &g) ==
             TIDE_PENDING)
@@ -156,10 +146,6 @@ tide_poll_t tide__fdstream_poll_writev(tide_stream_t *s, tide_cx_t *cx,
     for (;;) {
         if (!usable(fs)) {
             *out = fs->closed ? -EPIPE : -EBADF;
-            return TIDE_READY;
-        }
-        if (tide__fd_slot_busy(&fs->reg, TIDE__WR, cx)) {
-            *out = -EBUSY; /* another task writes: see io.h */
             return TIDE_READY;
         }
         tide_fd_guard_t g;
@@ -235,18 +221,12 @@ tide_poll_t tide__fdstream_poll_shutdown(tide_stream_t *s, tide_cx_t *cx,
     return TIDE_READY;
 }
 
-void tide__fdstream_cancel(tide_stream_t *s, unsigned interest) {
-    struct tide_fdstream *fs = fs_of(s);
-    tide__fd_slot_cancel(&fs->reg, interest);
-}
-
 const tide_stream_vt_t tide__fdstream_vt = {
     .poll_read = tide__fdstream_poll_read,
     .poll_write = tide__fdstream_poll_write,
     .poll_writev = tide__fdstream_poll_writev,
     .poll_flush = NULL, /* nothing is buffered */
     .poll_shutdown = tide__fdstream_poll_shutdown,
-    .cancel = tide__fdstream_cancel,
 };
 
 int tide__fdstream_init(struct tide_fdstream *s, tide_exec_t *ex, int fd) {
@@ -256,7 +236,9 @@ int tide__fdstream_init(struct tide_fdstream *s, tide_exec_t *ex, int fd) {
     if (rc < 0)
         return rc;
     s->reg.embedded = true;
-    s->stream.vt = &tide__fdstream_vt;
+    tide_stream_init(&s->stream, &tide__fdstream_vt,
+                     tide__fd_q(&s->reg, TIDE_READABLE),
+                     tide__fd_q(&s->reg, TIDE_WRITABLE));
     s->eof_seen = false;
     s->closed = false;
     s->is_socket = false;

@@ -13,8 +13,8 @@
  * where the descriptor kind needs it (MSG_NOSIGNAL for sockets).
  *
  * The read side and the write side are independent: a task may read while
- * another writes (each direction has its own waker slot in reg), which is
- * what makes tide_split free. */
+ * another writes (each direction has its own wait queue in reg, which are
+ * the stream's rq and wq), which is what makes tide_split free. */
 struct tide_fdstream {
     tide_stream_t stream;
     struct tide_fd reg;
@@ -57,20 +57,51 @@ tide_poll_t tide__fdstream_poll_writev(tide_stream_t *s, tide_cx_t *cx,
                                        ssize_t *out);
 tide_poll_t tide__fdstream_poll_shutdown(tide_stream_t *s, tide_cx_t *cx,
                                          int *out);
-void tide__fdstream_cancel(tide_stream_t *s, unsigned interest);
 
-/* Helpers shared by the io futures (ops.c). */
+/* Helpers shared by the io futures: their side of the wait protocol
+ * (tide/core.h, "Waiters"; tide/io.h, "Waiting"). */
 
-/* A future is dropped: cancel the direction(s) in *pend (those whose last
- * poll answered PENDING) on s, and clear *pend. */
-void tide__io_drop_pending(tide_stream_t *s, unsigned *pend);
+/* The stream's queue for `dir` (TIDE_READABLE or TIDE_WRITABLE). */
+static inline tide_waitq_t *tide__io_q(tide_stream_t *s, unsigned dir) {
+    return dir == TIDE_READABLE ? s->rq : s->wq;
+}
+
+/* A poll of s for `dir` answered PENDING: wait on its queue (a stream
+ * without one has woken the task itself). */
+static inline void tide__io_wait(tide_waiter_t *w, tide_stream_t *s,
+                                 unsigned dir, tide_cx_t *cx) {
+    tide_waitq_t *q = tide__io_q(s, dir);
+    if (q != NULL)
+        tide_waiter_wait(w, q, cx->waker);
+}
+
+/* The poll answered READY: leave the queue (if on it). */
+static inline void tide__io_done(tide_waiter_t *w) {
+    if (tide_waiter_is_waiting(w))
+        tide_waiter_leave(w, TIDE_WAITQ_DONE);
+}
+
+/* The future is dropped. */
+static inline void tide__io_cancel(tide_waiter_t *w) {
+    tide_waiter_leave(w, TIDE_WAITQ_CANCELLED);
+}
+
+/* Before touching the stream: if it was freed under the waiter, complete
+ * with the error the closed queue left (-EBADF). */
+#define TIDE__IO_GONE(w, f)                                                    \
+    do {                                                                       \
+        if (tide_waiter_error(w) != 0) {                                       \
+            (f)->result = tide_waiter_error(w);                                \
+            return TIDE_READY;                                                 \
+        }                                                                      \
+    } while (0)
 
 /* Write every byte of iov[0, iovcnt) starting at (*idx, *off), advancing
- * them and *done; *pend is set to TIDE_WRITABLE while PENDING. READY with
- * *out = *done, or -errno (-EIO for a write of 0). */
+ * them and *done; w waits on s's wq while PENDING. READY with *out = *done,
+ * or -errno (-EIO for a write of 0). */
 tide_poll_t tide__poll_writev_all(tide_stream_t *s, tide_cx_t *cx,
                                   const struct iovec *iov, int iovcnt,
                                   int *idx, size_t *off, size_t *done,
-                                  unsigned *pend, ssize_t *out);
+                                  tide_waiter_t *w, ssize_t *out);
 
 #endif

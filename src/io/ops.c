@@ -2,39 +2,42 @@
  * src/io/ops.c: the single-stream helper futures: read, write, writev,
  * read_exact, write_all, writev_all, flush, shutdown.
  *
- * Each remembers, in `pend`, the direction whose last poll answered
- * PENDING, and its drop hands exactly that to the stream's cancel hook. A
- * READY poll clears it: a completed operation holds no waker, and not
- * cancelling then lets the reactor keep the event armed for the next
- * operation on the stream (no epoll_ctl per message).
+ * Each waits with the waiter in its own struct: on the stream's queue when
+ * a poll answers PENDING, off it when one answers READY (a completed
+ * operation holds no waker, and leaving "done" rather than "cancelled"
+ * lets the reactor keep the event armed for the next operation on the
+ * stream: no epoll_ctl per message), off it when dropped. A waiter whose
+ * queue was closed (the stream was freed) answers -EBADF before the stream
+ * is touched.
  */
 #include "io/internal.h"
 
-void tide__io_drop_pending(tide_stream_t *s, unsigned *pend) {
-    unsigned p = *pend;
-    *pend = 0;
-    if (p != 0)
-        tide_stream_cancel(s, p);
+void tide_stream_close(tide_stream_t *s) {
+    if (s->rq != NULL)
+        tide_waitq_close(s->rq, -EBADF);
+    if (s->wq != NULL && s->wq != s->rq)
+        tide_waitq_close(s->wq, -EBADF);
 }
 
 /* read ------------------------------------------------------------------- */
 
 static tide_poll_t read_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_read_t *op = TIDE_CONTAINER_OF(f, tide_read_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     ssize_t n;
     if (tide_stream_poll_read(op->s, cx, op->buf, op->len, &n) ==
         TIDE_PENDING) {
-        op->pend = TIDE_READABLE;
+        tide__io_wait(&op->w, op->s, TIDE_READABLE, cx);
         return TIDE_PENDING;
     }
-    op->pend = 0;
+    tide__io_done(&op->w);
     f->result = n;
     return TIDE_READY;
 }
 
 static void read_drop(tide_future_t *f) {
     tide_read_t *op = TIDE_CONTAINER_OF(f, tide_read_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_read(tide_read_t *op, tide_stream_t *s, void *buf,
@@ -42,7 +45,7 @@ tide_future_t *tide_read(tide_read_t *op, tide_stream_t *s, void *buf,
     op->s = s;
     op->buf = buf;
     op->len = len;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, read_poll, read_drop);
 }
 
@@ -50,20 +53,21 @@ tide_future_t *tide_read(tide_read_t *op, tide_stream_t *s, void *buf,
 
 static tide_poll_t write_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_write_t *op = TIDE_CONTAINER_OF(f, tide_write_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     ssize_t n;
     if (tide_stream_poll_write(op->s, cx, op->buf, op->len, &n) ==
         TIDE_PENDING) {
-        op->pend = TIDE_WRITABLE;
+        tide__io_wait(&op->w, op->s, TIDE_WRITABLE, cx);
         return TIDE_PENDING;
     }
-    op->pend = 0;
+    tide__io_done(&op->w);
     f->result = n;
     return TIDE_READY;
 }
 
 static void write_drop(tide_future_t *f) {
     tide_write_t *op = TIDE_CONTAINER_OF(f, tide_write_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_write(tide_write_t *op, tide_stream_t *s, const void *buf,
@@ -71,7 +75,7 @@ tide_future_t *tide_write(tide_write_t *op, tide_stream_t *s, const void *buf,
     op->s = s;
     op->buf = buf;
     op->len = len;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, write_poll, write_drop);
 }
 
@@ -79,20 +83,21 @@ tide_future_t *tide_write(tide_write_t *op, tide_stream_t *s, const void *buf,
 
 static tide_poll_t writev_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_writev_t *op = TIDE_CONTAINER_OF(f, tide_writev_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     ssize_t n;
     if (tide_stream_poll_writev(op->s, cx, op->iov, op->iovcnt, &n) ==
         TIDE_PENDING) {
-        op->pend = TIDE_WRITABLE;
+        tide__io_wait(&op->w, op->s, TIDE_WRITABLE, cx);
         return TIDE_PENDING;
     }
-    op->pend = 0;
+    tide__io_done(&op->w);
     f->result = n;
     return TIDE_READY;
 }
 
 static void writev_drop(tide_future_t *f) {
     tide_writev_t *op = TIDE_CONTAINER_OF(f, tide_writev_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_writev(tide_writev_t *op, tide_stream_t *s,
@@ -100,7 +105,7 @@ tide_future_t *tide_writev(tide_writev_t *op, tide_stream_t *s,
     op->s = s;
     op->iov = iov;
     op->iovcnt = iovcnt;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, writev_poll, writev_drop);
 }
 
@@ -108,14 +113,15 @@ tide_future_t *tide_writev(tide_writev_t *op, tide_stream_t *s,
 
 static tide_poll_t read_exact_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_read_exact_t *op = TIDE_CONTAINER_OF(f, tide_read_exact_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     while (op->done < op->len) {
         ssize_t n;
         if (tide_stream_poll_read(op->s, cx, op->buf + op->done,
                                   op->len - op->done, &n) == TIDE_PENDING) {
-            op->pend = TIDE_READABLE;
+            tide__io_wait(&op->w, op->s, TIDE_READABLE, cx);
             return TIDE_PENDING;
         }
-        op->pend = 0;
+        tide__io_done(&op->w);
         if (n <= 0) {
             f->result = n == 0 ? TIDE_EEOF : n;
             return TIDE_READY;
@@ -128,7 +134,7 @@ static tide_poll_t read_exact_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void read_exact_drop(tide_future_t *f) {
     tide_read_exact_t *op = TIDE_CONTAINER_OF(f, tide_read_exact_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_read_exact(tide_read_exact_t *op, tide_stream_t *s,
@@ -137,7 +143,7 @@ tide_future_t *tide_read_exact(tide_read_exact_t *op, tide_stream_t *s,
     op->s = s;
     op->buf = buf;
     op->len = len;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, read_exact_poll, read_exact_drop);
 }
 
@@ -145,14 +151,15 @@ tide_future_t *tide_read_exact(tide_read_exact_t *op, tide_stream_t *s,
 
 static tide_poll_t write_all_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_write_all_t *op = TIDE_CONTAINER_OF(f, tide_write_all_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     while (op->done < op->len) {
         ssize_t n;
         if (tide_stream_poll_write(op->s, cx, op->buf + op->done,
                                    op->len - op->done, &n) == TIDE_PENDING) {
-            op->pend = TIDE_WRITABLE;
+            tide__io_wait(&op->w, op->s, TIDE_WRITABLE, cx);
             return TIDE_PENDING;
         }
-        op->pend = 0;
+        tide__io_done(&op->w);
         if (n <= 0) {
             /* 0 for a non-empty write: the stream cannot take bytes and
              * never will (Rust's WriteZero); don't spin on it. */
@@ -167,7 +174,7 @@ static tide_poll_t write_all_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void write_all_drop(tide_future_t *f) {
     tide_write_all_t *op = TIDE_CONTAINER_OF(f, tide_write_all_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_write_all(tide_write_all_t *op, tide_stream_t *s,
@@ -176,7 +183,7 @@ tide_future_t *tide_write_all(tide_write_all_t *op, tide_stream_t *s,
     op->s = s;
     op->buf = buf;
     op->len = len;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, write_all_poll, write_all_drop);
 }
 
@@ -188,7 +195,7 @@ tide_future_t *tide_write_all(tide_write_all_t *op, tide_stream_t *s,
 tide_poll_t tide__poll_writev_all(tide_stream_t *s, tide_cx_t *cx,
                                   const struct iovec *iov, int iovcnt,
                                   int *idx, size_t *off, size_t *done,
-                                  unsigned *pend, ssize_t *out) {
+                                  tide_waiter_t *wt, ssize_t *out) {
     for (;;) {
         /* Skip what is written (and empty buffers). */
         while (*idx < iovcnt && *off >= iov[*idx].iov_len) {
@@ -215,10 +222,10 @@ tide_poll_t tide__poll_writev_all(tide_stream_t *s, tide_cx_t *cx,
         }
         ssize_t w;
         if (tide_stream_poll_writev(s, cx, v, n, &w) == TIDE_PENDING) {
-            *pend = TIDE_WRITABLE;
+            tide__io_wait(wt, s, TIDE_WRITABLE, cx);
             return TIDE_PENDING;
         }
-        *pend = 0;
+        tide__io_done(wt);
         if (w <= 0) {
             *out = w == 0 ? -EIO : w;
             return TIDE_READY;
@@ -242,13 +249,14 @@ tide_poll_t tide__poll_writev_all(tide_stream_t *s, tide_cx_t *cx,
 
 static tide_poll_t writev_all_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_writev_all_t *op = TIDE_CONTAINER_OF(f, tide_writev_all_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     if (op->iovcnt < 0) {
         f->result = -EINVAL;
         return TIDE_READY;
     }
     ssize_t r;
     if (tide__poll_writev_all(op->s, cx, op->iov, op->iovcnt, &op->idx,
-                              &op->off, &op->done, &op->pend,
+                              &op->off, &op->done, &op->w,
                               &r) == TIDE_PENDING)
         return TIDE_PENDING;
     f->result = r;
@@ -257,7 +265,7 @@ static tide_poll_t writev_all_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void writev_all_drop(tide_future_t *f) {
     tide_writev_all_t *op = TIDE_CONTAINER_OF(f, tide_writev_all_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_writev_all(tide_writev_all_t *op, tide_stream_t *s,
@@ -268,7 +276,7 @@ tide_future_t *tide_writev_all(tide_writev_all_t *op, tide_stream_t *s,
     op->iovcnt = iovcnt;
     op->idx = 0;
     op->off = 0;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, writev_all_poll, writev_all_drop);
 }
 
@@ -276,46 +284,48 @@ tide_future_t *tide_writev_all(tide_writev_all_t *op, tide_stream_t *s,
 
 static tide_poll_t flush_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_flush_t *op = TIDE_CONTAINER_OF(f, tide_flush_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     int rc;
     if (tide_stream_poll_flush(op->s, cx, &rc) == TIDE_PENDING) {
-        op->pend = TIDE_WRITABLE;
+        tide__io_wait(&op->w, op->s, TIDE_WRITABLE, cx);
         return TIDE_PENDING;
     }
-    op->pend = 0;
+    tide__io_done(&op->w);
     f->result = rc;
     return TIDE_READY;
 }
 
 static void flush_drop(tide_future_t *f) {
     tide_flush_t *op = TIDE_CONTAINER_OF(f, tide_flush_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_flush(tide_flush_t *op, tide_stream_t *s) {
     op->s = s;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, flush_poll, flush_drop);
 }
 
 static tide_poll_t shutdown_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_shutdown_t *op = TIDE_CONTAINER_OF(f, tide_shutdown_t, fut);
+    TIDE__IO_GONE(&op->w, f);
     int rc;
     if (tide_stream_poll_shutdown(op->s, cx, &rc) == TIDE_PENDING) {
-        op->pend = TIDE_WRITABLE;
+        tide__io_wait(&op->w, op->s, TIDE_WRITABLE, cx);
         return TIDE_PENDING;
     }
-    op->pend = 0;
+    tide__io_done(&op->w);
     f->result = rc;
     return TIDE_READY;
 }
 
 static void shutdown_drop(tide_future_t *f) {
     tide_shutdown_t *op = TIDE_CONTAINER_OF(f, tide_shutdown_t, fut);
-    tide__io_drop_pending(op->s, &op->pend);
+    tide__io_cancel(&op->w);
 }
 
 tide_future_t *tide_shutdown(tide_shutdown_t *op, tide_stream_t *s) {
     op->s = s;
-    op->pend = 0;
+    tide_waiter_init(&op->w);
     return tide_future_init(&op->fut, shutdown_poll, shutdown_drop);
 }

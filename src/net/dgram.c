@@ -73,8 +73,8 @@ static bool waits_on_timer(const tide_dgram_send_t *op) {
 static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
     for (;;) {
-        struct tide_fd *reg = op->node.fd;
-        if (reg == NULL || reg->exec == NULL) {
+        struct tide_fd *reg = op->reg;
+        if (tide_waiter_error(&op->node) || reg == NULL || reg->exec == NULL) {
             f->result = -EBADF;
             return TIDE_READY;
         }
@@ -84,7 +84,8 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
                 return TIDE_PENDING;
             tide_future_drop(&op->retry.fut);
             op->retrying = false;
-            tide__waiter_cancel(&op->node); /* leave the parking place */
+            /* leave the "gone" queue */
+            tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
         } else if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node,
                                        &g) == TIDE_PENDING) {
             return TIDE_PENDING;
@@ -104,7 +105,9 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
                     op->delay, TIDE__UNIX_RETRY_MAX_USEC);
                 tide_sleep(&op->retry, op->delay);
                 op->retrying = true;
-                tide__waiter_park(reg, &op->node); /* a free still finds us */
+                /* waiting for the timer, not for readiness: on the queue
+                 * that only a free closes, so that it still finds us */
+                tide_waiter_wait(&op->node, &reg->gone, cx->waker);
                 continue;
             }
             tide__fd_clear(reg, g.tick, TIDE_WRITABLE);
@@ -121,14 +124,14 @@ static void send_drop(tide_future_t *f) {
         tide_future_drop(&op->retry.fut);
         op->retrying = false;
     }
-    tide__waiter_cancel(&op->node);
+    tide_waiter_leave(&op->node, TIDE_WAITQ_CANCELLED);
 }
 
 tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
                                 const void *buf, size_t len,
                                 const tide_addr_t *to) {
-    memset(&op->node, 0, sizeof op->node);
-    op->node.fd = d != NULL ? &d->reg : NULL;
+    tide_waiter_init(&op->node);
+    op->reg = d != NULL ? &d->reg : NULL;
     op->buf = buf;
     op->len = len;
     if (to != NULL)
@@ -147,8 +150,8 @@ tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
 static tide_poll_t recv_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_dgram_recv_t *op = TIDE_CONTAINER_OF(f, tide_dgram_recv_t, fut);
     for (;;) {
-        struct tide_fd *reg = op->node.fd;
-        if (reg == NULL || reg->exec == NULL) {
+        struct tide_fd *reg = op->reg;
+        if (tide_waiter_error(&op->node) || reg == NULL || reg->exec == NULL) {
             f->result = -EBADF;
             return TIDE_READY;
         }
@@ -183,13 +186,13 @@ static tide_poll_t recv_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void recv_drop(tide_future_t *f) {
     tide_dgram_recv_t *op = TIDE_CONTAINER_OF(f, tide_dgram_recv_t, fut);
-    tide__waiter_cancel(&op->node);
+    tide_waiter_leave(&op->node, TIDE_WAITQ_CANCELLED);
 }
 
 tide_future_t *tide__dgram_recv(tide_dgram_recv_t *op, struct tide__dgram *d,
                                 void *buf, size_t len) {
-    memset(&op->node, 0, sizeof op->node);
-    op->node.fd = d != NULL ? &d->reg : NULL;
+    tide_waiter_init(&op->node);
+    op->reg = d != NULL ? &d->reg : NULL;
     memset(&op->peer, 0, sizeof op->peer);
     op->truncated = false;
     op->buf = buf;

@@ -160,8 +160,8 @@ static void unpark(struct tide__listener *l, tide__accept_t *a) {
  * (a parked accept must not make the loop watch the listener). */
 static tide_poll_t park(struct tide__listener *l, tide__accept_t *a,
                         tide_cx_t *cx) {
-    if (a->node.linked)
-        tide__waiter_cancel(&a->node); /* also drops its waker */
+    if (tide_waiter_is_waiting(&a->node)) /* also drops its waker */
+        tide_waiter_leave(&a->node, TIDE_WAITQ_CANCELLED);
     tide_waker_register(&a->node.waker, cx->waker);
     if (!a->parked) {
         a->parked = true;
@@ -204,7 +204,7 @@ static bool exhausted(int e) {
 tide_poll_t tide__accept_poll(tide__accept_t *a, tide_cx_t *cx, int *res,
                               tide_addr_t *peer) {
     struct tide__listener *l = a->listener;
-    if (l == NULL || l->reg.exec == NULL) {
+    if (tide_waiter_error(&a->node) || l == NULL || l->reg.exec == NULL) {
         *res = -EBADF;
         return TIDE_READY;
     }
@@ -264,7 +264,7 @@ void tide__accept_drop(tide__accept_t *a) {
         unpark(l, a);
         tide_waker_drop(&a->node.waker);
     } else {
-        tide__waiter_cancel(&a->node);
+        tide_waiter_leave(&a->node, TIDE_WAITQ_CANCELLED);
     }
     if (a->prev != NULL)
         a->prev->next = a->next;

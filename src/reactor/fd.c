@@ -83,7 +83,7 @@ static void arm(struct tide_fd *reg, int d) {
          * call surfaces the real error instead of waiting forever. */
         reg->ready |= dir_interest[d];
         reg->tick++;
-        tide_waker_wake(&dir->slot);
+        tide_waitq_wake_all(&dir->q);
     }
 }
 
@@ -100,7 +100,7 @@ static void disarm(struct tide_fd *reg, int d) {
 }
 
 static void disarm_if_unwanted(struct tide_fd *reg, int d) {
-    if (reg->dir[d].nwait == 0 && tide_waker_is_empty(&reg->dir[d].slot))
+    if (tide_waitq_len(&reg->dir[d].q) == 0)
         disarm(reg, d);
 }
 
@@ -144,54 +144,31 @@ static void sweep_remove(struct tide_fd *reg) {
  * Waiters
  * ------------------------------------------------------------------------ */
 
-static void waiter_link(struct tide_fd *reg, tide__waiter_t *w) {
-    w->prev = NULL;
-    w->next = reg->waiters;
-    if (reg->waiters != NULL)
-        reg->waiters->prev = w;
-    reg->waiters = w;
-    w->linked = true;
-    for (int d = 0; d < 2; d++)
-        if (w->interest & dir_interest[d])
-            reg->dir[d].nwait++;
-}
-
-static void waiter_unlink(struct tide_fd *reg, tide__waiter_t *w) {
-    if (w->prev != NULL)
-        w->prev->next = w->next;
+/* A direction's queue lost its last waiter. Dropped while pending: nobody
+ * waits any more, so stop watching at once. Completed: the task nearly
+ * always waits again within the turn, so decide at the end of it. */
+static void dir_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
+    struct tide__dir *dir = TIDE_CONTAINER_OF(q, struct tide__dir, q);
+    struct tide_fd *reg = dir->reg;
+    if (why == TIDE_WAITQ_CANCELLED)
+        disarm_if_unwanted(reg, (int)(dir - reg->dir));
     else
-        reg->waiters = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
-    w->prev = w->next = NULL;
-    w->linked = false;
-    for (int d = 0; d < 2; d++)
-        if (w->interest & dir_interest[d])
-            reg->dir[d].nwait--;
+        sweep_later(reg);
 }
 
-/* Put node on reg's list for `interest`, unless it is there already. */
-static void waiter_enlist(struct tide_fd *reg, tide__waiter_t *node,
-                          unsigned interest) {
-    if (!node->linked) {
-        node->interest = interest;
-        waiter_link(reg, node);
-    }
-}
-
-/* Wake the slot and every waiter interested in what is ready now.
- * Returns true if anyone was waiting on direction d.
+/* Wake every waiter of direction d. Returns true if anyone was waiting.
  *
- * Woken waiters stay linked (their waker too) until they poll READY or are
- * dropped: a registration freed between the wake and that poll must still
- * reach them to say it is gone, or they would read freed memory. */
+ * Woken waiters stay on the queue (their waker too) until they poll READY
+ * or are dropped: a registration freed between the wake and that poll
+ * must still reach them to say it is gone, or they would read freed
+ * memory. The poll_*_ready slot is the exception: as in Tokio, it is one
+ * wake-up for the last caller, consumed here. */
 static bool wake_dir(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
-    bool anyone = dir->nwait > 0 || !tide_waker_is_empty(&dir->slot);
-    tide_waker_wake(&dir->slot);
-    for (tide__waiter_t *w = reg->waiters; w != NULL; w = w->next)
-        if (ready_for(reg, w->interest) != 0)
-            tide_waker_wake_by_ref(&w->waker);
+    bool anyone = tide_waitq_len(&dir->q) > 0;
+    tide_waitq_wake_all(&dir->q);
+    if (tide_waiter_is_waiting(&dir->slot))
+        tide_waiter_leave(&dir->slot, TIDE_WAITQ_DONE);
     return anyone;
 }
 
@@ -269,6 +246,12 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     memset(reg, 0, sizeof *reg);
     reg->exec = ex;
     reg->fd = fd;
+    for (int d = 0; d < 2; d++) {
+        tide_waitq_init(&reg->dir[d].q, dir_on_empty);
+        tide_waiter_init(&reg->dir[d].slot);
+        reg->dir[d].reg = reg;
+    }
+    tide_waitq_init(&reg->gone, NULL);
     /* Optimistic: the first operation is tried, not waited for. */
     reg->ready = TIDE_READABLE | TIDE_WRITABLE;
     int features = event_base_get_features(ex->base);
@@ -291,19 +274,13 @@ static void detach(struct tide_fd *reg) {
     if (ex == NULL)
         return;
     sweep_remove(reg);
+    /* Every waiter, whatever it waits on, completes with -EBADF at its
+     * next poll, without touching the registration again. */
     for (int d = 0; d < 2; d++) {
         disarm(reg, d);
-        /* A task waiting through the slot is woken like the waiters
-         * below, so that it learns the registration is gone instead of
-         * sleeping forever. */
-        tide_waker_wake(&reg->dir[d].slot);
+        tide_waitq_close(&reg->dir[d].q, -EBADF);
     }
-    while (reg->waiters != NULL) {
-        tide__waiter_t *w = reg->waiters;
-        waiter_unlink(reg, w);
-        w->fd = NULL;
-        tide_waker_wake(&w->waker);
-    }
+    tide_waitq_close(&reg->gone, -EBADF);
     ex->fds[reg->fd] = NULL;
     ex->nfds--;
     reg->exec = NULL;
@@ -356,25 +333,21 @@ unsigned tide_fd_readiness(const tide_fd_t *reg) { return reg->ready; }
  * ------------------------------------------------------------------------ */
 
 tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
-                                unsigned interest, tide__waiter_t *node,
+                                unsigned interest, tide_waiter_t *node,
                                 tide_fd_guard_t *out) {
-    if (node != NULL)
-        node->fd = reg;
     if (!tide_cx_coop(cx)) {
-        /* Linked on every path that answers PENDING, this one included, so
-         * that freeing the registration always reaches the node: its
-         * future then completes with -EBADF instead of reading freed
-         * memory. */
+        /* On the queue on every path that answers PENDING, this one
+         * included, so that freeing the registration always reaches the
+         * node: its future then completes with -EBADF instead of reading
+         * freed memory. */
         if (node != NULL && reg->exec != NULL)
-            waiter_enlist(reg, node, interest);
+            tide_waiter_wait(node, tide__fd_q(reg, interest), cx->waker);
         return TIDE_PENDING;
     }
     unsigned r = ready_for(reg, interest);
     if (r != 0 || reg->exec == NULL) {
-        if (node != NULL && node->linked) {
-            waiter_unlink(reg, node);
-            sweep_later(reg);
-        }
+        if (node != NULL && tide_waiter_is_waiting(node))
+            tide_waiter_leave(node, TIDE_WAITQ_DONE);
         if (out != NULL) {
             out->fd = reg;
             out->ready = reg->exec != NULL ? r : interest;
@@ -384,53 +357,19 @@ tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
     }
     /* The budget unit was not spent on I/O: give it back. */
     cx->budget++;
-    if (node != NULL) {
-        waiter_enlist(reg, node, interest);
-        tide_waker_register(&node->waker, cx->waker);
-    }
     for (int d = 0; d < 2; d++) {
         if (!(interest & dir_interest[d]))
             continue;
-        if (node == NULL)
-            tide_waker_register(&reg->dir[d].slot, cx->waker);
+        /* before arming: a refused event wakes the queue at once */
+        if (node != NULL)
+            tide_waiter_wait(node, &reg->dir[d].q, cx->waker);
         arm(reg, d);
     }
     /* arm() may have found the direction ready after all (libevent
      * refused the event): don't sleep on it. */
-    if (ready_for(reg, interest) != 0) {
+    if (ready_for(reg, interest) != 0)
         tide_waker_wake_by_ref(cx->waker);
-    }
     return TIDE_PENDING;
-}
-
-void tide__waiter_cancel(tide__waiter_t *node) {
-    struct tide_fd *reg = node->fd;
-    tide_waker_drop(&node->waker);
-    if (reg == NULL || !node->linked)
-        return;
-    waiter_unlink(reg, node);
-    for (int d = 0; d < 2; d++)
-        if (node->interest & dir_interest[d])
-            disarm_if_unwanted(reg, d);
-}
-
-void tide__waiter_park(struct tide_fd *reg, tide__waiter_t *node) {
-    if (node->linked || reg->exec == NULL)
-        return;
-    node->fd = reg;
-    node->interest = 0;
-    waiter_link(reg, node);
-}
-
-void tide__fd_slot_cancel(struct tide_fd *reg, unsigned interest) {
-    if (reg == NULL)
-        return;
-    for (int d = 0; d < 2; d++) {
-        if (!(interest & dir_interest[d]))
-            continue;
-        tide_waker_drop(&reg->dir[d].slot);
-        disarm_if_unwanted(reg, d);
-    }
 }
 
 /* A wait of the readiness API answered from the cache: readiness that no
@@ -459,7 +398,7 @@ static void probe_closed(struct tide_fd *reg, unsigned interest) {
 }
 
 static tide_poll_t public_ready(struct tide_fd *reg, tide_cx_t *cx,
-                                unsigned interest, tide__waiter_t *node,
+                                unsigned interest, tide_waiter_t *node,
                                 tide_fd_guard_t *out) {
     if (tide__fd_poll_ready(reg, cx, interest, node, out) == TIDE_PENDING)
         return TIDE_PENDING;
@@ -476,12 +415,14 @@ tide_poll_t tide_fd_poll_read_ready(tide_fd_t *reg, tide_cx_t *cx,
     tide_fd_guard_t g;
     if (out == NULL)
         out = &g;
-    return public_ready(reg, cx, TIDE_READABLE, NULL, out);
+    return public_ready(reg, cx, TIDE_READABLE, &reg->dir[TIDE__RD].slot,
+                        out);
 }
 
 tide_poll_t tide_fd_poll_write_ready(tide_fd_t *reg, tide_cx_t *cx,
                                      tide_fd_guard_t *out) {
-    return tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, NULL, out);
+    return tide__fd_poll_ready(reg, cx, TIDE_WRITABLE,
+                               &reg->dir[TIDE__WR].slot, out);
 }
 
 /* ------------------------------------------------------------------------
@@ -532,32 +473,42 @@ ssize_t tide_fd_try_io(tide_fd_t *reg, unsigned interest, tide_fd_io_fn fn,
 
 static tide_poll_t wait_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_fd_wait_t *w = TIDE_CONTAINER_OF(f, tide_fd_wait_t, fut);
-    if (w->node.fd == NULL || w->node.fd->exec == NULL) {
+    if (tide_waiter_error(&w->node[0]) || tide_waiter_error(&w->node[1]) ||
+        w->reg == NULL || w->reg->exec == NULL) {
         /* freed, or detached by tide_exec_free */
         f->result = -EBADF;
         return TIDE_READY;
     }
-    if (w->node.interest == 0) {
+    if (w->interest == 0) {
         f->result = -EINVAL;
         return TIDE_READY;
     }
-    if (public_ready(w->node.fd, cx, w->node.interest, &w->node,
-                     &w->guard) == TIDE_PENDING)
-        return TIDE_PENDING;
-    f->result = 0;
-    return TIDE_READY;
+    struct tide_fd *reg = w->reg;
+    if (public_ready(reg, cx, w->interest, NULL, &w->guard) == TIDE_READY) {
+        for (int d = 0; d < 2; d++)
+            if (tide_waiter_is_waiting(&w->node[d]))
+                tide_waiter_leave(&w->node[d], TIDE_WAITQ_DONE);
+        f->result = 0;
+        return TIDE_READY;
+    }
+    for (int d = 0; d < 2; d++)
+        if (w->interest & dir_interest[d])
+            tide_waiter_wait(&w->node[d], &reg->dir[d].q, cx->waker);
+    return TIDE_PENDING;
 }
 
 static void wait_drop(tide_future_t *f) {
     tide_fd_wait_t *w = TIDE_CONTAINER_OF(f, tide_fd_wait_t, fut);
-    tide__waiter_cancel(&w->node);
+    tide_waiter_leave(&w->node[0], TIDE_WAITQ_CANCELLED);
+    tide_waiter_leave(&w->node[1], TIDE_WAITQ_CANCELLED);
 }
 
 tide_future_t *tide_fd_ready(tide_fd_wait_t *w, tide_fd_t *reg,
                              unsigned interest) {
-    memset(&w->node, 0, sizeof w->node);
-    w->node.fd = reg;
-    w->node.interest = interest & (TIDE_READABLE | TIDE_WRITABLE);
+    w->reg = reg;
+    tide_waiter_init(&w->node[0]);
+    tide_waiter_init(&w->node[1]);
+    w->interest = interest & (TIDE_READABLE | TIDE_WRITABLE);
     w->guard = (tide_fd_guard_t){reg, 0, 0};
     return tide_future_init(&w->fut, wait_poll, wait_drop);
 }
@@ -579,8 +530,8 @@ static tide_poll_t async_io_poll(tide_future_t *f, tide_cx_t *cx) {
         return TIDE_READY;
     }
     for (;;) {
-        struct tide_fd *reg = op->node.fd;
-        if (reg == NULL || reg->exec == NULL) {
+        struct tide_fd *reg = op->reg;
+        if (tide_waiter_error(&op->node) || reg == NULL || reg->exec == NULL) {
             f->result = -EBADF;
             return TIDE_READY;
         }
@@ -599,14 +550,14 @@ static tide_poll_t async_io_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void async_io_drop(tide_future_t *f) {
     tide_fd_io_t *op = TIDE_CONTAINER_OF(f, tide_fd_io_t, fut);
-    tide__waiter_cancel(&op->node);
+    tide_waiter_leave(&op->node, TIDE_WAITQ_CANCELLED);
 }
 
 tide_future_t *tide_fd_async_io(tide_fd_io_t *op, tide_fd_t *reg,
                                 unsigned interest, tide_fd_io_fn fn,
                                 void *arg) {
-    memset(&op->node, 0, sizeof op->node);
-    op->node.fd = reg;
+    op->reg = reg;
+    tide_waiter_init(&op->node);
     op->interest = interest;
     op->fn = fn;
     op->arg = arg;

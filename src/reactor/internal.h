@@ -15,8 +15,9 @@ enum { TIDE__RD = 0, TIDE__WR = 1 };
 struct tide__dir {
     struct event ev;    /* persistent; see fd.c for why it is still "one-shot" */
     bool armed;         /* ev is pending in libevent */
-    tide_waker_t slot;  /* the poll_*_ready waker */
-    unsigned nwait;     /* waiters whose interest includes this direction */
+    tide_waitq_t q;     /* every future waiting for this direction */
+    tide_waiter_t slot; /* tide_fd_poll_*_ready's: the last caller's waker */
+    struct tide_fd *reg;
 };
 
 struct tide_fd {
@@ -28,49 +29,37 @@ struct tide_fd {
     bool on_sweep;     /* on exec->sweep: check at the end of the turn */
     struct tide_fd *sweep_next;
     struct tide__dir dir[2];
-    tide__waiter_t *waiters;
+    /* futures that wait for something else (a retry timer) but must hear
+     * that the registration is gone: closed with the directions' queues,
+     * never woken by readiness */
+    tide_waitq_t gone;
 };
+
+/* The wait queue of the direction in `interest` (one of TIDE_READABLE,
+ * TIDE_WRITABLE). */
+static inline tide_waitq_t *tide__fd_q(struct tide_fd *reg, unsigned interest) {
+    return &reg->dir[interest == TIDE_WRITABLE ? TIDE__WR : TIDE__RD].q;
+}
 
 /* Register fd into caller-provided memory (same checks as tide_fd_new). */
 int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd);
 
-/* Deregister: disarm, wake and detach waiters, leave fd open. */
+/* Deregister: disarm, close every wait queue (waiters complete with
+ * -EBADF), leave fd open. */
 void tide__fd_deinit(struct tide_fd *reg);
 
 /*
- * Readiness for `interest` with a waiter node (node != NULL: any number of
- * waiters) or the direction's single slot (node == NULL; interest must then
- * be one direction). Spends the cooperative budget. READY fills *out.
+ * Readiness for `interest`. Spends the cooperative budget. READY fills *out
+ * (if not NULL). PENDING: the direction's event is armed (or the task was
+ * woken: budget spent, or libevent refused the event) and
+ *   - node != NULL (interest is then one direction): node is on that
+ *     direction's queue with cx's waker; on READY it has left it;
+ *   - node == NULL: the caller puts its own waiter on tide__fd_q (a
+ *     stream's generic future does, on the stream's queue).
  */
 tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
-                                unsigned interest, tide__waiter_t *node,
+                                unsigned interest, tide_waiter_t *node,
                                 tide_fd_guard_t *out);
-
-/* A future that waited with a node is dropped: unlink it, and disarm what
- * nobody waits on any more. */
-void tide__waiter_cancel(tide__waiter_t *node);
-
-/* Keep node on reg's list without waiting for any readiness (interest 0:
- * never woken by events), so that freeing the registration still reaches
- * it while its future waits for something else (a retry timer). Leave with
- * tide__waiter_cancel. */
-void tide__waiter_park(struct tide_fd *reg, tide__waiter_t *node);
-
-/* A future that waited through the slot of direction(s) `interest` is
- * dropped: forget the slot's waker and disarm what nobody waits on. */
-void tide__fd_slot_cancel(struct tide_fd *reg, unsigned interest);
-
-/* Direction d is not ready and a task other than cx's waits on it through
- * its single slot: waiting too would overwrite that task's waker and leave
- * it asleep forever, so the caller refuses with -EBUSY instead. */
-static inline bool tide__fd_slot_busy(const struct tide_fd *reg, int d,
-                                      const tide_cx_t *cx) {
-    const tide_waker_t *w = &reg->dir[d].slot;
-    unsigned bit = d == TIDE__RD ? TIDE_READABLE | TIDE_READ_CLOSED
-                                 : TIDE_WRITABLE | TIDE_WRITE_CLOSED;
-    return !(reg->ready & bit) && !tide_waker_is_empty(w) &&
-           !tide_waker_will_wake(w, cx->waker);
-}
 
 /* Clear `bits` (closed states excepted) if no event arrived since `tick`. */
 static inline void tide__fd_clear(struct tide_fd *reg, unsigned tick,

@@ -20,7 +20,8 @@ typedef struct fz_stream {
     uint32_t rng;
     unsigned max_chunk;
     unsigned pendings; /* PENDING answers given */
-    unsigned cancels;
+    unsigned cancels;  /* waiters dropped while pending on rq */
+    tide_waitq_t rq;
 } fz_stream_t;
 
 static inline uint32_t fz_next(uint32_t *s) {
@@ -62,17 +63,20 @@ static inline tide_poll_t fz_write(tide_stream_t *s, tide_cx_t *cx,
     return TIDE_READY;
 }
 
-static inline void fz_cancel(tide_stream_t *s, unsigned interest) {
-    fz_stream_t *f = TIDE_CONTAINER_OF(s, fz_stream_t, stream);
-    (void)interest;
-    f->cancels++;
+static inline void fz_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
+    fz_stream_t *f = TIDE_CONTAINER_OF(q, fz_stream_t, rq);
+    if (why == TIDE_WAITQ_CANCELLED)
+        f->cancels++;
 }
 
 static inline void fz_init(fz_stream_t *f, const uint8_t *data, size_t len,
                            uint32_t seed, unsigned max_chunk) {
-    static const tide_stream_vt_t vt = {
-        .poll_read = fz_read, .poll_write = fz_write, .cancel = fz_cancel};
-    f->stream.vt = &vt;
+    static const tide_stream_vt_t vt = {.poll_read = fz_read,
+                                        .poll_write = fz_write};
+    /* Its PENDING answers wake the task at once, but the futures still
+     * wait on rq, which counts those dropped while waiting. */
+    tide_waitq_init(&f->rq, fz_on_empty);
+    tide_stream_init(&f->stream, &vt, &f->rq, NULL);
     f->data = data;
     f->len = len;
     f->pos = 0;

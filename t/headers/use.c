@@ -73,11 +73,16 @@ int tide_headers_use(void) {
     vt.poll_writev = NULL;
     vt.poll_flush = NULL;
     vt.poll_shutdown = NULL;
-    vt.cancel = NULL;
-    s.vt = &vt;
+    tide_waitq_t q;
+    tide_waitq_init(&q, NULL);
+    tide_stream_init(&s, &vt, &q, &q);
     (void)tide_stream_poll_read(&s, &cx, buf, sizeof buf, &n);
     (void)tide_stream_poll_flush(&s, &cx, &err);
-    tide_stream_cancel(&s, TIDE_READABLE | TIDE_WRITABLE);
+    tide_waiter_t wt;
+    tide_waiter_init(&wt);
+    if (tide_waiter_error(&wt) != 0 || tide_waiter_is_waiting(&wt) ||
+        tide_waitq_len(&q) != 0)
+        err += 4;
 
     if (TIDE_VERSION_NUMBER != tide_version_number())
         err += 2;
