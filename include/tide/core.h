@@ -179,10 +179,11 @@ static inline bool tide_waker_is_empty(const tide_waker_t *w) {
 
 typedef struct tide_waitq tide_waitq_t;
 
-/* A waiter (40 bytes on LP64; its fields are private). Zero it, or
+/* A waiter (48 bytes on LP64; its fields are private). Zero it, or
  * tide_waiter_init it, before first use. */
 typedef struct tide_waiter {
-    struct tide_waiter *prev, *next;
+    struct tide_waiter *prev; /* the queue's links */
+    struct tide_waiter *next; /* the queue's links */
     tide_waitq_t *q;    /* the queue it is on; NULL when on none */
     tide_waker_t waker; /* woken by the queue's owner */
     int err;            /* set when the queue was closed under it */
@@ -198,8 +199,10 @@ typedef enum tide_waitq_left {
  * last waiter leaves (not when the queue is closed): the owner may stop
  * watching what the waiters waited for, at once or later. */
 struct tide_waitq {
-    tide_waiter_t *head, *tail;
-    size_t n;
+    tide_waiter_t *head; /* the first waiter (private) */
+    tide_waiter_t *tail; /* the last waiter (private) */
+    size_t n;            /* how many (private: tide_waitq_len) */
+    /* the owner's hook (private: set by tide_waitq_init) */
     void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why);
 };
 
