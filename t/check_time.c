@@ -98,11 +98,14 @@ START_TEST(test_sleep_many_fire_sorted_cancelled_never) {
     static tide_join_t j[NORDER];
     memset(t, 0, sizeof t);
     order_log_t log = {.n = 0};
-    uint64_t base = tide_now() + 10 * TIDE_USEC_PER_MSEC;
+    /* far enough ahead that all have started before the first is due,
+     * even under valgrind (t_slowdown) */
+    uint64_t ms = TIDE_USEC_PER_MSEC * t_slowdown();
+    uint64_t base = tide_now() + 20 * ms;
     unsigned seed = 12345;
     for (int i = 0; i < NORDER; i++) {
         seed = seed * 1103515245u + 12345u;
-        t[i].deadline = base + ((seed >> 16) % 7) * 1000; /* 7 deadlines */
+        t[i].deadline = base + ((seed >> 16) % 7) * ms; /* 7 deadlines */
     }
     order_spawn(ex, t, j, NORDER, &log);
     /* let every task start its timer, then cancel every fifth */
@@ -140,21 +143,23 @@ START_TEST(test_sleep_reset_is_a_new_start) {
     tide_join_t j[4];
     memset(t, 0, sizeof t);
     order_log_t log = {.n = 0};
-    uint64_t deadline = tide_now() + 5 * TIDE_USEC_PER_MSEC;
+    uint64_t ms = TIDE_USEC_PER_MSEC * t_slowdown();
+    uint64_t deadline = tide_now() + 10 * ms;
     for (int i = 0; i < 4; i++)
         t[i].deadline = deadline;
     order_spawn(ex, t, j, 4, &log);
     tide_yield_t y;
     ck_assert_int_eq(t_run(ex, tide_yield(&y)), 0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 4); /* none fired yet */
     tide_sleep_reset(&t[0].nap, deadline);       /* same deadline: last now */
-    tide_sleep_reset(&t[1].nap, deadline + 20000); /* later: fires last */
+    tide_sleep_reset(&t[1].nap, deadline + 20 * ms); /* later: fires last */
     order_join(ex, j, 4);
     ck_assert_int_eq(log.n, 4);
     ck_assert_int_eq(log.fired[0], 2);
     ck_assert_int_eq(log.fired[1], 3);
     ck_assert_int_eq(log.fired[2], 0);
     ck_assert_int_eq(log.fired[3], 1);
-    ck_assert_uint_ge(tide_now(), deadline + 20000);
+    ck_assert_uint_ge(tide_now(), deadline + 20 * ms);
     t_exec_free_clean(ex);
 }
 END_TEST
@@ -170,9 +175,10 @@ START_TEST(test_sleep_one_base_event_for_many) {
     tide_join_t j[50];
     memset(t, 0, sizeof t);
     order_log_t log = {.n = 0};
+    uint64_t ms = TIDE_USEC_PER_MSEC * t_slowdown();
     for (int i = 0; i < 50; i++) {
         t[i].relative = true;
-        t[i].deadline = (uint64_t)(i + 1) * TIDE_USEC_PER_MSEC;
+        t[i].deadline = 10 * ms + (uint64_t)i * ms;
     }
     order_spawn(ex, t, j, 50, &log);
     event_base_loop(base, EVLOOP_NONBLOCK); /* one turn: all start */
