@@ -771,7 +771,7 @@ static tide_future_t *mk_tcp_connect(cctx_t *x) {
 static tide_future_t *mk_tcp_connect_name(cctx_t *x) {
     char hp[64];
     /* the test's own hosts list: nothing here depends on /etc/hosts */
-    if (x->ex->net == NULL) /* once per executor */
+    if (tide__exec_ext(x->ex, TIDE__EXT_NET) == NULL) /* once per executor */
         t_hosts(x->ex, "127.0.0.1 cancel.tide.test\n");
     snprintf(hp, sizeof hp, "cancel.tide.test:%d", tide_addr_port(&x->addr));
     return tide_tcp_connect(&x->u.tconn, hp);
@@ -1124,8 +1124,9 @@ static bool woken_since(void *arg) {
  * that what a dropped future leaves behind can be told apart. */
 static size_t idle_armed(tide_exec_t *ex) {
     size_t n = 0;
-    for (size_t i = 0; i < ex->fds_cap; i++) {
-        struct tide_fd *reg = ex->fds[i];
+    struct tide__reactor *r = tide__reactor_of(ex);
+    for (size_t i = 0; r != NULL && i < r->cap; i++) {
+        struct tide_fd *reg = r->fds[i];
         if (reg == NULL)
             continue;
         for (int d = 0; d < 2; d++)

@@ -6,12 +6,14 @@
 #   t/check_headers.sh  each public header compiles on its own as C11 and
 #                       as C++ with -Wall -Wextra -pedantic -Werror;
 #   t/check_doc.sh      Doxygen finds every public symbol documented (as
-#                       `make doc` requires; skipped without doxygen).
+#                       `make doc` requires; skipped without doxygen);
+#   t/check_layers.sh   each layer of src/ includes only itself and the
+#                       layers before it, and core names no other layer.
 # Not part of `make check`, because it installs: t/consumer/run.sh BUILDDIR
 # installs into a temporary directory and builds t/consumer/consumer.c
 # against it through pkg-config only (shared and --static).
-TESTS += t/check_exports.sh t/check_headers.sh t/check_doc.sh
-EXTRA_DIST += t/check_exports.sh t/check_headers.sh t/check_doc.sh t/headers/use.c \
+TESTS += t/check_exports.sh t/check_headers.sh t/check_doc.sh t/check_layers.sh
+EXTRA_DIST += t/check_exports.sh t/check_headers.sh t/check_doc.sh t/check_layers.sh t/headers/use.c \
 	t/consumer/run.sh t/consumer/consumer.c t/check_dist.sh
 
 # make installcheck (and so make distcheck) runs the consumer test on the

@@ -309,8 +309,10 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
      * busy connections). The sweep waits for the turn that drains the
      * queue; an event that fires meanwhile with nobody waiting is removed
      * in its callback. */
-    if (ex->sweep != NULL && ex->qhead == NULL)
-        ex->sweep_fds(ex);
+    if (ex->qhead == NULL)
+        for (int i = 0; i < TIDE__EXT_MAX; i++)
+            if (ex->ext[i].end_of_turn != NULL)
+                ex->ext[i].end_of_turn(ex, ex->ext[i].state);
     if (ex->qhead != NULL && !ex->closing) {
         /* Out of budget, or tasks that yielded: come back after the
          * backend has been polled. */
@@ -527,15 +529,12 @@ void tide_exec_free(tide_exec_t *ex) {
         t = next;
     }
 
-    /* The reactor and the net layer (below) registered their own cleanup. */
-    if (ex->net_free != NULL)
-        ex->net_free(ex);
-    if (ex->detach_fds != NULL)
-        ex->detach_fds(ex);
-    if (ex->detach_signals != NULL)
-        ex->detach_signals(ex);
-    if (ex->timers_free != NULL)
-        ex->timers_free(ex);
+    /* The layers above core release what they attached. */
+    for (int i = TIDE__EXT_MAX - 1; i >= 0; i--) {
+        if (ex->ext[i].free != NULL)
+            ex->ext[i].free(ex, ex->ext[i].state);
+        memset(&ex->ext[i], 0, sizeof ex->ext[i]);
+    }
 
     event_del(&ex->run_ev);
     event_del(&ex->notify_ev);
@@ -610,5 +609,5 @@ void tide_exec_stats(const tide_exec_t *ex, tide_exec_stats_t *out) {
     out->tasks = ex->ntasks;
     out->queued = ex->queued;
     out->armed_events = ex->armed;
-    out->registered = ex->nfds;
+    out->registered = ex->registered;
 }

@@ -63,8 +63,6 @@ struct tide_task {
     tide_waker_t join_waker;  /* the joiner's waker, if it waits */
 };
 
-struct tide_fd;
-
 /* What a wake from another thread touches. It outlives the executor for as
  * long as any task does (each task holds a reference), so a thread that
  * wakes a task while the executor is being freed finds `closed` set under
@@ -80,18 +78,27 @@ struct tide__remote {
 
 void tide__remote_unref(struct tide__remote *r);
 
-/* The executor's timers (the time layer's, src/reactor/time.c): a binary
- * min-heap of the pending sleeps ordered by (deadline, seq), behind one
- * libevent timer event set for the earliest. seq is the start order, so
- * that equal deadlines fire in the order they were started. */
-struct tide__timers {
-    struct tide_sleep **heap; /* heap[i]->slot == i + 1 */
-    size_t n, cap;
-    uint64_t seq;             /* the next start's */
-    struct event ev;          /* fires at `at`, for heap[0] */
-    uint64_t at;              /* when ev fires, if armed */
-    bool assigned, armed;
+/* What a layer above core attaches to an executor: its per-executor state
+ * and two hooks. This is the one way core hears of them (core knows
+ * nothing of descriptors, timers, signals or DNS): each layer creates its
+ * state on first use and registers it with tide__exec_attach. */
+enum tide__ext_id {
+    TIDE__EXT_TIME,    /* src/reactor/time.c: the timer heap */
+    TIDE__EXT_SIGNAL,  /* src/reactor/signal.c: the listeners */
+    TIDE__EXT_REACTOR, /* src/reactor/fd.c: registrations, the sweep */
+    TIDE__EXT_NET,     /* src/net/dns.c: the evdns base */
+    TIDE__EXT_MAX
 };
+
+typedef struct tide__ext {
+    void *state;
+    /* after a turn that drained the run queue (NULL: nothing to do) */
+    void (*end_of_turn)(tide_exec_t *ex, void *state);
+    /* at tide_exec_free, after every task was dropped and before the base
+     * is freed; layers are freed from the highest id down (net before the
+     * reactor, the reactor before time) */
+    void (*free)(tide_exec_t *ex, void *state);
+} tide__ext_t;
 
 struct tide_exec {
     struct event_base *base;
@@ -122,32 +129,10 @@ struct tide_exec {
 
     tide_task_t *root; /* block_on's task */
 
-    /* descriptors registered with tide_fd, indexed by descriptor; owned by
-     * the reactor, which sets detach_fds to release them at exec_free */
-    struct tide_fd **fds;
-    size_t fds_cap;
-    size_t nfds;
-    void (*detach_fds)(tide_exec_t *ex);
-    /* registrations whose events may have nobody left to wake; the reactor
-     * disarms those at the end of each turn (sweep_fds) */
-    struct tide_fd *sweep;
-    void (*sweep_fds)(tide_exec_t *ex);
-
-    /* the net layer's per-executor state (its evdns base), created on first
-     * use; net_free releases it at tide_exec_free, after the tasks are
-     * dropped and before the base is freed */
-    void *net;
-    void (*net_free)(tide_exec_t *ex);
-
-    struct tide__timers timers; /* released by timers_free at exec_free */
-    void (*timers_free)(tide_exec_t *ex);
-
-    /* signals listening on this executor (tide_signal_t, a reactor type),
-     * stopped by detach_signals at tide_exec_free */
-    void *signals;
-    void (*detach_signals)(tide_exec_t *ex);
+    tide__ext_t ext[TIDE__EXT_MAX]; /* the upper layers' (see above) */
 
     size_t armed; /* events tide has made pending (I/O, timers, signals) */
+    size_t registered; /* descriptors registered (kept by the reactor) */
     tide_exec_stats_t stats;
 };
 
@@ -158,6 +143,21 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
                 tide_task_t **out);
 
 extern const tide_waker_vtable_t tide__task_waker_vtable;
+
+/* A layer's state on ex, or NULL before it attached any. */
+static inline void *tide__exec_ext(const tide_exec_t *ex, enum tide__ext_id id) {
+    return ex->ext[id].state;
+}
+
+/* Attach (or replace) a layer's state and hooks. */
+static inline void tide__exec_attach(tide_exec_t *ex, enum tide__ext_id id,
+                                     void *state,
+                                     void (*end_of_turn)(tide_exec_t *, void *),
+                                     void (*free_fn)(tide_exec_t *, void *)) {
+    ex->ext[id].state = state;
+    ex->ext[id].end_of_turn = end_of_turn;
+    ex->ext[id].free = free_fn;
+}
 
 /* Account for an event tide made pending or removed (for the stats and
  * for tests that check nothing is left armed). */

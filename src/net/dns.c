@@ -5,7 +5,7 @@
  * /etc/resolv.conf and /etc/hosts (EVDNS_BASE_INITIALIZE_NAMESERVERS loads
  * both; evdns_getaddrinfo answers from the hosts file without a query, so
  * "localhost" works with no server at all) and freed by tide_exec_free
- * through the executor's net_free hook. EVDNS_BASE_DISABLE_WHEN_INACTIVE
+ * through the net layer's free hook on the executor (TIDE__EXT_NET). EVDNS_BASE_DISABLE_WHEN_INACTIVE
  * keeps its sockets out of the loop while no query is in flight, so an
  * idle resolver never keeps a host's event_base_dispatch running.
  *
@@ -71,10 +71,10 @@ static void release(struct tide__resolve *r) {
         state_free(st); /* the executor went first; we were the last */
 }
 
-static void net_free(tide_exec_t *ex) {
-    struct net_state *st = ex->net;
-    ex->net = NULL;
-    ex->net_free = NULL;
+/* tide_exec_free (the executor's hook for the net layer's state). */
+static void net_free(tide_exec_t *ex, void *state) {
+    struct net_state *st = state;
+    tide__exec_attach(ex, TIDE__EXT_NET, NULL, NULL, NULL);
     if (st == NULL)
         return;
     st->exec = NULL;
@@ -100,8 +100,8 @@ static void net_free(tide_exec_t *ex) {
 }
 
 static struct net_state *state_get(tide_exec_t *ex, int *err) {
-    if (ex->net != NULL)
-        return ex->net;
+    if (tide__exec_ext(ex, TIDE__EXT_NET) != NULL)
+        return tide__exec_ext(ex, TIDE__EXT_NET);
     struct net_state *st = tide__calloc(1, sizeof *st);
     if (st == NULL) {
         *err = -ENOMEM;
@@ -115,28 +115,27 @@ static struct net_state *state_get(tide_exec_t *ex, int *err) {
         *err = -EIO;
         return NULL;
     }
-    ex->net = st;
-    ex->net_free = net_free;
+    tide__exec_attach(ex, TIDE__EXT_NET, st, NULL, net_free);
     return st;
 }
 
 int tide__resolve_set_base(tide_exec_t *ex, struct evdns_base *dns) {
     if (ex == NULL || dns == NULL)
         return -EINVAL;
-    if (ex->net != NULL)
+    if (tide__exec_ext(ex, TIDE__EXT_NET) != NULL)
         return -EBUSY;
     struct net_state *st = tide__calloc(1, sizeof *st);
     if (st == NULL)
         return -ENOMEM;
     st->exec = ex;
     st->dns = dns;
-    ex->net = st;
-    ex->net_free = net_free;
+    tide__exec_attach(ex, TIDE__EXT_NET, st, NULL, net_free);
     return 0;
 }
 
 size_t tide__resolve_outstanding(tide_exec_t *ex) {
-    struct net_state *st = ex != NULL ? ex->net : NULL;
+    struct net_state *st =
+        ex != NULL ? tide__exec_ext(ex, TIDE__EXT_NET) : NULL;
     return st != NULL ? st->outstanding : 0;
 }
 

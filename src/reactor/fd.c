@@ -111,14 +111,17 @@ static void sweep_later(struct tide_fd *reg) {
         return;
     if (!reg->dir[TIDE__RD].armed && !reg->dir[TIDE__WR].armed)
         return;
+    struct tide__reactor *r = tide__reactor_of(ex);
     reg->on_sweep = true;
-    reg->sweep_next = ex->sweep;
-    ex->sweep = reg;
+    reg->sweep_next = r->sweep;
+    r->sweep = reg;
 }
 
-static void sweep_fds(tide_exec_t *ex) {
-    struct tide_fd *reg = ex->sweep;
-    ex->sweep = NULL;
+/* The end of a turn that drained the run queue (the executor's hook). */
+static void sweep_fds(tide_exec_t *ex, void *state) {
+    struct tide__reactor *r = state;
+    struct tide_fd *reg = r->sweep;
+    r->sweep = NULL;
     while (reg != NULL) {
         struct tide_fd *next = reg->sweep_next;
         reg->on_sweep = false;
@@ -132,7 +135,7 @@ static void sweep_fds(tide_exec_t *ex) {
 static void sweep_remove(struct tide_fd *reg) {
     if (!reg->on_sweep || reg->exec == NULL)
         return;
-    struct tide_fd **pp = &reg->exec->sweep;
+    struct tide_fd **pp = &tide__reactor_of(reg->exec)->sweep;
     while (*pp != reg)
         pp = &(*pp)->sweep_next;
     *pp = reg->sweep_next;
@@ -204,13 +207,14 @@ static void write_cb(evutil_socket_t fd, short what, void *arg) {
 
 static void detach(struct tide_fd *reg);
 
-static void detach_all(tide_exec_t *ex) {
-    for (size_t i = 0; i < ex->fds_cap; i++)
-        if (ex->fds[i] != NULL)
-            detach(ex->fds[i]);
-    tide__free(ex->fds);
-    ex->fds = NULL;
-    ex->fds_cap = 0;
+/* tide_exec_free (the executor's hook): detach what is still registered. */
+static void detach_all(tide_exec_t *ex, void *state) {
+    struct tide__reactor *r = state;
+    for (size_t i = 0; i < r->cap; i++)
+        if (r->fds[i] != NULL)
+            detach(r->fds[i]);
+    tide__free(r->fds);
+    tide__free(r);
 }
 
 int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
@@ -226,21 +230,26 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     struct stat st;
     if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
         return -EPERM;
+    struct tide__reactor *rt = tide__reactor_of(ex);
+    if (rt == NULL) {
+        rt = tide__calloc(1, sizeof *rt);
+        if (rt == NULL)
+            return -ENOMEM;
+        tide__exec_attach(ex, TIDE__EXT_REACTOR, rt, sweep_fds, detach_all);
+    }
     size_t ufd = (size_t)fd;
-    if (ufd < ex->fds_cap && ex->fds[ufd] != NULL)
+    if (ufd < rt->cap && rt->fds[ufd] != NULL)
         return -EEXIST;
-    if (ufd >= ex->fds_cap) {
-        size_t cap = ex->fds_cap ? ex->fds_cap : 64;
+    if (ufd >= rt->cap) {
+        size_t cap = rt->cap ? rt->cap : 64;
         while (cap <= ufd)
             cap *= 2;
-        struct tide_fd **n = tide__realloc(ex->fds, cap * sizeof *n);
+        struct tide_fd **n = tide__realloc(rt->fds, cap * sizeof *n);
         if (n == NULL)
             return -ENOMEM;
-        memset(n + ex->fds_cap, 0, (cap - ex->fds_cap) * sizeof *n);
-        ex->fds = n;
-        ex->fds_cap = cap;
-        ex->detach_fds = detach_all;
-        ex->sweep_fds = sweep_fds;
+        memset(n + rt->cap, 0, (cap - rt->cap) * sizeof *n);
+        rt->fds = n;
+        rt->cap = cap;
     }
 
     memset(reg, 0, sizeof *reg);
@@ -264,8 +273,8 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
         event_assign(&reg->dir[TIDE__WR].ev, ex->base, fd,
                      EV_WRITE | EV_PERSIST | et, write_cb, reg) != 0)
         return -EIO;
-    ex->fds[ufd] = reg;
-    ex->nfds++;
+    rt->fds[ufd] = reg;
+    ex->registered++;
     return 0;
 }
 
@@ -281,8 +290,8 @@ static void detach(struct tide_fd *reg) {
         tide_waitq_close(&reg->dir[d].q, -EBADF);
     }
     tide_waitq_close(&reg->gone, -EBADF);
-    ex->fds[reg->fd] = NULL;
-    ex->nfds--;
+    tide__reactor_of(ex)->fds[reg->fd] = NULL;
+    ex->registered--;
     reg->exec = NULL;
 }
 

@@ -41,6 +41,24 @@ static inline tide_waitq_t *tide__fd_q(struct tide_fd *reg, unsigned interest) {
     return &reg->dir[interest == TIDE_WRITABLE ? TIDE__WR : TIDE__RD].q;
 }
 
+/* The reactor's per-executor state (tide__exec_ext(ex, TIDE__EXT_REACTOR)),
+ * created by the first registration. The table is indexed by descriptor
+ * number, so that a second registration of one descriptor is refused in
+ * O(1) (-EEXIST): 8 bytes per descriptor number up to the highest one
+ * registered, doubling (512 KiB at 65,536 descriptors, 8 MiB at a million;
+ * what the kernel keeps per open descriptor is several times that). */
+struct tide__reactor {
+    struct tide_fd **fds;
+    size_t cap;
+    /* registrations whose events may have nobody left to wake: checked at
+     * the end of the turn that drains the run queue */
+    struct tide_fd *sweep;
+};
+
+static inline struct tide__reactor *tide__reactor_of(const tide_exec_t *ex) {
+    return (struct tide__reactor *)tide__exec_ext(ex, TIDE__EXT_REACTOR);
+}
+
 /* Register fd into caller-provided memory (same checks as tide_fd_new). */
 int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd);
 

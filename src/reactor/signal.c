@@ -45,9 +45,23 @@ static void signal_cb(evutil_socket_t signum, short what, void *arg) {
     tide_waker_wake(&s->waker);
 }
 
-static void detach_signals(tide_exec_t *ex) {
-    while (ex->signals != NULL)
-        tide_signal_free(ex->signals);
+/* The executor's list of listeners is the signal layer's state on it
+ * (TIDE__EXT_SIGNAL): its head. */
+static tide_signal_t *signals_of(const tide_exec_t *ex) {
+    return tide__exec_ext(ex, TIDE__EXT_SIGNAL);
+}
+
+static void detach_signals(tide_exec_t *ex, void *state);
+
+static void set_signals(tide_exec_t *ex, tide_signal_t *head) {
+    tide__exec_attach(ex, TIDE__EXT_SIGNAL, head, NULL, detach_signals);
+}
+
+/* tide_exec_free (the executor's hook). */
+static void detach_signals(tide_exec_t *ex, void *state) {
+    (void)state;
+    while (signals_of(ex) != NULL)
+        tide_signal_free(signals_of(ex));
 }
 
 int tide_signal_init(tide_signal_t *s, tide_exec_t *exec, int signum) {
@@ -78,11 +92,10 @@ int tide_signal_init(tide_signal_t *s, tide_exec_t *exec, int signum) {
     /* On the executor's list, so that tide_exec_free stops it and a later
      * tide_signal_free finds it detached instead of a freed executor. */
     s->prev = NULL;
-    s->next = exec->signals;
+    s->next = signals_of(exec);
     if (s->next != NULL)
         s->next->prev = s;
-    exec->signals = s;
-    exec->detach_signals = detach_signals;
+    set_signals(exec, s);
     return 0;
 }
 
@@ -121,7 +134,7 @@ void tide_signal_free(tide_signal_t *s) {
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
-        s->exec->signals = s->next;
+        set_signals(s->exec, s->next);
     if (s->next != NULL)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;

@@ -28,6 +28,24 @@ uint64_t tide_now(void) {
 
 /* the executor's timer heap ---------------------------------------------- */
 
+/* A binary min-heap of the pending sleeps ordered by (deadline, seq),
+ * behind one libevent timer event set for the earliest (the time layer's
+ * state on the executor, TIDE__EXT_TIME, created by the first timer). seq
+ * is the start order, so that equal deadlines fire in the order they were
+ * started. */
+struct tide__timers {
+    tide_sleep_t **heap; /* heap[i]->slot == i + 1 */
+    size_t n, cap;
+    uint64_t seq;        /* the next start's */
+    struct event ev;     /* fires at `at`, for heap[0] */
+    uint64_t at;         /* when ev fires, if armed */
+    bool armed;
+};
+
+static struct tide__timers *timers_of(const tide_exec_t *ex) {
+    return tide__exec_ext(ex, TIDE__EXT_TIME);
+}
+
 /* Earlier deadline first; equal deadlines in start order. */
 static bool before(const tide_sleep_t *a, const tide_sleep_t *b) {
     return a->deadline < b->deadline ||
@@ -74,7 +92,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
  * due and is set again (one callback instead of a heap update in libevent
  * per reset: the idle timeout of a busy connection is reset per message). */
 static void ev_update(tide_exec_t *ex, uint64_t now) {
-    struct tide__timers *tm = &ex->timers;
+    struct tide__timers *tm = timers_of(ex);
     if (tm->n == 0) {
         if (tm->armed) {
             event_del(&tm->ev);
@@ -96,8 +114,9 @@ static void ev_update(tide_exec_t *ex, uint64_t now) {
      * which tv never is: nothing to report here. */
 }
 
-static void timers_free(tide_exec_t *ex) {
-    struct tide__timers *tm = &ex->timers;
+/* tide_exec_free (the executor's hook). */
+static void timers_free(tide_exec_t *ex, void *state) {
+    struct tide__timers *tm = state;
     /* Sleeps still pending here were polled by hand and not dropped before
      * tide_exec_free (the header says they must be): forget them so that
      * their later drop touches nothing of the executor's. */
@@ -105,20 +124,23 @@ static void timers_free(tide_exec_t *ex) {
         tm->heap[i]->slot = 0;
         tm->heap[i]->exec = NULL;
     }
-    if (tm->assigned)
-        event_del(&tm->ev);
+    event_del(&tm->ev);
     tide__free(tm->heap);
-    memset(tm, 0, sizeof *tm);
+    tide__free(tm);
 }
 
 static int timer_start(tide_sleep_t *s, uint64_t now) {
     tide_exec_t *ex = s->exec;
-    struct tide__timers *tm = &ex->timers;
-    if (!tm->assigned) {
-        if (event_assign(&tm->ev, ex->base, -1, 0, timer_cb, ex) != 0)
+    struct tide__timers *tm = timers_of(ex);
+    if (tm == NULL) {
+        tm = tide__calloc(1, sizeof *tm);
+        if (tm == NULL)
+            return -ENOMEM;
+        if (event_assign(&tm->ev, ex->base, -1, 0, timer_cb, ex) != 0) {
+            tide__free(tm);
             return -EIO;
-        tm->assigned = true;
-        ex->timers_free = timers_free;
+        }
+        tide__exec_attach(ex, TIDE__EXT_TIME, tm, NULL, timers_free);
     }
     if (tm->n == tm->cap) {
         size_t cap = tm->cap ? tm->cap * 2 : 16;
@@ -156,15 +178,16 @@ static void timer_stop(tide_sleep_t *s) {
     if (s->slot == 0)
         return;
     tide_exec_t *ex = s->exec;
-    heap_remove(&ex->timers, s);
+    struct tide__timers *tm = timers_of(ex);
+    heap_remove(tm, s);
     tide__armed(ex, -1);
-    if (ex->timers.n == 0)
+    if (tm->n == 0)
         ev_update(ex, 0); /* nothing left: let a host's loop end */
 }
 
 /* A started timer got a new deadline: a new start, for the order. */
 static void timer_restart(tide_sleep_t *s, uint64_t now) {
-    struct tide__timers *tm = &s->exec->timers;
+    struct tide__timers *tm = timers_of(s->exec);
     size_t i = s->slot - 1;
     s->seq = tm->seq++;
     if (i > 0 && before(s, tm->heap[(i - 1) / 2]))
@@ -176,7 +199,7 @@ static void timer_restart(tide_sleep_t *s, uint64_t now) {
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg) {
     tide_exec_t *ex = arg;
-    struct tide__timers *tm = &ex->timers;
+    struct tide__timers *tm = timers_of(ex);
     tm->armed = false;
     /* Wake in heap order, so that the tasks run in deadline and start
      * order. A woken sleep leaves the heap now; its poll finds the
