@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "testutil.h"
+#include "reactor/internal.h" /* the virtual clock */
 
 /* ------------------------------------------------------------------------
  * Order (issue 10, item 12): timers fire in deadline order, and equal
@@ -850,6 +851,141 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------
+ * The virtual clock (issue 11, item 2): timers under a paused clock fire
+ * only when the test advances it, at once and exactly, whatever the
+ * machine's speed; so these run under valgrind too.
+ * ------------------------------------------------------------------------ */
+
+START_TEST(test_virtual_clock_sleep_an_hour_in_no_time) {
+    tide_exec_t *ex = t_exec_new();
+    ck_assert_int_eq(tide__time_pause(ex), 0);
+    uint64_t real0 = tide_now();
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_sleep_t s, s2;
+    tide_future_t *f = tide_sleep(&s, 3600 * TIDE_USEC_PER_SEC);
+    tide_future_t *f2 = tide_sleep(&s2, 3600 * TIDE_USEC_PER_SEC + 1);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&h, f2), TIDE_PENDING);
+    /* the loop runs, real time passes: nothing fires */
+    (void)t_run_for(tide_exec_base(ex), 5);
+    ck_assert_int_eq(t_woken(&h.count), 0);
+    tide__time_advance(ex, 3599 * TIDE_USEC_PER_SEC);
+    ck_assert_int_eq(t_woken(&h.count), 0);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    tide__time_advance(ex, TIDE_USEC_PER_SEC); /* exactly the deadline */
+    ck_assert_int_eq(t_woken(&h.count), 1);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, 0);
+    ck_assert_int_eq(t_hand_poll(&h, f2), TIDE_PENDING); /* 1 us to go */
+    tide__time_advance(ex, 1);
+    ck_assert_int_eq(t_hand_poll(&h, f2), TIDE_READY);
+    tide_future_drop(f);
+    tide_future_drop(f2);
+    ck_assert_uint_lt(tide_now() - real0, 10 * TIDE_USEC_PER_SEC);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    tide__time_resume(ex);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_virtual_clock_interval_exact_ticks) {
+    tide_exec_t *ex = t_exec_new();
+    ck_assert_int_eq(tide__time_pause(ex), 0);
+    const uint64_t period = 10 * TIDE_USEC_PER_MSEC;
+    tide_interval_t iv;
+    ck_assert_int_eq(tide_interval_init(&iv, period), 0);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_future_t *f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY); /* the first: at once */
+    ck_assert_int_eq(f->result, 1);
+    tide_future_drop(f);
+    /* on time, three times */
+    for (int i = 0; i < 3; i++) {
+        f = tide_interval_tick(&iv);
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        tide__time_advance(ex, period - 1);
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        tide__time_advance(ex, 1);
+        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+        ck_assert_int_eq(f->result, 1);
+        tide_future_drop(f);
+    }
+    /* 3.5 periods late: three ticks in one, the next on the grid */
+    f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    tide__time_advance(ex, 3 * period + period / 2);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, 3);
+    tide_future_drop(f);
+    f = tide_interval_tick(&iv);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    tide__time_advance(ex, period / 2 - 1);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    tide__time_advance(ex, 1);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    ck_assert_int_eq(f->result, 1);
+    tide_future_drop(f);
+    tide_interval_drop(&iv);
+    t_hand_done(&h);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* Equal deadlines in start order, and a reset as a new start, under the
+ * virtual clock: one advance fires them all, in that order. The wakers
+ * log the order they are woken in. */
+typedef struct order_waker {
+    int id;
+    int *log, *n;
+} order_waker_t;
+
+static tide_waker_t ow_clone(const void *d);
+static void ow_wake_by_ref(const void *d) {
+    const order_waker_t *o = d;
+    o->log[(*o->n)++] = o->id;
+}
+static void ow_nop(const void *d) { (void)d; }
+static const tide_waker_vtable_t ow_vt = {ow_clone, ow_wake_by_ref,
+                                          ow_wake_by_ref, ow_nop};
+static tide_waker_t ow_clone(const void *d) {
+    return (tide_waker_t){&ow_vt, d};
+}
+
+START_TEST(test_virtual_clock_order_and_reset) {
+    tide_exec_t *ex = t_exec_new();
+    ck_assert_int_eq(tide__time_pause(ex), 0);
+    enum { N = 6 };
+    int log[N], n = 0;
+    order_waker_t o[N];
+    tide_waker_t w[N];
+    tide_sleep_t s[N];
+    for (int i = 0; i < N; i++) {
+        o[i] = (order_waker_t){i, log, &n};
+        w[i] = (tide_waker_t){&ow_vt, &o[i]};
+        tide_cx_t cx;
+        tide_cx_init(&cx, ex, &w[i]);
+        /* 2 and 4 a microsecond earlier than the others */
+        uint64_t d = (i == 2 || i == 4) ? 999 : 1000;
+        ck_assert_int_eq(tide_future_poll(tide_sleep(&s[i], d), &cx),
+                         TIDE_PENDING);
+    }
+    tide_sleep_reset(&s[0], s[0].deadline); /* same deadline: last now */
+    tide__time_advance(ex, 1000);
+    static const int want[N] = {2, 4, 1, 3, 5, 0};
+    ck_assert_int_eq(n, N);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(log[i] == want[i], "fired %dth: %d, want %d", i, log[i],
+                      want[i]);
+    for (int i = 0; i < N; i++)
+        tide_future_drop(&s[i].fut);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 static Suite *time_suite(void) {
     Suite *s = suite_create("time");
     TCase *tc;
@@ -882,6 +1018,13 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_interval_late_ticks_skipped);
     tcase_add_test(tc, test_interval_tick_drop_keeps_schedule);
     tcase_add_test(tc, test_interval_huge_period_no_burst);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("virtual");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_virtual_clock_sleep_an_hour_in_no_time);
+    tcase_add_test(tc, test_virtual_clock_interval_exact_ticks);
+    tcase_add_test(tc, test_virtual_clock_order_and_reset);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeout");

@@ -47,6 +47,7 @@ typedef struct tide_sleep {
     tide_waker_t waker;
     uint32_t slot;     /* position in the executor's heap + 1; 0: stopped */
     bool relative;
+    bool fired;        /* taken off the heap as due, not yet polled */
 } tide_sleep_t;
 
 /* tide_sleep: a future ready `usec` microseconds after its first poll. */

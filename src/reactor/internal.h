@@ -91,4 +91,12 @@ static inline void tide__fd_set_closed(struct tide_fd *reg, unsigned bits) {
     reg->ready |= bits & (TIDE_READ_CLOSED | TIDE_WRITE_CLOSED);
 }
 
+/* The virtual clock, for tide's own tests (time.c): pause the executor's
+ * clock at the present (its timers then fire only by advance), move it on
+ * by usec (firing what becomes due, in order), or go back to the real
+ * clock. pause: 0, -ENOMEM, -EIO. */
+int tide__time_pause(tide_exec_t *ex);
+void tide__time_advance(tide_exec_t *ex, uint64_t usec);
+void tide__time_resume(tide_exec_t *ex);
+
 #endif

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/internal.h"
+#include "reactor/internal.h"
 #include "tide/time.h"
 
 /* a + b, or UINT64_MAX (never) if the sum does not fit: a duration of
@@ -40,10 +40,20 @@ struct tide__timers {
     struct event ev;     /* fires at `at`, for heap[0] */
     uint64_t at;         /* when ev fires, if armed */
     bool armed;
+    /* the virtual clock of tide's tests (tide__time_pause): while paused,
+     * time is vnow and moves only by tide__time_advance */
+    bool paused;
+    uint64_t vnow;
 };
 
 static struct tide__timers *timers_of(const tide_exec_t *ex) {
     return tide__exec_ext(ex, TIDE__EXT_TIME);
+}
+
+/* The executor's clock: tide_now(), or the virtual clock while paused. */
+static uint64_t clock_now(const tide_exec_t *ex) {
+    const struct tide__timers *tm = ex != NULL ? timers_of(ex) : NULL;
+    return tm != NULL && tm->paused ? tm->vnow : tide_now();
 }
 
 /* Earlier deadline first; equal deadlines in start order. */
@@ -93,7 +103,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
  * per reset: the idle timeout of a busy connection is reset per message). */
 static void ev_update(tide_exec_t *ex, uint64_t now) {
     struct tide__timers *tm = timers_of(ex);
-    if (tm->n == 0) {
+    if (tm->n == 0 || tm->paused) {
         if (tm->armed) {
             event_del(&tm->ev);
             tm->armed = false;
@@ -129,8 +139,8 @@ static void timers_free(tide_exec_t *ex, void *state) {
     tide__free(tm);
 }
 
-static int timer_start(tide_sleep_t *s, uint64_t now) {
-    tide_exec_t *ex = s->exec;
+/* The executor's timers, created by the first use. */
+static int timers_get(tide_exec_t *ex, struct tide__timers **out) {
     struct tide__timers *tm = timers_of(ex);
     if (tm == NULL) {
         tm = tide__calloc(1, sizeof *tm);
@@ -142,6 +152,16 @@ static int timer_start(tide_sleep_t *s, uint64_t now) {
         }
         tide__exec_attach(ex, TIDE__EXT_TIME, tm, NULL, timers_free);
     }
+    *out = tm;
+    return 0;
+}
+
+static int timer_start(tide_sleep_t *s, uint64_t now) {
+    tide_exec_t *ex = s->exec;
+    struct tide__timers *tm;
+    int rc = timers_get(ex, &tm);
+    if (rc < 0)
+        return rc;
     if (tm->n == tm->cap) {
         size_t cap = tm->cap ? tm->cap * 2 : 16;
         if (cap > UINT32_MAX)
@@ -197,55 +217,93 @@ static void timer_restart(tide_sleep_t *s, uint64_t now) {
     ev_update(s->exec, now);
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg) {
-    tide_exec_t *ex = arg;
-    struct tide__timers *tm = timers_of(ex);
-    tm->armed = false;
-    /* Wake in heap order, so that the tasks run in deadline and start
-     * order. A woken sleep leaves the heap now; its poll finds the
-     * deadline passed (tide_now() only grows). */
-    uint64_t now = tide_now();
+/* Wake every timer due by `now`, in heap order, so that the tasks run in
+ * deadline and start order. A woken sleep leaves the heap marked fired:
+ * its next poll completes without reading the clock again (the clock is
+ * read once per batch of timers, not once per timer). */
+static void fire_due(tide_exec_t *ex, struct tide__timers *tm, uint64_t now) {
     while (tm->n > 0 && tm->heap[0]->deadline <= now) {
         tide_sleep_t *s = tm->heap[0];
         heap_remove(tm, s);
         tide__armed(ex, -1);
+        s->fired = true;
         tide_waker_wake(&s->waker);
     }
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg) {
+    tide_exec_t *ex = arg;
+    struct tide__timers *tm = timers_of(ex);
+    tm->armed = false;
+    uint64_t now = clock_now(ex);
+    fire_due(ex, tm, now);
     /* libevent's clock may fire a little before ours: the rest is waited
      * again, and so is the next deadline. */
     ev_update(ex, now);
 }
 
+int tide__time_pause(tide_exec_t *ex) {
+    struct tide__timers *tm;
+    int rc = timers_get(ex, &tm);
+    if (rc < 0)
+        return rc;
+    if (!tm->paused) {
+        tm->vnow = tide_now();
+        tm->paused = true;
+        ev_update(ex, tm->vnow); /* the libevent event has nothing to do */
+    }
+    return 0;
+}
+
+void tide__time_advance(tide_exec_t *ex, uint64_t usec) {
+    struct tide__timers *tm = timers_of(ex);
+    TIDE__CHECK(tm != NULL && tm->paused);
+    tm->vnow = add_sat(tm->vnow, usec);
+    fire_due(ex, tm, tm->vnow);
+}
+
+void tide__time_resume(tide_exec_t *ex) {
+    struct tide__timers *tm = timers_of(ex);
+    if (tm == NULL || !tm->paused)
+        return;
+    tm->paused = false;
+    ev_update(ex, tide_now());
+}
+
 /* sleep -------------------------------------------------------------------- */
+
+static tide_poll_t sleep_done(tide_sleep_t *s, int result) {
+    tide_waker_drop(&s->waker);
+    s->fut.result = result;
+    return TIDE_READY;
+}
 
 static tide_poll_t sleep_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_sleep_t *s = TIDE_CONTAINER_OF(f, tide_sleep_t, fut);
-    uint64_t now = tide_now();
+    if (s->fired) { /* popped by fire_due: due, no clock to read */
+        s->fired = false;
+        return sleep_done(s, 0);
+    }
+    if (s->slot != 0) { /* still in the heap: the timer will wake us */
+        tide_waker_register(&s->waker, cx->waker);
+        return TIDE_PENDING;
+    }
+    /* First poll (or first after a reset, or the executor is gone). */
     if (s->exec == NULL) {
-        if (cx->exec == NULL) {
-            f->result = -EINVAL;
-            return TIDE_READY;
-        }
+        if (cx->exec == NULL)
+            return sleep_done(s, -EINVAL);
         s->exec = cx->exec;
-        if (s->relative) {
-            s->deadline = add_sat(now, s->deadline);
-            s->relative = false;
-        }
     }
-    if (now >= s->deadline) {
-        timer_stop(s);
-        tide_waker_drop(&s->waker);
-        f->result = 0;
-        return TIDE_READY;
+    uint64_t now = clock_now(s->exec);
+    if (s->relative) {
+        s->deadline = add_sat(now, s->deadline);
+        s->relative = false;
     }
-    if (s->slot == 0) {
-        int rc = timer_start(s, now);
-        if (rc < 0) {
-            tide_waker_drop(&s->waker);
-            f->result = rc;
-            return TIDE_READY;
-        }
-    }
+    if (now >= s->deadline)
+        return sleep_done(s, 0);
+    int rc = timer_start(s, now);
+    if (rc < 0)
+        return sleep_done(s, rc);
     tide_waker_register(&s->waker, cx->waker);
     return TIDE_PENDING;
 }
@@ -264,6 +322,7 @@ static tide_future_t *sleep_init(tide_sleep_t *s, uint64_t deadline,
     s->exec = NULL;
     s->waker = TIDE_WAKER_EMPTY;
     s->slot = 0;
+    s->fired = false;
     return tide_future_init(&s->fut, sleep_poll, sleep_drop);
 }
 
@@ -280,8 +339,9 @@ void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline) {
     s->deadline = deadline;
     s->relative = false;
     s->fut.state &= TIDE__FUT_SPAWNED; /* may be awaited again */
+    s->fired = false;
     if (s->slot != 0) {
-        uint64_t now = tide_now();
+        uint64_t now = clock_now(s->exec);
         if (now >= deadline) {
             timer_stop(s);
             tide_waker_wake_by_ref(&s->waker);
@@ -295,13 +355,23 @@ void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline) {
 
 static tide_poll_t interval_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_interval_t *iv = TIDE_CONTAINER_OF(f, tide_interval_t, fut);
+    if (!iv->started) { /* the first tick is immediate */
+        if (cx->exec == NULL) {
+            f->result = -EINVAL;
+            return TIDE_READY;
+        }
+        iv->started = true;
+        iv->next = add_sat(clock_now(cx->exec), iv->period);
+        f->result = 1;
+        return TIDE_READY;
+    }
     if (tide_future_poll(&iv->timer.fut, cx) == TIDE_PENDING)
         return TIDE_PENDING;
     if (iv->timer.fut.result < 0) {
         f->result = iv->timer.fut.result;
         return TIDE_READY;
     }
-    uint64_t now = tide_now();
+    uint64_t now = clock_now(iv->timer.exec);
     uint64_t late = now > iv->next ? now - iv->next : 0;
     uint64_t periods = 1 + late / iv->period; /* late: skip, don't burst */
     iv->next = periods > UINT64_MAX / iv->period
@@ -326,11 +396,8 @@ int tide_interval_init(tide_interval_t *iv, uint64_t period) {
 }
 
 tide_future_t *tide_interval_tick(tide_interval_t *iv) {
-    if (!iv->started) {
-        iv->started = true;
-        iv->next = tide_now(); /* the first tick is immediate */
-    }
-    tide_sleep_reset(&iv->timer, iv->next);
+    if (iv->started)
+        tide_sleep_reset(&iv->timer, iv->next);
     return tide_future_init(&iv->fut, interval_poll, interval_tick_drop);
 }
 
