@@ -1130,7 +1130,7 @@ static size_t idle_armed(tide_exec_t *ex) {
         if (reg == NULL)
             continue;
         for (int d = 0; d < 2; d++)
-            if (reg->dir[d].armed && tide_waitq_len(&reg->dir[d].q) == 0)
+            if (reg->dir[d].armed && tide_waitq_is_empty(&reg->dir[d].q))
                 n++;
     }
     return n;

@@ -179,14 +179,14 @@ static inline bool tide_waker_is_empty(const tide_waker_t *w) {
 
 typedef struct tide_waitq tide_waitq_t;
 
-/* A waiter (48 bytes on LP64; its fields are private). Zero it, or
- * tide_waiter_init it, before first use. */
+/* A waiter (32 bytes on LP64; its fields are private). Zero it, or
+ * tide_waiter_init it, before first use. On a queue, it is a node of the
+ * queue's circular list; off every queue, prev is NULL, and a queue closed
+ * under it has left its error in the (empty) waker's data. */
 typedef struct tide_waiter {
-    struct tide_waiter *prev; /* the queue's links */
+    struct tide_waiter *prev; /* the queue's links; NULL: on no queue */
     struct tide_waiter *next; /* the queue's links */
-    tide_waitq_t *q;    /* the queue it is on; NULL when on none */
-    tide_waker_t waker; /* woken by the queue's owner */
-    int err;            /* set when the queue was closed under it */
+    tide_waker_t waker;       /* woken by the queue's owner */
 } tide_waiter_t;
 
 /* Why a queue lost its last waiter, for its owner's on_empty hook. */
@@ -195,13 +195,11 @@ typedef enum tide_waitq_left {
     TIDE_WAITQ_CANCELLED = 1, /* the future was dropped while pending */
 } tide_waitq_left_t;
 
-/* A wait queue (private fields). on_empty, if not NULL, is called when the
- * last waiter leaves (not when the queue is closed): the owner may stop
- * watching what the waiters waited for, at once or later. */
+/* A wait queue (40 bytes; private fields). on_empty, if not NULL, is
+ * called when the last waiter leaves (not when the queue is closed): the
+ * owner may stop watching what the waiters waited for, at once or later. */
 struct tide_waitq {
-    tide_waiter_t *head; /* the first waiter (private) */
-    tide_waiter_t *tail; /* the last waiter (private) */
-    size_t n;            /* how many (private: tide_waitq_len) */
+    tide_waiter_t head; /* the list's sentinel (private) */
     /* the owner's hook (private: set by tide_waitq_init) */
     void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why);
 };
@@ -215,39 +213,49 @@ TIDE_EXTERN void tide_waitq_init(tide_waitq_t *q,
  * its place and its waker until it leaves). */
 TIDE_EXTERN void tide_waitq_wake_all(tide_waitq_t *q);
 
-/* tide_waitq_close: take every waiter off q, set its error to err (a
- * negative errno, such as -EBADF) and wake it, releasing its waker. q is
- * empty and usable afterwards; on_empty is not called. */
+/* tide_waitq_close: take every waiter off q, leave err (a negative errno,
+ * such as -EBADF) in it and wake it, releasing its waker. q is empty and
+ * usable afterwards; on_empty is not called. */
 TIDE_EXTERN void tide_waitq_close(tide_waitq_t *q, int err);
 
-/* tide_waitq_len: how many waiters are on q. */
-static inline size_t tide_waitq_len(const tide_waitq_t *q) { return q->n; }
+/* tide_waitq_is_empty: true if nobody waits on q. O(1). */
+static inline bool tide_waitq_is_empty(const tide_waitq_t *q) {
+    return q->head.next == &q->head;
+}
+
+/* tide_waitq_len: how many waiters are on q. O(n): for tests and
+ * diagnostics. */
+TIDE_EXTERN size_t tide_waitq_len(const tide_waitq_t *q);
 
 /* tide_waiter_init: a waiter on no queue, with no error. */
 static inline void tide_waiter_init(tide_waiter_t *w) {
     w->prev = w->next = NULL;
-    w->q = NULL;
     w->waker = TIDE_WAKER_EMPTY;
-    w->err = 0;
 }
 
-/* tide_waiter_wait: put w on q (at the tail, unless it is there already)
- * holding a reference to waker (replacing the one it held, unless it wakes
- * the same task). A waiter on another queue leaves that one first. */
+/* tide_waiter_wait: put w on q (at the tail, unless it is on a queue
+ * already: a waiter stays on the queue it first waited on until it
+ * leaves) holding a reference to waker (replacing the one it held,
+ * unless it wakes the same task). Waiting clears a closed queue's error. */
 TIDE_EXTERN void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
                                   const tide_waker_t *waker);
 
-/* tide_waiter_leave: take w off its queue (if any) and release its waker;
- * why tells the queue's on_empty hook whether the wait completed or was
- * cancelled. O(1). */
+/* tide_waiter_leave: take w off its queue (if any) and release its waker
+ * (and a closed queue's error); why tells the queue's on_empty hook
+ * whether the wait completed or was cancelled. O(1). */
 TIDE_EXTERN void tide_waiter_leave(tide_waiter_t *w, tide_waitq_left_t why);
-
-/* tide_waiter_error: 0, or the error the closed queue left in w. */
-static inline int tide_waiter_error(const tide_waiter_t *w) { return w->err; }
 
 /* tide_waiter_is_waiting: true while w is on a queue. */
 static inline bool tide_waiter_is_waiting(const tide_waiter_t *w) {
-    return w->q != NULL;
+    return w->prev != NULL;
+}
+
+/* tide_waiter_error: 0, or the error a closed queue left in w (read it
+ * before anything else at each poll; see above). */
+static inline int tide_waiter_error(const tide_waiter_t *w) {
+    return w->prev == NULL && w->waker.vtable == NULL
+               ? (int)(intptr_t)w->waker.data
+               : 0;
 }
 
 /* ------------------------------------------------------------------------

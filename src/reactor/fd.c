@@ -100,7 +100,7 @@ static void disarm(struct tide_fd *reg, int d) {
 }
 
 static void disarm_if_unwanted(struct tide_fd *reg, int d) {
-    if (tide_waitq_len(&reg->dir[d].q) == 0)
+    if (tide_waitq_is_empty(&reg->dir[d].q))
         disarm(reg, d);
 }
 
@@ -168,7 +168,7 @@ static void dir_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
  * wake-up for the last caller, consumed here. */
 static bool wake_dir(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
-    bool anyone = tide_waitq_len(&dir->q) > 0;
+    bool anyone = !tide_waitq_is_empty(&dir->q);
     tide_waitq_wake_all(&dir->q);
     if (tide_waiter_is_waiting(&dir->slot))
         tide_waiter_leave(&dir->slot, TIDE_WAITQ_DONE);
