@@ -2149,6 +2149,84 @@ START_TEST(test_unix_from_fd_checks_the_socket) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * A TCP connection freed by another task while tasks wait on it (issue 11,
+ * item 4: an admin task "kicking" a client; a proxy's writer closing on an
+ * error while its reader waits on the other half).
+ * ------------------------------------------------------------------------ */
+
+typedef struct tcp_waiter {
+    tide_future_t fut;
+    tide_future_t *op;
+} tcp_waiter_t;
+
+static tide_poll_t tcp_waiter_poll(tide_future_t *f, tide_cx_t *cx) {
+    tcp_waiter_t *t = TIDE_CONTAINER_OF(f, tcp_waiter_t, fut);
+    if (tide_future_poll(t->op, cx) == TIDE_PENDING)
+        return TIDE_PENDING;
+    f->result = t->op->result;
+    return TIDE_READY;
+}
+
+static void tcp_waiter_drop(tide_future_t *f) {
+    tide_future_drop(TIDE_CONTAINER_OF(f, tcp_waiter_t, fut)->op);
+}
+
+typedef struct tcp_kick {
+    tide_future_t fut;
+    tide_tcp_t **victim;
+} tcp_kick_t;
+
+static tide_poll_t tcp_kick_poll(tide_future_t *f, tide_cx_t *cx) {
+    tcp_kick_t *k = TIDE_CONTAINER_OF(f, tcp_kick_t, fut);
+    tide_tcp_free(*k->victim);
+    *k->victim = NULL;
+    f->result = 0;
+    return TIDE_READY;
+}
+
+START_TEST(test_tcp_freed_by_another_task_under_readers) {
+    tide_exec_t *ex = n_exec();
+    tide_addr_t addr;
+    tide_tcp_listener_t *l = n_listen(ex, &addr);
+    tide_tcp_t *c, *sv;
+    n_pair(ex, l, &addr, &c, &sv);
+    /* two readers on the whole stream, one on a read half */
+    tide_stream_t *st = tide_tcp_stream(sv);
+    tide_read_half_t rh;
+    tide_split(st, &rh, NULL);
+    char b[3][8];
+    tide_read_t rd[3];
+    tcp_waiter_t w[3];
+    tide_join_t j[3];
+    for (int i = 0; i < 3; i++) {
+        w[i].op = tide_read(&rd[i], i == 2 ? tide_read_half_stream(&rh) : st,
+                            b[i], sizeof b[i]);
+        tide_future_init(&w[i].fut, tcp_waiter_poll, tcp_waiter_drop);
+        ck_assert_int_eq(tide_spawn(ex, &w[i].fut, &j[i]), 0);
+    }
+    tide_sleep_t nap;
+    ck_assert_int_eq(n_run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert(!tide_join_is_finished(&j[i]));
+    tcp_kick_t k = {.victim = &sv};
+    tide_future_init(&k.fut, tcp_kick_poll, NULL);
+    tide_join_t jk;
+    ck_assert_int_eq(tide_spawn(ex, &k.fut, &jk), 0);
+    ck_assert_int_eq(n_run(ex, tide_join(&jk)), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(n_run(ex, tide_join(&j[i])), -EBADF);
+    /* the client sees the connection closed */
+    tide_read_t cr;
+    char cb[4];
+    ck_assert_int_eq(n_run(ex, tide_read(&cr, tide_tcp_stream(c), cb, sizeof cb)),
+                     0);
+    tide_tcp_free(c);
+    tide_tcp_listener_free(l);
+    n_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * The tests' watchdog (t/testutil.h): scaled for slow builds, and a
  * watchdog that fires says so
  * ------------------------------------------------------------------------ */
@@ -2339,6 +2417,11 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_tcp_listener_free_wakes_accepts);
     tcase_add_test(tc, test_tcp_connect_dropped_while_pending);
     tcase_add_test(tc, test_net_alloc_failures);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("close");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_tcp_freed_by_another_task_under_readers);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("copy");
