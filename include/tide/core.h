@@ -181,8 +181,9 @@ typedef struct tide_waitq tide_waitq_t;
 
 /* A waiter (32 bytes on LP64; its fields are private). Zero it, or
  * tide_waiter_init it, before first use. On a queue, it is a node of the
- * queue's circular list; off every queue, prev is NULL, and a queue closed
- * under it has left its error in the (empty) waker's data. */
+ * queue's circular list, with a waker; off every queue, prev is NULL, and
+ * a queue closed under it has left its error in the (empty) waker's
+ * data. */
 typedef struct tide_waiter {
     struct tide_waiter *prev; /* the queue's links; NULL: on no queue */
     struct tide_waiter *next; /* the queue's links */
@@ -199,7 +200,7 @@ typedef enum tide_waitq_left {
  * called when the last waiter leaves (not when the queue is closed): the
  * owner may stop watching what the waiters waited for, at once or later. */
 struct tide_waitq {
-    tide_waiter_t head; /* the list's sentinel (private) */
+    tide_waiter_t head; /* the list's sentinel, its waker {NULL, q} (private) */
     /* the owner's hook (private: set by tide_waitq_init) */
     void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why);
 };
@@ -233,17 +234,47 @@ static inline void tide_waiter_init(tide_waiter_t *w) {
     w->waker = TIDE_WAKER_EMPTY;
 }
 
+/* (private) The last waiter left q: call its owner's hook. */
+TIDE_EXTERN void tide__waitq_emptied(tide_waitq_t *q, tide_waitq_left_t why);
+
 /* tide_waiter_wait: put w on q (at the tail, unless it is on a queue
  * already: a waiter stays on the queue it first waited on until it
- * leaves) holding a reference to waker (replacing the one it held,
- * unless it wakes the same task). Waiting clears a closed queue's error. */
-TIDE_EXTERN void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
-                                  const tide_waker_t *waker);
+ * leaves) holding a reference to waker, which must not be empty
+ * (replacing the one it held, unless it wakes the same task). Waiting
+ * clears a closed queue's error. Inline: it is on every pending I/O
+ * operation's path. */
+static inline void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
+                                    const tide_waker_t *waker) {
+    if (w->prev == NULL) {
+        if (w->waker.vtable == NULL)
+            w->waker.data = NULL; /* a closed queue's error: waiting anew */
+        tide_waiter_t *last = q->head.prev;
+        w->prev = last;
+        w->next = &q->head;
+        last->next = w;
+        q->head.prev = w;
+    }
+    tide_waker_register(&w->waker, waker);
+}
 
 /* tide_waiter_leave: take w off its queue (if any) and release its waker
  * (and a closed queue's error); why tells the queue's on_empty hook
- * whether the wait completed or was cancelled. O(1). */
-TIDE_EXTERN void tide_waiter_leave(tide_waiter_t *w, tide_waitq_left_t why);
+ * whether the wait completed or was cancelled. O(1). The queue's sentinel
+ * is the only node on it whose waker is empty: the last waiter out finds
+ * it on both sides, and the queue through it. */
+static inline void tide_waiter_leave(tide_waiter_t *w, tide_waitq_left_t why) {
+    tide_waiter_t *prev = w->prev, *next = w->next;
+    if (prev != NULL) {
+        prev->next = next;
+        next->prev = prev;
+        w->prev = w->next = NULL;
+    }
+    if (w->waker.vtable != NULL)
+        tide_waker_drop(&w->waker);
+    w->waker.data = NULL; /* and the error, if it held one */
+    if (prev != NULL && prev == next && prev->waker.vtable == NULL)
+        tide__waitq_emptied((tide_waitq_t *)(uintptr_t)prev->waker.data, why);
+}
 
 /* tide_waiter_is_waiting: true while w is on a queue. */
 static inline bool tide_waiter_is_waiting(const tide_waiter_t *w) {

@@ -310,9 +310,10 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
      * queue; an event that fires meanwhile with nobody waiting is removed
      * in its callback. */
     if (ex->qhead == NULL)
-        for (int i = 0; i < TIDE__EXT_MAX; i++)
-            if (ex->ext[i].end_of_turn != NULL)
-                ex->ext[i].end_of_turn(ex, ex->ext[i].state);
+        for (unsigned m = ex->turn_hooks; m != 0; m &= m - 1) {
+            int i = __builtin_ctz(m);
+            ex->ext[i].end_of_turn(ex, ex->ext[i].state);
+        }
     if (ex->qhead != NULL && !ex->closing) {
         /* Out of budget, or tasks that yielded: come back after the
          * backend has been polled. */

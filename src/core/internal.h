@@ -130,6 +130,7 @@ struct tide_exec {
     tide_task_t *root; /* block_on's task */
 
     tide__ext_t ext[TIDE__EXT_MAX]; /* the upper layers' (see above) */
+    unsigned turn_hooks; /* bit i: ext[i].end_of_turn is set */
 
     size_t armed; /* events tide has made pending (I/O, timers, signals) */
     size_t registered; /* descriptors registered (kept by the reactor) */
@@ -157,6 +158,10 @@ static inline void tide__exec_attach(tide_exec_t *ex, enum tide__ext_id id,
     ex->ext[id].state = state;
     ex->ext[id].end_of_turn = end_of_turn;
     ex->ext[id].free = free_fn;
+    if (end_of_turn != NULL)
+        ex->turn_hooks |= 1u << id;
+    else
+        ex->turn_hooks &= ~(1u << id);
 }
 
 /* Account for an event tide made pending or removed (for the stats and

@@ -155,7 +155,7 @@ static void dir_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
     struct tide_fd *reg = dir->reg;
     if (why == TIDE_WAITQ_CANCELLED)
         disarm_if_unwanted(reg, (int)(dir - reg->dir));
-    else
+    else if (!reg->on_sweep) /* usually there since its event fired */
         sweep_later(reg);
 }
 
