@@ -84,7 +84,7 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
                 return TIDE_PENDING;
             tide_future_drop(&op->retry.fut);
             op->retrying = false;
-            /* leave the "gone" queue */
+            /* leave the write queue it waited on meanwhile */
             tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
         } else if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node,
                                        &g) == TIDE_PENDING) {
@@ -105,9 +105,12 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
                     op->delay, TIDE__UNIX_RETRY_MAX_USEC);
                 tide_sleep(&op->retry, op->delay);
                 op->retrying = true;
-                /* waiting for the timer, not for readiness: on the queue
-                 * that only a free closes, so that it still finds us */
-                tide_waiter_wait(&op->node, &reg->gone, cx->waker);
+                /* Waiting for the timer, not for readiness, but on the
+                 * write queue all the same, so that freeing the socket
+                 * still finds us (a write event meanwhile is one spurious
+                 * poll that finds the timer pending). */
+                tide_waiter_wait(&op->node, tide__fd_q(reg, TIDE_WRITABLE),
+                                 cx->waker);
                 continue;
             }
             tide__fd_clear(reg, g.tick, TIDE_WRITABLE);

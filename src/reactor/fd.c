@@ -100,7 +100,8 @@ static void disarm(struct tide_fd *reg, int d) {
 }
 
 static void disarm_if_unwanted(struct tide_fd *reg, int d) {
-    if (tide_waitq_is_empty(&reg->dir[d].q))
+    if (tide_waitq_is_empty(&reg->dir[d].q) &&
+        tide_waker_is_empty(&reg->dir[d].slot))
         disarm(reg, d);
 }
 
@@ -149,14 +150,24 @@ static void sweep_remove(struct tide_fd *reg) {
 
 /* A direction's queue lost its last waiter. Dropped while pending: nobody
  * waits any more, so stop watching at once. Completed: the task nearly
- * always waits again within the turn, so decide at the end of it. */
-static void dir_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
-    struct tide__dir *dir = TIDE_CONTAINER_OF(q, struct tide__dir, q);
-    struct tide_fd *reg = dir->reg;
+ * always waits again within the turn, so decide at the end of it. (One
+ * hook per direction, so that the queue finds its registration by its
+ * offset alone.) */
+static void dir_left(struct tide_fd *reg, int d, tide_waitq_left_t why) {
     if (why == TIDE_WAITQ_CANCELLED)
-        disarm_if_unwanted(reg, (int)(dir - reg->dir));
+        disarm_if_unwanted(reg, d);
     else if (!reg->on_sweep) /* usually there since its event fired */
         sweep_later(reg);
+}
+
+static void rd_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
+    dir_left(TIDE_CONTAINER_OF(q, struct tide_fd, dir[TIDE__RD].q), TIDE__RD,
+             why);
+}
+
+static void wr_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
+    dir_left(TIDE_CONTAINER_OF(q, struct tide_fd, dir[TIDE__WR].q), TIDE__WR,
+             why);
 }
 
 /* Wake every waiter of direction d. Returns true if anyone was waiting.
@@ -168,10 +179,10 @@ static void dir_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
  * wake-up for the last caller, consumed here. */
 static bool wake_dir(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
-    bool anyone = !tide_waitq_is_empty(&dir->q);
+    bool anyone =
+        !tide_waitq_is_empty(&dir->q) || !tide_waker_is_empty(&dir->slot);
     tide_waitq_wake_all(&dir->q);
-    if (tide_waiter_is_waiting(&dir->slot))
-        tide_waiter_leave(&dir->slot, TIDE_WAITQ_DONE);
+    tide_waker_wake(&dir->slot);
     return anyone;
 }
 
@@ -255,12 +266,8 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     memset(reg, 0, sizeof *reg);
     reg->exec = ex;
     reg->fd = fd;
-    for (int d = 0; d < 2; d++) {
-        tide_waitq_init(&reg->dir[d].q, dir_on_empty);
-        tide_waiter_init(&reg->dir[d].slot);
-        reg->dir[d].reg = reg;
-    }
-    tide_waitq_init(&reg->gone, NULL);
+    tide_waitq_init(&reg->dir[TIDE__RD].q, rd_on_empty);
+    tide_waitq_init(&reg->dir[TIDE__WR].q, wr_on_empty);
     /* Optimistic: the first operation is tried, not waited for. */
     reg->ready = TIDE_READABLE | TIDE_WRITABLE;
     int features = event_base_get_features(ex->base);
@@ -288,8 +295,10 @@ static void detach(struct tide_fd *reg) {
     for (int d = 0; d < 2; d++) {
         disarm(reg, d);
         tide_waitq_close(&reg->dir[d].q, -EBADF);
+        /* a poll_*_ready caller holds only a waker: wake it, so that it
+         * learns the registration is gone instead of sleeping forever */
+        tide_waker_wake(&reg->dir[d].slot);
     }
-    tide_waitq_close(&reg->gone, -EBADF);
     tide__reactor_of(ex)->fds[reg->fd] = NULL;
     ex->registered--;
     reg->exec = NULL;
@@ -424,14 +433,18 @@ tide_poll_t tide_fd_poll_read_ready(tide_fd_t *reg, tide_cx_t *cx,
     tide_fd_guard_t g;
     if (out == NULL)
         out = &g;
-    return public_ready(reg, cx, TIDE_READABLE, &reg->dir[TIDE__RD].slot,
-                        out);
+    if (public_ready(reg, cx, TIDE_READABLE, NULL, out) == TIDE_READY)
+        return TIDE_READY;
+    tide_waker_register(&reg->dir[TIDE__RD].slot, cx->waker);
+    return TIDE_PENDING;
 }
 
 tide_poll_t tide_fd_poll_write_ready(tide_fd_t *reg, tide_cx_t *cx,
                                      tide_fd_guard_t *out) {
-    return tide__fd_poll_ready(reg, cx, TIDE_WRITABLE,
-                               &reg->dir[TIDE__WR].slot, out);
+    if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, NULL, out) == TIDE_READY)
+        return TIDE_READY;
+    tide_waker_register(&reg->dir[TIDE__WR].slot, cx->waker);
+    return TIDE_PENDING;
 }
 
 /* ------------------------------------------------------------------------

@@ -14,10 +14,9 @@ enum { TIDE__RD = 0, TIDE__WR = 1 };
 
 struct tide__dir {
     struct event ev;    /* persistent; see fd.c for why it is still "one-shot" */
-    bool armed;         /* ev is pending in libevent */
     tide_waitq_t q;     /* every future waiting for this direction */
-    tide_waiter_t slot; /* tide_fd_poll_*_ready's: the last caller's waker */
-    struct tide_fd *reg;
+    tide_waker_t slot;  /* tide_fd_poll_*_ready's: the last caller's waker */
+    bool armed;         /* ev is pending in libevent */
 };
 
 struct tide_fd {
@@ -29,10 +28,6 @@ struct tide_fd {
     bool on_sweep;     /* on exec->sweep: check at the end of the turn */
     struct tide_fd *sweep_next;
     struct tide__dir dir[2];
-    /* futures that wait for something else (a retry timer) but must hear
-     * that the registration is gone: closed with the directions' queues,
-     * never woken by readiness */
-    tide_waitq_t gone;
 };
 
 /* The wait queue of the direction in `interest` (one of TIDE_READABLE,
