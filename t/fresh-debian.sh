@@ -320,7 +320,7 @@ run_case() { # user|root
             failing=$(failing_tests "$work/ci-run.log")
             note "fresh-debian: root: .ci/run FAILED (exit $st${failing:+; failing:$failing}); log: $work/ci-run.log"
         fi
-        note "$(grep -E '^(plain|consumer|asan|tsan|valgrind|distcheck|fuzz|stress)[a-z ]*: ' "$work/ci-run.log" |
+        note "$(grep -E '^((plain|consumer|asan|valgrind|tsan|fuzz|stress): [0-9]+ passed, [0-9]+ failed|distcheck: .*)$' "$work/ci-run.log" |
             sed 's/^/fresh-debian: root: .ci\/run: /')"
     fi
     umount_all
