@@ -254,7 +254,9 @@ static inline void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
         last->next = w;
         q->head.prev = w;
     }
-    tide_waker_register(&w->waker, waker);
+    /* the common case, the same task waiting again, without a call */
+    if (w->waker.vtable != waker->vtable || w->waker.data != waker->data)
+        tide_waker_register(&w->waker, waker);
 }
 
 /* tide_waiter_leave: take w off its queue (if any) and release its waker
@@ -269,8 +271,11 @@ static inline void tide_waiter_leave(tide_waiter_t *w, tide_waitq_left_t why) {
         next->prev = prev;
         w->prev = w->next = NULL;
     }
-    if (w->waker.vtable != NULL)
-        tide_waker_drop(&w->waker);
+    if (w->waker.vtable != NULL) {
+        tide_waker_t taken = w->waker;
+        w->waker = TIDE_WAKER_EMPTY;
+        taken.vtable->drop(taken.data);
+    }
     w->waker.data = NULL; /* and the error, if it held one */
     if (prev != NULL && prev == next && prev->waker.vtable == NULL)
         tide__waitq_emptied((tide_waitq_t *)(uintptr_t)prev->waker.data, why);

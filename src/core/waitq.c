@@ -38,7 +38,7 @@ void tide_waitq_wake_all(tide_waitq_t *q) {
     /* A wake may run code (a custom waker) but never unlinks: tide's task
      * wakers only queue the task. */
     for (tide_waiter_t *w = q->head.next; w != &q->head; w = w->next)
-        tide_waker_wake_by_ref(&w->waker);
+        w->waker.vtable->wake_by_ref(w->waker.data); /* never empty here */
 }
 
 void tide_waitq_close(tide_waitq_t *q, int err) {

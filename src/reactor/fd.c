@@ -181,8 +181,10 @@ static bool wake_dir(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
     bool anyone =
         !tide_waitq_is_empty(&dir->q) || !tide_waker_is_empty(&dir->slot);
-    tide_waitq_wake_all(&dir->q);
-    tide_waker_wake(&dir->slot);
+    if (!tide_waitq_is_empty(&dir->q))
+        tide_waitq_wake_all(&dir->q);
+    if (!tide_waker_is_empty(&dir->slot))
+        tide_waker_wake(&dir->slot);
     return anyone;
 }
 
