@@ -198,7 +198,9 @@ typedef enum tide_waitq_left {
 
 /* A wait queue (40 bytes; private fields). on_empty, if not NULL, is
  * called when the last waiter leaves (not when the queue is closed): the
- * owner may stop watching what the waiters waited for, at once or later. */
+ * owner may stop watching what the waiters waited for, at once or later.
+ * A queue is a circular list around a sentinel that points at itself:
+ * initialize it where it will stay, and never copy or move it. */
 struct tide_waitq {
     tide_waiter_t head; /* the list's sentinel, its waker {NULL, q} (private) */
     /* the owner's hook (private: set by tide_waitq_init) */
