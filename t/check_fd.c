@@ -862,6 +862,50 @@ START_TEST(test_fd_peer_close_gives_readiness) {
 }
 END_TEST
 
+/* The write direction's libevent event is made the first time a write
+ * would block (an idle connection carries one event, not two). Without
+ * memory for it, the wait reports the direction ready (so that the next
+ * system call is tried again, not waited on forever), and the next wait
+ * makes it. */
+START_TEST(test_fd_write_event_made_on_first_block_enomem_then_ok) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2];
+    t_socketpair(sv);
+    tide_fd_t *reg = NULL;
+    ck_assert_int_eq(tide_fd_new(&reg, ex, sv[0]), 0);
+    t_reg_fill(reg);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    tide_fd_wait_t w;
+    /* no memory for the event: PENDING, but woken at once, then READY */
+    tide__alloc_fail_at(1);
+    tide_future_t *f = tide_fd_writable(&w, reg);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    ck_assert_int_ge(t_woken(&h.count), 1);
+    tide__alloc_fail_at(0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    tide_future_drop(f);
+    t_reg_fill(reg); /* the write still blocks: readiness cleared again */
+    /* memory again: the event is made and armed, nobody is woken until the
+     * peer reads */
+    int woken = t_woken(&h.count);
+    f = tide_fd_writable(&w, reg);
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+    ck_assert_int_eq(t_woken(&h.count), woken);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 1);
+    t_drain(sv[1]);
+    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken,
+                                 woken + 1));
+    ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+    tide_future_drop(f);
+    t_hand_done(&h);
+    tide_fd_free(reg); /* frees the event too: ASan and valgrind check */
+    close(sv[1]);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 /* TIDE_READ_CLOSED whenever the peer has closed (issue 10, item 10), not
  * only when a wait was armed as the FIN arrived. */
 static unsigned ready_now(tide_exec_t *ex, tide_fd_t *reg) {
@@ -1298,6 +1342,7 @@ static Suite *fd_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_fd_peer_close_gives_readiness);
     tcase_add_test(tc, test_fd_read_closed_seen_without_armed_wait);
+    tcase_add_test(tc, test_fd_write_event_made_on_first_block_enomem_then_ok);
     tcase_add_test(tc, test_fd_eof_wait_again_does_not_spin);
     tcase_add_test(tc, test_fd_free_while_waiting_ebadf);
     tcase_add_test(tc, test_fd_into_inner_wakes_slot_waiter);

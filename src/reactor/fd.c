@@ -69,18 +69,40 @@ static unsigned ready_for(const struct tide_fd *reg, unsigned interest) {
  * Arming
  * ------------------------------------------------------------------------ */
 
+static void write_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The write direction's event, made the first time it is needed (one
+ * allocation per registration at most, never per operation). */
+static struct event *write_event(struct tide_fd *reg) {
+    struct tide__dir *dir = &reg->dir[TIDE__WR];
+    if (dir->ev == NULL) {
+        struct event *ev = tide__malloc(event_get_struct_event_size());
+        if (ev == NULL)
+            return NULL;
+        if (event_assign(ev, reg->exec->base, reg->fd, reg->wflags, write_cb,
+                         reg) != 0) {
+            tide__free(ev);
+            return NULL;
+        }
+        dir->ev = ev;
+    }
+    return dir->ev;
+}
+
 static void arm(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
     if (dir->armed || reg->exec == NULL)
         return;
-    if (event_add(&dir->ev, NULL) == 0) {
+    struct event *ev = d == TIDE__WR ? write_event(reg) : dir->ev;
+    if (ev != NULL && event_add(ev, NULL) == 0) {
         dir->armed = true;
         tide__armed(reg->exec, 1);
         reg->exec->stats.io_arms++;
     } else {
-        /* libevent refused (ENOMEM, or a descriptor closed behind our
-         * back). Report the direction ready so the caller's next system
-         * call surfaces the real error instead of waiting forever. */
+        /* No memory for the event, or libevent refused it (ENOMEM, or a
+         * descriptor closed behind our back). Report the direction ready
+         * so the caller's next system call surfaces the real error (or
+         * tries the event again) instead of waiting forever. */
         reg->ready |= dir_interest[d];
         reg->tick++;
         tide_waitq_wake_all(&dir->q);
@@ -91,7 +113,7 @@ static void disarm(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
     if (!dir->armed)
         return;
-    event_del(&dir->ev);
+    event_del(dir->ev);
     dir->armed = false;
     if (reg->exec != NULL) {
         tide__armed(reg->exec, -1);
@@ -277,11 +299,10 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     short rflags = EV_READ | EV_PERSIST | et;
     if (features & EV_FEATURE_EARLY_CLOSE)
         rflags |= EV_CLOSED;
-    if (event_assign(&reg->dir[TIDE__RD].ev, ex->base, fd, rflags, read_cb,
-                     reg) != 0 ||
-        event_assign(&reg->dir[TIDE__WR].ev, ex->base, fd,
-                     EV_WRITE | EV_PERSIST | et, write_cb, reg) != 0)
+    reg->wflags = (short)(EV_WRITE | EV_PERSIST | et);
+    if (event_assign(&reg->rev, ex->base, fd, rflags, read_cb, reg) != 0)
         return -EIO;
+    reg->dir[TIDE__RD].ev = &reg->rev;
     rt->fds[ufd] = reg;
     ex->registered++;
     return 0;
@@ -296,6 +317,10 @@ static void detach(struct tide_fd *reg) {
      * next poll, without touching the registration again. */
     for (int d = 0; d < 2; d++) {
         disarm(reg, d);
+        if (d == TIDE__WR && reg->dir[d].ev != NULL) {
+            tide__free(reg->dir[d].ev);
+            reg->dir[d].ev = NULL;
+        }
         tide_waitq_close(&reg->dir[d].q, -EBADF);
         /* a poll_*_ready caller holds only a waker: wake it, so that it
          * learns the registration is gone instead of sleeping forever */

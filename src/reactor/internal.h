@@ -13,7 +13,12 @@
 enum { TIDE__RD = 0, TIDE__WR = 1 };
 
 struct tide__dir {
-    struct event ev;    /* persistent; see fd.c for why it is still "one-shot" */
+    /* persistent; see fd.c for why it is still "one-shot". The read
+     * direction's is rev, in the registration; the write direction's is
+     * allocated the first time a write would block (see fd.c): most
+     * connections never fill their send buffer, and an idle one never
+     * writes, so they don't carry a second libevent event. */
+    struct event *ev;
     tide_waitq_t q;     /* every future waiting for this direction */
     tide_waker_t slot;  /* tide_fd_poll_*_ready's: the last caller's waker */
     bool armed;         /* ev is pending in libevent */
@@ -28,6 +33,8 @@ struct tide_fd {
     bool on_sweep;     /* on exec->sweep: check at the end of the turn */
     struct tide_fd *sweep_next;
     struct tide__dir dir[2];
+    short wflags;      /* the write event's flags, for its late assign */
+    struct event rev;  /* the read direction's event */
 };
 
 /* The wait queue of the direction in `interest` (one of TIDE_READABLE,
