@@ -37,14 +37,15 @@ static void dir_cancel(tide__copy_dir_t *d) {
 static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
                             tide_stream_t *w, tide_cx_t *cx, bool shut,
                             ssize_t *out) {
+    /* A stream freed under us since the last poll: touch neither. (Only a
+     * free between polls closes the queues, so once per poll is enough.) */
+    int gone = tide_waiter_error(&d->rw) ? tide_waiter_error(&d->rw)
+                                         : tide_waiter_error(&d->ww);
+    if (gone != 0) {
+        *out = gone;
+        return TIDE_READY;
+    }
     for (;;) {
-        /* a stream freed under us: touch neither */
-        int gone = tide_waiter_error(&d->rw) ? tide_waiter_error(&d->rw)
-                                             : tide_waiter_error(&d->ww);
-        if (gone != 0) {
-            *out = gone;
-            return TIDE_READY;
-        }
         if (d->pos == d->end && !d->read_done) {
             /* One unit of the task's budget per buffer: over streams that
              * are always ready (a user's stream that never answers

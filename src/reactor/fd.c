@@ -443,9 +443,8 @@ static void probe_closed(struct tide_fd *reg, unsigned interest) {
 }
 
 static tide_poll_t public_ready(struct tide_fd *reg, tide_cx_t *cx,
-                                unsigned interest, tide_waiter_t *node,
-                                tide_fd_guard_t *out) {
-    if (tide__fd_poll_ready(reg, cx, interest, node, out) == TIDE_PENDING)
+                                unsigned interest, tide_fd_guard_t *out) {
+    if (tide__fd_poll_ready(reg, cx, interest, NULL, out) == TIDE_PENDING)
         return TIDE_PENDING;
     if (reg->exec != NULL && (out->ready & TIDE_READABLE) &&
         !(out->ready & TIDE_READ_CLOSED)) {
@@ -460,7 +459,7 @@ tide_poll_t tide_fd_poll_read_ready(tide_fd_t *reg, tide_cx_t *cx,
     tide_fd_guard_t g;
     if (out == NULL)
         out = &g;
-    if (public_ready(reg, cx, TIDE_READABLE, NULL, out) == TIDE_READY)
+    if (public_ready(reg, cx, TIDE_READABLE, out) == TIDE_READY)
         return TIDE_READY;
     tide_waker_register(&reg->dir[TIDE__RD].slot, cx->waker);
     return TIDE_PENDING;
@@ -533,7 +532,7 @@ static tide_poll_t wait_poll(tide_future_t *f, tide_cx_t *cx) {
         return TIDE_READY;
     }
     struct tide_fd *reg = w->reg;
-    if (public_ready(reg, cx, w->interest, NULL, &w->guard) == TIDE_READY) {
+    if (public_ready(reg, cx, w->interest, &w->guard) == TIDE_READY) {
         for (int d = 0; d < 2; d++)
             if (tide_waiter_is_waiting(&w->node[d]))
                 tide_waiter_leave(&w->node[d], TIDE_WAITQ_DONE);

@@ -97,6 +97,14 @@ static void sift_down(struct tide__timers *tm, size_t i) {
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
+/* heap[i] changed (a new element, or a new key): move it up or down. */
+static void heap_fix(struct tide__timers *tm, size_t i) {
+    if (i > 0 && before(tm->heap[i], tm->heap[(i - 1) / 2]))
+        sift_up(tm, i);
+    else
+        sift_down(tm, i);
+}
+
 /* Make the libevent event fire by the earliest deadline. A deadline that
  * moved later leaves the event where it was: it fires early, finds nothing
  * due and is set again (one callback instead of a heap update in libevent
@@ -188,10 +196,7 @@ static void heap_remove(struct tide__timers *tm, tide_sleep_t *s) {
     if (i == tm->n)
         return;
     tm->heap[i] = last;
-    if (i > 0 && before(last, tm->heap[(i - 1) / 2]))
-        sift_up(tm, i);
-    else
-        sift_down(tm, i);
+    heap_fix(tm, i);
 }
 
 static void timer_stop(tide_sleep_t *s) {
@@ -208,12 +213,8 @@ static void timer_stop(tide_sleep_t *s) {
 /* A started timer got a new deadline: a new start, for the order. */
 static void timer_restart(tide_sleep_t *s, uint64_t now) {
     struct tide__timers *tm = timers_of(s->exec);
-    size_t i = s->slot - 1;
     s->seq = tm->seq++;
-    if (i > 0 && before(s, tm->heap[(i - 1) / 2]))
-        sift_up(tm, i);
-    else
-        sift_down(tm, i);
+    heap_fix(tm, s->slot - 1);
     ev_update(s->exec, now);
 }
 
