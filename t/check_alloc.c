@@ -346,26 +346,15 @@ static void un_pipe(void *o) {
 }
 
 static int mk_tcp_from_fd(tide_exec_t *ex, void **obj) {
-    /* tide_tcp_from_fd takes only a connected TCP socket: connect one to
-     * a listener of our own (loopback: the connect completes at once). */
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(l, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sin;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
-    ck_assert_int_eq(listen(l, 1), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    /* tide_tcp_from_fd takes only a connected TCP socket */
+    int fd, peer;
+    t_tcp_pair(&fd, &peer);
     int rc = tide_tcp_from_fd((tide_tcp_t **)obj, ex, fd);
     if (rc < 0) {
         ck_assert(t_is_open(fd)); /* not taken on error */
         close(fd);
     }
-    close(l); /* after the check: closing it resets the queued connection */
+    close(peer);
     return rc;
 }
 static void un_tcp(void *o) { tide_tcp_free(o); }
@@ -484,27 +473,6 @@ START_TEST(test_alloc_tcp_connect) {
 }
 END_TEST
 
-/* An executor whose resolver knows only `hosts` (lines of a hosts file),
- * whatever /etc/hosts holds. Its state is allocated here, before any arm. */
-static void hosts_resolver(tide_exec_t *ex, const char *hosts) {
-    const char *dir = getenv("TMPDIR");
-    char path[256];
-    snprintf(path, sizeof path, "%s/tide-hosts-XXXXXX",
-             dir != NULL && *dir != '\0' ? dir : "/tmp");
-    int fd = mkstemp(path);
-    ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-    size_t len = strlen(hosts);
-    ck_assert_int_eq(write(fd, hosts, len), (ssize_t)len);
-    close(fd);
-    struct evdns_base *dns =
-        evdns_base_new(tide_exec_base(ex), EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    ck_assert_ptr_nonnull(dns);
-    int rc = evdns_base_load_hosts(dns, path);
-    unlink(path);
-    ck_assert_int_eq(rc, 0);
-    ck_assert_int_eq(tide__resolve_set_base(ex, dns), 0);
-}
-
 START_TEST(test_alloc_tcp_connect_by_name) {
     /* A name with two addresses, as "localhost" is on a standard Debian
      * /etc/hosts (::1 and 127.0.0.1), but from a hosts list of the test's
@@ -515,8 +483,9 @@ START_TEST(test_alloc_tcp_connect_by_name) {
     unsigned long n;
     for (n = 1; n < MAX_N; n++) {
         tide_exec_t *ex = t_exec_new();
-        hosts_resolver(ex, "127.0.0.2 two.tide.test\n"
-                           "127.0.0.1 two.tide.test\n");
+        /* the resolver's state is allocated here, before any arm */
+        t_hosts(ex, "127.0.0.2 two.tide.test\n"
+                    "127.0.0.1 two.tide.test\n");
         tide_tcp_listener_t *l = NULL;
         ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
         tide_addr_t a;

@@ -2228,6 +2228,15 @@ static void one_op_drop(tide_future_t *f) {
     tide_async_drop(&t->co);
 }
 
+/* Spawn a task that awaits op (and owns it), with join handle j. */
+static void one_op_spawn(tide_exec_t *ex, one_op_t *t, tide_future_t *op,
+                         tide_join_t *j) {
+    memset(t, 0, sizeof *t);
+    t->op = op;
+    tide_future_init(&t->fut, one_op_poll, one_op_drop);
+    ck_assert_int_eq(tide_spawn(ex, &t->fut, j), 0);
+}
+
 START_TEST(test_io_split_cancel_touches_own_direction) {
     tide_exec_t *ex = exec_new();
     enum { TOTAL = 512 * 1024 };
@@ -2612,40 +2621,16 @@ START_TEST(test_io_copy_yields_over_always_ready_streams) {
 }
 END_TEST
 
-/* Two tasks waiting on one direction of a stream are both woken (issue 10,
- * item 14; issue 11): each waits with its own waiter. Before the waiter
- * queues, the second overwrote the first's waker and the first slept
- * forever. */
-typedef struct op_task {
-    tide_future_t fut;
-    tide_future_t *op; /* a tide_read or tide_write future */
-} op_task_t;
-
-static tide_poll_t op_task_poll(tide_future_t *f, tide_cx_t *cx) {
-    op_task_t *t = TIDE_CONTAINER_OF(f, op_task_t, fut);
-    if (tide_future_poll(t->op, cx) == TIDE_PENDING)
-        return TIDE_PENDING;
-    f->result = t->op->result;
-    return TIDE_READY;
-}
-
-static void op_task_drop(tide_future_t *f) {
-    tide_future_drop(TIDE_CONTAINER_OF(f, op_task_t, fut)->op);
-}
-
-static void op_task_spawn(tide_exec_t *ex, op_task_t *t, tide_future_t *op,
-                          tide_join_t *j) {
-    t->op = op;
-    tide_future_init(&t->fut, op_task_poll, op_task_drop);
-    ck_assert_int_eq(tide_spawn(ex, &t->fut, j), 0);
-}
-
 /* The result of j within 200 ms, or -ETIMEDOUT. */
 static intptr_t join_within(tide_exec_t *ex, tide_join_t *j) {
     tide_timeout_t to;
     return run(ex, tide_timeout(&to, tide_join(j), 200 * TIDE_USEC_PER_MSEC));
 }
 
+/* Two tasks waiting on one direction of a stream are both woken (issue 10,
+ * item 14; issue 11): each waits with its own waiter. Before the waiter
+ * queues, the second overwrote the first's waker and the first slept
+ * forever. */
 START_TEST(test_fdstream_two_waiters_both_woken) {
     tide_exec_t *ex = exec_new();
     int sv[2];
@@ -2658,10 +2643,10 @@ START_TEST(test_fdstream_two_waiters_both_woken) {
     /* reads */
     char ba[8], bb[8];
     tide_read_t ra, rb;
-    op_task_t ta, tb;
+    one_op_t ta, tb;
     tide_join_t ja, jb;
-    op_task_spawn(ex, &ta, tide_read(&ra, st, ba, sizeof ba), &ja);
-    op_task_spawn(ex, &tb, tide_read(&rb, st, bb, sizeof bb), &jb);
+    one_op_spawn(ex, &ta, tide_read(&ra, st, ba, sizeof ba), &ja);
+    one_op_spawn(ex, &tb, tide_read(&rb, st, bb, sizeof bb), &jb);
     tide_sleep_t nap; /* both wait */
     ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
     ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__RD].q), 2);
@@ -2682,8 +2667,8 @@ START_TEST(test_fdstream_two_waiters_both_woken) {
     while (write(sv[0], big, sizeof big) > 0)
         ;
     tide_write_t wa, wb;
-    op_task_spawn(ex, &ta, tide_write(&wa, st, "a", 1), &ja);
-    op_task_spawn(ex, &tb, tide_write(&wb, st, "b", 1), &jb);
+    one_op_spawn(ex, &ta, tide_write(&wa, st, "a", 1), &ja);
+    one_op_spawn(ex, &tb, tide_write(&wb, st, "b", 1), &jb);
     ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
     ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__WR].q), 2);
     static char sink[1 << 20];
@@ -2715,23 +2700,6 @@ static tide_poll_t kicker_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
-typedef struct fd_wait_task {
-    tide_future_t fut;
-    tide_fd_wait_t w;
-} fd_wait_task_t;
-
-static tide_poll_t fd_wait_task_poll(tide_future_t *f, tide_cx_t *cx) {
-    fd_wait_task_t *t = TIDE_CONTAINER_OF(f, fd_wait_task_t, fut);
-    if (tide_future_poll(&t->w.fut, cx) == TIDE_PENDING)
-        return TIDE_PENDING;
-    f->result = t->w.fut.result;
-    return TIDE_READY;
-}
-
-static void fd_wait_task_drop(tide_future_t *f) {
-    tide_future_drop(&TIDE_CONTAINER_OF(f, fd_wait_task_t, fut)->w.fut);
-}
-
 static void free_under_waiters(bool split) {
     tide_exec_t *ex = exec_new();
     int sv[2];
@@ -2749,14 +2717,12 @@ static void free_under_waiters(bool split) {
     char rbuf[16];
     tide_read_t rd;
     tide_write_all_t wa;
-    op_task_t tr, tw;
-    fd_wait_task_t tf;
+    tide_fd_wait_t fw;
+    one_op_t tr, tw, tf;
     tide_join_t jr, jw, jf, jk;
-    op_task_spawn(ex, &tr, tide_read(&rd, rs, rbuf, sizeof rbuf), &jr);
-    op_task_spawn(ex, &tw, tide_write_all(&wa, ws, big, sizeof big), &jw);
-    tide_fd_readable(&tf.w, tide_fdstream_fd(fs));
-    tide_future_init(&tf.fut, fd_wait_task_poll, fd_wait_task_drop);
-    ck_assert_int_eq(tide_spawn(ex, &tf.fut, &jf), 0);
+    one_op_spawn(ex, &tr, tide_read(&rd, rs, rbuf, sizeof rbuf), &jr);
+    one_op_spawn(ex, &tw, tide_write_all(&wa, ws, big, sizeof big), &jw);
+    one_op_spawn(ex, &tf, tide_fd_readable(&fw, tide_fdstream_fd(fs)), &jf);
     /* all three wait */
     tide_sleep_t nap;
     ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
@@ -2918,10 +2884,10 @@ START_TEST(test_io_example_stream_with_every_helper) {
     tide_future_init(&wa.fut, mp_writer_poll, mp_writer_drop);
     ck_assert_int_eq(tide_spawn(ex, &wa.fut, &jw), 0);
     tide_copy_t cp;
-    op_task_t tc;
+    one_op_t tc;
     tide_join_t jc;
     unsigned char cbuf[100];
-    op_task_spawn(ex, &tc, tide_copy(&cp, &a.stream, &b.stream, cbuf,
+    one_op_spawn(ex, &tc, tide_copy(&cp, &a.stream, &b.stream, cbuf,
                                      sizeof cbuf), &jc);
     memset(dst, 0, LEN);
     ck_assert_int_eq(run(ex, tide_read_exact(&re, &b.stream, dst, LEN)), LEN);
@@ -2954,9 +2920,9 @@ START_TEST(test_io_example_stream_with_every_helper) {
     /* freed (closed) under a waiting reader: -EBADF */
     mem_pipe_t z;
     mem_pipe_init(&z);
-    op_task_t tz;
+    one_op_t tz;
     tide_join_t jz;
-    op_task_spawn(ex, &tz, tide_read(&rd, &z.stream, dst, 1), &jz);
+    one_op_spawn(ex, &tz, tide_read(&rd, &z.stream, dst, 1), &jz);
     tide_sleep_t nap;
     ck_assert_int_eq(run(ex, tide_sleep(&nap, TIDE_USEC_PER_MSEC)), 0);
     ck_assert_uint_eq(tide_waitq_len(&z.rq), 1);

@@ -2042,25 +2042,6 @@ static int n_sock(int family, int type) {
     return fd;
 }
 
-/* A connected TCP pair made with plain sockets: *c the client, *s the
- * accepted end, both non-blocking. */
-static void n_raw_tcp_pair(int *c, int *s) {
-    int l = n_sock(AF_INET, SOCK_STREAM);
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sin;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
-    ck_assert_int_eq(listen(l, 1), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
-    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*c, 0);
-    ck_assert_int_eq(connect(*c, (struct sockaddr *)&sin, sizeof sin), 0);
-    ck_assert_int_eq(fcntl(*c, F_SETFL, fcntl(*c, F_GETFL) | O_NONBLOCK), 0);
-    *s = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    ck_assert_int_ge(*s, 0);
-    close(l);
-}
-
 START_TEST(test_tcp_from_fd_checks_the_socket) {
     tide_exec_t *ex = n_exec();
     int sv[2], c, s;
@@ -2091,7 +2072,7 @@ START_TEST(test_tcp_from_fd_checks_the_socket) {
         n_refused(ex, false, v6, -ENOTCONN, "an unconnected TCP/IPv6 socket");
 
     /* What it is for: a connected TCP socket, which then works. */
-    n_raw_tcp_pair(&c, &s);
+    t_tcp_pair(&c, &s);
     tide_tcp_t *t = NULL;
     ck_assert_int_eq(tide_tcp_from_fd(&t, ex, c), 0);
     ck_assert_int_eq(write(s, "ok", 2), 2);
@@ -2116,7 +2097,7 @@ START_TEST(test_unix_from_fd_checks_the_socket) {
     ck_assert_int_eq(pipe2(sv, O_NONBLOCK | O_CLOEXEC), 0);
     close(sv[1]);
     n_refused(ex, true, sv[0], -ENOTSOCK, "a pipe");
-    n_raw_tcp_pair(&c, &s);
+    t_tcp_pair(&c, &s);
     close(s);
     n_refused(ex, true, c, -EAFNOSUPPORT, "a TCP socket");
     ck_assert_int_eq(
@@ -2154,23 +2135,6 @@ END_TEST
  * error while its reader waits on the other half).
  * ------------------------------------------------------------------------ */
 
-typedef struct tcp_waiter {
-    tide_future_t fut;
-    tide_future_t *op;
-} tcp_waiter_t;
-
-static tide_poll_t tcp_waiter_poll(tide_future_t *f, tide_cx_t *cx) {
-    tcp_waiter_t *t = TIDE_CONTAINER_OF(f, tcp_waiter_t, fut);
-    if (tide_future_poll(t->op, cx) == TIDE_PENDING)
-        return TIDE_PENDING;
-    f->result = t->op->result;
-    return TIDE_READY;
-}
-
-static void tcp_waiter_drop(tide_future_t *f) {
-    tide_future_drop(TIDE_CONTAINER_OF(f, tcp_waiter_t, fut)->op);
-}
-
 typedef struct tcp_kick {
     tide_future_t fut;
     tide_tcp_t **victim;
@@ -2196,14 +2160,17 @@ START_TEST(test_tcp_freed_by_another_task_under_readers) {
     tide_split(st, &rh, NULL);
     char b[3][8];
     tide_read_t rd[3];
-    tcp_waiter_t w[3];
+    t_wrap_t w[3];
     tide_join_t j[3];
-    for (int i = 0; i < 3; i++) {
-        w[i].op = tide_read(&rd[i], i == 2 ? tide_read_half_stream(&rh) : st,
-                            b[i], sizeof b[i]);
-        tide_future_init(&w[i].fut, tcp_waiter_poll, tcp_waiter_drop);
-        ck_assert_int_eq(tide_spawn(ex, &w[i].fut, &j[i]), 0);
-    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(
+            tide_spawn(ex,
+                       t_wrap(&w[i], tide_read(&rd[i],
+                                               i == 2 ? tide_read_half_stream(&rh)
+                                                      : st,
+                                               b[i], sizeof b[i])),
+                       &j[i]),
+            0);
     tide_sleep_t nap;
     ck_assert_int_eq(n_run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
     for (int i = 0; i < 3; i++)

@@ -852,8 +852,6 @@ START_TEST(test_signal_free_wakes_pending_recv) {
 }
 END_TEST
 
-/* ------------------------------------------------------------------------ */
-
 /* ------------------------------------------------------------------------
  * The virtual clock (issue 11, item 2): timers under a paused clock fire
  * only when the test advances it, at once and exactly, whatever the
@@ -988,6 +986,8 @@ START_TEST(test_virtual_clock_order_and_reset) {
     t_exec_free_clean(ex);
 }
 END_TEST
+
+/* ------------------------------------------------------------------------ */
 
 static Suite *time_suite(void) {
     Suite *s = suite_create("time");

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -379,6 +380,26 @@ static inline void t_socketpair(int sv[2]) {
     ck_assert_int_eq(
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
         0);
+}
+
+/* t_tcp_pair: a connected loopback TCP pair made with plain sockets: *c
+ * the client, *s the accepted end, both non-blocking. */
+static inline void t_tcp_pair(int *c, int *s) {
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*c, 0);
+    ck_assert_int_eq(connect(*c, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(fcntl(*c, F_SETFL, fcntl(*c, F_GETFL) | O_NONBLOCK), 0);
+    *s = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ck_assert_int_ge(*s, 0);
+    close(l);
 }
 
 /* t_socketpair_blocking: the same, left in blocking mode. */
