@@ -96,13 +96,20 @@ static void run_later(tide_exec_t *ex) {
     event_active(&ex->run_ev, EV_TIMEOUT, 0);
 }
 
-static void queue_push(tide_exec_t *ex, tide_task_t *t) {
+/* Append t to the singly linked list (*head, *tail) through qnext: the
+ * run queue, the deferred list and the remote queue all are one. */
+static void list_append(tide_task_t **head, tide_task_t **tail,
+                        tide_task_t *t) {
     t->qnext = NULL;
-    if (ex->qtail != NULL)
-        ex->qtail->qnext = t;
+    if (*tail != NULL)
+        (*tail)->qnext = t;
     else
-        ex->qhead = t;
-    ex->qtail = t;
+        *head = t;
+    *tail = t;
+}
+
+static void queue_push(tide_exec_t *ex, tide_task_t *t) {
+    list_append(&ex->qhead, &ex->qtail, t);
     ex->queued++;
 }
 
@@ -124,12 +131,7 @@ static tide_task_t *queue_pop(tide_exec_t *ex) {
  * yield_now defers; its other wakes go on the run queue), within the
  * turn's budget. */
 static void defer_push(tide_exec_t *ex, tide_task_t *t) {
-    t->qnext = NULL;
-    if (ex->dtail != NULL)
-        ex->dtail->qnext = t;
-    else
-        ex->dhead = t;
-    ex->dtail = t;
+    list_append(&ex->dhead, &ex->dtail, t);
     ex->queued++;
 }
 
@@ -174,12 +176,7 @@ void tide__exec_schedule(tide_task_t *t) {
         return;
     }
     bool was_empty = r->head == NULL;
-    t->qnext = NULL;
-    if (r->tail != NULL)
-        r->tail->qnext = t;
-    else
-        r->head = t;
-    r->tail = t;
+    list_append(&r->head, &r->tail, t);
     pthread_mutex_unlock(&r->lock);
     /* One write per batch: the owner drains the whole queue per read. */
     if (was_empty) {

@@ -178,8 +178,8 @@ static void sweep_remove(struct tide_fd *reg) {
 static void dir_left(struct tide_fd *reg, int d, tide_waitq_left_t why) {
     if (why == TIDE_WAITQ_CANCELLED)
         disarm_if_unwanted(reg, d);
-    else if (!reg->on_sweep) /* usually there since its event fired */
-        sweep_later(reg);
+    else
+        sweep_later(reg); /* usually there already: its event fired */
 }
 
 static void rd_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
@@ -201,13 +201,13 @@ static void wr_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
  * wake-up for the last caller, consumed here. */
 static bool wake_dir(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
-    bool anyone =
-        !tide_waitq_is_empty(&dir->q) || !tide_waker_is_empty(&dir->slot);
-    if (!tide_waitq_is_empty(&dir->q))
+    bool waiters = !tide_waitq_is_empty(&dir->q);
+    bool slot = !tide_waker_is_empty(&dir->slot);
+    if (waiters)
         tide_waitq_wake_all(&dir->q);
-    if (!tide_waker_is_empty(&dir->slot))
+    if (slot)
         tide_waker_wake(&dir->slot);
-    return anyone;
+    return waiters || slot;
 }
 
 static void on_event(struct tide_fd *reg, int d, short what) {
