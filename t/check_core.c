@@ -209,7 +209,7 @@ typedef struct regtwice {
 
 static tide_poll_t regtwice_poll(tide_future_t *f, tide_cx_t *cx) {
     regtwice_t *r = TIDE_CONTAINER_OF(f, regtwice_t, fut);
-    tide_task_t *t = (tide_task_t *)cx->waker->data;
+    tide_task_t *t = TIDE_CONTAINER_OF(cx->waker->target, tide_task_t, wk);
     tide_waker_t slot = TIDE_WAKER_EMPTY;
     tide_waker_register(&slot, cx->waker);
     r->refs_after_first = atomic_load(&t->refs);
@@ -240,7 +240,7 @@ START_TEST(test_task_wake_before_first_poll_runs_once) {
     ck_assert_int_eq(tide_spawn(ex, probe_init(&p), &j), 0);
     ck_assert_int_eq(p.polls, 0); /* never polled inside tide_spawn */
     /* White-box: the task's own waker, woken twice before it ever ran. */
-    tide_waker_t w = {&tide__task_waker_vtable, j.task};
+    tide_waker_t w = TIDE_WAKER(&j.task->wk);
     tide_waker_wake_by_ref(&w);
     tide_waker_wake_by_ref(&w);
     ck_assert_uint_eq(t_stats(ex).queued, 1);

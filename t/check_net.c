@@ -2279,12 +2279,12 @@ END_TEST
  * Allocation failures: a clean error and nothing leaked at every step
  * ------------------------------------------------------------------------ */
 
-static tide_waker_t noop_clone(const void *d);
-static void noop(const void *d) { (void)d; }
-static const tide_waker_vtable_t noop_vt = {noop_clone, noop, noop, noop};
-static tide_waker_t noop_clone(const void *d) {
-    return (tide_waker_t){&noop_vt, d};
+static tide_waker_t noop_clone(const tide_wakeable_t *w) {
+    return TIDE_WAKER(w);
 }
+static void noop(const tide_wakeable_t *w) { (void)w; }
+static const tide_waker_vtable_t noop_vt = {noop_clone, noop, noop, noop};
+static const tide_wakeable_t noop_wakeable = {&noop_vt};
 
 START_TEST(test_net_alloc_failures) {
     tide_exec_t *ex = n_exec();
@@ -2341,7 +2341,7 @@ START_TEST(test_net_alloc_failures) {
     tide_future_t *f = tide_tcp_accept(&a, l);
     /* Polled by hand: the connection is already queued, so the first poll
      * accepts it, and the allocation that fails is the stream's. */
-    tide_waker_t w = {&noop_vt, NULL};
+    tide_waker_t w = TIDE_WAKER(&noop_wakeable);
     tide_cx_t cx;
     tide_cx_init(&cx, ex, &w);
     tide__alloc_fail_at(1);

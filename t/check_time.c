@@ -940,21 +940,21 @@ END_TEST
  * virtual clock: one advance fires them all, in that order. The wakers
  * log the order they are woken in. */
 typedef struct order_waker {
+    tide_wakeable_t wk;
     int id;
     int *log, *n;
 } order_waker_t;
 
-static tide_waker_t ow_clone(const void *d);
-static void ow_wake_by_ref(const void *d) {
-    const order_waker_t *o = d;
+static tide_waker_t ow_clone(const tide_wakeable_t *w) {
+    return TIDE_WAKER(w);
+}
+static void ow_wake_by_ref(const tide_wakeable_t *w) {
+    const order_waker_t *o = TIDE_CONTAINER_OF(w, order_waker_t, wk);
     o->log[(*o->n)++] = o->id;
 }
-static void ow_nop(const void *d) { (void)d; }
+static void ow_nop(const tide_wakeable_t *w) { (void)w; }
 static const tide_waker_vtable_t ow_vt = {ow_clone, ow_wake_by_ref,
                                           ow_wake_by_ref, ow_nop};
-static tide_waker_t ow_clone(const void *d) {
-    return (tide_waker_t){&ow_vt, d};
-}
 
 START_TEST(test_virtual_clock_order_and_reset) {
     tide_exec_t *ex = t_exec_new();
@@ -965,8 +965,8 @@ START_TEST(test_virtual_clock_order_and_reset) {
     tide_waker_t w[N];
     tide_sleep_t s[N];
     for (int i = 0; i < N; i++) {
-        o[i] = (order_waker_t){i, log, &n};
-        w[i] = (tide_waker_t){&ow_vt, &o[i]};
+        o[i] = (order_waker_t){{&ow_vt}, i, log, &n};
+        w[i] = TIDE_WAKER(&o[i].wk);
         tide_cx_t cx;
         tide_cx_init(&cx, ex, &w[i]);
         /* 2 and 4 a microsecond earlier than the others */

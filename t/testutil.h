@@ -53,13 +53,15 @@ static inline void t_watchdog_fail(unsigned ms) {
 }
 
 /* ------------------------------------------------------------------------
- * A counting waker: a custom tide_waker_vtable_t whose data points at a
- * t_wake_count_t. `refs` is the number of live references handed out
- * (t_waker_new gives the first): clone adds one, wake and drop take one.
- * All counters are atomic so that other threads may use the waker too.
+ * A counting waker: a custom tide_waker_vtable_t on a t_wake_count_t,
+ * which begins with its tide_wakeable_t. `refs` is the number of live
+ * references handed out (t_waker_new gives the first): clone adds one,
+ * wake and drop take one. All counters are atomic so that other threads
+ * may use the waker too.
  * ------------------------------------------------------------------------ */
 
 typedef struct t_wake_count {
+    tide_wakeable_t wk;
     atomic_int clones;
     atomic_int wakes;        /* consuming wakes */
     atomic_int wake_by_refs; /* non-consuming wakes */
@@ -68,49 +70,48 @@ typedef struct t_wake_count {
     atomic_int refs;
 } t_wake_count_t;
 
-static inline tide_waker_t t_cw_clone(const void *data);
+static inline t_wake_count_t *t_cw_of(const tide_wakeable_t *w) {
+    return TIDE_CONTAINER_OF(w, t_wake_count_t, wk);
+}
 
-static inline void t_cw_wake(const void *data) {
-    t_wake_count_t *c = (t_wake_count_t *)data;
+static inline tide_waker_t t_cw_clone(const tide_wakeable_t *w) {
+    t_wake_count_t *c = t_cw_of(w);
+    atomic_fetch_add(&c->clones, 1);
+    atomic_fetch_add(&c->refs, 1);
+    return TIDE_WAKER(w);
+}
+
+static inline void t_cw_wake(const tide_wakeable_t *w) {
+    t_wake_count_t *c = t_cw_of(w);
     atomic_fetch_add(&c->wakes, 1);
     atomic_fetch_add(&c->woken, 1);
     atomic_fetch_sub(&c->refs, 1);
 }
 
-static inline void t_cw_wake_by_ref(const void *data) {
-    t_wake_count_t *c = (t_wake_count_t *)data;
+static inline void t_cw_wake_by_ref(const tide_wakeable_t *w) {
+    t_wake_count_t *c = t_cw_of(w);
     atomic_fetch_add(&c->wake_by_refs, 1);
     atomic_fetch_add(&c->woken, 1);
 }
 
-static inline void t_cw_drop(const void *data) {
-    t_wake_count_t *c = (t_wake_count_t *)data;
+static inline void t_cw_drop(const tide_wakeable_t *w) {
+    t_wake_count_t *c = t_cw_of(w);
     atomic_fetch_add(&c->drops, 1);
     atomic_fetch_sub(&c->refs, 1);
 }
 
-static inline const tide_waker_vtable_t *t_cw_vtable(void) {
-    static const tide_waker_vtable_t vt = {t_cw_clone, t_cw_wake,
-                                           t_cw_wake_by_ref, t_cw_drop};
-    return &vt;
-}
-
-static inline tide_waker_t t_cw_clone(const void *data) {
-    t_wake_count_t *c = (t_wake_count_t *)data;
-    atomic_fetch_add(&c->clones, 1);
-    atomic_fetch_add(&c->refs, 1);
-    return (tide_waker_t){t_cw_vtable(), data};
-}
-
 /* t_waker_new: reset *c and return its first reference. */
 static inline tide_waker_t t_waker_new(t_wake_count_t *c) {
+    static const tide_waker_vtable_t vt = {t_cw_clone, t_cw_wake,
+                                           t_cw_wake_by_ref, t_cw_drop};
+    c->wk.vtable = &vt;
     atomic_init(&c->clones, 0);
     atomic_init(&c->wakes, 0);
     atomic_init(&c->wake_by_refs, 0);
     atomic_init(&c->woken, 0);
     atomic_init(&c->drops, 0);
     atomic_init(&c->refs, 1);
-    return (tide_waker_t){t_cw_vtable(), c};
+    return TIDE_WAKER(&c->wk);
 }
 
 /* Any wake, consuming or not. */

@@ -94,36 +94,53 @@ typedef struct tide_cx tide_cx_t;
 /* ------------------------------------------------------------------------
  * Wakers
  *
- * A waker is a (vtable, data) pair, like Rust's RawWaker. The executor's
- * wakers point at a task and count references to it, so holding one never
- * keeps freed memory alive and never allocates. Users may build their own
- * (a test that counts wakes, say) by supplying a vtable.
+ * A waker is one pointer, to something that can be woken: an object whose
+ * first member is a tide_wakeable_t, the pointer to its kind's vtable (as
+ * a C++ object begins with its vtable pointer). The executor's wakers
+ * point at a task and count references to it, so holding one never keeps
+ * freed memory alive and never allocates. Users may build their own (a
+ * test that counts wakes, say): a struct that begins with a
+ * tide_wakeable_t, and a vtable.
  * ------------------------------------------------------------------------ */
 
 typedef struct tide_waker tide_waker_t;
+typedef struct tide_wakeable tide_wakeable_t;
 
-/* What the wakers of one kind do; each function gets the waker's data. */
+/* What the wakers of one kind do; each function gets the woken object. */
 typedef struct tide_waker_vtable {
-    tide_waker_t (*clone)(const void *data); /* a new reference */
-    void (*wake)(const void *data);          /* wake, consuming the ref */
-    void (*wake_by_ref)(const void *data);   /* wake, keeping the ref */
-    void (*drop)(const void *data);          /* release the ref */
+    tide_waker_t (*clone)(const tide_wakeable_t *w); /* a new reference */
+    void (*wake)(const tide_wakeable_t *w);        /* wake, consuming it */
+    void (*wake_by_ref)(const tide_wakeable_t *w); /* wake, keeping it */
+    void (*drop)(const tide_wakeable_t *w);        /* release the ref */
 } tide_waker_vtable_t;
 
-/* A waker: a vtable and its data. A tide_waker_t value holds one
- * reference: tide_waker_clone makes another, tide_waker_wake and
- * tide_waker_drop release it. */
+/* The first member of anything a waker can point at. */
+struct tide_wakeable {
+    const tide_waker_vtable_t *vtable; /* what its wakers do */
+};
+
+/* A waker (8 bytes on LP64). A tide_waker_t value holds one reference:
+ * tide_waker_clone makes another, tide_waker_wake and tide_waker_drop
+ * release it. */
 struct tide_waker {
-    const tide_waker_vtable_t *vtable; /* NULL: the empty waker */
-    const void *data;                  /* what the vtable's functions get */
+    const tide_wakeable_t *target; /* NULL: the empty waker */
 };
 
 /* TIDE_WAKER_EMPTY: the empty waker as a value, to initialize or assign
  * (C++ has no compound literals and C has no T{...}: one spelling each). */
 #ifdef __cplusplus
-#define TIDE_WAKER_EMPTY (tide_waker_t{NULL, NULL})
+#define TIDE_WAKER_EMPTY (tide_waker_t{NULL})
 #else
-#define TIDE_WAKER_EMPTY ((tide_waker_t){NULL, NULL})
+#define TIDE_WAKER_EMPTY ((tide_waker_t){NULL})
+#endif
+
+/* TIDE_WAKER: a waker value pointing at p (a const tide_wakeable_t *),
+ * taking no reference: what a vtable's clone returns once it has counted
+ * one, or a borrowed waker for a context. */
+#ifdef __cplusplus
+#define TIDE_WAKER(p) (tide_waker_t{(p)})
+#else
+#define TIDE_WAKER(p) ((tide_waker_t){(p)})
 #endif
 
 /* tide_waker_clone: a new reference to the same waker (empty if w is). */
@@ -150,7 +167,7 @@ TIDE_EXTERN void tide_waker_register(tide_waker_t *slot, const tide_waker_t *w);
 
 /* tide_waker_is_empty: true for the empty waker (one that wakes nothing). */
 static inline bool tide_waker_is_empty(const tide_waker_t *w) {
-    return w->vtable == NULL;
+    return w->target == NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -179,15 +196,17 @@ static inline bool tide_waker_is_empty(const tide_waker_t *w) {
 
 typedef struct tide_waitq tide_waitq_t;
 
-/* A waiter (32 bytes on LP64; its fields are private). Zero it, or
+/* A waiter (24 bytes on LP64; its fields are private). Zero it, or
  * tide_waiter_init it, before first use. On a queue, it is a node of the
- * queue's circular list, with a waker; off every queue, prev is NULL, and
- * a queue closed under it has left its error in the (empty) waker's
- * data. */
+ * queue's circular list, with a waker; off every queue, prev is NULL and
+ * `error` is 0, or the error of a queue closed under it. */
 typedef struct tide_waiter {
     struct tide_waiter *prev; /* the queue's links; NULL: on no queue */
-    struct tide_waiter *next; /* the queue's links */
-    tide_waker_t waker;       /* woken by the queue's owner */
+    union {
+        struct tide_waiter *next; /* on a queue: the queue's links */
+        intptr_t error;           /* off every queue: see above */
+    };
+    tide_waker_t waker; /* woken by the queue's owner */
 } tide_waiter_t;
 
 /* Why a queue lost its last waiter, for its owner's on_empty hook. */
@@ -196,13 +215,14 @@ typedef enum tide_waitq_left {
     TIDE_WAITQ_CANCELLED = 1, /* the future was dropped while pending */
 } tide_waitq_left_t;
 
-/* A wait queue (40 bytes; private fields). on_empty, if not NULL, is
+/* A wait queue (32 bytes; private fields). on_empty, if not NULL, is
  * called when the last waiter leaves (not when the queue is closed): the
  * owner may stop watching what the waiters waited for, at once or later.
  * A queue is a circular list around a sentinel that points at itself:
  * initialize it where it will stay, and never copy or move it. */
 struct tide_waitq {
-    tide_waiter_t head; /* the list's sentinel, its waker {NULL, q} (private) */
+    tide_waiter_t head; /* the list's sentinel, the one node whose waker is
+                         * empty (private); first, so that it is the queue */
     /* the owner's hook (private: set by tide_waitq_init) */
     void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why);
 };
@@ -232,7 +252,8 @@ TIDE_EXTERN size_t tide_waitq_len(const tide_waitq_t *q);
 
 /* tide_waiter_init: a waiter on no queue, with no error. */
 static inline void tide_waiter_init(tide_waiter_t *w) {
-    w->prev = w->next = NULL;
+    w->prev = NULL;
+    w->error = 0;
     w->waker = TIDE_WAKER_EMPTY;
 }
 
@@ -248,8 +269,6 @@ TIDE_EXTERN void tide__waitq_emptied(tide_waitq_t *q, tide_waitq_left_t why);
 static inline void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
                                     const tide_waker_t *waker) {
     if (w->prev == NULL) {
-        if (w->waker.vtable == NULL)
-            w->waker.data = NULL; /* a closed queue's error: waiting anew */
         tide_waiter_t *last = q->head.prev;
         w->prev = last;
         w->next = &q->head;
@@ -257,7 +276,7 @@ static inline void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
         q->head.prev = w;
     }
     /* the common case, the same task waiting again, without a call */
-    if (w->waker.vtable != waker->vtable || w->waker.data != waker->data)
+    if (w->waker.target != waker->target)
         tide_waker_register(&w->waker, waker);
 }
 
@@ -271,16 +290,16 @@ static inline void tide_waiter_leave(tide_waiter_t *w, tide_waitq_left_t why) {
     if (prev != NULL) {
         prev->next = next;
         next->prev = prev;
-        w->prev = w->next = NULL;
+        w->prev = NULL;
     }
-    if (w->waker.vtable != NULL) {
-        tide_waker_t taken = w->waker;
-        w->waker = TIDE_WAKER_EMPTY;
-        taken.vtable->drop(taken.data);
+    w->error = 0; /* and the error, if it held one */
+    if (w->waker.target != NULL) {
+        const tide_wakeable_t *t = w->waker.target;
+        w->waker.target = NULL;
+        t->vtable->drop(t);
     }
-    w->waker.data = NULL; /* and the error, if it held one */
-    if (prev != NULL && prev == next && prev->waker.vtable == NULL)
-        tide__waitq_emptied((tide_waitq_t *)(uintptr_t)prev->waker.data, why);
+    if (prev != NULL && prev == next && prev->waker.target == NULL)
+        tide__waitq_emptied((tide_waitq_t *)(void *)prev, why);
 }
 
 /* tide_waiter_is_waiting: true while w is on a queue. */
@@ -291,9 +310,7 @@ static inline bool tide_waiter_is_waiting(const tide_waiter_t *w) {
 /* tide_waiter_error: 0, or the error a closed queue left in w (read it
  * before anything else at each poll; see above). */
 static inline int tide_waiter_error(const tide_waiter_t *w) {
-    return w->prev == NULL && w->waker.vtable == NULL
-               ? (int)(intptr_t)w->waker.data
-               : 0;
+    return w->prev == NULL ? (int)w->error : 0;
 }
 
 /* ------------------------------------------------------------------------

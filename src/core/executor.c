@@ -55,14 +55,17 @@ void tide__remote_unref(struct tide__remote *r) {
     }
 }
 
-static tide_waker_t task_waker_clone(const void *data) {
-    tide_task_t *t = (tide_task_t *)data;
-    task_ref(t);
-    return (tide_waker_t){&tide__task_waker_vtable, t};
+static tide_task_t *task_of(const tide_wakeable_t *w) {
+    return TIDE_CONTAINER_OF(w, tide_task_t, wk);
 }
 
-static void task_waker_wake_by_ref(const void *data) {
-    tide_task_t *t = (tide_task_t *)data;
+static tide_waker_t task_waker_clone(const tide_wakeable_t *w) {
+    task_ref(task_of(w));
+    return TIDE_WAKER(w);
+}
+
+static void task_waker_wake_by_ref(const tide_wakeable_t *w) {
+    tide_task_t *t = task_of(w);
     unsigned prev = atomic_fetch_or_explicit(&t->state, TASK_NOTIFIED,
                                              memory_order_acq_rel);
     /* A second wake before the task runs finds NOTIFIED set: a no-op. A
@@ -71,13 +74,13 @@ static void task_waker_wake_by_ref(const void *data) {
         tide__exec_schedule(t);
 }
 
-static void task_waker_wake(const void *data) {
-    task_waker_wake_by_ref(data);
-    tide__task_unref((tide_task_t *)data);
+static void task_waker_wake(const tide_wakeable_t *w) {
+    task_waker_wake_by_ref(w);
+    tide__task_unref(task_of(w));
 }
 
-static void task_waker_drop(const void *data) {
-    tide__task_unref((tide_task_t *)data);
+static void task_waker_drop(const tide_wakeable_t *w) {
+    tide__task_unref(task_of(w));
 }
 
 const tide_waker_vtable_t tide__task_waker_vtable = {
@@ -268,8 +271,9 @@ static void run_task(tide_exec_t *ex, tide_task_t *t) {
         task_finish(ex, t, -ECANCELED);
         return;
     }
+    tide_waker_t self = TIDE_WAKER(&t->wk); /* borrowed: no reference */
     tide_cx_t cx;
-    tide_cx_init(&cx, ex, &t->self);
+    tide_cx_init(&cx, ex, &self);
     t->flags |= TASK_RUNNING;
     ex->stats.polls++;
     tide_poll_t r = tide_future_poll(t->fut, &cx);
@@ -346,7 +350,7 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
     atomic_fetch_add_explicit(&ex->remote->refs, 1, memory_order_relaxed);
     t->fut = fut;
     fut->state |= TIDE__FUT_SPAWNED;
-    t->self = (tide_waker_t){&tide__task_waker_vtable, t};
+    t->wk.vtable = &tide__task_waker_vtable;
     t->next = ex->tasks;
     if (ex->tasks != NULL)
         ex->tasks->prev = t;
@@ -354,7 +358,7 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
     ex->ntasks++;
     notify_update(ex);
     *out = t;
-    task_waker_wake_by_ref(t); /* first poll from the loop */
+    task_waker_wake_by_ref(&t->wk); /* first poll from the loop */
     return 0;
 }
 
@@ -412,7 +416,7 @@ void tide_join_abort(tide_join_t *j) {
     /* A running task is finished when its poll returns; a waiting one is
      * queued so that the executor drops it instead of polling it. */
     if (!(t->flags & TASK_RUNNING))
-        task_waker_wake_by_ref(t);
+        task_waker_wake_by_ref(&t->wk);
 }
 
 void tide_join_detach(tide_join_t *j) { join_drop(&j->fut); j->fut.state |= TIDE__FUT_DROPPED; }

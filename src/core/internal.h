@@ -50,6 +50,7 @@ enum {
 };
 
 struct tide_task {
+    tide_wakeable_t wk; /* what the task's wakers point at */
     atomic_uint refs;  /* executor (while live), join handle, wakers, queue */
     atomic_uint state; /* TASK_NOTIFIED | TASK_COMPLETE */
     unsigned flags;    /* TASK_RUNNING | TASK_ABORT | TASK_BORROWED */
@@ -59,7 +60,6 @@ struct tide_task {
     struct tide__remote *remote; /* the executor's, for wakes from elsewhere */
     tide_future_t *fut;
     intptr_t output;
-    tide_waker_t self;        /* borrowed reference handed out in cx */
     tide_waker_t join_waker;  /* the joiner's waker, if it waits */
 };
 

@@ -4,10 +4,10 @@
  *
  * A circular doubly linked list whose nodes live in the waiting futures,
  * around a sentinel in the queue. Every waiter on a list holds a waker;
- * the sentinel's is empty, with the queue's address as its data, so that
- * a waiter leaving can tell, from its neighbours alone, that it was the
- * last one (and find the queue to tell its owner): no back pointer and no
- * count in the waiter, which is 32 bytes. A wake leaves every waiter on
+ * the sentinel's is empty, and the sentinel is the queue's first member,
+ * so that a waiter leaving can tell, from its neighbours alone, that it
+ * was the last one (and find the queue to tell its owner): no back
+ * pointer and no count in the waiter, which is 24 bytes. A wake leaves every waiter on
  * the list (a waiter leaves only when its future completes or is
  * dropped), so that a queue closed between a wake and the next poll still
  * reaches it: that is what makes freeing a stream under a pending future
@@ -18,7 +18,7 @@
 void tide_waitq_init(tide_waitq_t *q,
                      void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why)) {
     q->head.prev = q->head.next = &q->head;
-    q->head.waker = (tide_waker_t){NULL, q};
+    q->head.waker = TIDE_WAKER_EMPTY;
     q->on_empty = on_empty;
 }
 
@@ -29,7 +29,8 @@ void tide__waitq_emptied(tide_waitq_t *q, tide_waitq_left_t why) {
 
 size_t tide_waitq_len(const tide_waitq_t *q) {
     size_t n = 0;
-    for (const tide_waiter_t *w = q->head.next; w != &q->head; w = w->next)
+    for (const tide_waiter_t *w = q->head.next; w != &q->head;
+         w = w->next)
         n++;
     return n;
 }
@@ -38,7 +39,7 @@ void tide_waitq_wake_all(tide_waitq_t *q) {
     /* A wake may run code (a custom waker) but never unlinks: tide's task
      * wakers only queue the task. */
     for (tide_waiter_t *w = q->head.next; w != &q->head; w = w->next)
-        w->waker.vtable->wake_by_ref(w->waker.data); /* never empty here */
+        w->waker.target->vtable->wake_by_ref(w->waker.target); /* not empty */
 }
 
 void tide_waitq_close(tide_waitq_t *q, int err) {
@@ -47,8 +48,8 @@ void tide_waitq_close(tide_waitq_t *q, int err) {
         tide_waiter_t *w = q->head.next;
         q->head.next = w->next;
         w->next->prev = &q->head;
-        w->prev = w->next = NULL;
+        w->prev = NULL;
+        w->error = err;
         tide_waker_wake(&w->waker); /* leaves it empty */
-        w->waker.data = (const void *)(intptr_t)err;
     }
 }

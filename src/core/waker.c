@@ -5,38 +5,38 @@
 #include "core/internal.h"
 
 tide_waker_t tide_waker_clone(const tide_waker_t *w) {
-    if (w == NULL || w->vtable == NULL)
+    if (w == NULL || w->target == NULL)
         return TIDE_WAKER_EMPTY;
-    return w->vtable->clone(w->data);
+    return w->target->vtable->clone(w->target);
 }
 
 void tide_waker_wake(tide_waker_t *w) {
-    if (w == NULL || w->vtable == NULL)
+    if (w == NULL || w->target == NULL)
         return;
-    tide_waker_t taken = *w;
-    *w = TIDE_WAKER_EMPTY;
-    taken.vtable->wake(taken.data);
+    const tide_wakeable_t *t = w->target;
+    w->target = NULL;
+    t->vtable->wake(t);
 }
 
 void tide_waker_wake_by_ref(const tide_waker_t *w) {
-    if (w != NULL && w->vtable != NULL)
-        w->vtable->wake_by_ref(w->data);
+    if (w != NULL && w->target != NULL)
+        w->target->vtable->wake_by_ref(w->target);
 }
 
 void tide_waker_drop(tide_waker_t *w) {
-    if (w == NULL || w->vtable == NULL)
+    if (w == NULL || w->target == NULL)
         return;
-    tide_waker_t taken = *w;
-    *w = TIDE_WAKER_EMPTY;
-    taken.vtable->drop(taken.data);
+    const tide_wakeable_t *t = w->target;
+    w->target = NULL;
+    t->vtable->drop(t);
 }
 
 bool tide_waker_will_wake(const tide_waker_t *a, const tide_waker_t *b) {
-    return a->vtable == b->vtable && a->data == b->data;
+    return a->target == b->target;
 }
 
 void tide_waker_register(tide_waker_t *slot, const tide_waker_t *w) {
-    if (tide_waker_will_wake(slot, w))
+    if (slot->target == w->target)
         return;
     tide_waker_drop(slot);
     *slot = tide_waker_clone(w);

@@ -86,17 +86,17 @@ static inline void fz_init(fz_stream_t *f, const uint8_t *data, size_t len,
 }
 
 /* A waker that does nothing: the harness polls in a loop. */
-static inline tide_waker_t fz_waker_clone(const void *d) {
-    extern const tide_waker_vtable_t fz_waker_vt;
-    return (tide_waker_t){&fz_waker_vt, d};
+static inline tide_waker_t fz_waker_clone(const tide_wakeable_t *w) {
+    return TIDE_WAKER(w);
 }
-static inline void fz_waker_nop(const void *d) { (void)d; }
-const tide_waker_vtable_t fz_waker_vt = {fz_waker_clone, fz_waker_nop,
-                                         fz_waker_nop, fz_waker_nop};
+static inline void fz_waker_nop(const tide_wakeable_t *w) { (void)w; }
+static const tide_waker_vtable_t fz_waker_vt = {fz_waker_clone, fz_waker_nop,
+                                                fz_waker_nop, fz_waker_nop};
+static const tide_wakeable_t fz_wakeable = {&fz_waker_vt};
 
 /* Poll f until READY (every PENDING here has already asked for a wake). */
 static inline intptr_t fz_run(tide_future_t *f) {
-    tide_waker_t w = {&fz_waker_vt, NULL};
+    tide_waker_t w = TIDE_WAKER(&fz_wakeable);
     tide_cx_t cx;
     for (;;) {
         tide_cx_init(&cx, NULL, &w);
