@@ -152,6 +152,8 @@ static tide_poll_t kid_poll(tide_future_t *f, tide_cx_t *cx)
 	return TIDE_READY;
 }
 
+static const tide_future_vtable_t kid_vt = {kid_poll, NULL};
+
 static tide_poll_t spawner_poll(tide_future_t *f, tide_cx_t *cx)
 {
 	spawner_t *s = TIDE_CONTAINER_OF(f, spawner_t, fut);
@@ -169,7 +171,7 @@ static tide_poll_t spawner_poll(tide_future_t *f, tide_cx_t *cx)
 	for (uint64_t i = 0; i < k; i++) {
 		kid_t *kid = &s->kids[i];
 		kid->parent = s;
-		tide_future_init(&kid->fut, kid_poll, NULL);
+		tide_future_init(&kid->fut, &kid_vt);
 		int rc = tide_spawn(cx->exec, &kid->fut, NULL);
 		if (rc < 0) {
 			f->result = rc;
@@ -186,6 +188,8 @@ static void spawner_drop(tide_future_t *f)
 	tide_waker_drop(&TIDE_CONTAINER_OF(f, spawner_t, fut)->waker);
 }
 
+static const tide_future_vtable_t spawner_vt = {spawner_poll, spawner_drop};
+
 static int bench_spawn(uint64_t n)
 {
 	tide_exec_t *ex = new_exec(0);
@@ -194,7 +198,7 @@ static int bench_spawn(uint64_t n)
 	static spawner_t s;
 	memset(&s, 0, sizeof s);
 	s.n = n;
-	tide_future_init(&s.fut, spawner_poll, spawner_drop);
+	tide_future_init(&s.fut, &spawner_vt);
 	long res = run_timed(ex, &s.fut);
 	if (res == 0 && s.done != n)
 		res = 1;
@@ -219,13 +223,15 @@ static tide_poll_t self_wake_poll(tide_future_t *f, tide_cx_t *cx)
 	return TIDE_PENDING;
 }
 
+static const tide_future_vtable_t self_wake_vt = {self_wake_poll, NULL};
+
 static int bench_wake(uint64_t n)
 {
 	tide_exec_t *ex = new_exec(0);
 	if (ex == NULL)
 		return 1;
 	waker_task_t t = {.n = n};
-	tide_future_init(&t.fut, self_wake_poll, NULL);
+	tide_future_init(&t.fut, &self_wake_vt);
 	long res = run_timed(ex, &t.fut);
 	if (res == 0 && t.polls != n + 1)
 		res = 1;
@@ -300,6 +306,8 @@ static int make_pair(int sv[2])
 	return 0;
 }
 
+static const tide_future_vtable_t reader_vt = {reader_poll, reader_drop};
+
 static int bench_readiness(uint64_t n)
 {
 	int sv[2];
@@ -316,7 +324,7 @@ static int bench_readiness(uint64_t n)
 	}
 	/* Readiness starts optimistic, so the first operation does not wait;
 	 * every later one does. */
-	tide_future_init(&r.fut, reader_poll, reader_drop);
+	tide_future_init(&r.fut, &reader_vt);
 	long res = run_timed(ex, &r.fut);
 	if (res == 0 && r.done != n)
 		res = 1;
@@ -398,6 +406,8 @@ static void sleeper_drop(tide_future_t *f)
 	t->waiting = false;
 }
 
+static const tide_future_vtable_t sleeper_vt = {sleeper_poll, sleeper_drop};
+
 static int run_sleeper(uint64_t n, uint64_t usec, bool cancel, unsigned flags,
     const char *name)
 {
@@ -405,7 +415,7 @@ static int run_sleeper(uint64_t n, uint64_t usec, bool cancel, unsigned flags,
 	if (ex == NULL)
 		return 1;
 	sleeper_t t = {.n = n, .usec = usec, .cancel = cancel};
-	tide_future_init(&t.fut, sleeper_poll, sleeper_drop);
+	tide_future_init(&t.fut, &sleeper_vt);
 	long res = run_timed(ex, &t.fut);
 	if (res == 0 && t.done != n)
 		res = 1;

@@ -57,6 +57,8 @@ static int transient(intptr_t err) {
            err == -ENOBUFS || err == -ECONNABORTED;
 }
 
+static const tide_future_vtable_t echo_vt = {echo_poll, echo_drop};
+
 static tide_poll_t server_poll(tide_future_t *f, tide_cx_t *cx) {
     server_t *sv = TIDE_CONTAINER_OF(f, server_t, fut);
     TIDE_BEGIN(&sv->co);
@@ -76,12 +78,14 @@ static tide_poll_t server_poll(tide_future_t *f, tide_cx_t *cx) {
             continue;
         }
         e->conn = sv->acc.conn;
-        tide_future_init(&e->fut, echo_poll, echo_drop);
+        tide_future_init(&e->fut, &echo_vt);
         if (tide_spawn(cx->exec, &e->fut, NULL) < 0)
             tide_future_drop(&e->fut);
     }
     TIDE_END(&sv->co, f, 0);
 }
+
+static const tide_future_vtable_t server_vt = {server_poll, NULL};
 
 int main(int argc, char **argv) {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:7000";
@@ -102,7 +106,7 @@ int main(int argc, char **argv) {
     }
     printf("first-echo: listening on %s\n", name); /* port 0: the real one */
     fflush(stdout);
-    tide_future_init(&sv.fut, server_poll, NULL);
+    tide_future_init(&sv.fut, &server_vt);
     rc = tide_exec_block_on(ex, &sv.fut);  /* serves until killed or failed */
     if (rc == 0)
         rc = (int)sv.fut.result;

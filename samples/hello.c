@@ -24,6 +24,8 @@ static tide_poll_t ticker_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&t->co, f, 0);
 }
 
+static const tide_future_vtable_t ticker_vt = {ticker_poll, NULL};
+
 int main(void) {
     tide_exec_t *ex;
     int rc = tide_exec_new(&ex, NULL, 0);
@@ -32,7 +34,7 @@ int main(void) {
         return 1;
     }
     ticker_t t = {0};
-    tide_future_init(&t.fut, ticker_poll, NULL);
+    tide_future_init(&t.fut, &ticker_vt);
     tide_interval_init(&t.every, 100 * TIDE_USEC_PER_MSEC);
     rc = tide_exec_block_on(ex, &t.fut);
     tide_interval_drop(&t.every);

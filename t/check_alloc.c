@@ -129,13 +129,15 @@ static void counted_drop(tide_future_t *f) {
     (*c->drops)++;
 }
 
+static const tide_future_vtable_t counted_vt = {counted_poll, counted_drop};
+
 START_TEST(test_alloc_spawn) {
     tide_exec_t *ex = t_exec_new();
     unsigned long n;
     for (n = 1; n < MAX_N; n++) {
         int polls = 0, drops = 0;
         counted_t c = {.polls = &polls, .drops = &drops};
-        tide_future_init(&c.fut, counted_poll, counted_drop);
+        tide_future_init(&c.fut, &counted_vt);
         tide_join_t j;
         arm(n);
         int rc = tide_spawn(ex, &c.fut, &j);
@@ -437,12 +439,14 @@ static tide_poll_t arm_first_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t arm_first_vt = {arm_first_poll, NULL};
+
 /* Run inner with the nth allocation (counted from its first poll)
  * failing; returns its result and sets *made. inner is not dropped. */
 static int run_armed(tide_exec_t *ex, tide_future_t *inner, unsigned long n,
                      unsigned long *made) {
     arm_first_t a = {.inner = inner, .n = n};
-    tide_future_init(&a.fut, arm_first_poll, NULL);
+    tide_future_init(&a.fut, &arm_first_vt);
     ck_assert_int_eq(t_block_on(ex, &a.fut), 0);
     *made = disarm();
     return (int)a.fut.result;
@@ -673,6 +677,10 @@ static void echo_cli_drop(tide_future_t *f) {
     tide_async_drop(&c->co);
 }
 
+static const tide_future_vtable_t echo_cli_vt = {echo_cli_poll, echo_cli_drop};
+
+static const tide_future_vtable_t echo_srv_vt = {echo_srv_poll, echo_srv_drop};
+
 /* The whole scenario; returns 0 or the first error met. */
 static int scenario_echo(void) {
     tide_exec_t *ex = NULL;
@@ -688,7 +696,7 @@ static int scenario_echo(void) {
     if (rc < 0)
         goto out;
     srv->s = tide_unix_stream(a);
-    tide_future_init(&srv->fut, echo_srv_poll, echo_srv_drop);
+    tide_future_init(&srv->fut, &echo_srv_vt);
     rc = tide_spawn(ex, &srv->fut, &js);
     if (rc < 0) {
         tide_future_drop(&srv->fut);
@@ -696,7 +704,7 @@ static int scenario_echo(void) {
     }
     srv_spawned = true;
     cli->s = tide_unix_stream(b);
-    tide_future_init(&cli->fut, echo_cli_poll, echo_cli_drop);
+    tide_future_init(&cli->fut, &echo_cli_vt);
     rc = tide_spawn(ex, &cli->fut, &jc);
     if (rc < 0) {
         tide_future_drop(&cli->fut);

@@ -680,11 +680,13 @@ static void rtask_drop(tide_future_t *f) {
         tide_future_drop(&t->rd.fut);
 }
 
+static const tide_future_vtable_t rtask_vt = {rtask_poll, rtask_drop};
+
 static void setup_join(cctx_t *x) {
     pair_a(x);
     memset(&rtask, 0, sizeof rtask);
     rtask.s = x->sa;
-    tide_future_init(&rtask.fut, rtask_poll, rtask_drop);
+    tide_future_init(&rtask.fut, &rtask_vt);
     ck_assert_int_eq(tide_spawn(x->ex, &rtask.fut, &x->join), 0);
 }
 static tide_future_t *mk_join(cctx_t *x) { return tide_join(&x->join); }

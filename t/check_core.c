@@ -45,9 +45,11 @@ static void probe_drop(tide_future_t *f) {
     tide_waker_drop(&p->saved);
 }
 
+static const tide_future_vtable_t probe_vt = {probe_poll, probe_drop};
+
 static tide_future_t *probe_init(probe_t *p) {
     memset(p, 0, sizeof *p);
-    return tide_future_init(&p->fut, probe_poll, probe_drop);
+    return tide_future_init(&p->fut, &probe_vt);
 }
 
 /* job: optionally sleeps, then completes with `value`. Counts its drops
@@ -82,6 +84,8 @@ static void job_drop(tide_future_t *f) {
         free(j);
 }
 
+static const tide_future_vtable_t job_vt = {job_poll, job_drop};
+
 static job_t *job_new(uint64_t usec, intptr_t value, int *drops, int *done) {
     job_t *j = calloc(1, sizeof *j);
     ck_assert_ptr_nonnull(j);
@@ -90,7 +94,7 @@ static job_t *job_new(uint64_t usec, intptr_t value, int *drops, int *done) {
     j->drops = drops;
     j->done = done;
     j->heap = true;
-    tide_future_init(&j->fut, job_poll, job_drop);
+    tide_future_init(&j->fut, &job_vt);
     return j;
 }
 
@@ -221,10 +225,12 @@ static tide_poll_t regtwice_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t regtwice_vt = {regtwice_poll, NULL};
+
 START_TEST(test_waker_register_task_waker_no_ref) {
     tide_exec_t *ex = t_exec_new();
     regtwice_t r = {0};
-    tide_future_init(&r.fut, regtwice_poll, NULL);
+    tide_future_init(&r.fut, &regtwice_vt);
     ck_assert_int_eq(t_run(ex, &r.fut), 0);
     ck_assert(r.same);
     ck_assert_uint_ge(r.refs_after_first, 2);
@@ -312,12 +318,14 @@ static tide_poll_t remote_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_PENDING;
 }
 
+static const tide_future_vtable_t remote_vt = {remote_poll, NULL};
+
 START_TEST(test_waker_remote_wake_completes) {
     tide_exec_t *ex = t_exec_new();
     remote_t r;
     memset(&r, 0, sizeof r);
     atomic_init(&r.flag, 0);
-    tide_future_init(&r.fut, remote_poll, NULL);
+    tide_future_init(&r.fut, &remote_vt);
     ck_assert_int_eq(t_block_on(ex, &r.fut), 0);
     ck_assert_int_eq(pthread_join(r.th, NULL), 0);
     tide_future_drop(&r.fut);
@@ -376,12 +384,14 @@ static tide_poll_t many_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_PENDING;
 }
 
+static const tide_future_vtable_t many_vt = {many_poll, NULL};
+
 START_TEST(test_waker_remote_wakes_many_threads) {
     tide_exec_t *ex = t_exec_new();
     many_t m;
     memset(&m, 0, sizeof m);
     atomic_init(&m.count, 0);
-    tide_future_init(&m.fut, many_poll, NULL);
+    tide_future_init(&m.fut, &many_vt);
     ck_assert_int_eq(t_block_on_ms(ex, &m.fut, 20000), 0);
     for (int i = 0; i < REMOTE_THREADS; i++)
         ck_assert_int_eq(pthread_join(m.th[i], NULL), 0);
@@ -451,6 +461,8 @@ static tide_poll_t parent_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&p->co, f, tide_async_result(&p->co) + 1);
 }
 
+static const tide_future_vtable_t parent_vt = {parent_poll, NULL};
+
 START_TEST(test_task_join_awaited_by_task) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
@@ -458,7 +470,7 @@ START_TEST(test_task_join_awaited_by_task) {
     memset(&p, 0, sizeof p);
     p.drops = &drops;
     p.done = &done;
-    tide_future_init(&p.fut, parent_poll, NULL);
+    tide_future_init(&p.fut, &parent_vt);
     ck_assert_int_eq(t_run(ex, &p.fut), 21);
     ck_assert_int_eq(done, 1);
     ck_assert_int_eq(drops, 1);
@@ -574,13 +586,16 @@ static void selfabort_drop(tide_future_t *f) {
     s->drops++;
 }
 
+static const tide_future_vtable_t selfabort_vt = {
+    selfabort_poll, selfabort_drop};
+
 START_TEST(test_task_abort_from_inside) {
     tide_exec_t *ex = t_exec_new();
     selfabort_t s;
     memset(&s, 0, sizeof s);
     tide_join_t j;
     s.j = &j;
-    tide_future_init(&s.fut, selfabort_poll, selfabort_drop);
+    tide_future_init(&s.fut, &selfabort_vt);
     ck_assert_int_eq(tide_spawn(ex, &s.fut, &j), 0);
     ck_assert_int_eq(t_run(ex, tide_join(&j)), -ECANCELED);
     ck_assert(!s.reached_end);
@@ -612,11 +627,13 @@ static tide_poll_t busy_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&b->co, f, 7);
 }
 
+static const tide_future_vtable_t busy_vt = {busy_poll, NULL};
+
 START_TEST(test_task_allocates_once_at_spawn) {
     tide_exec_t *ex = t_exec_new();
     busy_t b;
     memset(&b, 0, sizeof b);
-    tide_future_init(&b.fut, busy_poll, NULL);
+    tide_future_init(&b.fut, &busy_vt);
     tide_join_t j;
     /* The executor's timer heap is allocated by its first timer (and grows
      * only past the most timers ever pending at once): warm it. */
@@ -698,10 +715,13 @@ static tide_poll_t stop_and_finish_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t stop_and_finish_vt = {
+    stop_and_finish_poll, NULL};
+
 START_TEST(test_exec_block_on_completion_wins_over_stop) {
     tide_exec_t *ex = t_exec_new();
     tide_future_t f;
-    tide_future_init(&f, stop_and_finish_poll, NULL);
+    tide_future_init(&f, &stop_and_finish_vt);
     ck_assert_int_eq(tide_exec_block_on(ex, &f), 0);
     ck_assert(tide_future_is_done(&f));
     ck_assert_int_eq(f.result, 42);
@@ -737,11 +757,13 @@ static void once_drop(tide_future_t *f) {
     TIDE_CONTAINER_OF(f, once_t, fut)->drops++;
 }
 
+static const tide_future_vtable_t once_vt = {once_poll, once_drop};
+
 START_TEST(test_task_spawn_same_future_twice_ebusy) {
     tide_exec_t *ex = t_exec_new();
     once_t o;
     memset(&o, 0, sizeof o);
-    tide_future_init(&o.fut, once_poll, once_drop);
+    tide_future_init(&o.fut, &once_vt);
     tide_join_t j1, j2;
     ck_assert_int_eq(tide_spawn(ex, &o.fut, &j1), 0);
     ck_assert_int_eq(tide_spawn(ex, &o.fut, &j2), -EBUSY);
@@ -800,6 +822,8 @@ static tide_poll_t yield_host_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&y->co, f, 0);
 }
 
+static const tide_future_vtable_t yield_host_vt = {yield_host_poll, NULL};
+
 START_TEST(test_yield_lets_host_events_run) {
     struct event_base *base = event_base_new();
     ck_assert_ptr_nonnull(base);
@@ -812,7 +836,7 @@ START_TEST(test_yield_lets_host_events_run) {
     memset(&y, 0, sizeof y);
     event_assign(&y.hev, base, sv[0], EV_READ | EV_PERSIST, yield_host_cb, &y);
     event_add(&y.hev, NULL);
-    tide_future_init(&y.fut, yield_host_poll, NULL);
+    tide_future_init(&y.fut, &yield_host_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &y.fut, &j), 0);
     ck_assert_int_eq(event_base_dispatch(base), 1);
@@ -863,12 +887,16 @@ static tide_poll_t pair_a_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t pair_b_vt = {pair_b_poll, NULL};
+
+static const tide_future_vtable_t pair_a_vt = {pair_a_poll, NULL};
+
 START_TEST(test_task_woken_by_task_runs_same_turn) {
     tide_exec_t *ex = t_exec_new();
     waker_pair_t p;
     memset(&p, 0, sizeof p);
-    tide_future_init(&p.a, pair_a_poll, NULL);
-    tide_future_init(&p.b, pair_b_poll, NULL);
+    tide_future_init(&p.a, &pair_a_vt);
+    tide_future_init(&p.b, &pair_b_vt);
     tide_join_t ja, jb;
     ck_assert_int_eq(tide_spawn(ex, &p.b, &jb), 0);
     ck_assert_int_eq(tide_spawn(ex, &p.a, &ja), 0);
@@ -1004,15 +1032,17 @@ static tide_poll_t nested_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t nested_vt = {nested_poll, NULL};
+
 START_TEST(test_exec_block_on_inside_task_ebusy) {
     tide_exec_t *ex = t_exec_new();
     nested_t n = {.rc = 1};
-    tide_future_init(&n.fut, nested_poll, NULL);
+    tide_future_init(&n.fut, &nested_vt);
     ck_assert_int_eq(t_run(ex, &n.fut), 0);
     ck_assert_int_eq(n.rc, -EBUSY);
     /* and from a spawned task too */
     n.rc = 1;
-    tide_future_init(&n.fut, nested_poll, NULL);
+    tide_future_init(&n.fut, &nested_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &n.fut, &j), 0);
     ck_assert_int_eq(t_run(ex, tide_join(&j)), 0);
@@ -1108,6 +1138,8 @@ static void spin_tick_cb(evutil_socket_t fd, short what, void *arg) {
         event_del(&sh->tick);
 }
 
+static const tide_future_vtable_t spin_vt = {spin_poll, spin_drop};
+
 START_TEST(test_exec_budget_host_timer_keeps_firing) {
     struct event_base *base = event_base_new();
     ck_assert_ptr_nonnull(base);
@@ -1119,7 +1151,7 @@ START_TEST(test_exec_budget_host_timer_keeps_firing) {
         spin_t *s = calloc(1, sizeof *s);
         ck_assert_ptr_nonnull(s);
         s->sh = &sh;
-        tide_future_init(&s->fut, spin_poll, spin_drop);
+        tide_future_init(&s->fut, &spin_vt);
         ck_assert_int_eq(tide_spawn(ex, &s->fut, NULL), 0);
     }
     struct timeval ms1 = {0, 1000};
@@ -1156,14 +1188,16 @@ static tide_poll_t yielder_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&y->co, f, y->i);
 }
 
+static const tide_future_vtable_t yielder_vt = {yielder_poll, NULL};
+
 START_TEST(test_exec_set_budget) {
     tide_exec_t *ex = t_exec_new();
     tide_exec_set_budget(ex, 1);
     yielder_t a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
-    tide_future_init(&a.fut, yielder_poll, NULL);
-    tide_future_init(&b.fut, yielder_poll, NULL);
+    tide_future_init(&a.fut, &yielder_vt);
+    tide_future_init(&b.fut, &yielder_vt);
     tide_join_t ja;
     ck_assert_int_eq(tide_spawn(ex, &a.fut, &ja), 0);
     ck_assert_int_eq(t_run(ex, &b.fut), 5);
@@ -1177,8 +1211,8 @@ START_TEST(test_exec_set_budget) {
     uint64_t turns0 = st.turns;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
-    tide_future_init(&a.fut, yielder_poll, NULL);
-    tide_future_init(&b.fut, yielder_poll, NULL);
+    tide_future_init(&a.fut, &yielder_vt);
+    tide_future_init(&b.fut, &yielder_vt);
     ck_assert_int_eq(tide_spawn(ex, &a.fut, &ja), 0);
     ck_assert_int_eq(t_run(ex, &b.fut), 5);
     ck_assert_int_eq(t_run(ex, tide_join(&ja)), 5);
@@ -1221,6 +1255,8 @@ static void waiter_drop(tide_future_t *f) {
     free(w);
 }
 
+static const tide_future_vtable_t waiter_vt = {waiter_poll, waiter_drop};
+
 /* Spawns n waiters of kinds 0, 1, 2, ... on ex; the first gets a join. */
 static void spawn_waiters(tide_exec_t *ex, int n, tide_fd_t *reg, int *drops,
                           int *polled, tide_join_t *j) {
@@ -1231,7 +1267,7 @@ static void spawn_waiters(tide_exec_t *ex, int n, tide_fd_t *reg, int *drops,
         w->reg = reg;
         w->drops = drops;
         w->polled = polled;
-        tide_future_init(&w->fut, waiter_poll, waiter_drop);
+        tide_future_init(&w->fut, &waiter_vt);
         ck_assert_int_eq(tide_spawn(ex, &w->fut, i == 0 ? j : NULL), 0);
     }
 }
@@ -1322,12 +1358,15 @@ static void late_spawner_drop(tide_future_t *f) {
         tide_future_drop(&l->orphan.fut); /* not taken: still ours */
 }
 
+static const tide_future_vtable_t late_spawner_vt = {
+    late_spawner_poll, late_spawner_drop};
+
 START_TEST(test_exec_spawn_while_freeing_eshutdown) {
     tide_exec_t *ex = t_exec_new();
     late_spawner_t l;
     memset(&l, 0, sizeof l);
     l.ex = ex;
-    tide_future_init(&l.fut, late_spawner_poll, late_spawner_drop);
+    tide_future_init(&l.fut, &late_spawner_vt);
     ck_assert_int_eq(tide_spawn(ex, &l.fut, NULL), 0);
     t_run_for(tide_exec_base(ex), 5);
     tide_exec_free(ex);
@@ -1432,6 +1471,10 @@ static tide_poll_t writer_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&w->co, f, 0);
 }
 
+static const tide_future_vtable_t writer_vt = {writer_poll, NULL};
+
+static const tide_future_vtable_t pinger_vt = {pinger_poll, NULL};
+
 START_TEST(test_exec_embedded_beside_bufferevents) {
     host_t h;
     memset(&h, 0, sizeof h);
@@ -1468,8 +1511,8 @@ START_TEST(test_exec_embedded_beside_bufferevents) {
     t_socketpair(tp);
     ck_assert_int_eq(tide_fd_new(&p.reg, ex, tp[0]), 0);
     w.peer = tp[1];
-    tide_future_init(&p.fut, pinger_poll, NULL);
-    tide_future_init(&w.fut, writer_poll, NULL);
+    tide_future_init(&p.fut, &pinger_vt);
+    tide_future_init(&w.fut, &writer_vt);
     tide_join_t j;
     h.j = &j;
     ck_assert_int_eq(tide_spawn(ex, &p.fut, &j), 0);
@@ -1531,11 +1574,13 @@ static void ticker_drop(tide_future_t *f) {
     free(t);
 }
 
+static const tide_future_vtable_t ticker_vt = {ticker_poll, ticker_drop};
+
 START_TEST(test_async_header_example) {
     tide_exec_t *ex = t_exec_new();
     ticker_t *t = calloc(1, sizeof *t);
     ck_assert_ptr_nonnull(t);
-    tide_future_init(&t->fut, ticker_poll, ticker_drop);
+    tide_future_init(&t->fut, &ticker_vt);
     tide_join_t j;
     uint64_t t0 = tide_now();
     ck_assert_int_eq(tide_spawn(ex, &t->fut, &j), 0);
@@ -1548,11 +1593,13 @@ START_TEST(test_async_header_example) {
 }
 END_TEST
 
+static const tide_future_vtable_t ticker_nodrop_vt = {ticker_poll, NULL};
+
 START_TEST(test_async_header_example_ticks_in_order) {
     tide_exec_t *ex = t_exec_new();
     ticker_t t;
     memset(&t, 0, sizeof t);
-    tide_future_init(&t.fut, ticker_poll, NULL);
+    tide_future_init(&t.fut, &ticker_nodrop_vt);
     ck_assert_int_eq(t_run(ex, &t.fut), 0);
     ck_assert_int_eq(t.nticks, 3);
     for (int i = 0; i < 3; i++)
@@ -1595,11 +1642,13 @@ static tide_poll_t nest_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&t->co, f, t->n);
 }
 
+static const tide_future_vtable_t nest_vt = {nest_poll, NULL};
+
 START_TEST(test_async_nested_loops_resume_in_place) {
     tide_exec_t *ex = t_exec_new();
     nest_t t;
     memset(&t, 0, sizeof t);
-    tide_future_init(&t.fut, nest_poll, NULL);
+    tide_future_init(&t.fut, &nest_vt);
     int expect[64], n = 0;
     for (int i = 0; i < 3; i++) {
         expect[n++] = i * 100;
@@ -1637,11 +1686,13 @@ static tide_poll_t early_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&e->co, f, 1);
 }
 
+static const tide_future_vtable_t early_vt = {early_poll, NULL};
+
 START_TEST(test_async_return_early) {
     tide_exec_t *ex = t_exec_new();
     early_t e;
     memset(&e, 0, sizeof e);
-    tide_future_init(&e.fut, early_poll, NULL);
+    tide_future_init(&e.fut, &early_vt);
     ck_assert_int_eq(t_run(ex, &e.fut), -ENOENT);
     ck_assert_int_eq(e.after, 0);
     ck_assert_int_eq(e.co.line, -1);
@@ -1658,9 +1709,11 @@ static int counted_drops;
 
 static void counted_drop(tide_future_t *f) { counted_drops++; }
 
+static const tide_future_vtable_t counted_drop_vt = {NULL, counted_drop};
+
 START_TEST(test_future_drop_once) {
     tide_future_t f;
-    tide_future_init(&f, NULL, counted_drop);
+    tide_future_init(&f, &counted_drop_vt);
     tide_future_drop(&f);
     tide_future_drop(&f);
     tide_future_drop(NULL);
@@ -2067,12 +2120,14 @@ static void *hammer_main(void *arg) {
     return NULL;
 }
 
+static const tide_future_vtable_t stash_vt = {stash_poll, NULL};
+
 START_TEST(test_exec_free_while_other_thread_wakes) {
     for (int round = 0; round < 20; round++) {
         tide_exec_t *ex = t_exec_new();
         tide_waker_t w = TIDE_WAKER_EMPTY;
         stash_t st = {.stash = &w};
-        tide_future_init(&st.fut, stash_poll, NULL);
+        tide_future_init(&st.fut, &stash_vt);
         ck_assert_int_eq(tide_spawn(ex, &st.fut, NULL), 0);
         ck_assert(t_run_for(tide_exec_base(ex), 5) >= 0);
         ck_assert(!tide_waker_is_empty(&w));

@@ -294,6 +294,10 @@ static tide_poll_t late_writer_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&w->co, f, write(w->fd, "z", 1));
 }
 
+static const tide_future_vtable_t late_writer_vt = {late_writer_poll, NULL};
+
+static const tide_future_vtable_t rwait_vt = {rwait_poll, rwait_drop};
+
 START_TEST(test_fd_two_readers_both_wake) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
@@ -304,8 +308,8 @@ START_TEST(test_fd_two_readers_both_wake) {
     memset(&b, 0, sizeof b);
     a.reg = b.reg = reg;
     a.woke = b.woke = &woke;
-    tide_future_init(&a.fut, rwait_poll, rwait_drop);
-    tide_future_init(&b.fut, rwait_poll, rwait_drop);
+    tide_future_init(&a.fut, &rwait_vt);
+    tide_future_init(&b.fut, &rwait_vt);
     tide_join_t ja, jb;
     ck_assert_int_eq(tide_spawn(ex, &a.fut, &ja), 0);
     ck_assert_int_eq(tide_spawn(ex, &b.fut, &jb), 0);
@@ -315,7 +319,7 @@ START_TEST(test_fd_two_readers_both_wake) {
     late_writer_t lw;
     memset(&lw, 0, sizeof lw);
     lw.fd = sv[1];
-    tide_future_init(&lw.fut, late_writer_poll, NULL);
+    tide_future_init(&lw.fut, &late_writer_vt);
     ck_assert_int_eq(t_run(ex, &lw.fut), 1);
     ck_assert_int_eq(t_run(ex, tide_join(&ja)), 0);
     ck_assert_int_eq(t_run(ex, tide_join(&jb)), 0);
@@ -350,6 +354,8 @@ static tide_poll_t idle_after_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&t->co, f, 0);
 }
 
+static const tide_future_vtable_t idle_after_vt = {idle_after_poll, NULL};
+
 START_TEST(test_fd_event_nobody_waits_on_is_removed) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
@@ -358,11 +364,11 @@ START_TEST(test_fd_event_nobody_waits_on_is_removed) {
     memset(&t, 0, sizeof t);
     t.reg = reg;
     t.armed_while_asleep = 99;
-    tide_future_init(&t.fut, idle_after_poll, NULL);
+    tide_future_init(&t.fut, &idle_after_vt);
     late_writer_t lw;
     memset(&lw, 0, sizeof lw);
     lw.fd = sv[1];
-    tide_future_init(&lw.fut, late_writer_poll, NULL);
+    tide_future_init(&lw.fut, &late_writer_vt);
     ck_assert_int_eq(tide_spawn(ex, &lw.fut, NULL), 0);
     ck_assert_int_eq(t_run(ex, &t.fut), 0);
     ck_assert_uint_eq(t.got, 1);
@@ -1014,6 +1020,8 @@ static void eof_task_drop(tide_future_t *f) {
     tide_async_drop(&t->co);
 }
 
+static const tide_future_vtable_t eof_task_vt = {eof_task_poll, eof_task_drop};
+
 START_TEST(test_fd_eof_wait_again_does_not_spin) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
@@ -1034,7 +1042,7 @@ START_TEST(test_fd_eof_wait_again_does_not_spin) {
     eof_task_t t;
     memset(&t, 0, sizeof t);
     t.reg = reg;
-    tide_future_init(&t.fut, eof_task_poll, eof_task_drop);
+    tide_future_init(&t.fut, &eof_task_vt);
     ck_assert_int_eq(t_run(ex, &t.fut), 0);
     ck_assert_int_eq(t.eofs, 3);
     ck_assert_uint_ge(t.wall, 50 * TIDE_USEC_PER_MSEC);
@@ -1087,6 +1095,10 @@ static void aio_task_drop(tide_future_t *f) {
     tide_async_drop(&a->co);
 }
 
+static const tide_future_vtable_t freer_vt = {freer_poll, NULL};
+
+static const tide_future_vtable_t aio_task_vt = {aio_task_poll, aio_task_drop};
+
 START_TEST(test_fd_free_while_waiting_ebadf) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
@@ -1096,15 +1108,15 @@ START_TEST(test_fd_free_while_waiting_ebadf) {
     memset(&r, 0, sizeof r);
     r.reg = reg;
     r.woke = &woke;
-    tide_future_init(&r.fut, rwait_poll, rwait_drop);
+    tide_future_init(&r.fut, &rwait_vt);
     aio_task_t a;
     memset(&a, 0, sizeof a);
     a.reg = reg;
-    tide_future_init(&a.fut, aio_task_poll, aio_task_drop);
+    tide_future_init(&a.fut, &aio_task_vt);
     freer_t fr;
     memset(&fr, 0, sizeof fr);
     fr.reg = reg;
-    tide_future_init(&fr.fut, freer_poll, NULL);
+    tide_future_init(&fr.fut, &freer_vt);
     tide_join_t jr, ja;
     ck_assert_int_eq(tide_spawn(ex, &r.fut, &jr), 0);
     ck_assert_int_eq(tide_spawn(ex, &a.fut, &ja), 0);
@@ -1148,7 +1160,7 @@ START_TEST(test_fd_outlives_exec) {
     memset(&r, 0, sizeof r);
     r.reg = reg;
     r.woke = &woke;
-    tide_future_init(&r.fut, rwait_poll, rwait_drop);
+    tide_future_init(&r.fut, &rwait_vt);
     tide_join_t jr;
     ck_assert_int_eq(tide_spawn(ex, &r.fut, &jr), 0);
     t_hand_t h;

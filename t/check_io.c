@@ -174,10 +174,12 @@ static tide_poll_t driver_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_PENDING;
 }
 
+static const tide_future_vtable_t driver_vt = {driver_poll, NULL};
+
 static intptr_t drive(tide_exec_t *ex, tide_future_t *inner, unsigned k,
                       void (*on_pending)(void *), void *arg, bool *dropped) {
     driver_t d = {.inner = inner, .k = k, .on_pending = on_pending, .arg = arg};
-    tide_future_init(&d.fut, driver_poll, NULL);
+    tide_future_init(&d.fut, &driver_vt);
     ck_assert_int_eq(tide_exec_block_on(ex, &d.fut), 0);
     tide_future_drop(&d.fut);
     *dropped = d.dropped;
@@ -1826,6 +1828,8 @@ static tide_poll_t resetter_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&t->co, f, 0);
 }
 
+static const tide_future_vtable_t resetter_vt = {resetter_poll, NULL};
+
 START_TEST(test_fdstream_econnreset_while_pending) {
     tide_exec_t *ex = exec_new();
     int c, sv;
@@ -1835,7 +1839,7 @@ START_TEST(test_fdstream_econnreset_while_pending) {
     struct linger lg = {1, 0};
     ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     resetter_t rs = {.fd = sv};
-    tide_future_init(&rs.fut, resetter_poll, NULL);
+    tide_future_init(&rs.fut, &resetter_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
     tide_read_t rd;
@@ -1972,6 +1976,10 @@ static double cpu_sec(void) {
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+static const tide_future_vtable_t consumer_vt = {consumer_poll, NULL};
+
+static const tide_future_vtable_t producer_vt = {producer_poll, NULL};
+
 START_TEST(test_io_copy_16mib_through_socketpairs) {
     tide_exec_t *ex = exec_new();
     enum { TOTAL = 16 * 1024 * 1024 };
@@ -1985,8 +1993,8 @@ START_TEST(test_io_copy_16mib_through_socketpairs) {
                      .chunk = sizeof pbuf, .buf = pbuf};
     consumer_t co = {.s = tide_fdstream_stream(cb), .cap = sizeof cbuf,
                      .buf = cbuf};
-    tide_future_init(&pr.fut, producer_poll, NULL);
-    tide_future_init(&co.fut, consumer_poll, NULL);
+    tide_future_init(&pr.fut, &producer_vt);
+    tide_future_init(&co.fut, &consumer_vt);
     tide_join_t jp, jc;
     ck_assert_int_eq(tide_spawn(ex, &pr.fut, &jp), 0);
     ck_assert_int_eq(tide_spawn(ex, &co.fut, &jc), 0);
@@ -2058,6 +2066,8 @@ static tide_poll_t bidi_peer_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&t->co, f, 0);
 }
 
+static const tide_future_vtable_t bidi_peer_vt = {bidi_peer_poll, NULL};
+
 START_TEST(test_io_copy_bidirectional_half_close_each_way) {
     tide_exec_t *ex = exec_new();
     for (int swap = 0; swap < 2; swap++) {
@@ -2077,7 +2087,7 @@ START_TEST(test_io_copy_bidirectional_half_close_each_way) {
                          0);
         bidi_peer_t peer = {.pa = tide_fdstream_stream(Ap),
                             .pb = tide_fdstream_stream(Bp), .copy = &jc};
-        tide_future_init(&peer.fut, bidi_peer_poll, NULL);
+        tide_future_init(&peer.fut, &bidi_peer_vt);
         ck_assert_int_eq(tide_spawn(ex, &peer.fut, &jp), 0);
         ck_assert_int_eq(run(ex, tide_join(&jp)), 0);
         ck_assert(peer.still_running);
@@ -2105,7 +2115,7 @@ START_TEST(test_io_copy_bidirectional_reset_ends_it) {
     struct linger lg = {1, 0};
     ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     resetter_t rs = {.fd = sv};
-    tide_future_init(&rs.fut, resetter_poll, NULL);
+    tide_future_init(&rs.fut, &resetter_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
     static tide_copy_bidirectional_buf_t cp;
@@ -2181,8 +2191,8 @@ START_TEST(test_io_split_two_tasks_at_once) {
     consumer_t *rs[2] = {&r1, &r2};
     tide_join_t jw[2], jr[2];
     for (int i = 0; i < 2; i++) {
-        tide_future_init(&ws[i]->fut, producer_poll, NULL);
-        tide_future_init(&rs[i]->fut, consumer_poll, NULL);
+        tide_future_init(&ws[i]->fut, &producer_vt);
+        tide_future_init(&rs[i]->fut, &consumer_vt);
         ck_assert_int_eq(tide_spawn(ex, &ws[i]->fut, &jw[i]), 0);
         ck_assert_int_eq(tide_spawn(ex, &rs[i]->fut, &jr[i]), 0);
     }
@@ -2228,12 +2238,14 @@ static void one_op_drop(tide_future_t *f) {
     tide_async_drop(&t->co);
 }
 
+static const tide_future_vtable_t one_op_vt = {one_op_poll, one_op_drop};
+
 /* Spawn a task that awaits op (and owns it), with join handle j. */
 static void one_op_spawn(tide_exec_t *ex, one_op_t *t, tide_future_t *op,
                          tide_join_t *j) {
     memset(t, 0, sizeof *t);
     t->op = op;
-    tide_future_init(&t->fut, one_op_poll, one_op_drop);
+    tide_future_init(&t->fut, &one_op_vt);
     ck_assert_int_eq(tide_spawn(ex, &t->fut, j), 0);
 }
 
@@ -2257,8 +2269,8 @@ START_TEST(test_io_split_cancel_touches_own_direction) {
                                    sizeof rbuf)};
     one_op_t tw = {.op = tide_write_all(&wa, tide_write_half_stream(&wh), src,
                                         TOTAL)};
-    tide_future_init(&tr.fut, one_op_poll, one_op_drop);
-    tide_future_init(&tw.fut, one_op_poll, one_op_drop);
+    tide_future_init(&tr.fut, &one_op_vt);
+    tide_future_init(&tw.fut, &one_op_vt);
     tide_join_t jr, jw;
     ck_assert_int_eq(tide_spawn(ex, &tr.fut, &jr), 0);
     ck_assert_int_eq(tide_spawn(ex, &tw.fut, &jw), 0);
@@ -2492,6 +2504,8 @@ static void ping_tcp_pair(int sv[2]) {
         ck_assert_int_eq(fcntl(sv[k], F_SETFL, O_NONBLOCK), 0);
 }
 
+static const tide_future_vtable_t pp_vt = {pp_poll, pp_drop};
+
 static void ping_pong_arms(bool tcp) {
     tide_exec_t *ex;
     ck_assert_int_eq(tide_exec_new(&ex, NULL, 0), 0);
@@ -2507,8 +2521,8 @@ static void ping_pong_arms(bool tcp) {
     ping.s = tide_fdstream_stream(a);
     ping.pinger = true;
     pong.s = tide_fdstream_stream(b);
-    tide_future_init(&ping.fut, pp_poll, pp_drop);
-    tide_future_init(&pong.fut, pp_poll, pp_drop);
+    tide_future_init(&ping.fut, &pp_vt);
+    tide_future_init(&pong.fut, &pp_vt);
     tide_join_t jp;
     ck_assert_int_eq(tide_spawn(ex, &pong.fut, &jp), 0);
     ck_assert_int_eq(run(ex, &ping.fut), PP_ROUNDS);
@@ -2585,12 +2599,14 @@ static tide_poll_t neighbour_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t neighbour_vt = {neighbour_poll, NULL};
+
 static void copy_yields_check(tide_exec_t *ex, tide_future_t *copy,
                               uint64_t *progress) {
     tide_join_t jc, jn;
     ck_assert_int_eq(tide_spawn(ex, copy, &jc), 0);
     neighbour_t n = {.victim = &jc, .progress = progress};
-    tide_future_init(&n.fut, neighbour_poll, NULL);
+    tide_future_init(&n.fut, &neighbour_vt);
     ck_assert_int_eq(tide_spawn(ex, &n.fut, &jn), 0);
     ck_assert_int_eq(run(ex, tide_join(&jn)), 0);
     ck_assert_msg(!n.victim_done && n.seen < EAGER_TOTAL,
@@ -2700,6 +2716,8 @@ static tide_poll_t kicker_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t kicker_vt = {kicker_poll, NULL};
+
 static void free_under_waiters(bool split) {
     tide_exec_t *ex = exec_new();
     int sv[2];
@@ -2733,7 +2751,7 @@ static void free_under_waiters(bool split) {
     ck_assert_uint_eq(tide_waitq_len(&fs->reg.dir[TIDE__WR].q), 1);
     /* another task frees the stream under them */
     kicker_t k = {.victim = &fs};
-    tide_future_init(&k.fut, kicker_poll, NULL);
+    tide_future_init(&k.fut, &kicker_vt);
     ck_assert_int_eq(tide_spawn(ex, &k.fut, &jk), 0);
     ck_assert_int_eq(run(ex, tide_join(&jk)), 0);
     ck_assert_ptr_null(fs);
@@ -2854,6 +2872,9 @@ static void mp_writer_drop(tide_future_t *f) {
     tide_async_drop(&TIDE_CONTAINER_OF(f, mp_writer_t, fut)->co);
 }
 
+static const tide_future_vtable_t mp_writer_vt = {
+    mp_writer_poll, mp_writer_drop};
+
 START_TEST(test_io_example_stream_with_every_helper) {
     tide_exec_t *ex = exec_new();
     enum { LEN = 64 * 1024 };
@@ -2866,7 +2887,7 @@ START_TEST(test_io_example_stream_with_every_helper) {
     mem_pipe_t m;
     mem_pipe_init(&m);
     mp_writer_t w = {.s = &m.stream, .src = src, .len = LEN};
-    tide_future_init(&w.fut, mp_writer_poll, mp_writer_drop);
+    tide_future_init(&w.fut, &mp_writer_vt);
     tide_join_t jw;
     ck_assert_int_eq(tide_spawn(ex, &w.fut, &jw), 0);
     tide_read_exact_t re;
@@ -2881,7 +2902,7 @@ START_TEST(test_io_example_stream_with_every_helper) {
     mem_pipe_init(&a);
     mem_pipe_init(&b);
     mp_writer_t wa = {.s = &a.stream, .src = src, .len = LEN};
-    tide_future_init(&wa.fut, mp_writer_poll, mp_writer_drop);
+    tide_future_init(&wa.fut, &mp_writer_vt);
     ck_assert_int_eq(tide_spawn(ex, &wa.fut, &jw), 0);
     tide_copy_t cp;
     one_op_t tc;
@@ -2901,7 +2922,7 @@ START_TEST(test_io_example_stream_with_every_helper) {
     static const char text[] = "one\ntwo\nthree\n";
     mp_writer_t wl = {.s = &l.stream, .src = (unsigned char *)text,
                       .len = sizeof text - 1};
-    tide_future_init(&wl.fut, mp_writer_poll, mp_writer_drop);
+    tide_future_init(&wl.fut, &mp_writer_vt);
     ck_assert_int_eq(tide_spawn(ex, &wl.fut, &jw), 0);
     tide_bufreader_t br;
     unsigned char brbuf[16];

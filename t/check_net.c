@@ -368,6 +368,10 @@ static void cli_tx_drop(tide_future_t *f) {
     t->conn = NULL;
 }
 
+static const tide_future_vtable_t cli_tx_vt = {cli_tx_poll, cli_tx_drop};
+
+static const tide_future_vtable_t srv_rx_vt = {srv_rx_poll, srv_rx_drop};
+
 START_TEST(test_tcp_chunks_with_pauses_read_exact) {
     enum { LEN = 10 * 1024 };
     tide_exec_t *ex = n_exec();
@@ -380,7 +384,7 @@ START_TEST(test_tcp_chunks_with_pauses_read_exact) {
     srv.l = l;
     srv.buf = got;
     srv.want = LEN;
-    tide_future_init(&srv.fut, srv_rx_poll, srv_rx_drop);
+    tide_future_init(&srv.fut, &srv_rx_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &srv.fut, &j), 0);
 
@@ -390,7 +394,7 @@ START_TEST(test_tcp_chunks_with_pauses_read_exact) {
     cli.len = LEN;
     cli.chunk = 97; /* odd, so chunks straddle everything */
     cli.pause = 200;
-    tide_future_init(&cli.fut, cli_tx_poll, cli_tx_drop);
+    tide_future_init(&cli.fut, &cli_tx_vt);
     ck_assert_int_eq(n_run(ex, &cli.fut), 0);
     ck_assert_int_eq(cli.writes, (LEN + 96) / 97);
 
@@ -419,7 +423,7 @@ START_TEST(test_tcp_read_exact_eof_part_way) {
     srv.l = l;
     srv.buf = got;
     srv.want = sizeof got;
-    tide_future_init(&srv.fut, srv_rx_poll, srv_rx_drop);
+    tide_future_init(&srv.fut, &srv_rx_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &srv.fut, &j), 0);
 
@@ -429,7 +433,7 @@ START_TEST(test_tcp_read_exact_eof_part_way) {
     cli.len = sizeof data;
     cli.chunk = 30;
     cli.pause = 500;
-    tide_future_init(&cli.fut, cli_tx_poll, cli_tx_drop);
+    tide_future_init(&cli.fut, &cli_tx_vt);
     ck_assert_int_eq(n_run(ex, &cli.fut), 0);
 
     ck_assert_int_eq(n_run(ex, tide_join(&j)), 0);
@@ -539,6 +543,12 @@ static void relay_drop(tide_future_t *f) {
     co_drop(f, &TIDE_CONTAINER_OF(f, relay_t, fut)->co);
 }
 
+static const tide_future_vtable_t chk_rx_vt = {chk_rx_poll, chk_rx_drop};
+
+static const tide_future_vtable_t relay_vt = {relay_poll, relay_drop};
+
+static const tide_future_vtable_t gen_tx_vt = {gen_tx_poll, gen_tx_drop};
+
 START_TEST(test_tcp_copy_64mib_between_connections) {
     const uint64_t total = UINT64_C(64) << 20;
     tide_exec_t *ex = n_exec();
@@ -559,9 +569,9 @@ START_TEST(test_tcp_copy_64mib_between_connections) {
     rel.r = tide_tcp_stream(s1);
     rel.w = tide_tcp_stream(c2);
     chk.s = tide_tcp_stream(s2);
-    tide_future_init(&gen.fut, gen_tx_poll, gen_tx_drop);
-    tide_future_init(&rel.fut, relay_poll, relay_drop);
-    tide_future_init(&chk.fut, chk_rx_poll, chk_rx_drop);
+    tide_future_init(&gen.fut, &gen_tx_vt);
+    tide_future_init(&rel.fut, &relay_vt);
+    tide_future_init(&chk.fut, &chk_rx_vt);
 
     tide_join_t jg, jr;
     uint64_t t0 = tide_now();
@@ -748,6 +758,12 @@ static void client_drop(tide_future_t *f) {
     t->conn = NULL;
 }
 
+static const tide_future_vtable_t client_vt = {client_poll, client_drop};
+
+static const tide_future_vtable_t proxy_vt = {proxy_poll, proxy_drop};
+
+static const tide_future_vtable_t backend_vt = {backend_poll, backend_drop};
+
 START_TEST(test_tcp_copy_bidirectional_proxy_half_close) {
     tide_exec_t *ex = n_exec();
     tide_addr_t paddr, baddr;
@@ -765,9 +781,9 @@ START_TEST(test_tcp_copy_bidirectional_proxy_half_close) {
     px.backend = baddr;
     cl.addr = paddr;
     cl.msg = "hello through the proxy";
-    tide_future_init(&be.fut, backend_poll, backend_drop);
-    tide_future_init(&px.fut, proxy_poll, proxy_drop);
-    tide_future_init(&cl.fut, client_poll, client_drop);
+    tide_future_init(&be.fut, &backend_vt);
+    tide_future_init(&px.fut, &proxy_vt);
+    tide_future_init(&cl.fut, &client_vt);
     tide_join_t jb, jp;
     ck_assert_int_eq(tide_spawn(ex, &be.fut, &jb), 0);
     ck_assert_int_eq(tide_spawn(ex, &px.fut, &jp), 0);
@@ -814,6 +830,8 @@ static void echo_drop(tide_future_t *f) {
     co_drop(f, &TIDE_CONTAINER_OF(f, echo_t, fut)->co);
 }
 
+static const tide_future_vtable_t echo_vt = {echo_poll, echo_drop};
+
 START_TEST(test_tcp_split_halves_two_tasks) {
     /* More than the socket buffers of both directions hold: without a
      * reader running beside the writer, this deadlocks (and the watchdog
@@ -838,9 +856,9 @@ START_TEST(test_tcp_split_halves_two_tasks) {
     gen.s = tide_write_half_stream(&wh);
     gen.total = total;
     chk.s = tide_read_half_stream(&rh);
-    tide_future_init(&echo.fut, echo_poll, echo_drop);
-    tide_future_init(&gen.fut, gen_tx_poll, gen_tx_drop);
-    tide_future_init(&chk.fut, chk_rx_poll, chk_rx_drop);
+    tide_future_init(&echo.fut, &echo_vt);
+    tide_future_init(&gen.fut, &gen_tx_vt);
+    tide_future_init(&chk.fut, &chk_rx_vt);
 
     tide_join_t je, jg, jc;
     ck_assert_int_eq(tide_spawn(ex, &echo.fut, &je), 0);
@@ -1174,14 +1192,16 @@ static void acceptor_drop(tide_future_t *f) {
     co_drop(f, &TIDE_CONTAINER_OF(f, acceptor_t, fut)->co);
 }
 
+static const tide_future_vtable_t acceptor_vt = {acceptor_poll, acceptor_drop};
+
 START_TEST(test_tcp_listener_free_wakes_accepts) {
     tide_exec_t *ex = n_exec();
     tide_addr_t addr;
     tide_tcp_listener_t *l = n_listen(ex, &addr);
     acceptor_t a1 = {0}, a2 = {0};
     a1.l = a2.l = l;
-    tide_future_init(&a1.fut, acceptor_poll, acceptor_drop);
-    tide_future_init(&a2.fut, acceptor_poll, acceptor_drop);
+    tide_future_init(&a1.fut, &acceptor_vt);
+    tide_future_init(&a2.fut, &acceptor_vt);
     tide_join_t j1, j2;
     ck_assert_int_eq(tide_spawn(ex, &a1.fut, &j1), 0);
     ck_assert_int_eq(tide_spawn(ex, &a2.fut, &j2), 0);
@@ -1281,7 +1301,7 @@ START_TEST(test_tcp_accept_emfile_backs_off) {
 
     acceptor_t a = {0};
     a.l = l;
-    tide_future_init(&a.fut, acceptor_poll, acceptor_drop);
+    tide_future_init(&a.fut, &acceptor_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &a.fut, &j), 0);
 
@@ -1455,13 +1475,15 @@ static tide_udp_t *fake_dns_setup(tide_exec_t *ex) {
     return u;
 }
 
+static const tide_future_vtable_t fake_dns_vt = {fake_dns_poll, fake_dns_drop};
+
 START_TEST(test_dns_lookup_through_server) {
     tide_exec_t *ex = n_exec();
     tide_udp_t *u = fake_dns_setup(ex);
     static fake_dns_t srv;
     memset(&srv, 0, sizeof srv);
     srv.u = u;
-    tide_future_init(&srv.fut, fake_dns_poll, fake_dns_drop);
+    tide_future_init(&srv.fut, &fake_dns_vt);
     tide_join_t js;
     ck_assert_int_eq(tide_spawn(ex, &srv.fut, &js), 0);
 
@@ -1499,7 +1521,7 @@ START_TEST(test_dns_lookup_cancelled) {
     memset(&srv, 0, sizeof srv);
     srv.u = u;
     srv.silent = true; /* the lookup never gets an answer */
-    tide_future_init(&srv.fut, fake_dns_poll, fake_dns_drop);
+    tide_future_init(&srv.fut, &fake_dns_vt);
     tide_join_t js;
     ck_assert_int_eq(tide_spawn(ex, &srv.fut, &js), 0);
 
@@ -1554,6 +1576,8 @@ static void udp_rx_drop(tide_future_t *f) {
     co_drop(f, &TIDE_CONTAINER_OF(f, udp_rx_t, fut)->co);
 }
 
+static const tide_future_vtable_t udp_rx_vt = {udp_rx_poll, udp_rx_drop};
+
 START_TEST(test_udp_round_trip) {
     tide_exec_t *ex = n_exec();
     tide_udp_t *a = NULL, *b = NULL;
@@ -1566,7 +1590,7 @@ START_TEST(test_udp_round_trip) {
     /* b waits first (pending), then a sends. */
     udp_rx_t srv = {0};
     srv.u = b;
-    tide_future_init(&srv.fut, udp_rx_poll, udp_rx_drop);
+    tide_future_init(&srv.fut, &udp_rx_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &srv.fut, &j), 0);
     n_run_for(ex, 1000);
@@ -1614,7 +1638,7 @@ START_TEST(test_udp_round_trip) {
     ck_assert_uint_eq(st.armed_events, 0);
     udp_rx_t w = {0};
     w.u = a;
-    tide_future_init(&w.fut, udp_rx_poll, udp_rx_drop);
+    tide_future_init(&w.fut, &udp_rx_vt);
     ck_assert_int_eq(tide_spawn(ex, &w.fut, &j), 0);
     n_run_for(ex, 1000);
     tide_udp_free(a);
@@ -1742,6 +1766,9 @@ static void uconnector_drop(tide_future_t *f) {
     co_drop(f, &TIDE_CONTAINER_OF(f, uconnector_t, fut)->co);
 }
 
+static const tide_future_vtable_t uconnector_vt = {
+    uconnector_poll, uconnector_drop};
+
 START_TEST(test_unix_connect_backlog_full_retries) {
     tide_exec_t *ex = n_exec();
     char name[64];
@@ -1780,7 +1807,7 @@ START_TEST(test_unix_connect_backlog_full_retries) {
 
     uconnector_t u = {0};
     u.path = name;
-    tide_future_init(&u.fut, uconnector_poll, uconnector_drop);
+    tide_future_init(&u.fut, &uconnector_vt);
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &u.fut, &j), 0);
     n_run_for(ex, 30000);
@@ -1981,8 +2008,8 @@ START_TEST(test_pipe_round_trip) {
     gen.s = tide_fdstream_stream(w);
     gen.total = 1 << 20;
     chk.s = tide_fdstream_stream(r);
-    tide_future_init(&gen.fut, gen_tx_poll, gen_tx_drop);
-    tide_future_init(&chk.fut, chk_rx_poll, chk_rx_drop);
+    tide_future_init(&gen.fut, &gen_tx_vt);
+    tide_future_init(&chk.fut, &chk_rx_vt);
     tide_join_t jg;
     ck_assert_int_eq(tide_spawn(ex, &gen.fut, &jg), 0);
     /* gen shuts the write end down (closes it): chk reads to EOF. */
@@ -2148,6 +2175,8 @@ static tide_poll_t tcp_kick_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t tcp_kick_vt = {tcp_kick_poll, NULL};
+
 START_TEST(test_tcp_freed_by_another_task_under_readers) {
     tide_exec_t *ex = n_exec();
     tide_addr_t addr;
@@ -2176,7 +2205,7 @@ START_TEST(test_tcp_freed_by_another_task_under_readers) {
     for (int i = 0; i < 3; i++)
         ck_assert(!tide_join_is_finished(&j[i]));
     tcp_kick_t k = {.victim = &sv};
-    tide_future_init(&k.fut, tcp_kick_poll, NULL);
+    tide_future_init(&k.fut, &tcp_kick_vt);
     tide_join_t jk;
     ck_assert_int_eq(tide_spawn(ex, &k.fut, &jk), 0);
     ck_assert_int_eq(n_run(ex, tide_join(&jk)), 0);

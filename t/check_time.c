@@ -44,6 +44,8 @@ static void order_drop(tide_future_t *f) {
     tide_async_drop(&t->co);
 }
 
+static const tide_future_vtable_t order_vt = {order_poll, order_drop};
+
 /* Spawn n order tasks; all are first polled, in spawn order, in the
  * executor's next turn. */
 static void order_spawn(tide_exec_t *ex, order_task_t *t, tide_join_t *j,
@@ -51,7 +53,7 @@ static void order_spawn(tide_exec_t *ex, order_task_t *t, tide_join_t *j,
     for (int i = 0; i < n; i++) {
         t[i].log = log;
         t[i].id = i;
-        tide_future_init(&t[i].fut, order_poll, order_drop);
+        tide_future_init(&t[i].fut, &order_vt);
         ck_assert_int_eq(tide_spawn(ex, &t[i].fut, &j[i]), 0);
     }
 }
@@ -215,6 +217,8 @@ static tide_poll_t napper_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&n->co, f, tide_async_result(&n->co));
 }
 
+static const tide_future_vtable_t napper_vt = {napper_poll, NULL};
+
 static void sleeps_never_early(tide_exec_t *ex) {
     static const uint64_t usecs[] = {1,   50,   250,  999,  1000, 1001,
                                      1500, 2000, 3333, 5000, 10000};
@@ -222,7 +226,7 @@ static void sleeps_never_early(tide_exec_t *ex) {
         napper_t n;
         memset(&n, 0, sizeof n);
         n.usec = usecs[i];
-        tide_future_init(&n.fut, napper_poll, NULL);
+        tide_future_init(&n.fut, &napper_vt);
         ck_assert_int_eq(t_run(ex, &n.fut), 0);
         ck_assert_msg(n.end - n.start >= n.usec,
                       "sleep of %llu us took %llu us",
@@ -259,7 +263,7 @@ START_TEST(test_sleep_zero_completes) {
     tide_future_drop(f);
     napper_t n;
     memset(&n, 0, sizeof n);
-    tide_future_init(&n.fut, napper_poll, NULL);
+    tide_future_init(&n.fut, &napper_vt);
     ck_assert_int_eq(t_run(ex, &n.fut), 0);
     ck_assert_uint_eq(t_stats(ex).polls, 1); /* never pending */
     t_hand_done(&h);
@@ -671,6 +675,8 @@ static tide_poll_t sigtask_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_END(&t->co, f, 0);
 }
 
+static const tide_future_vtable_t sigtask_vt = {sigtask_poll, NULL};
+
 /* One executor listens for signals at a time (issue 10, item 15): libevent
  * delivers them to one base per process, so a second executor is refused
  * instead of silently taking them from the first. */
@@ -688,7 +694,7 @@ START_TEST(test_signal_second_executor_ebusy) {
     memset(&t, 0, sizeof t);
     t.sig = &s1;
     t.raises = 1;
-    tide_future_init(&t.fut, sigtask_poll, NULL);
+    tide_future_init(&t.fut, &sigtask_vt);
     tide_timeout_t to;
     ck_assert_int_eq(t_run(ex1, tide_timeout(&to, &t.fut, TIDE_USEC_PER_SEC)),
                      0);
@@ -702,7 +708,7 @@ START_TEST(test_signal_second_executor_ebusy) {
     memset(&t, 0, sizeof t);
     t.sig = &s2;
     t.raises = 2;
-    tide_future_init(&t.fut, sigtask_poll, NULL);
+    tide_future_init(&t.fut, &sigtask_vt);
     ck_assert_int_eq(t_run(ex2, tide_timeout(&to, &t.fut, TIDE_USEC_PER_SEC)),
                      0);
     ck_assert_int_ge(t.first, 1);
@@ -737,7 +743,7 @@ START_TEST(test_signal_raise_in_task) {
     memset(&t, 0, sizeof t);
     t.sig = &sig;
     t.raises = 1;
-    tide_future_init(&t.fut, sigtask_poll, NULL);
+    tide_future_init(&t.fut, &sigtask_vt);
     ck_assert_int_eq(t_run(ex, &t.fut), 0);
     ck_assert_int_eq(t.first, 1);
     ck_assert_int_eq(t.second, -ETIMEDOUT);
@@ -756,7 +762,7 @@ START_TEST(test_signal_raises_coalesce) {
     memset(&t, 0, sizeof t);
     t.sig = &sig;
     t.raises = 2;
-    tide_future_init(&t.fut, sigtask_poll, NULL);
+    tide_future_init(&t.fut, &sigtask_vt);
     ck_assert_int_eq(t_run(ex, &t.fut), 0);
     /* one recv for both */
     ck_assert_int_ge(t.first, 1);

@@ -369,7 +369,8 @@ static inline void t_wrap_drop(tide_future_t *f) {
 static inline tide_future_t *t_wrap(t_wrap_t *w, tide_future_t *inner) {
     w->inner = inner;
     w->polls = w->drops = 0;
-    return tide_future_init(&w->fut, t_wrap_poll, t_wrap_drop);
+    static const tide_future_vtable_t t_wrap_vt = {t_wrap_poll, t_wrap_drop};
+    return tide_future_init(&w->fut, &t_wrap_vt);
 }
 
 /* ------------------------------------------------------------------------

@@ -47,8 +47,11 @@
  *         free(t);
  *     }
  *
+ *     static const tide_future_vtable_t ticker_vt = {ticker_poll,
+ *                                                    ticker_drop};
+ *
  *     ticker_t *t = calloc(1, sizeof *t);
- *     tide_future_init(&t->fut, ticker_poll, ticker_drop);
+ *     tide_future_init(&t->fut, &ticker_vt);
  *     tide_spawn(ex, &t->fut, NULL);  // detached; ticker_drop frees it
  *
  * Local variables of the poll function do not survive an await: keep
@@ -359,28 +362,50 @@ typedef tide_poll_t (*tide_poll_fn)(tide_future_t *self, tide_cx_t *cx);
  * is still pending. */
 typedef void (*tide_drop_fn)(tide_future_t *self);
 
-/* The header every future begins with (see the contract at the top). */
+#if defined(__cplusplus)
+#define TIDE__ALIGN8 alignas(8)
+#else
+#define TIDE__ALIGN8 _Alignas(8)
+#endif
+
+/* What the futures of one kind do: one static const table per kind, as
+ *     static const tide_future_vtable_t my_vt = {my_poll, my_drop};
+ * (8-aligned, whatever the platform: a future keeps its state bits in the
+ * low bits of its pointer to it). */
+typedef struct tide_future_vtable {
+    TIDE__ALIGN8 tide_poll_fn poll; /* called through tide_future_poll */
+    tide_drop_fn drop;              /* may be NULL: nothing to release */
+} tide_future_vtable_t;
+
+/* The header every future begins with (16 bytes on LP64; see the
+ * contract at the top). */
 struct tide_future {
-    tide_poll_fn poll; /* called through tide_future_poll */
-    tide_drop_fn drop; /* may be NULL: nothing to release */
-    intptr_t result;   /* valid once poll answered TIDE_READY */
-    unsigned char state; /* private: TIDE__FUT_* bits */
+    uintptr_t vt;    /* private: the vtable's address | TIDE__FUT_* bits */
+    intptr_t result; /* valid once poll answered TIDE_READY */
 };
 
 /* DONE: answered READY; DROPPED: dropped; SPAWNED: owned by a task (or
  * borrowed by tide_exec_block_on), so that a second spawn is refused. */
 enum { TIDE__FUT_DONE = 1, TIDE__FUT_DROPPED = 2, TIDE__FUT_SPAWNED = 4 };
+#define TIDE__FUT_BITS ((uintptr_t)7)
 
 TIDE_EXTERN void tide__fut_misuse(const tide_future_t *f, const char *what);
 
-/* tide_future_init: set up the header of a future; returns f. */
+/* (private) f's vtable and its state bits. */
+static inline const tide_future_vtable_t *tide__fut_vtable(
+    const tide_future_t *f) {
+    return (const tide_future_vtable_t *)(f->vt & ~TIDE__FUT_BITS);
+}
+static inline unsigned tide__fut_state(const tide_future_t *f) {
+    return (unsigned)(f->vt & TIDE__FUT_BITS);
+}
+
+/* tide_future_init: set up the header of a future of the kind vt
+ * describes (vt must outlive it: a static const table); returns f. */
 static inline tide_future_t *tide_future_init(tide_future_t *f,
-                                              tide_poll_fn poll,
-                                              tide_drop_fn drop) {
-    f->poll = poll;
-    f->drop = drop;
+                                              const tide_future_vtable_t *vt) {
+    f->vt = (uintptr_t)vt;
     f->result = 0;
-    f->state = 0;
     return f;
 }
 
@@ -388,27 +413,28 @@ static inline tide_future_t *tide_future_init(tide_future_t *f,
  * dropped aborts the process with a message: it is a use-after-free in
  * waiting, and an always-on check is cheaper than the debugging. */
 static inline tide_poll_t tide_future_poll(tide_future_t *f, tide_cx_t *cx) {
-    if (f->state & (TIDE__FUT_DONE | TIDE__FUT_DROPPED))
+    if (f->vt & (TIDE__FUT_DONE | TIDE__FUT_DROPPED))
         tide__fut_misuse(f, "polled after it completed or was dropped");
-    if (f->poll(f, cx) == TIDE_PENDING)
+    if (tide__fut_vtable(f)->poll(f, cx) == TIDE_PENDING)
         return TIDE_PENDING;
-    f->state |= TIDE__FUT_DONE;
+    f->vt |= TIDE__FUT_DONE;
     return TIDE_READY;
 }
 
 /* tide_future_drop: release what f holds (cancel it if still pending).
  * A second drop of the same future is a no-op. */
 static inline void tide_future_drop(tide_future_t *f) {
-    if (f == NULL || (f->state & TIDE__FUT_DROPPED))
+    if (f == NULL || (f->vt & TIDE__FUT_DROPPED))
         return;
-    f->state |= TIDE__FUT_DROPPED;
-    if (f->drop != NULL)
-        f->drop(f);
+    f->vt |= TIDE__FUT_DROPPED;
+    tide_drop_fn drop = tide__fut_vtable(f)->drop;
+    if (drop != NULL)
+        drop(f);
 }
 
 /* tide_future_is_done: true once f answered READY. */
 static inline bool tide_future_is_done(const tide_future_t *f) {
-    return (f->state & TIDE__FUT_DONE) != 0;
+    return (f->vt & TIDE__FUT_DONE) != 0;
 }
 
 /* ------------------------------------------------------------------------

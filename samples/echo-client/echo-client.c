@@ -119,6 +119,9 @@ static void roundtrip_drop(tide_future_t *f) {
     tide_async_drop(&r->co);
 }
 
+static const tide_future_vtable_t roundtrip_vt = {
+    roundtrip_poll, roundtrip_drop};
+
 /* Run one round trip; returns 0 or -errno (-EBADMSG: echo differs,
  * TIDE_EEOF: the server closed). */
 static int do_roundtrip(client_t *cl, const void *msg, void *back,
@@ -129,7 +132,7 @@ static int do_roundtrip(client_t *cl, const void *msg, void *back,
     r.msg = msg;
     r.back = back;
     r.len = len;
-    tide_future_init(&r.fut, roundtrip_poll, roundtrip_drop);
+    tide_future_init(&r.fut, &roundtrip_vt);
     int rc = tide_exec_block_on(cl->ex, &r.fut);
     if (rc == 0)
         rc = (int)r.fut.result;
@@ -201,6 +204,8 @@ static bool parse_num(const char *s, unsigned long long max,
     return true;
 }
 
+static const tide_future_vtable_t connect_vt = {connect_poll, connect_drop};
+
 int main(int argc, char **argv) {
     const char *addr = NULL;
     unsigned long long bytes = 0, count = 0, secs = 10;
@@ -258,7 +263,7 @@ int main(int argc, char **argv) {
     memset(&ct, 0, sizeof ct);
     ct.cl = &cl;
     ct.addr = addr;
-    tide_future_init(&ct.fut, connect_poll, connect_drop);
+    tide_future_init(&ct.fut, &connect_vt);
     rc = tide_exec_block_on(cl.ex, &ct.fut);
     if (rc == 0)
         rc = (int)ct.fut.result;

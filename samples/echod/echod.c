@@ -156,12 +156,15 @@ static void notify_wait_drop(tide_future_t *f) {
     pthread_mutex_unlock(&w->n->mu);
 }
 
+static const tide_future_vtable_t notify_wait_vt = {
+    notify_wait_poll, notify_wait_drop};
+
 /* A future ready once n's level is at least target. Cancel safe. */
 static tide_future_t *notify_wait(notify_wait_t *w, notify_t *n,
                                   unsigned target) {
     w->n = n;
     w->target = target;
-    return tide_future_init(&w->fut, notify_wait_poll, notify_wait_drop);
+    return tide_future_init(&w->fut, &notify_wait_vt);
 }
 
 /* ------------------------------------------------------------------------
@@ -350,9 +353,12 @@ static void lend_read_drop(tide_future_t *f) {
     tide_waiter_leave(&c->op.rd.w, TIDE_WAITQ_CANCELLED);
 }
 
+static const tide_future_vtable_t lend_read_vt = {
+    lend_read_poll, lend_read_drop};
+
 static tide_future_t *lend_read(conn_t *c) {
     tide_waiter_init(&c->op.rd.w);
-    return tide_future_init(&c->op.rd.fut, lend_read_poll, lend_read_drop);
+    return tide_future_init(&c->op.rd.fut, &lend_read_vt);
 }
 
 /* Wrap f in the idle timeout, if there is one. */
@@ -420,6 +426,8 @@ static void conn_drop(tide_future_t *f) {
         tide_waker_wake_by_ref(&w->closed_waker);
 }
 
+static const tide_future_vtable_t conn_vt = {conn_poll, conn_drop};
+
 /* A new connection: refuse it (over --max-conns) or give it a task. */
 static void admit(worker_t *w, bool is_unix, void *sock,
                   const tide_addr_t *peer) {
@@ -451,7 +459,7 @@ static void admit(worker_t *w, bool is_unix, void *sock,
     c->id = id;
     if (!is_unix)
         tide_tcp_set_nodelay(sock, true); /* echo small messages at once */
-    tide_future_init(&c->fut, conn_poll, conn_drop);
+    tide_future_init(&c->fut, &conn_vt);
     ctr_add(&w->ctr.open, 1);
     ctr_add(&w->ctr.total, 1);
     int rc = tide_spawn(w->ex, &c->fut, NULL);
@@ -570,6 +578,8 @@ static void free_listener(listener_t *l) {
     l->u.tcp = NULL;
 }
 
+static const tide_future_vtable_t acceptor_vt = {acceptor_poll, acceptor_drop};
+
 /* Create w's executor, bind its listeners and spawn their accept tasks.
  * Worker 0 binds first and records the bound addresses (port 0 becomes a
  * real port), which the other workers then bind with SO_REUSEPORT. */
@@ -601,7 +611,7 @@ static int worker_start(worker_t *w, char *err, size_t errsize) {
         }
         a->w = w;
         a->l = l;
-        tide_future_init(&a->fut, acceptor_poll, acceptor_drop);
+        tide_future_init(&a->fut, &acceptor_vt);
         rc = tide_spawn(w->ex, &a->fut, &l->accept_task);
         if (rc < 0) {
             tide_future_drop(&a->fut);
@@ -662,10 +672,13 @@ static void closed_wait_drop(tide_future_t *f) {
     tide_waker_drop(&cw->w->closed_waker);
 }
 
+static const tide_future_vtable_t closed_wait_vt = {
+    closed_wait_poll, closed_wait_drop};
+
 /* A future ready when w has no connection open. Cancel safe. */
 static tide_future_t *closed_wait(closed_wait_t *cw, worker_t *w) {
     cw->w = w;
-    return tide_future_init(&cw->fut, closed_wait_poll, closed_wait_drop);
+    return tide_future_init(&cw->fut, &closed_wait_vt);
 }
 
 typedef struct signals {
@@ -793,6 +806,8 @@ static void main_drop(tide_future_t *f) {
     tide_async_drop(&m->co);
 }
 
+static const tide_future_vtable_t main_vt = {main_poll, main_drop};
+
 /* Run worker w's main task until it ends (the executor then still holds
  * the connections that outlived the drain). */
 static void worker_run(worker_t *w, signals_t *sig) {
@@ -800,7 +815,7 @@ static void worker_run(worker_t *w, signals_t *sig) {
     memset(&m, 0, sizeof m);
     m.w = w;
     m.sig = sig;
-    tide_future_init(&m.fut, main_poll, main_drop);
+    tide_future_init(&m.fut, &main_vt);
     int rc = tide_exec_block_on(w->ex, &m.fut);
     if (rc < 0)
         logmsg(ECHOD_QUIET, "event loop: %s", tide_strerror(rc));

@@ -139,6 +139,9 @@ typedef struct acceptor {
     tide_tcp_accept_t acc;
 } acceptor_t;
 
+static const tide_future_vtable_t echo_conn_vt = {
+    echo_conn_poll, echo_conn_drop};
+
 static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
     acceptor_t *a = TIDE_CONTAINER_OF(f, acceptor_t, fut);
     TIDE_BEGIN(&a->co);
@@ -155,7 +158,7 @@ static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
         c->conn = a->acc.conn;
         a->app->echo_conns++;
         a->app->echo_open++;
-        tide_future_init(&c->fut, echo_conn_poll, echo_conn_drop);
+        tide_future_init(&c->fut, &echo_conn_vt);
         if (tide_spawn(a->app->ex, &c->fut, NULL) < 0)
             tide_future_drop(&c->fut); /* closes it */
     }
@@ -208,6 +211,10 @@ static int parse_port(const char *s) {
     return *s != '\0' && *end == '\0' && v >= 0 && v <= 65535 ? (int)v : -1;
 }
 
+static const tide_future_vtable_t ticker_vt = {ticker_poll, ticker_drop};
+
+static const tide_future_vtable_t acceptor_vt = {acceptor_poll, free_on_drop};
+
 int main(int argc, char **argv) {
     app_t app;
     memset(&app, 0, sizeof app);
@@ -254,8 +261,8 @@ int main(int argc, char **argv) {
     }
     a->app = t->app = &app;
     tide_interval_init(&t->every, TIDE_USEC_PER_SEC);
-    tide_future_init(&a->fut, acceptor_poll, free_on_drop);
-    tide_future_init(&t->fut, ticker_poll, ticker_drop);
+    tide_future_init(&a->fut, &acceptor_vt);
+    tide_future_init(&t->fut, &ticker_vt);
 
     /* 2. Tasks on it. (On error the future is still ours to drop.) */
     if ((rc = tide_spawn(app.ex, &a->fut, NULL)) < 0)

@@ -9,7 +9,7 @@ static tide_poll_t join_all_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_join_all_t *j = TIDE_CONTAINER_OF(f, tide_join_all_t, fut);
     for (size_t i = 0; i < j->n && j->left > 0; i++) {
         tide_future_t *sub = j->futs[i];
-        if (sub->state != 0)
+        if (tide__fut_state(sub) != 0)
             continue; /* done (and dropped) already */
         if (tide_future_poll(sub, cx) == TIDE_READY) {
             tide_future_drop(sub);
@@ -28,12 +28,14 @@ static void join_all_drop(tide_future_t *f) {
         tide_future_drop(j->futs[i]);
 }
 
+static const tide_future_vtable_t join_all_vt = {join_all_poll, join_all_drop};
+
 tide_future_t *tide_join_all(tide_join_all_t *j, tide_future_t **futs,
                              size_t n) {
     j->futs = futs;
     j->n = n;
     j->left = n;
-    return tide_future_init(&j->fut, join_all_poll, join_all_drop);
+    return tide_future_init(&j->fut, &join_all_vt);
 }
 
 /* select ------------------------------------------------------------------ */
@@ -63,10 +65,12 @@ static void select_drop(tide_future_t *f) {
         tide_future_drop(s->futs[i]);
 }
 
+static const tide_future_vtable_t select_vt = {select_poll, select_drop};
+
 tide_future_t *tide_select(tide_select_t *s, tide_future_t **futs, size_t n) {
     s->futs = futs;
     s->n = n;
-    return tide_future_init(&s->fut, select_poll, select_drop);
+    return tide_future_init(&s->fut, &select_vt);
 }
 
 /* yield now --------------------------------------------------------------- */
@@ -82,9 +86,11 @@ static tide_poll_t yield_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_PENDING;
 }
 
+static const tide_future_vtable_t yield_vt = {yield_poll, NULL};
+
 tide_future_t *tide_yield(tide_yield_t *y) {
     y->yielded = false;
-    return tide_future_init(&y->fut, yield_poll, NULL);
+    return tide_future_init(&y->fut, &yield_vt);
 }
 
 /* ready, pending ------------------------------------------------------------ */
@@ -95,15 +101,19 @@ static tide_poll_t ready_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
+static const tide_future_vtable_t ready_vt = {ready_poll, NULL};
+
 tide_future_t *tide_ready(tide_ready_t *r, intptr_t value) {
     r->value = value;
-    return tide_future_init(&r->fut, ready_poll, NULL);
+    return tide_future_init(&r->fut, &ready_vt);
 }
 
 static tide_poll_t pending_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_PENDING;
 }
 
+static const tide_future_vtable_t pending_vt = {pending_poll, NULL};
+
 tide_future_t *tide_pending(tide_future_t *f) {
-    return tide_future_init(f, pending_poll, NULL);
+    return tide_future_init(f, &pending_vt);
 }

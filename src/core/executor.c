@@ -251,7 +251,7 @@ static void task_finish(tide_exec_t *ex, tide_task_t *t, intptr_t output) {
     if (!(t->flags & TASK_BORROWED))
         tide_future_drop(fut); /* may wake, spawn or free other things */
     else
-        fut->state &= (unsigned char)~TIDE__FUT_SPAWNED; /* the caller's again */
+        fut->vt &= ~(uintptr_t)TIDE__FUT_SPAWNED; /* the caller's again */
 
     tide_waker_wake(&t->join_waker);
     if (t == ex->root && ex->in_block_on)
@@ -335,9 +335,9 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
         return -ESHUTDOWN;
     /* A future already owned by a task would be polled by two tasks and
      * dropped twice: refuse it, as a finished or dropped one. */
-    if (fut->state & (TIDE__FUT_DONE | TIDE__FUT_DROPPED))
+    if (fut->vt & (TIDE__FUT_DONE | TIDE__FUT_DROPPED))
         return -EINVAL;
-    if (fut->state & TIDE__FUT_SPAWNED)
+    if (fut->vt & TIDE__FUT_SPAWNED)
         return -EBUSY;
     tide_task_t *t = tide__calloc(1, sizeof *t);
     if (t == NULL)
@@ -349,7 +349,7 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
     t->remote = ex->remote;
     atomic_fetch_add_explicit(&ex->remote->refs, 1, memory_order_relaxed);
     t->fut = fut;
-    fut->state |= TIDE__FUT_SPAWNED;
+    fut->vt |= TIDE__FUT_SPAWNED;
     t->wk.vtable = &tide__task_waker_vtable;
     t->next = ex->tasks;
     if (ex->tasks != NULL)
@@ -387,11 +387,13 @@ static void join_drop(tide_future_t *f) {
     tide__task_unref(t);
 }
 
+static const tide_future_vtable_t join_vt = {join_poll, join_drop};
+
 int tide_spawn(tide_exec_t *ex, tide_future_t *fut, tide_join_t *join) {
     if (join != NULL) {
         /* An empty handle even on failure: awaiting it gives -EINVAL,
          * detaching or dropping it is a no-op. */
-        tide_future_init(&join->fut, join_poll, join_drop);
+        tide_future_init(&join->fut, &join_vt);
         join->task = NULL;
     }
     if (ex == NULL || fut == NULL)
@@ -419,7 +421,10 @@ void tide_join_abort(tide_join_t *j) {
         task_waker_wake_by_ref(&t->wk);
 }
 
-void tide_join_detach(tide_join_t *j) { join_drop(&j->fut); j->fut.state |= TIDE__FUT_DROPPED; }
+void tide_join_detach(tide_join_t *j) {
+    join_drop(&j->fut);
+    j->fut.vt |= TIDE__FUT_DROPPED;
+}
 
 bool tide_join_is_finished(const tide_join_t *j) {
     return j->task == NULL ||

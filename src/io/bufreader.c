@@ -148,11 +148,13 @@ static void fill_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t fill_vt = {fill_poll, fill_drop};
+
 tide_future_t *tide_bufreader_fill(tide_bufreader_fill_t *op,
                                    tide_bufreader_t *br) {
     op->br = br;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, fill_poll, fill_drop);
+    return tide_future_init(&op->fut, &fill_vt);
 }
 
 /* read_until, read_line ---------------------------------------------------- */
@@ -208,6 +210,8 @@ static void until_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t until_vt = {until_poll, until_drop};
+
 static tide_future_t *until_init(tide_read_until_t *op, tide_bufreader_t *br,
                                  int delim, void *dst, size_t cap, bool nul) {
     op->done = 0;
@@ -217,7 +221,7 @@ static tide_future_t *until_init(tide_read_until_t *op, tide_bufreader_t *br,
     op->delim = (unsigned char)delim;
     op->nul = nul;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, until_poll, until_drop);
+    return tide_future_init(&op->fut, &until_vt);
 }
 
 tide_future_t *tide_read_until(tide_read_until_t *op, tide_bufreader_t *br,

@@ -43,6 +43,8 @@ static void encode_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t encode_vt = {encode_poll, encode_drop};
+
 static tide_future_t *encode_init(tide_encode_t *op, tide_stream_t *s,
                                   const void *a, size_t alen, const void *b,
                                   size_t blen, int err) {
@@ -56,7 +58,7 @@ static tide_future_t *encode_init(tide_encode_t *op, tide_stream_t *s,
     op->off = 0;
     op->err = err;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, encode_poll, encode_drop);
+    return tide_future_init(&op->fut, &encode_vt);
 }
 
 /* lines ------------------------------------------------------------------- */
@@ -149,6 +151,9 @@ static tide_poll_t line_decode_poll(tide_future_t *f, tide_cx_t *cx) {
     }
 }
 
+static const tide_future_vtable_t line_decode_vt = {
+    line_decode_poll, decode_drop};
+
 tide_future_t *tide_linecodec_decode(tide_decode_t *op, tide_linecodec_t *c,
                                      tide_bufreader_t *br) {
     op->frame = NULL;
@@ -157,7 +162,7 @@ tide_future_t *tide_linecodec_decode(tide_decode_t *op, tide_linecodec_t *c,
     op->br = br;
     op->scanned = 0;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, line_decode_poll, decode_drop);
+    return tide_future_init(&op->fut, &line_decode_vt);
 }
 
 tide_future_t *tide_linecodec_encode(tide_encode_t *op,
@@ -239,6 +244,9 @@ static tide_poll_t len_decode_poll(tide_future_t *f, tide_cx_t *cx) {
     }
 }
 
+static const tide_future_vtable_t len_decode_vt = {
+    len_decode_poll, decode_drop};
+
 tide_future_t *tide_lencodec_decode(tide_decode_t *op, const tide_lencodec_t *c,
                                     tide_bufreader_t *br) {
     op->frame = NULL;
@@ -247,7 +255,7 @@ tide_future_t *tide_lencodec_decode(tide_decode_t *op, const tide_lencodec_t *c,
     op->br = br;
     op->scanned = 0;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, len_decode_poll, decode_drop);
+    return tide_future_init(&op->fut, &len_decode_vt);
 }
 
 tide_future_t *tide_lencodec_encode(tide_encode_t *op, const tide_lencodec_t *c,

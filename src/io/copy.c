@@ -147,12 +147,14 @@ static void copy_drop(tide_future_t *f) {
     dir_cancel(&op->d);
 }
 
+static const tide_future_vtable_t copy_vt = {copy_poll, copy_drop};
+
 tide_future_t *tide_copy(tide_copy_t *op, tide_stream_t *r, tide_stream_t *w,
                          void *buf, size_t len) {
     op->r = r;
     op->w = w;
     dir_init(&op->d, buf, len);
-    return tide_future_init(&op->fut, copy_poll, copy_drop);
+    return tide_future_init(&op->fut, &copy_vt);
 }
 
 /* copy_bidirectional ----------------------------------------------------- */
@@ -195,6 +197,8 @@ static void bidi_drop(tide_future_t *f) {
     dir_cancel(&op->ba);
 }
 
+static const tide_future_vtable_t bidi_vt = {bidi_poll, bidi_drop};
+
 tide_future_t *tide_copy_bidirectional(tide_copy_bidirectional_t *op,
                                        tide_stream_t *a, tide_stream_t *b,
                                        void *buf, size_t len) {
@@ -210,5 +214,5 @@ tide_future_t *tide_copy_bidirectional(tide_copy_bidirectional_t *op,
         dir_init(&op->ab, p, half);
         dir_init(&op->ba, p + half, half);
     }
-    return tide_future_init(&op->fut, bidi_poll, bidi_drop);
+    return tide_future_init(&op->fut, &bidi_vt);
 }

@@ -40,13 +40,15 @@ static void read_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t read_vt = {read_poll, read_drop};
+
 tide_future_t *tide_read(tide_read_t *op, tide_stream_t *s, void *buf,
                          size_t len) {
     op->s = s;
     op->buf = buf;
     op->len = len;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, read_poll, read_drop);
+    return tide_future_init(&op->fut, &read_vt);
 }
 
 /* write ------------------------------------------------------------------ */
@@ -70,13 +72,15 @@ static void write_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t write_vt = {write_poll, write_drop};
+
 tide_future_t *tide_write(tide_write_t *op, tide_stream_t *s, const void *buf,
                           size_t len) {
     op->s = s;
     op->buf = buf;
     op->len = len;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, write_poll, write_drop);
+    return tide_future_init(&op->fut, &write_vt);
 }
 
 /* writev ----------------------------------------------------------------- */
@@ -100,13 +104,15 @@ static void writev_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t writev_vt = {writev_poll, writev_drop};
+
 tide_future_t *tide_writev(tide_writev_t *op, tide_stream_t *s,
                            const struct iovec *iov, int iovcnt) {
     op->s = s;
     op->iov = iov;
     op->iovcnt = iovcnt;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, writev_poll, writev_drop);
+    return tide_future_init(&op->fut, &writev_vt);
 }
 
 /* read_exact ------------------------------------------------------------- */
@@ -137,6 +143,9 @@ static void read_exact_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t read_exact_vt = {
+    read_exact_poll, read_exact_drop};
+
 tide_future_t *tide_read_exact(tide_read_exact_t *op, tide_stream_t *s,
                                void *buf, size_t len) {
     op->done = 0;
@@ -144,7 +153,7 @@ tide_future_t *tide_read_exact(tide_read_exact_t *op, tide_stream_t *s,
     op->buf = buf;
     op->len = len;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, read_exact_poll, read_exact_drop);
+    return tide_future_init(&op->fut, &read_exact_vt);
 }
 
 /* write_all -------------------------------------------------------------- */
@@ -177,6 +186,9 @@ static void write_all_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t write_all_vt = {
+    write_all_poll, write_all_drop};
+
 tide_future_t *tide_write_all(tide_write_all_t *op, tide_stream_t *s,
                               const void *buf, size_t len) {
     op->done = 0;
@@ -184,7 +196,7 @@ tide_future_t *tide_write_all(tide_write_all_t *op, tide_stream_t *s,
     op->buf = buf;
     op->len = len;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, write_all_poll, write_all_drop);
+    return tide_future_init(&op->fut, &write_all_vt);
 }
 
 /* writev_all ------------------------------------------------------------- */
@@ -268,6 +280,9 @@ static void writev_all_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t writev_all_vt = {
+    writev_all_poll, writev_all_drop};
+
 tide_future_t *tide_writev_all(tide_writev_all_t *op, tide_stream_t *s,
                                const struct iovec *iov, int iovcnt) {
     op->done = 0;
@@ -277,7 +292,7 @@ tide_future_t *tide_writev_all(tide_writev_all_t *op, tide_stream_t *s,
     op->idx = 0;
     op->off = 0;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, writev_all_poll, writev_all_drop);
+    return tide_future_init(&op->fut, &writev_all_vt);
 }
 
 /* flush, shutdown -------------------------------------------------------- */
@@ -300,10 +315,12 @@ static void flush_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t flush_vt = {flush_poll, flush_drop};
+
 tide_future_t *tide_flush(tide_flush_t *op, tide_stream_t *s) {
     op->s = s;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, flush_poll, flush_drop);
+    return tide_future_init(&op->fut, &flush_vt);
 }
 
 static tide_poll_t shutdown_poll(tide_future_t *f, tide_cx_t *cx) {
@@ -324,8 +341,10 @@ static void shutdown_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
+static const tide_future_vtable_t shutdown_vt = {shutdown_poll, shutdown_drop};
+
 tide_future_t *tide_shutdown(tide_shutdown_t *op, tide_stream_t *s) {
     op->s = s;
     tide_waiter_init(&op->w);
-    return tide_future_init(&op->fut, shutdown_poll, shutdown_drop);
+    return tide_future_init(&op->fut, &shutdown_vt);
 }

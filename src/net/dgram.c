@@ -130,6 +130,8 @@ static void send_drop(tide_future_t *f) {
     tide_waiter_leave(&op->node, TIDE_WAITQ_CANCELLED);
 }
 
+static const tide_future_vtable_t send_vt = {send_poll, send_drop};
+
 tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
                                 const void *buf, size_t len,
                                 const tide_addr_t *to) {
@@ -143,7 +145,7 @@ tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
         op->to.len = 0;
     op->delay = 0;
     op->retrying = false;
-    return tide_future_init(&op->fut, send_poll, send_drop);
+    return tide_future_init(&op->fut, &send_vt);
 }
 
 /* ------------------------------------------------------------------------
@@ -192,6 +194,8 @@ static void recv_drop(tide_future_t *f) {
     tide_waiter_leave(&op->node, TIDE_WAITQ_CANCELLED);
 }
 
+static const tide_future_vtable_t recv_vt = {recv_poll, recv_drop};
+
 tide_future_t *tide__dgram_recv(tide_dgram_recv_t *op, struct tide__dgram *d,
                                 void *buf, size_t len) {
     tide_waiter_init(&op->node);
@@ -200,5 +204,5 @@ tide_future_t *tide__dgram_recv(tide_dgram_recv_t *op, struct tide__dgram *d,
     op->truncated = false;
     op->buf = buf;
     op->len = len;
-    return tide_future_init(&op->fut, recv_poll, recv_drop);
+    return tide_future_init(&op->fut, &recv_vt);
 }

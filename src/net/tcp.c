@@ -116,11 +116,13 @@ static void accept_drop(tide_future_t *f) {
     tide__accept_drop(&a->priv);
 }
 
+static const tide_future_vtable_t accept_vt = {accept_poll, accept_drop};
+
 tide_future_t *tide_tcp_accept(tide_tcp_accept_t *a, tide_tcp_listener_t *l) {
     a->conn = NULL;
     memset(&a->peer, 0, sizeof a->peer);
     tide__accept_init(&a->priv, l != NULL ? &l->l : NULL);
-    return tide_future_init(&a->fut, accept_poll, accept_drop);
+    return tide_future_init(&a->fut, &accept_vt);
 }
 
 /* ------------------------------------------------------------------------
@@ -297,6 +299,8 @@ static void connect_drop(tide_future_t *f) {
     }
 }
 
+static const tide_future_vtable_t connect_vt = {connect_poll, connect_drop};
+
 static tide_future_t *connect_init(tide_tcp_connect_t *c) {
     c->conn = NULL;
     memset(&c->addr, 0, sizeof c->addr);
@@ -306,7 +310,7 @@ static tide_future_t *connect_init(tide_tcp_connect_t *c) {
     c->last_err = 0;
     c->res = NULL;
     c->ai = c->ai_next = NULL;
-    return tide_future_init(&c->fut, connect_poll, connect_drop);
+    return tide_future_init(&c->fut, &connect_vt);
 }
 
 tide_future_t *tide_tcp_connect_addr(tide_tcp_connect_t *c,

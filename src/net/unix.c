@@ -102,12 +102,14 @@ static void accept_drop(tide_future_t *f) {
     tide__accept_drop(&a->priv);
 }
 
+static const tide_future_vtable_t accept_vt = {accept_poll, accept_drop};
+
 tide_future_t *tide_unix_accept(tide_unix_accept_t *a,
                                 tide_unix_listener_t *l) {
     a->conn = NULL;
     memset(&a->peer, 0, sizeof a->peer);
     tide__accept_init(&a->priv, l != NULL ? &l->l : NULL);
-    return tide_future_init(&a->fut, accept_poll, accept_drop);
+    return tide_future_init(&a->fut, &accept_vt);
 }
 
 /* ------------------------------------------------------------------------
@@ -190,12 +192,14 @@ static void connect_drop(tide_future_t *f) {
         connect_close(c);
 }
 
+static const tide_future_vtable_t connect_vt = {connect_poll, connect_drop};
+
 tide_future_t *tide_unix_connect(tide_unix_connect_t *c, const char *path) {
     c->conn = NULL;
     c->delay = 0;
     c->sleeping = false;
     c->parse_err = path == NULL ? -EINVAL : tide__addr_unix(&c->addr, path);
-    return tide_future_init(&c->fut, connect_poll, connect_drop);
+    return tide_future_init(&c->fut, &connect_vt);
 }
 
 /* ------------------------------------------------------------------------

@@ -551,6 +551,8 @@ static void wait_drop(tide_future_t *f) {
     tide_waiter_leave(&w->node[1], TIDE_WAITQ_CANCELLED);
 }
 
+static const tide_future_vtable_t wait_vt = {wait_poll, wait_drop};
+
 tide_future_t *tide_fd_ready(tide_fd_wait_t *w, tide_fd_t *reg,
                              unsigned interest) {
     w->reg = reg;
@@ -558,7 +560,7 @@ tide_future_t *tide_fd_ready(tide_fd_wait_t *w, tide_fd_t *reg,
     tide_waiter_init(&w->node[1]);
     w->interest = interest & (TIDE_READABLE | TIDE_WRITABLE);
     w->guard = (tide_fd_guard_t){reg, 0, 0};
-    return tide_future_init(&w->fut, wait_poll, wait_drop);
+    return tide_future_init(&w->fut, &wait_vt);
 }
 
 tide_future_t *tide_fd_readable(tide_fd_wait_t *w, tide_fd_t *reg) {
@@ -601,6 +603,8 @@ static void async_io_drop(tide_future_t *f) {
     tide_waiter_leave(&op->node, TIDE_WAITQ_CANCELLED);
 }
 
+static const tide_future_vtable_t async_io_vt = {async_io_poll, async_io_drop};
+
 tide_future_t *tide_fd_async_io(tide_fd_io_t *op, tide_fd_t *reg,
                                 unsigned interest, tide_fd_io_fn fn,
                                 void *arg) {
@@ -609,5 +613,5 @@ tide_future_t *tide_fd_async_io(tide_fd_io_t *op, tide_fd_t *reg,
     op->interest = interest;
     op->fn = fn;
     op->arg = arg;
-    return tide_future_init(&op->fut, async_io_poll, async_io_drop);
+    return tide_future_init(&op->fut, &async_io_vt);
 }

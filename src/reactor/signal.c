@@ -119,8 +119,10 @@ static void recv_drop(tide_future_t *f) {
     tide_waker_drop(&s->waker);
 }
 
+static const tide_future_vtable_t recv_vt = {recv_poll, recv_drop};
+
 tide_future_t *tide_signal_recv(tide_signal_t *s) {
-    return tide_future_init(&s->fut, recv_poll, recv_drop);
+    return tide_future_init(&s->fut, &recv_vt);
 }
 
 void tide_signal_free(tide_signal_t *s) {

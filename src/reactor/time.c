@@ -315,6 +315,8 @@ static void sleep_drop(tide_future_t *f) {
     tide_waker_drop(&s->waker);
 }
 
+static const tide_future_vtable_t sleep_vt = {sleep_poll, sleep_drop};
+
 static tide_future_t *sleep_init(tide_sleep_t *s, uint64_t deadline,
                                  bool relative) {
     s->deadline = deadline;
@@ -324,7 +326,7 @@ static tide_future_t *sleep_init(tide_sleep_t *s, uint64_t deadline,
     s->waker = TIDE_WAKER_EMPTY;
     s->slot = 0;
     s->fired = false;
-    return tide_future_init(&s->fut, sleep_poll, sleep_drop);
+    return tide_future_init(&s->fut, &sleep_vt);
 }
 
 tide_future_t *tide_sleep(tide_sleep_t *s, uint64_t usec) {
@@ -336,10 +338,10 @@ tide_future_t *tide_sleep_until(tide_sleep_t *s, uint64_t deadline) {
 }
 
 void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline) {
-    TIDE__CHECK(!(s->fut.state & TIDE__FUT_DROPPED));
+    TIDE__CHECK(!(s->fut.vt & TIDE__FUT_DROPPED));
     s->deadline = deadline;
     s->relative = false;
-    s->fut.state &= TIDE__FUT_SPAWNED; /* may be awaited again */
+    s->fut.vt &= ~(uintptr_t)TIDE__FUT_DONE; /* may be awaited again */
     s->fired = false;
     if (s->slot != 0) {
         uint64_t now = clock_now(s->exec);
@@ -396,10 +398,13 @@ int tide_interval_init(tide_interval_t *iv, uint64_t period) {
     return 0;
 }
 
+static const tide_future_vtable_t interval_vt = {
+    interval_poll, interval_tick_drop};
+
 tide_future_t *tide_interval_tick(tide_interval_t *iv) {
     if (iv->started)
         tide_sleep_reset(&iv->timer, iv->next);
-    return tide_future_init(&iv->fut, interval_poll, interval_tick_drop);
+    return tide_future_init(&iv->fut, &interval_vt);
 }
 
 void tide_interval_drop(tide_interval_t *iv) { sleep_drop(&iv->timer.fut); }
@@ -428,9 +433,11 @@ static void timeout_drop(tide_future_t *f) {
     tide_future_drop(&t->timer.fut);
 }
 
+static const tide_future_vtable_t timeout_vt = {timeout_poll, timeout_drop};
+
 tide_future_t *tide_timeout(tide_timeout_t *t, tide_future_t *inner,
                             uint64_t usec) {
     t->inner = inner;
     tide_sleep(&t->timer, usec);
-    return tide_future_init(&t->fut, timeout_poll, timeout_drop);
+    return tide_future_init(&t->fut, &timeout_vt);
 }

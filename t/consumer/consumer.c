@@ -52,6 +52,9 @@ static int fail(const char *what, int err) {
     return 1;
 }
 
+static const tide_future_vtable_t pipe_task_vt = {
+    pipe_task_poll, pipe_task_drop};
+
 int main(void) {
     tide_exec_t *ex = NULL;
     tide_fdstream_t *rd = NULL, *wr = NULL;
@@ -79,7 +82,7 @@ int main(void) {
     memset(&task, 0, sizeof task);
     task.in = tide_fdstream_stream(rd);
     task.out = tide_fdstream_stream(wr);
-    tide_future_init(&task.fut, pipe_task_poll, pipe_task_drop);
+    tide_future_init(&task.fut, &pipe_task_vt);
     if ((rc = tide_spawn(ex, &task.fut, &join)) < 0)
         return fail("tide_spawn", rc);
     if ((rc = tide_exec_block_on(ex, tide_join(&join))) < 0)

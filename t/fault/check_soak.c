@@ -204,6 +204,8 @@ static void eclient_drop(tide_future_t *f) {
     tide_async_drop(&c->co);
 }
 
+static const tide_future_vtable_t eclient_vt = {eclient_poll, eclient_drop};
+
 static eclient_t *eclient_new(tide_stream_t *s, unsigned id,
                               unsigned long *ops, unsigned long q) {
     eclient_t *c = calloc(1, sizeof *c);
@@ -211,7 +213,7 @@ static eclient_t *eclient_new(tide_stream_t *s, unsigned id,
     c->id = id;
     c->ops = ops;
     c->quota = q;
-    tide_future_init(&c->fut, eclient_poll, eclient_drop);
+    tide_future_init(&c->fut, &eclient_vt);
     return c;
 }
 
@@ -240,10 +242,12 @@ static void eserver_drop(tide_future_t *f) {
     tide_async_drop(&e->co);
 }
 
+static const tide_future_vtable_t eserver_vt = {eserver_poll, eserver_drop};
+
 static eserver_t *eserver_new(tide_stream_t *s) {
     eserver_t *e = calloc(1, sizeof *e);
     e->s = s;
-    tide_future_init(&e->fut, eserver_poll, eserver_drop);
+    tide_future_init(&e->fut, &eserver_vt);
     return e;
 }
 
@@ -315,6 +319,8 @@ static void proxy_drop(tide_future_t *f) {
 
 #define NPROXY 4
 
+static const tide_future_vtable_t proxy_vt = {proxy_poll, proxy_drop};
+
 static void soak_proxy(bool lt) {
     tide_exec_t *ex = soak_begin("check_soak/proxy", lt);
     unsigned long ops = 0, q = quota(SHARE_PROXY);
@@ -336,7 +342,7 @@ static void soak_proxy(bool lt) {
         px[i] = calloc(1, sizeof *px[i]);
         px[i]->a = tide_unix_stream(p1[i]);
         px[i]->b = tide_unix_stream(p2[i]);
-        tide_future_init(&px[i]->fut, proxy_poll, proxy_drop);
+        tide_future_init(&px[i]->fut, &proxy_vt);
         spawn(ex, &cl[i]->fut, &jc[i]);
         spawn(ex, &px[i]->fut, &jp[i]);
         spawn(ex, &sv[i]->fut, &js[i]);
@@ -477,6 +483,10 @@ static void freader_drop(tide_future_t *f) {
     tide_async_drop(&r->co);
 }
 
+static const tide_future_vtable_t freader_vt = {freader_poll, freader_drop};
+
+static const tide_future_vtable_t fwriter_vt = {fwriter_poll, fwriter_drop};
+
 static void soak_frames(bool lt) {
     tide_exec_t *ex = soak_begin("check_soak/frames", lt);
     unsigned long ops = 0, q = quota(SHARE_FRAMES);
@@ -512,8 +522,8 @@ static void soak_frames(bool lt) {
                                              lines ? tide_fdstream_stream(prd)
                                                    : tide_unix_stream(sb),
                                              r[i]->buf, sizeof r[i]->buf), 0);
-        tide_future_init(&w[i]->fut, fwriter_poll, fwriter_drop);
-        tide_future_init(&r[i]->fut, freader_poll, freader_drop);
+        tide_future_init(&w[i]->fut, &fwriter_vt);
+        tide_future_init(&r[i]->fut, &freader_vt);
         spawn(ex, &w[i]->fut, &jw[i]);
         spawn(ex, &r[i]->fut, &jr[i]);
     }
@@ -627,6 +637,10 @@ static void tclient_drop(tide_future_t *f) {
     tide_tcp_free(c->t);
 }
 
+static const tide_future_vtable_t tclient_vt = {tclient_poll, tclient_drop};
+
+static const tide_future_vtable_t acceptor_vt = {acceptor_poll, acceptor_drop};
+
 static void soak_tcp(bool lt) {
     tide_exec_t *ex = soak_begin("check_soak/tcp", lt);
     unsigned long ops = 0, q = quota(SHARE_TCP);
@@ -638,7 +652,7 @@ static void soak_tcp(bool lt) {
     acceptor_t *acc = calloc(1, sizeof *acc);
     acc->l = l;
     acc->want = TCP_CLIENTS * TCP_ROUNDS;
-    tide_future_init(&acc->fut, acceptor_poll, acceptor_drop);
+    tide_future_init(&acc->fut, &acceptor_vt);
     tide_join_t ja;
     spawn(ex, &acc->fut, &ja);
     tclient_t *cl[TCP_CLIENTS];
@@ -649,7 +663,7 @@ static void soak_tcp(bool lt) {
         cl[i]->id = (unsigned)i + 1;
         cl[i]->ops = &ops;
         cl[i]->quota = q / TCP_CLIENTS;
-        tide_future_init(&cl[i]->fut, tclient_poll, tclient_drop);
+        tide_future_init(&cl[i]->fut, &tclient_vt);
         spawn(ex, &cl[i]->fut, &jc[i]);
     }
     fault_target_all(true);
@@ -741,6 +755,8 @@ static void hside_drop(tide_future_t *f) {
 
 #define HARD_MAX 300000
 
+static const tide_future_vtable_t hside_vt = {hside_poll, hside_drop};
+
 static void soak_hard_errors(bool lt) {
     tide_exec_t *ex = soak_begin("check_soak/hard", lt);
     unsigned long ops = 0, q = quota(SHARE_HARD);
@@ -775,8 +791,8 @@ static void soak_hard_errors(bool lt) {
 
         hside_t w = {.u = a, .writer = true, .len = len, .buf = out};
         hside_t r = {.u = b, .writer = false, .len = len, .buf = in};
-        tide_future_init(&w.fut, hside_poll, hside_drop);
-        tide_future_init(&r.fut, hside_poll, hside_drop);
+        tide_future_init(&w.fut, &hside_vt);
+        tide_future_init(&r.fut, &hside_vt);
         tide_join_t jw, jr;
         spawn(ex, &w.fut, &jw);
         spawn(ex, &r.fut, &jr);

@@ -45,6 +45,8 @@ static tide_poll_t echo_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
 
 int tide_headers_use(void);
 
+static const tide_future_vtable_t ticker_vt = {ticker_poll, ticker_drop};
+
 int tide_headers_use(void) {
     tide_waker_t w = TIDE_WAKER_EMPTY;
     tide_waker_t copy;
@@ -59,7 +61,7 @@ int tide_headers_use(void) {
     copy = TIDE_WAKER_EMPTY;
     (void)copy;
     tide_cx_init(&cx, NULL, &w);
-    tide_future_init(&t.fut, ticker_poll, ticker_drop);
+    tide_future_init(&t.fut, &ticker_vt);
     t.co.line = 0;
     t.co.awaiting = NULL;
     if (tide_future_poll(&t.fut, &cx) == TIDE_READY && tide_future_is_done(&t.fut))
