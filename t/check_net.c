@@ -1990,6 +1990,77 @@ START_TEST(test_unix_dgram_send_to_full_receiver_no_spin_poll) {
 }
 END_TEST
 
+/* Several sends wait on one socket's retry timer: dropping the one whose
+ * waker the timer holds (the last to poll it) strands none of the others,
+ * each of them completes once the receiver makes room, and freeing the
+ * socket completes the ones still waiting with -EBADF. */
+START_TEST(test_unix_dgram_full_receiver_senders_share_timer) {
+    tide_exec_t *ex = n_exec();
+    mk_tmpdir();
+    char path[128], text[160];
+    snprintf(path, sizeof path, "%s/shared.sock", tmpdir);
+    snprintf(text, sizeof text, "unix:%s", path);
+    tide_unix_dgram_t *srv = NULL, *cli = NULL;
+    ck_assert_int_eq(tide_unix_dgram_bind(&srv, ex, path, 0), 0);
+    ck_assert_int_eq(tide_unix_dgram_bind(&cli, ex, NULL, 0), 0);
+    tide_addr_t to;
+    ck_assert_int_eq(tide_addr_parse(&to, text), 0);
+    int cfd = tide_fd_get(tide_unix_dgram_fd(cli));
+    int sfd = tide_fd_get(tide_unix_dgram_fd(srv));
+    while (sendto(cfd, "x", 1, MSG_DONTWAIT, tide_addr_sockaddr(&to),
+                  to.len) == 1)
+        ;
+    ck_assert_int_eq(errno, EAGAIN);
+
+    enum { N = 5 };
+    tide_dgram_send_t tx[N];
+    tide_join_t j[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(
+            tide_spawn(ex, tide_unix_dgram_send_to(&tx[i], cli, "ab", 2, &to),
+                       &j[i]),
+            0);
+    n_run_for(ex, 30000);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(!tide_join_is_finished(&j[i]), "send %d finished", i);
+    /* the last spawned polled the timer last: its waker is the timer's */
+    tide_join_abort(&j[N - 1]);
+    ck_assert_int_eq(n_run(ex, tide_join(&j[N - 1])), -ECANCELED);
+    char b[8];
+    for (int i = 0; i < 2; i++) /* room for two */
+        ck_assert_int_eq(recv(sfd, b, sizeof b, 0), 1);
+    /* two of the four go through (which two is the timer's business) */
+    int done = 0;
+    for (int step = 0; step < 200 && done < 2; step++) {
+        n_run_for(ex, 10000);
+        done = 0;
+        for (int i = 0; i < N - 1; i++)
+            done += tide_join_is_finished(&j[i]);
+    }
+    n_run_for(ex, 30000);
+    done = 0;
+    for (int i = 0; i < N - 1; i++)
+        done += tide_join_is_finished(&j[i]);
+    ck_assert_msg(done == 2, "%d of 4 sends went through, not 2", done);
+    tide_unix_dgram_free(cli); /* under the two still waiting */
+    int sent = 0, gone = 0;
+    for (int i = 0; i < N - 1; i++) {
+        intptr_t r = n_run(ex, tide_join(&j[i]));
+        ck_assert_msg(r == 2 || r == -EBADF, "send %d: %ld", i, (long)r);
+        sent += r == 2;
+        gone += r == -EBADF;
+    }
+    ck_assert_int_eq(sent, 2);
+    ck_assert_int_eq(gone, 2);
+    while (recv(sfd, b, sizeof b, MSG_DONTWAIT) > 0)
+        ;
+    tide_unix_dgram_free(srv);
+    unlink(path);
+    rmdir(tmpdir);
+    n_free_clean(ex);
+}
+END_TEST
+
 START_TEST(test_pipe_round_trip) {
     ck_assert_int_eq(tide_ignore_sigpipe(), 0);
     tide_exec_t *ex = n_exec();
@@ -2450,6 +2521,7 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_unix_dgram_round_trip);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin_poll);
+    tcase_add_test(tc, test_unix_dgram_full_receiver_senders_share_timer);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("from_fd");

@@ -372,21 +372,21 @@ TIDE_EXTERN int tide_tcp_into_fd(tide_tcp_t *t);
  * an unconnected socket), -ENOENT / -ECONNREFUSED (Unix: nobody bound at
  * the path), -EBADF (the socket was freed).
  *
+ * Borrowed: buf, and the address `to` of a send_to, until the future
+ * completes or is dropped (keep them in the task's state, as a received
+ * op->peer is).
+ *
  * Cancel safe: a datagram is sent in the poll that completes the future,
  * or not at all.
  */
 typedef struct tide_dgram_send {
     tide_future_t fut;
     /* private */
-    void *reg;          /* struct tide_fd: the socket's registration */
-    tide_waiter_t node; /* on its write queue, or its "gone" queue while
-                         * retrying */
+    void *d;            /* struct tide__dgram: the socket */
+    tide_waiter_t node; /* on its write queue, or its retry queue */
     const void *buf;
     size_t len;
-    tide_addr_t to; /* len 0: the connected peer */
-    tide_sleep_t retry; /* unconnected Unix sends: see src/net/dgram.c */
-    uint32_t delay;
-    bool retrying;
+    const tide_addr_t *to; /* NULL: the connected peer */
 } tide_dgram_send_t;
 
 /*

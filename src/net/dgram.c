@@ -35,6 +35,9 @@ int tide__dgram_new(struct tide__dgram **out, tide_exec_t *ex, int family,
     if ((rc = tide__fd_init(&d->reg, ex, fd)) < 0)
         goto fail_fd;
     d->reg.embedded = true;
+    tide_waitq_init(&d->retryq, NULL);
+    d->delay = 0;
+    d->armed = false;
     *out = d;
     return 0;
 
@@ -49,6 +52,9 @@ void tide__dgram_free(struct tide__dgram *d) {
     if (d == NULL)
         return;
     int fd = d->reg.fd;
+    if (d->armed)
+        tide_future_drop(&d->retry.fut);
+    tide_waitq_close(&d->retryq, -EBADF);
     tide__fd_deinit(&d->reg);
     tide__sys_close(fd);
     tide__free(d);
@@ -62,38 +68,57 @@ void tide__dgram_free(struct tide__dgram *d) {
  * An unconnected Unix datagram socket whose receiver's queue is full: the
  * kernel answers EAGAIN but reports the sending socket writable all the
  * same (it has no peer to wait on), so waiting for writability would spin
- * level-triggered. Such a send retries on a timer instead, 1 ms doubling
+ * level-triggered. Such a send never waits for writability: it tries, and
+ * after EAGAIN it retries on a timer, 1 ms doubling
  * to 100 ms, as a Unix connect against a full backlog does
- * (tide__backoff_next).
+ * (tide__backoff_next), and back to 1 ms once a send goes through.
+ *
+ * The timer is the socket's: every send that met EAGAIN waits on its
+ * retry queue, and whichever of them polls the timer last is the one its
+ * waker wakes; that sender wakes the others when the timer fires. A
+ * sender dropped while waiting stops the timer (it may hold the sender's
+ * waker) and wakes the others, which try again. The timer costs the
+ * socket 56 bytes, and a send future nothing.
  */
 static bool waits_on_timer(const tide_dgram_send_t *op) {
-    return op->to.len != 0 && op->to.ss.ss_family == AF_UNIX;
+    return op->to != NULL && op->to->ss.ss_family == AF_UNIX;
 }
 
 static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
+    struct tide__dgram *d = op->d;
     for (;;) {
-        struct tide_fd *reg = op->reg;
-        if (tide_waiter_error(&op->node) || reg == NULL || reg->exec == NULL) {
+        if (tide_waiter_error(&op->node) || d == NULL ||
+            d->reg.exec == NULL) {
             f->result = -EBADF;
             return TIDE_READY;
         }
+        struct tide_fd *reg = &d->reg;
         tide_fd_guard_t g = {reg, TIDE_WRITABLE, reg->tick};
-        if (op->retrying) {
-            if (tide_future_poll(&op->retry.fut, cx) == TIDE_PENDING)
-                return TIDE_PENDING;
-            tide_future_drop(&op->retry.fut);
-            op->retrying = false;
-            /* leave the write queue it waited on meanwhile */
+        if (waits_on_timer(op)) {
+            /* never on the write queue (see above): on the retry queue
+             * while the timer runs */
+            if (d->armed) {
+                if (tide_future_poll(&d->retry.fut, cx) == TIDE_PENDING) {
+                    tide_waiter_wait(&op->node, &d->retryq, cx->waker);
+                    return TIDE_PENDING;
+                }
+                tide_future_drop(&d->retry.fut);
+                d->armed = false;
+                tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
+                tide_waitq_wake_all(&d->retryq); /* the others try too */
+            }
             tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
         } else if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node,
                                        &g) == TIDE_PENDING) {
             return TIDE_PENDING;
         }
         ssize_t n = sendto(reg->fd, op->buf, op->len, MSG_NOSIGNAL,
-                           op->to.len ? tide_addr_sockaddr(&op->to) : NULL,
-                           op->to.len);
+                           op->to != NULL ? tide_addr_sockaddr(op->to) : NULL,
+                           op->to != NULL ? op->to->len : 0);
         if (n >= 0) {
+            if (waits_on_timer(op))
+                d->delay = 0;
             f->result = n;
             return TIDE_READY;
         }
@@ -101,16 +126,12 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (waits_on_timer(op)) {
-                op->delay = (uint32_t)tide__backoff_next(
-                    op->delay, TIDE__UNIX_RETRY_MAX_USEC);
-                tide_sleep(&op->retry, op->delay);
-                op->retrying = true;
-                /* Waiting for the timer, not for readiness, but on the
-                 * write queue all the same, so that freeing the socket
-                 * still finds us (a write event meanwhile is one spurious
-                 * poll that finds the timer pending). */
-                tide_waiter_wait(&op->node, tide__fd_q(reg, TIDE_WRITABLE),
-                                 cx->waker);
+                if (!d->armed) {
+                    d->delay = (uint32_t)tide__backoff_next(
+                        d->delay, TIDE__UNIX_RETRY_MAX_USEC);
+                    tide_sleep(&d->retry, d->delay);
+                    d->armed = true;
+                }
                 continue;
             }
             tide__fd_clear(reg, g.tick, TIDE_WRITABLE);
@@ -123,11 +144,16 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void send_drop(tide_future_t *f) {
     tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
-    if (op->retrying) {
-        tide_future_drop(&op->retry.fut);
-        op->retrying = false;
-    }
+    struct tide__dgram *d = op->d;
+    bool retrying = waits_on_timer(op) && tide_waiter_is_waiting(&op->node);
     tide_waiter_leave(&op->node, TIDE_WAITQ_CANCELLED);
+    /* The timer may hold our waker: stop it, and let the others (if any)
+     * try again at once; the first to meet EAGAIN starts it anew. */
+    if (retrying && d->armed) {
+        tide_future_drop(&d->retry.fut);
+        d->armed = false;
+        tide_waitq_wake_all(&d->retryq);
+    }
 }
 
 static const tide_future_vtable_t send_vt = {send_poll, send_drop};
@@ -136,15 +162,10 @@ tide_future_t *tide__dgram_send(tide_dgram_send_t *op, struct tide__dgram *d,
                                 const void *buf, size_t len,
                                 const tide_addr_t *to) {
     tide_waiter_init(&op->node);
-    op->reg = d != NULL ? &d->reg : NULL;
+    op->d = d;
     op->buf = buf;
     op->len = len;
-    if (to != NULL)
-        op->to = *to;
-    else
-        op->to.len = 0;
-    op->delay = 0;
-    op->retrying = false;
+    op->to = to != NULL && to->len != 0 ? to : NULL;
     return tide_future_init(&op->fut, &send_vt);
 }
 

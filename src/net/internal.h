@@ -169,6 +169,12 @@ static inline int tide__sock_fd(const struct tide__sock *s) {
 
 struct tide__dgram {
     struct tide_fd reg;
+    /* Unconnected Unix sends that met a full receiver (see dgram.c): they
+     * wait on retryq for one timer, the socket's, not each for its own. */
+    tide_waitq_t retryq;
+    tide_sleep_t retry;
+    uint32_t delay; /* the last retry's, in microseconds; 0 after a send */
+    bool armed;     /* retry is pending */
 };
 
 /* A datagram socket of `family` bound to addr (NULL: unbound). */
