@@ -1132,7 +1132,7 @@ static size_t idle_armed(tide_exec_t *ex) {
         if (reg == NULL)
             continue;
         for (int d = 0; d < 2; d++)
-            if (reg->dir[d].armed && tide_waitq_is_empty(&reg->dir[d].q))
+            if ((reg->armed & (1u << d)) && tide_waitq_is_empty(&reg->dir[d].q))
                 n++;
     }
     return n;

@@ -229,7 +229,7 @@ typedef struct fake {
     bool has_writev, has_flush;
     unsigned shutdowns, flushes;
     /* waiting: a queue per direction; cancels counts the waiters dropped
-     * while pending (the queue's on_empty with TIDE_WAITQ_CANCELLED) */
+     * while pending (the queue's on_abandoned) */
     tide_waitq_t q[2];
     unsigned cancels[2], pendings[2];
     int last_pending_dir;
@@ -417,7 +417,7 @@ static tide_poll_t fake_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
     return TIDE_READY;
 }
 
-static void fake_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
+static void fake_abandoned(tide_waitq_t *q) {
     int d = 0;
     fake_t *f = NULL;
     for (size_t i = 0; f == NULL && i < sizeof live_fakes / sizeof live_fakes[0]; i++)
@@ -427,8 +427,7 @@ static void fake_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
                 break;
             }
     ck_assert_ptr_nonnull(f);
-    if (why == TIDE_WAITQ_CANCELLED)
-        f->cancels[d]++;
+    f->cancels[d]++;
 }
 
 static const tide_stream_vt_t fake_vt = {fake_read, fake_write, NULL, NULL,
@@ -439,8 +438,8 @@ static const tide_stream_vt_t fake_vt_full = {
 static void fake_init(fake_t *f, tide_exec_t *ex, const unsigned char *script,
                       size_t nscript, bool cycle, size_t chunk) {
     memset(f, 0, sizeof *f);
-    tide_waitq_init(&f->q[0], fake_on_empty);
-    tide_waitq_init(&f->q[1], fake_on_empty);
+    tide_waitq_init(&f->q[0], fake_abandoned);
+    tide_waitq_init(&f->q[1], fake_abandoned);
     tide_stream_init(&f->stream, &fake_vt_full, &f->q[0], &f->q[1]);
     f->script = script;
     f->nscript = nscript;

@@ -77,6 +77,16 @@ extern "C" {
 
 struct event_base;
 
+/* (private) For the inline fast paths: a branch hint, and the storage of
+ * a function that each file that uses it gets a copy of, not inlined. */
+#if defined(__GNUC__)
+#define TIDE__LIKELY(x) __builtin_expect(!!(x), 1)
+#define TIDE__OUTLINE static __attribute__((noinline, unused))
+#else
+#define TIDE__LIKELY(x) (x)
+#define TIDE__OUTLINE static inline
+#endif
+
 /* The answer of every poll. Pending and failed are never packed together:
  * the value or -errno goes into the future's result slot. */
 typedef enum tide_poll { TIDE_PENDING = 0, TIDE_READY = 1 } tide_poll_t;
@@ -212,36 +222,44 @@ typedef struct tide_waiter {
     tide_waker_t waker; /* woken by the queue's owner */
 } tide_waiter_t;
 
-/* Why a queue lost its last waiter, for its owner's on_empty hook. */
+/* Why a waiter leaves its queue. */
 typedef enum tide_waitq_left {
     TIDE_WAITQ_DONE = 0,      /* the future completed */
     TIDE_WAITQ_CANCELLED = 1, /* the future was dropped while pending */
 } tide_waitq_left_t;
 
-/* A wait queue (32 bytes; private fields). on_empty, if not NULL, is
- * called when the last waiter leaves (not when the queue is closed): the
- * owner may stop watching what the waiters waited for, at once or later.
+/* A wait queue (32 bytes; private fields). on_abandoned, if not NULL, is
+ * called when the last waiter leaves because its future was dropped while
+ * pending (not when one completes, nor when the queue is closed): the
+ * owner may stop watching what the waiters waited for. A waiter that
+ * completes tells nobody: its task nearly always waits again at once (the
+ * reactor finds out at the end of the turn whether it did).
  * A queue is a circular list around a sentinel that points at itself:
  * initialize it where it will stay, and never copy or move it. */
 struct tide_waitq {
     tide_waiter_t head; /* the list's sentinel, the one node whose waker is
                          * empty (private); first, so that it is the queue */
     /* the owner's hook (private: set by tide_waitq_init) */
-    void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why);
+    void (*on_abandoned)(tide_waitq_t *q);
 };
 
-/* tide_waitq_init: an empty queue; on_empty may be NULL. */
+/* tide_waitq_init: an empty queue; on_abandoned may be NULL. */
 TIDE_EXTERN void tide_waitq_init(tide_waitq_t *q,
-                                 void (*on_empty)(tide_waitq_t *q,
-                                                  tide_waitq_left_t why));
+                                 void (*on_abandoned)(tide_waitq_t *q));
+
 
 /* tide_waitq_wake_all: wake every waiter on q (by reference: each keeps
- * its place and its waker until it leaves). */
-TIDE_EXTERN void tide_waitq_wake_all(tide_waitq_t *q);
+ * its place and its waker until it leaves). A wake may run code (a custom
+ * waker) but must not make a waiter leave: tide's task wakers only queue
+ * the task. Inline: every readiness event calls it. */
+static inline void tide_waitq_wake_all(tide_waitq_t *q) {
+    for (tide_waiter_t *w = q->head.next; w != &q->head; w = w->next)
+        w->waker.target->vtable->wake_by_ref(w->waker.target); /* not empty */
+}
 
 /* tide_waitq_close: take every waiter off q, leave err (a negative errno,
  * such as -EBADF) in it and wake it, releasing its waker. q is empty and
- * usable afterwards; on_empty is not called. */
+ * usable afterwards; on_abandoned is not called. */
 TIDE_EXTERN void tide_waitq_close(tide_waitq_t *q, int err);
 
 /* tide_waitq_is_empty: true if nobody waits on q. O(1). */
@@ -260,8 +278,29 @@ static inline void tide_waiter_init(tide_waiter_t *w) {
     w->waker = TIDE_WAKER_EMPTY;
 }
 
-/* (private) The last waiter left q: call its owner's hook. */
-TIDE_EXTERN void tide__waitq_emptied(tide_waitq_t *q, tide_waitq_left_t why);
+/* (private) The last waiter was dropped off q: call its owner's hook. */
+TIDE_EXTERN void tide__waitq_abandoned(tide_waitq_t *q);
+
+/* (private) tide_waiter_leave's part that does something: a function of
+ * its own (in each file that uses it), so that the inline test before it
+ * costs a caller with nothing to do no registers. */
+TIDE__OUTLINE void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why) {
+    tide_waiter_t *prev = w->prev, *next = w->next;
+    if (prev != NULL) {
+        prev->next = next;
+        next->prev = prev;
+        w->prev = NULL;
+    }
+    w->error = 0; /* and the error, if it held one */
+    if (why == TIDE_WAITQ_CANCELLED && prev != NULL && prev == next &&
+        prev->waker.target == NULL)
+        tide__waitq_abandoned((tide_waitq_t *)(void *)prev);
+    if (w->waker.target != NULL) {
+        const tide_wakeable_t *t = w->waker.target;
+        w->waker.target = NULL;
+        t->vtable->drop(t);
+    }
+}
 
 /* tide_waiter_wait: put w on q (at the tail, unless it is on a queue
  * already: a waiter stays on the queue it first waited on until it
@@ -278,31 +317,26 @@ static inline void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
         last->next = w;
         q->head.prev = w;
     }
-    /* the common case, the same task waiting again, without a call */
-    if (w->waker.target != waker->target)
-        tide_waker_register(&w->waker, waker);
+    /* the common case, the same task waiting again, costs a comparison;
+     * otherwise one call, to the waker's own clone */
+    if (w->waker.target != waker->target) {
+        if (w->waker.target != NULL)
+            tide_waker_drop(&w->waker);
+        w->waker = waker->target->vtable->clone(waker->target);
+    }
 }
 
 /* tide_waiter_leave: take w off its queue (if any) and release its waker
- * (and a closed queue's error); why tells the queue's on_empty hook
- * whether the wait completed or was cancelled. O(1). The queue's sentinel
- * is the only node on it whose waker is empty: the last waiter out finds
- * it on both sides, and the queue through it. */
+ * (and a closed queue's error); why says whether the wait completed or
+ * was cancelled (the last waiter cancelled calls the queue's
+ * on_abandoned). O(1). The queue's sentinel is the only node on it whose
+ * waker is empty: the last waiter out finds it on both sides, and the
+ * queue through it. */
 static inline void tide_waiter_leave(tide_waiter_t *w, tide_waitq_left_t why) {
-    tide_waiter_t *prev = w->prev, *next = w->next;
-    if (prev != NULL) {
-        prev->next = next;
-        next->prev = prev;
-        w->prev = NULL;
-    }
-    w->error = 0; /* and the error, if it held one */
-    if (w->waker.target != NULL) {
-        const tide_wakeable_t *t = w->waker.target;
-        w->waker.target = NULL;
-        t->vtable->drop(t);
-    }
-    if (prev != NULL && prev == next && prev->waker.target == NULL)
-        tide__waitq_emptied((tide_waitq_t *)(void *)prev, why);
+    if (TIDE__LIKELY(w->prev == NULL && w->waker.target == NULL))
+        w->error = 0; /* the usual drop of a completed future */
+    else
+        tide__waiter_unlink(w, why);
 }
 
 /* tide_waiter_is_waiting: true while w is on a queue. */
@@ -346,10 +380,19 @@ static inline void tide_cx_init(tide_cx_t *cx, tide_exec_t *exec,
     cx->budget = TIDE_BUDGET;
 }
 
+/* (private) The budget is spent: wake the task, return false. */
+TIDE_EXTERN bool tide__cx_spent(tide_cx_t *cx);
+
 /* tide_cx_coop: spend one unit of the task's budget. Returns true if the
  * caller may proceed; false after waking the task: the caller answers
  * PENDING so that other tasks and the host's events get their turn. */
-TIDE_EXTERN bool tide_cx_coop(tide_cx_t *cx);
+static inline bool tide_cx_coop(tide_cx_t *cx) {
+    if (cx->budget > 0) {
+        cx->budget--;
+        return true;
+    }
+    return tide__cx_spent(cx);
+}
 
 /* ------------------------------------------------------------------------
  * Futures

@@ -31,21 +31,26 @@
  * Task references and wakers
  * ------------------------------------------------------------------------ */
 
-static void task_ref(tide_task_t *t) {
+static inline void task_ref(tide_task_t *t) {
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
 }
 
-void tide__task_unref(tide_task_t *t) {
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
-        /* Last reference: the future was dropped when the task completed
-         * (or was never ours); only the joiner's waker may remain, and the
-         * joiner itself holds a reference, so it is empty by now. */
-        TIDE__CHECK(tide_waker_is_empty(&t->join_waker));
-        struct tide__remote *r = t->remote;
-        tide__free(t);
-        tide__remote_unref(r);
-    }
+/* The last reference went: the future was dropped when the task completed
+ * (or was never ours); only the joiner's waker may remain, and the joiner
+ * itself holds a reference, so it is empty by now. */
+static void task_free(tide_task_t *t) {
+    TIDE__CHECK(tide_waker_is_empty(&t->join_waker));
+    struct tide__remote *r = t->remote;
+    tide__free(t);
+    tide__remote_unref(r);
 }
+
+static inline void task_unref(tide_task_t *t) {
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        task_free(t);
+}
+
+void tide__task_unref(tide_task_t *t) { task_unref(t); }
 
 void tide__remote_unref(struct tide__remote *r) {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
@@ -76,11 +81,11 @@ static void task_waker_wake_by_ref(const tide_wakeable_t *w) {
 
 static void task_waker_wake(const tide_wakeable_t *w) {
     task_waker_wake_by_ref(w);
-    tide__task_unref(task_of(w));
+    task_unref(task_of(w));
 }
 
 static void task_waker_drop(const tide_wakeable_t *w) {
-    tide__task_unref(task_of(w));
+    task_unref(task_of(w));
 }
 
 const tide_waker_vtable_t tide__task_waker_vtable = {

@@ -15,16 +15,15 @@
  */
 #include "core/internal.h"
 
-void tide_waitq_init(tide_waitq_t *q,
-                     void (*on_empty)(tide_waitq_t *q, tide_waitq_left_t why)) {
+void tide_waitq_init(tide_waitq_t *q, void (*on_abandoned)(tide_waitq_t *q)) {
     q->head.prev = q->head.next = &q->head;
     q->head.waker = TIDE_WAKER_EMPTY;
-    q->on_empty = on_empty;
+    q->on_abandoned = on_abandoned;
 }
 
-void tide__waitq_emptied(tide_waitq_t *q, tide_waitq_left_t why) {
-    if (q->on_empty != NULL)
-        q->on_empty(q, why);
+void tide__waitq_abandoned(tide_waitq_t *q) {
+    if (q->on_abandoned != NULL)
+        q->on_abandoned(q);
 }
 
 size_t tide_waitq_len(const tide_waitq_t *q) {
@@ -33,13 +32,6 @@ size_t tide_waitq_len(const tide_waitq_t *q) {
          w = w->next)
         n++;
     return n;
-}
-
-void tide_waitq_wake_all(tide_waitq_t *q) {
-    /* A wake may run code (a custom waker) but never unlinks: tide's task
-     * wakers only queue the task. */
-    for (tide_waiter_t *w = q->head.next; w != &q->head; w = w->next)
-        w->waker.target->vtable->wake_by_ref(w->waker.target); /* not empty */
 }
 
 void tide_waitq_close(tide_waitq_t *q, int err) {

@@ -42,11 +42,7 @@ void tide_waker_register(tide_waker_t *slot, const tide_waker_t *w) {
     *slot = tide_waker_clone(w);
 }
 
-bool tide_cx_coop(tide_cx_t *cx) {
-    if (cx->budget > 0) {
-        cx->budget--;
-        return true;
-    }
+bool tide__cx_spent(tide_cx_t *cx) {
     tide_waker_wake_by_ref(cx->waker);
     return false;
 }

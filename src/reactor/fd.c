@@ -10,10 +10,14 @@
  * task it woke nearly always reads, hits EAGAIN and waits again within the
  * same executor turn; a truly one-shot event would cost an epoll_ctl(DEL)
  * and an epoll_ctl(ADD) per message. So the decision is deferred to the end
- * of the turn: a registration whose event fired, or whose last waiter
- * completed, goes on the executor's sweep list, and after the turn's tasks
- * have run, every direction nobody waits on again is removed (sweep_fds).
- * A waiter dropped while pending disarms at once, and an event that fires
+ * of the turn: a registration whose event fired goes on the executor's
+ * sweep list, and after the turn's tasks have run, every direction nobody
+ * waits on again is removed (sweep_fds). A waiter that completes tells
+ * nobody (that would cost every message a call for nothing: the event
+ * that woke it is on the sweep list already, and one that completes from
+ * cached readiness leaves its event until it next fires, for nobody, and
+ * is removed then). The last waiter dropped while pending disarms at once
+ * (the queue's on_abandoned), and an event that fires
  * outside a turn with nobody waiting is removed in its callback, unless
  * tasks are still queued: then the executor ran out of budget, the task
  * this event woke last time may be among them, not yet run (its slot is
@@ -32,9 +36,9 @@
  * follows it fires later and bumps the tick, which voids the clear; and
  * adding or modifying an epoll registration reports readiness that is
  * already there, so a direction re-armed after the sweep removed it hears
- * about data that arrived meanwhile. Nothing armed without a waiter
- * outlives the first turn that drains the run queue, so nothing spins and
- * cancellation leaves nothing behind. (Backends without edge triggering,
+ * about data that arrived meanwhile. An event nobody waits on lasts at
+ * most until the first turn that drains the run queue after it fires, so
+ * nothing spins and cancellation leaves nothing behind. (Backends without edge triggering,
  * poll and select, are level-triggered: correct, with the extra callbacks.)
  *
  * Stale events. libevent never runs the callback of an event after
@@ -91,11 +95,11 @@ static struct event *write_event(struct tide_fd *reg) {
 
 static void arm(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
-    if (dir->armed || reg->exec == NULL)
+    if ((reg->armed & (1u << d)) || reg->exec == NULL)
         return;
     struct event *ev = d == TIDE__WR ? write_event(reg) : dir->ev;
     if (ev != NULL && event_add(ev, NULL) == 0) {
-        dir->armed = true;
+        reg->armed |= (unsigned char)(1u << d);
         tide__armed(reg->exec, 1);
         reg->exec->stats.io_arms++;
     } else {
@@ -111,10 +115,10 @@ static void arm(struct tide_fd *reg, int d) {
 
 static void disarm(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
-    if (!dir->armed)
+    if (!(reg->armed & (1u << d)))
         return;
     event_del(dir->ev);
-    dir->armed = false;
+    reg->armed &= (unsigned char)~(1u << d);
     if (reg->exec != NULL) {
         tide__armed(reg->exec, -1);
         reg->exec->stats.io_disarms++;
@@ -122,7 +126,7 @@ static void disarm(struct tide_fd *reg, int d) {
 }
 
 static void disarm_if_unwanted(struct tide_fd *reg, int d) {
-    if (tide_waitq_is_empty(&reg->dir[d].q) &&
+    if ((reg->armed & (1u << d)) && tide_waitq_is_empty(&reg->dir[d].q) &&
         tide_waker_is_empty(&reg->dir[d].slot))
         disarm(reg, d);
 }
@@ -132,7 +136,7 @@ static void sweep_later(struct tide_fd *reg) {
     tide_exec_t *ex = reg->exec;
     if (reg->on_sweep || ex == NULL)
         return;
-    if (!reg->dir[TIDE__RD].armed && !reg->dir[TIDE__WR].armed)
+    if (reg->armed == 0)
         return;
     struct tide__reactor *r = tide__reactor_of(ex);
     reg->on_sweep = true;
@@ -170,26 +174,20 @@ static void sweep_remove(struct tide_fd *reg) {
  * Waiters
  * ------------------------------------------------------------------------ */
 
-/* A direction's queue lost its last waiter. Dropped while pending: nobody
- * waits any more, so stop watching at once. Completed: the task nearly
- * always waits again within the turn, so decide at the end of it. (One
- * hook per direction, so that the queue finds its registration by its
- * offset alone.) */
-static void dir_left(struct tide_fd *reg, int d, tide_waitq_left_t why) {
-    if (why == TIDE_WAITQ_CANCELLED)
-        disarm_if_unwanted(reg, d);
-    else
-        sweep_later(reg); /* usually there already: its event fired */
+/* A direction's last waiter was dropped while pending: nobody waits any
+ * more, so stop watching at once. (A waiter that completes tells nobody:
+ * its task nearly always waits again within the turn, and its event,
+ * which fired to wake it, put the registration on the sweep list, which
+ * finds out at the end of the turn.) One hook per direction, so that the
+ * queue finds its registration by its offset alone. */
+static void rd_abandoned(tide_waitq_t *q) {
+    disarm_if_unwanted(TIDE_CONTAINER_OF(q, struct tide_fd, dir[TIDE__RD].q),
+                       TIDE__RD);
 }
 
-static void rd_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
-    dir_left(TIDE_CONTAINER_OF(q, struct tide_fd, dir[TIDE__RD].q), TIDE__RD,
-             why);
-}
-
-static void wr_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
-    dir_left(TIDE_CONTAINER_OF(q, struct tide_fd, dir[TIDE__WR].q), TIDE__WR,
-             why);
+static void wr_abandoned(tide_waitq_t *q) {
+    disarm_if_unwanted(TIDE_CONTAINER_OF(q, struct tide_fd, dir[TIDE__WR].q),
+                       TIDE__WR);
 }
 
 /* Wake every waiter of direction d. Returns true if anyone was waiting.
@@ -290,8 +288,8 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     memset(reg, 0, sizeof *reg);
     reg->exec = ex;
     reg->fd = fd;
-    tide_waitq_init(&reg->dir[TIDE__RD].q, rd_on_empty);
-    tide_waitq_init(&reg->dir[TIDE__WR].q, wr_on_empty);
+    tide_waitq_init(&reg->dir[TIDE__RD].q, rd_abandoned);
+    tide_waitq_init(&reg->dir[TIDE__WR].q, wr_abandoned);
     /* Optimistic: the first operation is tried, not waited for. */
     reg->ready = TIDE_READABLE | TIDE_WRITABLE;
     int features = event_base_get_features(ex->base);
@@ -429,7 +427,7 @@ tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
 static void probe_closed(struct tide_fd *reg, unsigned interest) {
     if (!(interest & TIDE_READABLE) || reg->exec == NULL ||
         (reg->ready & (TIDE_READABLE | TIDE_READ_CLOSED)) != TIDE_READABLE ||
-        reg->dir[TIDE__RD].armed)
+        (reg->armed & (1u << TIDE__RD)))
         return;
     struct pollfd p = {.fd = reg->fd, .events = POLLIN | POLLRDHUP};
     int n;

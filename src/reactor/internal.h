@@ -21,7 +21,6 @@ struct tide__dir {
     struct event *ev;
     tide_waitq_t q;     /* every future waiting for this direction */
     tide_waker_t slot;  /* tide_fd_poll_*_ready's: the last caller's waker */
-    bool armed;         /* ev is pending in libevent */
 };
 
 struct tide_fd {
@@ -31,9 +30,10 @@ struct tide_fd {
     unsigned tick;     /* bumped by every event */
     bool embedded;     /* part of a larger object: tide_fd_free won't free */
     bool on_sweep;     /* on exec->sweep: check at the end of the turn */
+    unsigned char armed; /* bit d: dir[d].ev is pending in libevent */
+    short wflags;      /* the write event's flags, for its late assign */
     struct tide_fd *sweep_next;
     struct tide__dir dir[2];
-    short wflags;      /* the write event's flags, for its late assign */
     struct event rev;  /* the read direction's event */
 };
 

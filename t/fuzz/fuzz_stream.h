@@ -63,10 +63,9 @@ static inline tide_poll_t fz_write(tide_stream_t *s, tide_cx_t *cx,
     return TIDE_READY;
 }
 
-static inline void fz_on_empty(tide_waitq_t *q, tide_waitq_left_t why) {
+static inline void fz_abandoned(tide_waitq_t *q) {
     fz_stream_t *f = TIDE_CONTAINER_OF(q, fz_stream_t, rq);
-    if (why == TIDE_WAITQ_CANCELLED)
-        f->cancels++;
+    f->cancels++;
 }
 
 static inline void fz_init(fz_stream_t *f, const uint8_t *data, size_t len,
@@ -75,7 +74,7 @@ static inline void fz_init(fz_stream_t *f, const uint8_t *data, size_t len,
                                         .poll_write = fz_write};
     /* Its PENDING answers wake the task at once, but the futures still
      * wait on rq, which counts those dropped while waiting. */
-    tide_waitq_init(&f->rq, fz_on_empty);
+    tide_waitq_init(&f->rq, fz_abandoned);
     tide_stream_init(&f->stream, &vt, &f->rq, NULL);
     f->data = data;
     f->len = len;
