@@ -77,14 +77,11 @@ extern "C" {
 
 struct event_base;
 
-/* (private) For the inline fast paths: a branch hint, and the storage of
- * a function that each file that uses it gets a copy of, not inlined. */
+/* (private) A branch hint for the inline fast paths. */
 #if defined(__GNUC__)
 #define TIDE__LIKELY(x) __builtin_expect(!!(x), 1)
-#define TIDE__OUTLINE static __attribute__((noinline, unused))
 #else
 #define TIDE__LIKELY(x) (x)
-#define TIDE__OUTLINE static inline
 #endif
 
 /* The answer of every poll. Pending and failed are never packed together:
@@ -278,29 +275,10 @@ static inline void tide_waiter_init(tide_waiter_t *w) {
     w->waker = TIDE_WAKER_EMPTY;
 }
 
-/* (private) The last waiter was dropped off q: call its owner's hook. */
-TIDE_EXTERN void tide__waitq_abandoned(tide_waitq_t *q);
-
-/* (private) tide_waiter_leave's part that does something: a function of
- * its own (in each file that uses it), so that the inline test before it
- * costs a caller with nothing to do no registers. */
-TIDE__OUTLINE void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why) {
-    tide_waiter_t *prev = w->prev, *next = w->next;
-    if (prev != NULL) {
-        prev->next = next;
-        next->prev = prev;
-        w->prev = NULL;
-    }
-    w->error = 0; /* and the error, if it held one */
-    if (why == TIDE_WAITQ_CANCELLED && prev != NULL && prev == next &&
-        prev->waker.target == NULL)
-        tide__waitq_abandoned((tide_waitq_t *)(void *)prev);
-    if (w->waker.target != NULL) {
-        const tide_wakeable_t *t = w->waker.target;
-        w->waker.target = NULL;
-        t->vtable->drop(t);
-    }
-}
+/* (private) tide_waiter_leave's part that does something, out of line so
+ * that the inline test before it costs a caller with nothing to do (the
+ * drop of a completed future) no registers. */
+TIDE_EXTERN void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why);
 
 /* tide_waiter_wait: put w on q (at the tail, unless it is on a queue
  * already: a waiter stays on the queue it first waited on until it

@@ -21,9 +21,27 @@ void tide_waitq_init(tide_waitq_t *q, void (*on_abandoned)(tide_waitq_t *q)) {
     q->on_abandoned = on_abandoned;
 }
 
-void tide__waitq_abandoned(tide_waitq_t *q) {
-    if (q->on_abandoned != NULL)
-        q->on_abandoned(q);
+/* The queue's sentinel is the only node on it whose waker is empty: the
+ * last waiter out finds it on both sides, and the queue through it. */
+void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why) {
+    tide_waiter_t *prev = w->prev, *next = w->next;
+    if (prev != NULL) {
+        prev->next = next;
+        next->prev = prev;
+        w->prev = NULL;
+    }
+    w->error = 0; /* and the error, if it held one */
+    if (why == TIDE_WAITQ_CANCELLED && prev != NULL && prev == next &&
+        prev->waker.target == NULL) {
+        tide_waitq_t *q = (tide_waitq_t *)(void *)prev;
+        if (q->on_abandoned != NULL)
+            q->on_abandoned(q);
+    }
+    if (w->waker.target != NULL) {
+        const tide_wakeable_t *t = w->waker.target;
+        w->waker.target = NULL;
+        t->vtable->drop(t);
+    }
 }
 
 size_t tide_waitq_len(const tide_waitq_t *q) {
