@@ -437,6 +437,56 @@ static int bench_timer_fire(uint64_t n)
 	return run_sleeper(n, 1, false, TIDE_EXEC_PRECISE_TIMER, "timer-fire");
 }
 
+/* ------------------------------------------------------------ timer reset */
+
+/* Resetting pending sleeps, round robin among TIMERS of them: later (the
+ * idle timeout pushed back on every message: O(1), the heap is not
+ * touched) or earlier (O(log TIMERS): the sleep moves up the heap). */
+enum { TIMERS = 10000 };
+
+static tide_waker_t nop_clone(const tide_wakeable_t *w) { return TIDE_WAKER(w); }
+static void nop(const tide_wakeable_t *w) { (void)w; }
+static const tide_waker_vtable_t nop_vt = {nop_clone, nop, nop, nop};
+static const tide_wakeable_t nop_wakeable = {&nop_vt};
+
+static int run_reset(uint64_t n, bool later, const char *name)
+{
+	tide_exec_t *ex = new_exec(0);
+	tide_sleep_t *s = calloc(TIMERS, sizeof *s);
+	if (ex == NULL || s == NULL) {
+		free(s);
+		return 1;
+	}
+	tide_waker_t w = TIDE_WAKER(&nop_wakeable);
+	tide_cx_t cx;
+	tide_cx_init(&cx, ex, &w);
+	uint64_t hour = 3600 * TIDE_USEC_PER_SEC, base = tide_now() + hour;
+	long res = 0;
+	for (int i = 0; i < TIMERS && res == 0; i++)
+		if (tide_future_poll(tide_sleep_until(&s[i], base + hour),
+		        &cx) != TIDE_PENDING)
+			res = 1;
+	mark_start();
+	for (uint64_t k = 1; k <= n && res == 0; k++)
+		tide_sleep_reset(&s[k % TIMERS],
+		    later ? base + hour + k : base + hour - k);
+	mark_end();
+	for (int i = 0; i < TIMERS; i++)
+		tide_future_drop(&s[i].fut);
+	free(s);
+	return exec_done(ex, res, name);
+}
+
+static int bench_reset_later(uint64_t n)
+{
+	return run_reset(n, true, "timer-reset-later");
+}
+
+static int bench_reset_earlier(uint64_t n)
+{
+	return run_reset(n, false, "timer-reset-earlier");
+}
+
 /* ------------------------------------------------------------------- main */
 
 static const struct bench {
@@ -451,6 +501,8 @@ static const struct bench {
 	{"sleep0", bench_sleep0, 1000000},
 	{"timer-cancel", bench_timer_cancel, 1000000},
 	{"timer-fire", bench_timer_fire, 20000},
+	{"timer-reset-later", bench_reset_later, 1000000},
+	{"timer-reset-earlier", bench_reset_earlier, 1000000},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0], MAXRUNS = 101 };
 

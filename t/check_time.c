@@ -993,6 +993,70 @@ START_TEST(test_virtual_clock_order_and_reset) {
 }
 END_TEST
 
+/* Sleeps moved later (recorded in O(1), filed again when the old key
+ * comes due) fire at their new deadline, never at the old one, and in the
+ * order of their resets among equal deadlines, whatever the order of
+ * their old deadlines; a sleep moved later and then earlier fires at the
+ * earlier one. */
+static void ow_poll(tide_exec_t *ex, tide_sleep_t *s, order_waker_t *o,
+                    tide_future_t *f) {
+    tide_waker_t w = TIDE_WAKER(&o->wk);
+    tide_cx_t cx;
+    tide_cx_init(&cx, ex, &w);
+    ck_assert_int_eq(tide_future_poll(f != NULL ? f : &s->fut, &cx),
+                     TIDE_PENDING);
+}
+
+START_TEST(test_virtual_clock_reset_later) {
+    tide_exec_t *ex = t_exec_new();
+    ck_assert_int_eq(tide__time_pause(ex), 0);
+    enum { N = 5 };
+    int log[N + 2], n = 0;
+    order_waker_t o[N];
+    tide_sleep_t s[N];
+    for (int i = 0; i < N; i++)
+        o[i] = (order_waker_t){{&ow_vt}, i, log, &n};
+    /* 0 and 1 first due at 100 and 50, both moved to 1000: 1 first, then
+     * 0 (the order of the resets, not of the old deadlines); 2 started
+     * for 1000 between the two resets; 3 started for 1000 after them; 4
+     * moved to 2000 and then back to 300 */
+    ow_poll(ex, &s[0], &o[0], tide_sleep(&s[0], 100));
+    ow_poll(ex, &s[1], &o[1], tide_sleep(&s[1], 50));
+    ow_poll(ex, &s[4], &o[4], tide_sleep(&s[4], 200));
+    uint64_t base = s[0].deadline - 100;
+    /* white-box: moving later leaves the heap as it was (1, due first, is
+     * its root) */
+    ck_assert_uint_eq(s[1].slot, 1);
+    tide_sleep_reset(&s[1], base + 1000);
+    ck_assert_uint_eq(s[1].slot, 1);
+    ow_poll(ex, &s[2], &o[2], tide_sleep_until(&s[2], base + 1000));
+    tide_sleep_reset(&s[0], base + 1000);
+    ow_poll(ex, &s[3], &o[3], tide_sleep_until(&s[3], base + 1000));
+    tide_sleep_reset(&s[4], base + 2000);
+    tide_sleep_reset(&s[4], base + 300);
+    tide__time_advance(ex, 250); /* past 50, 100 and 200: nothing due */
+    ck_assert_int_eq(n, 0);
+    tide__time_advance(ex, 60); /* 310: 4, at its earlier deadline */
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(log[0], 4);
+    tide__time_advance(ex, 680); /* 990: nothing */
+    ck_assert_int_eq(n, 1);
+    tide__time_advance(ex, 10); /* 1000 */
+    static const int want[] = {4, 1, 2, 0, 3};
+    ck_assert_int_eq(n, N);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(log[i] == want[i], "fired %dth: %d, want %d", i, log[i],
+                      want[i]);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(tide_future_poll(&s[i].fut, &(tide_cx_t){0}),
+                         TIDE_READY);
+        tide_future_drop(&s[i].fut);
+    }
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *time_suite(void) {
@@ -1034,6 +1098,7 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_virtual_clock_sleep_an_hour_in_no_time);
     tcase_add_test(tc, test_virtual_clock_interval_exact_ticks);
     tcase_add_test(tc, test_virtual_clock_order_and_reset);
+    tcase_add_test(tc, test_virtual_clock_reset_later);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeout");

@@ -41,10 +41,13 @@ TIDE_EXTERN uint64_t tide_now(void);
  * polled without an executor (cx->exec NULL). */
 typedef struct tide_sleep {
     tide_future_t fut;
-    uint64_t deadline; /* private; the duration until the first poll */
-    uint64_t seq;      /* start order, among equal deadlines */
+    /* private (see src/reactor/time.c) */
+    uint64_t deadline; /* when it is due; the duration until the first poll */
+    uint64_t key;      /* where it sits in the heap: <= deadline */
     tide_exec_t *exec; /* set at the first poll */
     tide_waker_t waker;
+    uint32_t seq;      /* start order of deadline, among equal deadlines */
+    uint32_t kseq;     /* start order of key */
     uint32_t slot;     /* position in the executor's heap + 1; 0: stopped */
     bool relative;
     bool fired;        /* taken off the heap as due, not yet polled */
@@ -58,7 +61,11 @@ TIDE_EXTERN tide_future_t *tide_sleep_until(tide_sleep_t *s, uint64_t deadline);
 
 /* tide_sleep_reset: move the deadline of a sleep that has not been dropped;
  * it may be pending (it re-arms) or done (it can be awaited again: this is
- * the one future that may be reused, after tide_sleep_reset). */
+ * the one future that may be reused, after tide_sleep_reset). Moving a
+ * pending sleep later is O(1) (its place in the executor's heap is fixed
+ * once, when the old deadline comes: the idle timeout reset on every
+ * message costs one heap update per timeout period); moving it earlier is
+ * O(log n) in the executor's pending timers. */
 TIDE_EXTERN void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline);
 
 /*

@@ -28,15 +28,25 @@ uint64_t tide_now(void) {
 
 /* the executor's timer heap ---------------------------------------------- */
 
-/* A binary min-heap of the pending sleeps ordered by (deadline, seq),
- * behind one libevent timer event set for the earliest (the time layer's
- * state on the executor, TIDE__EXT_TIME, created by the first timer). seq
- * is the start order, so that equal deadlines fire in the order they were
- * started. */
+/* A binary min-heap of the pending sleeps, behind one libevent timer event
+ * set for the earliest (the time layer's state on the executor,
+ * TIDE__EXT_TIME, created by the first timer).
+ *
+ * A sleep sits in the heap under (key, kseq) and is due at (deadline,
+ * seq); seq is the start order, so that equal deadlines fire in the order
+ * they were started (or last reset). The two pairs are equal except after
+ * a reset to a later deadline, the idle-timeout pattern (nearly every
+ * timer is pushed back before it fires): that reset only records the new
+ * deadline, in O(1), and when the old key comes due the sleep is filed
+ * again under its deadline instead of firing. Keys never pass deadlines,
+ * so nothing fires late, and the heap order (on keys) is never changed
+ * behind its back. Start orders are 32-bit and compared modulo 2^32: two
+ * sleeps due at the same microsecond fire in start order unless 2^31
+ * other starts came between them. */
 struct tide__timers {
     tide_sleep_t **heap; /* heap[i]->slot == i + 1 */
     size_t n, cap;
-    uint64_t seq;        /* the next start's */
+    uint32_t seq;        /* the next start's (modulo 2^32) */
     struct event ev;     /* fires at `at`, for heap[0] */
     uint64_t at;         /* when ev fires, if armed */
     bool armed;
@@ -56,10 +66,16 @@ static uint64_t clock_now(const tide_exec_t *ex) {
     return tm != NULL && tm->paused ? tm->vnow : tide_now();
 }
 
-/* Earlier deadline first; equal deadlines in start order. */
+/* The heap's order: earlier key first; equal keys in start order. */
 static bool before(const tide_sleep_t *a, const tide_sleep_t *b) {
-    return a->deadline < b->deadline ||
-           (a->deadline == b->deadline && a->seq < b->seq);
+    return a->key < b->key ||
+           (a->key == b->key && (int32_t)(a->kseq - b->kseq) < 0);
+}
+
+/* File s under its deadline (a start, or a reset that moved it earlier). */
+static void file_at_deadline(tide_sleep_t *s) {
+    s->key = s->deadline;
+    s->kseq = s->seq;
 }
 
 static void heap_set(struct tide__timers *tm, size_t i, tide_sleep_t *s) {
@@ -118,7 +134,7 @@ static void ev_update(tide_exec_t *ex, uint64_t now) {
         }
         return;
     }
-    uint64_t due = tm->heap[0]->deadline;
+    uint64_t due = tm->heap[0]->key;
     if (tm->armed && tm->at <= due)
         return;
     uint64_t left = due > now ? due - now : 0;
@@ -181,6 +197,7 @@ static int timer_start(tide_sleep_t *s, uint64_t now) {
         tm->cap = cap;
     }
     s->seq = tm->seq++;
+    file_at_deadline(s);
     tm->heap[tm->n] = s;
     sift_up(tm, tm->n++);
     tide__armed(ex, 1);
@@ -210,11 +227,14 @@ static void timer_stop(tide_sleep_t *s) {
         ev_update(ex, 0); /* nothing left: let a host's loop end */
 }
 
-/* A started timer got a new deadline: a new start, for the order. */
+/* A started timer got an earlier deadline (tide_sleep_reset records a
+ * later one itself): a new start, for the order; it moves up the heap
+ * now, and the event may have to fire sooner. */
 static void timer_restart(tide_sleep_t *s, uint64_t now) {
     struct tide__timers *tm = timers_of(s->exec);
     s->seq = tm->seq++;
-    heap_fix(tm, s->slot - 1);
+    file_at_deadline(s);
+    sift_up(tm, s->slot - 1);
     ev_update(s->exec, now);
 }
 
@@ -223,8 +243,15 @@ static void timer_restart(tide_sleep_t *s, uint64_t now) {
  * its next poll completes without reading the clock again (the clock is
  * read once per batch of timers, not once per timer). */
 static void fire_due(tide_exec_t *ex, struct tide__timers *tm, uint64_t now) {
-    while (tm->n > 0 && tm->heap[0]->deadline <= now) {
+    while (tm->n > 0 && tm->heap[0]->key <= now) {
         tide_sleep_t *s = tm->heap[0];
+        if (s->key != s->deadline || s->kseq != s->seq) {
+            /* reset since it was filed: file it under its deadline (which
+             * may be due too, and then fires in its order) */
+            file_at_deadline(s);
+            sift_down(tm, 0);
+            continue;
+        }
         heap_remove(tm, s);
         tide__armed(ex, -1);
         s->fired = true;
@@ -321,7 +348,8 @@ static tide_future_t *sleep_init(tide_sleep_t *s, uint64_t deadline,
                                  bool relative) {
     s->deadline = deadline;
     s->relative = relative;
-    s->seq = 0;
+    s->key = 0;
+    s->seq = s->kseq = 0;
     s->exec = NULL;
     s->waker = TIDE_WAKER_EMPTY;
     s->slot = 0;
@@ -343,6 +371,12 @@ void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline) {
     s->relative = false;
     s->fut.vt &= ~(uintptr_t)TIDE__FUT_DONE; /* may be awaited again */
     s->fired = false;
+    if (s->slot != 0 && deadline >= s->key) {
+        /* later: recorded (see the top); no clock to read, for a deadline
+         * already past is found when the key comes due, which it is */
+        s->seq = timers_of(s->exec)->seq++;
+        return;
+    }
     if (s->slot != 0) {
         uint64_t now = clock_now(s->exec);
         if (now >= deadline) {
