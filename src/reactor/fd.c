@@ -78,8 +78,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg);
 /* The write direction's event, made the first time it is needed (one
  * allocation per registration at most, never per operation). */
 static struct event *write_event(struct tide_fd *reg) {
-    struct tide__dir *dir = &reg->dir[TIDE__WR];
-    if (dir->ev == NULL) {
+    if (reg->wev == NULL) {
         struct event *ev = tide__malloc(event_get_struct_event_size());
         if (ev == NULL)
             return NULL;
@@ -88,16 +87,21 @@ static struct event *write_event(struct tide_fd *reg) {
             tide__free(ev);
             return NULL;
         }
-        dir->ev = ev;
+        reg->wev = ev;
     }
-    return dir->ev;
+    return reg->wev;
+}
+
+/* Direction d's event (NULL: the write event, not made yet). */
+static struct event *dir_event(struct tide_fd *reg, int d) {
+    return d == TIDE__RD ? &reg->rev : reg->wev;
 }
 
 static void arm(struct tide_fd *reg, int d) {
     struct tide__dir *dir = &reg->dir[d];
     if ((reg->armed & (1u << d)) || reg->exec == NULL)
         return;
-    struct event *ev = d == TIDE__WR ? write_event(reg) : dir->ev;
+    struct event *ev = d == TIDE__WR ? write_event(reg) : &reg->rev;
     if (ev != NULL && event_add(ev, NULL) == 0) {
         reg->armed |= (unsigned char)(1u << d);
         tide__armed(reg->exec, 1);
@@ -114,10 +118,9 @@ static void arm(struct tide_fd *reg, int d) {
 }
 
 static void disarm(struct tide_fd *reg, int d) {
-    struct tide__dir *dir = &reg->dir[d];
     if (!(reg->armed & (1u << d)))
         return;
-    event_del(dir->ev);
+    event_del(dir_event(reg, d));
     reg->armed &= (unsigned char)~(1u << d);
     if (reg->exec != NULL) {
         tide__armed(reg->exec, -1);
@@ -300,7 +303,6 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     reg->wflags = (short)(EV_WRITE | EV_PERSIST | et);
     if (event_assign(&reg->rev, ex->base, fd, rflags, read_cb, reg) != 0)
         return -EIO;
-    reg->dir[TIDE__RD].ev = &reg->rev;
     rt->fds[ufd] = reg;
     ex->registered++;
     return 0;
@@ -315,9 +317,9 @@ static void detach(struct tide_fd *reg) {
      * next poll, without touching the registration again. */
     for (int d = 0; d < 2; d++) {
         disarm(reg, d);
-        if (d == TIDE__WR && reg->dir[d].ev != NULL) {
-            tide__free(reg->dir[d].ev);
-            reg->dir[d].ev = NULL;
+        if (d == TIDE__WR && reg->wev != NULL) {
+            tide__free(reg->wev);
+            reg->wev = NULL;
         }
         tide_waitq_close(&reg->dir[d].q, -EBADF);
         /* a poll_*_ready caller holds only a waker: wake it, so that it

@@ -13,26 +13,27 @@
 enum { TIDE__RD = 0, TIDE__WR = 1 };
 
 struct tide__dir {
-    /* persistent; see fd.c for why it is still "one-shot". The read
-     * direction's is rev, in the registration; the write direction's is
-     * allocated the first time a write would block (see fd.c): most
-     * connections never fill their send buffer, and an idle one never
-     * writes, so they don't carry a second libevent event. */
-    struct event *ev;
     tide_waitq_t q;     /* every future waiting for this direction */
     tide_waker_t slot;  /* tide_fd_poll_*_ready's: the last caller's waker */
 };
 
+/* A registration (248 bytes on LP64, its read event included). Each
+ * direction has a persistent libevent event (see fd.c for why it is still
+ * "one-shot"): the read direction's is rev, here; the write direction's is
+ * allocated the first time a write would block: most connections never
+ * fill their send buffer, and an idle one never writes, so they don't
+ * carry a second libevent event. */
 struct tide_fd {
     tide_exec_t *exec; /* NULL once the executor is gone */
     int fd;
-    unsigned ready;    /* TIDE_READABLE | TIDE_WRITABLE | *_CLOSED */
     unsigned tick;     /* bumped by every event */
+    unsigned short ready; /* TIDE_READABLE | TIDE_WRITABLE | *_CLOSED */
+    short wflags;      /* the write event's flags, for its late assign */
     bool embedded;     /* part of a larger object: tide_fd_free won't free */
     bool on_sweep;     /* on exec->sweep: check at the end of the turn */
-    unsigned char armed; /* bit d: dir[d].ev is pending in libevent */
-    short wflags;      /* the write event's flags, for its late assign */
+    unsigned char armed; /* bit d: direction d's event is pending */
     struct tide_fd *sweep_next;
+    struct event *wev; /* the write direction's event, or NULL */
     struct tide__dir dir[2];
     struct event rev;  /* the read direction's event */
 };
