@@ -801,6 +801,54 @@ START_TEST(test_echod_max_conns) {
 }
 END_TEST
 
+/* A client that sends and never reads stalls the daemon's write back:
+ * no progress in either direction, so it is closed after the timeout (the
+ * write waiting on it is cut short, its buffer goes back to the pool),
+ * and a busy client meanwhile is served. */
+START_TEST(test_echod_idle_timeout_stalled_writer) {
+    start_echod("--idle-timeout", "0.3", NULL);
+    int stall = connect_echod();
+    int busy = connect_echod();
+    static char junk[64 * 1024];
+    memset(junk, 'j', sizeof junk);
+    size_t sent = 0;
+    int64_t t0 = now_ms();
+    /* fill both directions' buffers: the daemon's write back stalls */
+    while (now_ms() - t0 < 2000 * (int64_t)t_slowdown()) {
+        ssize_t w = send(stall, junk, sizeof junk, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            roundtrip(busy, "tick", 4); /* never idle */
+            sleep_ms(20); /* the daemon may still take more */
+            if (send(stall, junk, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+                errno == EAGAIN)
+                break;
+            sent++;
+            continue;
+        }
+        break; /* closed already: checked below */
+    }
+    ck_assert_uint_gt(sent, 0);
+    /* the stalled one is closed (seen without reading from it, which
+     * would be progress); the busy one, talking every 50 ms, is not */
+    bool closed = false;
+    for (int64_t end = now_ms() + T_WAIT_MS; !closed && now_ms() < end;) {
+        roundtrip(busy, "tick", 4);
+        struct pollfd p = {stall, POLLRDHUP, 0};
+        closed = poll(&p, 1, 50) > 0 &&
+                 (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    }
+    ck_assert_msg(closed, "the stalled client is still open");
+    roundtrip(busy, "alive", 5);
+    close(stall);
+    close(busy);
+    stop_clean();
+}
+END_TEST
+
 START_TEST(test_echod_idle_timeout) {
     start_echod("--idle-timeout", "0.3", NULL);
     int idle = connect_echod();
@@ -1115,6 +1163,7 @@ static Suite *echod_suite(void) {
         {"threads", test_echod_threads, 30},
         {"max_conns", test_echod_max_conns, 30},
         {"idle", test_echod_idle_timeout, 30},
+        {"idle_stalled_writer", test_echod_idle_timeout_stalled_writer, 30},
         {"sigterm", test_echod_sigterm_drains, 30},
         {"drain_timeout", test_echod_sigterm_drain_timeout, 30},
         {"sigint", test_echod_sigint_idle_exits_zero, 30},
