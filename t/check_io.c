@@ -40,6 +40,13 @@ static tide_exec_t *exec_new(void) {
     return ex;
 }
 
+/* White-box: is reg's event for `interest` armed? (As t_fd_armed in
+ * testutil.h, which this file does not include.) */
+static bool fd_armed(const tide_fd_t *reg, unsigned interest) {
+    int d = interest == TIDE_WRITABLE ? TIDE__WR : TIDE__RD;
+    return (reg->armed & (1u << d)) != 0;
+}
+
 /* Free the executor after checking that nothing is left. */
 static void exec_done(tide_exec_t *ex) {
     tide_exec_stats_t st;
@@ -1647,8 +1654,10 @@ START_TEST(test_fdstream_copy_drop_at_every_pending) {
         assert_no_waker(ra);
         assert_no_waker(wb);
         if (dropped) {
-            /* Every direction the copy used is disarmed at once. */
-            ck_assert_uint_eq(armed(ex), 0);
+            /* The direction the copy waited on is disarmed at once (the
+             * other may keep its event, lazily, with nobody waiting). */
+            ck_assert(!fd_armed(tide_fdstream_fd(ra), TIDE_READABLE) ||
+                      !fd_armed(tide_fdstream_fd(wb), TIDE_WRITABLE));
         } else {
             ck_assert_int_eq(r, TOTAL);
         }

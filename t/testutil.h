@@ -161,6 +161,15 @@ static inline tide_exec_stats_t t_stats(const tide_exec_t *ex) {
     return st;
 }
 
+/* White-box: is reg's event for `interest` (TIDE_READABLE or
+ * TIDE_WRITABLE) armed? A direction nobody waits on any more keeps its
+ * event until it next fires (see src/reactor/fd.c); one whose last waiter
+ * was dropped while pending must not. */
+static inline bool t_fd_armed(const tide_fd_t *reg, unsigned interest) {
+    int d = interest == TIDE_WRITABLE ? TIDE__WR : TIDE__RD;
+    return (reg->armed & (1u << d)) != 0;
+}
+
 /* t_exec_free_clean: assert nothing is left (no task, no armed event, no
  * registration), then free. */
 static inline void t_exec_free_clean(tide_exec_t *ex) {

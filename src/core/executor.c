@@ -306,20 +306,6 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
      * (see defer_push): before, ten yields completed before an already
      * connected client was accepted. */
     defer_splice(ex);
-    /* Tasks have had their turn to wait again: events that nobody waits
-     * on any more are removed now, not one spurious wakeup later. Not while
-     * tasks are still queued (the budget ran out): those woken by this
-     * batch of events have not run yet, so their slots are empty only
-     * because they were woken, and sweeping would remove their events just
-     * for them to be added again (two epoll_ctl per message with a thousand
-     * busy connections). The sweep waits for the turn that drains the
-     * queue; an event that fires meanwhile with nobody waiting is removed
-     * in its callback. */
-    if (ex->qhead == NULL)
-        for (unsigned m = ex->turn_hooks; m != 0; m &= m - 1) {
-            int i = __builtin_ctz(m);
-            ex->ext[i].end_of_turn(ex, ex->ext[i].state);
-        }
     if (ex->qhead != NULL && !ex->closing) {
         /* Out of budget, or tasks that yielded: come back after the
          * backend has been polled. */

@@ -79,21 +79,19 @@ struct tide__remote {
 void tide__remote_unref(struct tide__remote *r);
 
 /* What a layer above core attaches to an executor: its per-executor state
- * and two hooks. This is the one way core hears of them (core knows
+ * and the hook that frees it. This is the one way core hears of them (core knows
  * nothing of descriptors, timers, signals or DNS): each layer creates its
  * state on first use and registers it with tide__exec_attach. */
 enum tide__ext_id {
     TIDE__EXT_TIME,    /* src/reactor/time.c: the timer heap */
     TIDE__EXT_SIGNAL,  /* src/reactor/signal.c: the listeners */
-    TIDE__EXT_REACTOR, /* src/reactor/fd.c: registrations, the sweep */
+    TIDE__EXT_REACTOR, /* src/reactor/fd.c: the registrations */
     TIDE__EXT_NET,     /* src/net/dns.c: the evdns base */
     TIDE__EXT_MAX
 };
 
 typedef struct tide__ext {
     void *state;
-    /* after a turn that drained the run queue (NULL: nothing to do) */
-    void (*end_of_turn)(tide_exec_t *ex, void *state);
     /* at tide_exec_free, after every task was dropped and before the base
      * is freed; layers are freed from the highest id down (net before the
      * reactor, the reactor before time) */
@@ -130,7 +128,6 @@ struct tide_exec {
     tide_task_t *root; /* block_on's task */
 
     tide__ext_t ext[TIDE__EXT_MAX]; /* the upper layers' (see above) */
-    unsigned turn_hooks; /* bit i: ext[i].end_of_turn is set */
 
     size_t armed; /* events tide has made pending (I/O, timers, signals) */
     size_t registered; /* descriptors registered (kept by the reactor) */
@@ -150,18 +147,12 @@ static inline void *tide__exec_ext(const tide_exec_t *ex, enum tide__ext_id id) 
     return ex->ext[id].state;
 }
 
-/* Attach (or replace) a layer's state and hooks. */
+/* Attach (or replace) a layer's state and its hook. */
 static inline void tide__exec_attach(tide_exec_t *ex, enum tide__ext_id id,
                                      void *state,
-                                     void (*end_of_turn)(tide_exec_t *, void *),
                                      void (*free_fn)(tide_exec_t *, void *)) {
     ex->ext[id].state = state;
-    ex->ext[id].end_of_turn = end_of_turn;
     ex->ext[id].free = free_fn;
-    if (end_of_turn != NULL)
-        ex->turn_hooks |= 1u << id;
-    else
-        ex->turn_hooks &= ~(1u << id);
 }
 
 /* Account for an event tide made pending or removed (for the stats and

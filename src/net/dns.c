@@ -74,7 +74,7 @@ static void release(struct tide__resolve *r) {
 /* tide_exec_free (the executor's hook for the net layer's state). */
 static void net_free(tide_exec_t *ex, void *state) {
     struct net_state *st = state;
-    tide__exec_attach(ex, TIDE__EXT_NET, NULL, NULL, NULL);
+    tide__exec_attach(ex, TIDE__EXT_NET, NULL, NULL);
     if (st == NULL)
         return;
     st->exec = NULL;
@@ -115,7 +115,7 @@ static struct net_state *state_get(tide_exec_t *ex, int *err) {
         *err = -EIO;
         return NULL;
     }
-    tide__exec_attach(ex, TIDE__EXT_NET, st, NULL, net_free);
+    tide__exec_attach(ex, TIDE__EXT_NET, st, net_free);
     return st;
 }
 
@@ -129,7 +129,7 @@ int tide__resolve_set_base(tide_exec_t *ex, struct evdns_base *dns) {
         return -ENOMEM;
     st->exec = ex;
     st->dns = dns;
-    tide__exec_attach(ex, TIDE__EXT_NET, st, NULL, net_free);
+    tide__exec_attach(ex, TIDE__EXT_NET, st, net_free);
     return 0;
 }
 

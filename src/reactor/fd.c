@@ -2,28 +2,28 @@
  * src/reactor/fd.c: registrations, readiness, and the futures that wait
  * for it.
  *
- * Arming. Each direction has one libevent event embedded in the
- * registration. It is added when a waiter finds the direction not ready
- * (after an EAGAIN cleared it), and it is logically one-shot: when it fires,
- * everybody waiting is woken and must wait again to hear more. Physically
- * it is EV_PERSIST and stays in the epoll set after firing, because the
- * task it woke nearly always reads, hits EAGAIN and waits again within the
- * same executor turn; a truly one-shot event would cost an epoll_ctl(DEL)
- * and an epoll_ctl(ADD) per message. So the decision is deferred to the end
- * of the turn: a registration whose event fired goes on the executor's
- * sweep list, and after the turn's tasks have run, every direction nobody
- * waits on again is removed (sweep_fds). A waiter that completes tells
- * nobody (that would cost every message a call for nothing: the event
- * that woke it is on the sweep list already, and one that completes from
- * cached readiness leaves its event until it next fires, for nobody, and
- * is removed then). The last waiter dropped while pending disarms at once
- * (the queue's on_abandoned), and an event that fires
- * outside a turn with nobody waiting is removed in its callback, unless
- * tasks are still queued: then the executor ran out of budget, the task
- * this event woke last time may be among them, not yet run (its slot is
- * empty only because it was woken), and removing the event would cost a
- * DEL now and an ADD when it runs; the registration goes on the sweep
- * list instead, which is swept once the queue has drained.
+ * Arming. Each direction has one libevent event. It is added when a
+ * waiter finds the direction not ready (after an EAGAIN cleared it), and
+ * it is logically one-shot: when it fires, everybody waiting is woken and
+ * must wait again to hear more. Physically it is EV_PERSIST and stays in
+ * the epoll set after firing, because the task it woke nearly always
+ * reads, hits EAGAIN and waits again within the same executor turn; a
+ * truly one-shot event would cost an epoll_ctl(DEL) and an epoll_ctl(ADD)
+ * per message. Who stopped waiting is found out lazily, as mio and Tokio
+ * do (they never remove a registration's interest at all): a waiter that
+ * completes tells nobody, and an event that fires with nobody to wake is
+ * removed in its callback, unless tasks are still queued: then the
+ * executor ran out of budget, the task this event woke last time through
+ * a poll_*_ready slot may be among them, not yet run (its slot is empty
+ * only because it was woken), and removing the event would cost a DEL
+ * now and an ADD when it runs. So an event nobody waits on any more lasts
+ * until it next fires (edge-triggered, that is when something new
+ * arrives: it never spins) or its registration is freed. (An earlier
+ * design swept, at the end of every turn, each registration whose event
+ * had fired, to remove such events at once: about 25 instructions per
+ * message, to save one callback per abandoned direction.) The last waiter
+ * dropped while pending disarms at once (the queue's on_abandoned): a
+ * cancelled operation leaves nothing armed.
  *
  * Edge-triggered where the backend can (epoll: EV_ET), as Tokio's mio is.
  * The readiness cache already remembers what an event said until an
@@ -35,11 +35,10 @@
  * are never lost: one that arrives between a read and the clear that
  * follows it fires later and bumps the tick, which voids the clear; and
  * adding or modifying an epoll registration reports readiness that is
- * already there, so a direction re-armed after the sweep removed it hears
- * about data that arrived meanwhile. An event nobody waits on lasts at
- * most until the first turn that drains the run queue after it fires, so
- * nothing spins and cancellation leaves nothing behind. (Backends without edge triggering,
- * poll and select, are level-triggered: correct, with the extra callbacks.)
+ * already there, so a direction re-armed after its event was removed
+ * hears about data that arrived meanwhile. (Backends without edge
+ * triggering, poll and select, are level-triggered: correct, with the
+ * extra callbacks; an event nobody waits on is removed at its first.)
  *
  * Stale events. libevent never runs the callback of an event after
  * event_del, and registrations are single-threaded, so a registration
@@ -134,55 +133,14 @@ static void disarm_if_unwanted(struct tide_fd *reg, int d) {
         disarm(reg, d);
 }
 
-/* Check reg at the end of the current executor turn. */
-static void sweep_later(struct tide_fd *reg) {
-    tide_exec_t *ex = reg->exec;
-    if (reg->on_sweep || ex == NULL)
-        return;
-    if (reg->armed == 0)
-        return;
-    struct tide__reactor *r = tide__reactor_of(ex);
-    reg->on_sweep = true;
-    reg->sweep_next = r->sweep;
-    r->sweep = reg;
-}
-
-/* The end of a turn that drained the run queue (the executor's hook). */
-static void sweep_fds(tide_exec_t *ex, void *state) {
-    struct tide__reactor *r = state;
-    struct tide_fd *reg = r->sweep;
-    r->sweep = NULL;
-    while (reg != NULL) {
-        struct tide_fd *next = reg->sweep_next;
-        reg->on_sweep = false;
-        reg->sweep_next = NULL;
-        disarm_if_unwanted(reg, TIDE__RD);
-        disarm_if_unwanted(reg, TIDE__WR);
-        reg = next;
-    }
-}
-
-static void sweep_remove(struct tide_fd *reg) {
-    if (!reg->on_sweep || reg->exec == NULL)
-        return;
-    struct tide_fd **pp = &tide__reactor_of(reg->exec)->sweep;
-    while (*pp != reg)
-        pp = &(*pp)->sweep_next;
-    *pp = reg->sweep_next;
-    reg->on_sweep = false;
-    reg->sweep_next = NULL;
-}
-
 /* ------------------------------------------------------------------------
  * Waiters
  * ------------------------------------------------------------------------ */
 
 /* A direction's last waiter was dropped while pending: nobody waits any
  * more, so stop watching at once. (A waiter that completes tells nobody:
- * its task nearly always waits again within the turn, and its event,
- * which fired to wake it, put the registration on the sweep list, which
- * finds out at the end of the turn.) One hook per direction, so that the
- * queue finds its registration by its offset alone. */
+ * see the top.) One hook per direction, so that the queue finds its
+ * registration by its offset alone. */
 static void rd_abandoned(tide_waitq_t *q) {
     disarm_if_unwanted(TIDE_CONTAINER_OF(q, struct tide_fd, dir[TIDE__RD].q),
                        TIDE__RD);
@@ -223,9 +181,7 @@ static void on_event(struct tide_fd *reg, int d, short what) {
     }
     reg->ready |= bits;
     reg->tick++;
-    if (wake_dir(reg, d) || reg->exec->qhead != NULL)
-        sweep_later(reg); /* did they wait again? */
-    else
+    if (!wake_dir(reg, d) && reg->exec->qhead == NULL)
         disarm(reg, d); /* nobody listens: stop until someone waits */
 }
 
@@ -271,7 +227,7 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
         rt = tide__calloc(1, sizeof *rt);
         if (rt == NULL)
             return -ENOMEM;
-        tide__exec_attach(ex, TIDE__EXT_REACTOR, rt, sweep_fds, detach_all);
+        tide__exec_attach(ex, TIDE__EXT_REACTOR, rt, detach_all);
     }
     size_t ufd = (size_t)fd;
     if (ufd < rt->cap && rt->fds[ufd] != NULL)
@@ -312,7 +268,6 @@ static void detach(struct tide_fd *reg) {
     tide_exec_t *ex = reg->exec;
     if (ex == NULL)
         return;
-    sweep_remove(reg);
     /* Every waiter, whatever it waits on, completes with -EBADF at its
      * next poll, without touching the registration again. */
     for (int d = 0; d < 2; d++) {

@@ -17,7 +17,7 @@ struct tide__dir {
     tide_waker_t slot;  /* tide_fd_poll_*_ready's: the last caller's waker */
 };
 
-/* A registration (248 bytes on LP64, its read event included). Each
+/* A registration (240 bytes on LP64, its read event included). Each
  * direction has a persistent libevent event (see fd.c for why it is still
  * "one-shot"): the read direction's is rev, here; the write direction's is
  * allocated the first time a write would block: most connections never
@@ -30,9 +30,7 @@ struct tide_fd {
     unsigned short ready; /* TIDE_READABLE | TIDE_WRITABLE | *_CLOSED */
     short wflags;      /* the write event's flags, for its late assign */
     bool embedded;     /* part of a larger object: tide_fd_free won't free */
-    bool on_sweep;     /* on exec->sweep: check at the end of the turn */
     unsigned char armed; /* bit d: direction d's event is pending */
-    struct tide_fd *sweep_next;
     struct event *wev; /* the write direction's event, or NULL */
     struct tide__dir dir[2];
     struct event rev;  /* the read direction's event */
@@ -53,9 +51,6 @@ static inline tide_waitq_t *tide__fd_q(struct tide_fd *reg, unsigned interest) {
 struct tide__reactor {
     struct tide_fd **fds;
     size_t cap;
-    /* registrations whose events may have nobody left to wake: checked at
-     * the end of the turn that drains the run queue */
-    struct tide_fd *sweep;
 };
 
 static inline struct tide__reactor *tide__reactor_of(const tide_exec_t *ex) {

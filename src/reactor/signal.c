@@ -54,7 +54,7 @@ static tide_signal_t *signals_of(const tide_exec_t *ex) {
 static void detach_signals(tide_exec_t *ex, void *state);
 
 static void set_signals(tide_exec_t *ex, tide_signal_t *head) {
-    tide__exec_attach(ex, TIDE__EXT_SIGNAL, head, NULL, detach_signals);
+    tide__exec_attach(ex, TIDE__EXT_SIGNAL, head, detach_signals);
 }
 
 /* tide_exec_free (the executor's hook). */
