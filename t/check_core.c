@@ -920,7 +920,8 @@ static void count_abandoned(tide_waitq_t *q) {
 
 START_TEST(test_waitq_wait_wake_leave_close) {
     tide_waitq_t q;
-    tide_waitq_init(&q, count_abandoned);
+    static const tide_waitq_ops_t ops = TIDE_WAITQ_OPS(count_abandoned);
+    tide_waitq_init(&q, &ops);
     abandoned_calls = 0;
     ck_assert(tide_waitq_is_empty(&q));
     t_wake_count_t c[3];
@@ -1000,7 +1001,7 @@ START_TEST(test_sizes_do_not_grow) {
     } t[] = {
         {"tide_future_t", sizeof(tide_future_t), 16},
         {"tide_waiter_t", sizeof(tide_waiter_t), 24},
-        {"tide_waitq_t", sizeof(tide_waitq_t), 32},
+        {"tide_waitq_t", sizeof(tide_waitq_t), 24},
         {"tide_sleep_t", sizeof(tide_sleep_t), 64},
         {"tide_timeout_t", sizeof(tide_timeout_t), 88},
         {"tide_read_t", sizeof(tide_read_t), 64},
@@ -1011,8 +1012,8 @@ START_TEST(test_sizes_do_not_grow) {
         {"tide_dgram_recv_t", sizeof(tide_dgram_recv_t), 208},
         {"tide_signal_t", sizeof(tide_signal_t), 64},
         /* internal: a registration, and what a TCP connection allocates */
-        {"struct tide_fd", sizeof(struct tide_fd), 240},
-        {"struct tide__sock", sizeof(struct tide__sock), 272},
+        {"struct tide_fd", sizeof(struct tide_fd), 224},
+        {"struct tide__sock", sizeof(struct tide__sock), 256},
         {"struct tide_task", sizeof(struct tide_task), 88},
     };
     bool lp64 = sizeof(void *) == 8 && sizeof(long) == 8;

@@ -43,7 +43,7 @@ if [ -n "$dlname" ]; then
     fi
     [ "$n" -gt 0 ] || { echo "FAIL: $so exports no tide_ symbol at all"; status=1; }
 
-    # Both ways against the headers: every function declared TIDE_EXTERN
+    # Both ways against the headers: every function (or object) declared TIDE_EXTERN
     # is exported (one without TIDE_EXTERN would be hidden), and nothing is
     # exported that no public header declares.
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-exports.XXXXXX")
@@ -53,6 +53,12 @@ if [ -n "$dlname" ]; then
         want { buf = buf " " $0 }
         want && index(buf, "(") {
             sub(/[ \t]*\(.*/, "", buf)
+            n = split(buf, w, /[ \t*]+/)
+            print w[n]
+            want = 0
+        }
+        want && index(buf, ";") { # an object: TIDE_EXTERN extern T name;
+            sub(/[ \t]*;.*/, "", buf)
             n = split(buf, w, /[ \t*]+/)
             print w[n]
             want = 0

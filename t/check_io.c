@@ -445,8 +445,9 @@ static const tide_stream_vt_t fake_vt_full = {
 static void fake_init(fake_t *f, tide_exec_t *ex, const unsigned char *script,
                       size_t nscript, bool cycle, size_t chunk) {
     memset(f, 0, sizeof *f);
-    tide_waitq_init(&f->q[0], fake_abandoned);
-    tide_waitq_init(&f->q[1], fake_abandoned);
+    static const tide_waitq_ops_t ops = TIDE_WAITQ_OPS(fake_abandoned);
+    tide_waitq_init(&f->q[0], &ops);
+    tide_waitq_init(&f->q[1], &ops);
     tide_stream_init(&f->stream, &fake_vt_full, &f->q[0], &f->q[1]);
     f->script = script;
     f->nscript = nscript;

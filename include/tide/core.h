@@ -225,25 +225,39 @@ typedef enum tide_waitq_left {
     TIDE_WAITQ_CANCELLED = 1, /* the future was dropped while pending */
 } tide_waitq_left_t;
 
-/* A wait queue (32 bytes; private fields). on_abandoned, if not NULL, is
- * called when the last waiter leaves because its future was dropped while
- * pending (not when one completes, nor when the queue is closed): the
- * owner may stop watching what the waiters waited for. A waiter that
- * completes tells nobody: its task nearly always waits again at once (the
- * reactor finds out at the end of the turn whether it did).
- * A queue is a circular list around a sentinel that points at itself:
- * initialize it where it will stay, and never copy or move it. */
-struct tide_waitq {
-    tide_waiter_t head; /* the list's sentinel, the one node whose waker is
-                         * empty (private); first, so that it is the queue */
-    /* the owner's hook (private: set by tide_waitq_init) */
+/* What the owner of a queue is told (see tide_waitq_init): one static
+ * const table per kind of owner, made with TIDE_WAITQ_OPS:
+ *     static const tide_waitq_ops_t my_ops = TIDE_WAITQ_OPS(my_abandoned);
+ * on_abandoned, if not NULL, is called when the last waiter leaves
+ * because its future was dropped while pending (not when one completes,
+ * nor when the queue is closed): the owner may stop watching what the
+ * waiters waited for. A waiter that completes tells nobody: its task
+ * nearly always waits again at once (the reactor finds out when an event
+ * next fires whether it did). */
+typedef struct tide_waitq_ops {
+    tide_wakeable_t sentinel; /* private: marks the queue's sentinel */
     void (*on_abandoned)(tide_waitq_t *q);
+} tide_waitq_ops_t;
+
+/* (private) The vtable that marks a queue's sentinel: never called. */
+TIDE_EXTERN extern const tide_waker_vtable_t tide__waitq_sentinel_vtable;
+
+/* TIDE_WAITQ_OPS: the initializer of a tide_waitq_ops_t. */
+#define TIDE_WAITQ_OPS(on_abandoned)                                           \
+    {{&tide__waitq_sentinel_vtable}, (on_abandoned)}
+
+/* A wait queue (24 bytes; private fields). A queue is a circular list
+ * around a sentinel that points at itself: initialize it where it will
+ * stay, and never copy or move it. The sentinel's waker slot points at
+ * the owner's ops, which is how a leaving waiter tells the sentinel from
+ * another waiter and finds the owner's hook, at no cost per queue. */
+struct tide_waitq {
+    tide_waiter_t head; /* the list's sentinel (private); first, so that
+                         * it is the queue */
 };
 
-/* tide_waitq_init: an empty queue; on_abandoned may be NULL. */
-TIDE_EXTERN void tide_waitq_init(tide_waitq_t *q,
-                                 void (*on_abandoned)(tide_waitq_t *q));
-
+/* tide_waitq_init: an empty queue telling ops (NULL: nothing to tell). */
+TIDE_EXTERN void tide_waitq_init(tide_waitq_t *q, const tide_waitq_ops_t *ops);
 
 /* tide_waitq_wake_all: wake every waiter on q (by reference: each keeps
  * its place and its waker until it leaves). A wake may run code (a custom

@@ -4,10 +4,12 @@
  *
  * A circular doubly linked list whose nodes live in the waiting futures,
  * around a sentinel in the queue. Every waiter on a list holds a waker;
- * the sentinel's is empty, and the sentinel is the queue's first member,
- * so that a waiter leaving can tell, from its neighbours alone, that it
- * was the last one (and find the queue to tell its owner): no back
- * pointer and no count in the waiter, which is 24 bytes. A wake leaves every waiter on
+ * the sentinel's points at its owner's ops, whose first member is a
+ * tide_wakeable_t with a vtable of its own (tide__waitq_sentinel_vtable),
+ * and the sentinel is the queue's first member, so that a waiter leaving
+ * can tell, from its neighbours alone, that it was the last one, and find
+ * the queue and its owner's hook: no back pointer and no count in the
+ * waiter (24 bytes), no hook pointer in the queue (24). A wake leaves every waiter on
  * the list (a waiter leaves only when its future completes or is
  * dropped), so that a queue closed between a wake and the next poll still
  * reaches it: that is what makes freeing a stream under a pending future
@@ -15,14 +17,24 @@
  */
 #include "core/internal.h"
 
-void tide_waitq_init(tide_waitq_t *q, void (*on_abandoned)(tide_waitq_t *q)) {
+static tide_waker_t sentinel_clone(const tide_wakeable_t *w) {
+    return TIDE_WAKER(w);
+}
+static void sentinel_nop(const tide_wakeable_t *w) { (void)w; }
+const tide_waker_vtable_t tide__waitq_sentinel_vtable = {
+    sentinel_clone, sentinel_nop, sentinel_nop, sentinel_nop};
+
+static const tide_waitq_ops_t no_ops = TIDE_WAITQ_OPS(NULL);
+
+void tide_waitq_init(tide_waitq_t *q, const tide_waitq_ops_t *ops) {
     q->head.prev = q->head.next = &q->head;
-    q->head.waker = TIDE_WAKER_EMPTY;
-    q->on_abandoned = on_abandoned;
+    q->head.waker = TIDE_WAKER(&(ops != NULL ? ops : &no_ops)->sentinel);
 }
 
-/* The queue's sentinel is the only node on it whose waker is empty: the
- * last waiter out finds it on both sides, and the queue through it. */
+static bool is_sentinel(const tide_waiter_t *w) {
+    return w->waker.target->vtable == &tide__waitq_sentinel_vtable;
+}
+
 void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why) {
     tide_waiter_t *prev = w->prev, *next = w->next;
     if (prev != NULL) {
@@ -32,10 +44,11 @@ void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why) {
     }
     w->error = 0; /* and the error, if it held one */
     if (why == TIDE_WAITQ_CANCELLED && prev != NULL && prev == next &&
-        prev->waker.target == NULL) {
-        tide_waitq_t *q = (tide_waitq_t *)(void *)prev;
-        if (q->on_abandoned != NULL)
-            q->on_abandoned(q);
+        is_sentinel(prev)) {
+        const tide_waitq_ops_t *ops =
+            TIDE_CONTAINER_OF(prev->waker.target, tide_waitq_ops_t, sentinel);
+        if (ops->on_abandoned != NULL)
+            ops->on_abandoned((tide_waitq_t *)(void *)prev);
     }
     if (w->waker.target != NULL) {
         const tide_wakeable_t *t = w->waker.target;

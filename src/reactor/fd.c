@@ -247,8 +247,10 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     memset(reg, 0, sizeof *reg);
     reg->exec = ex;
     reg->fd = fd;
-    tide_waitq_init(&reg->dir[TIDE__RD].q, rd_abandoned);
-    tide_waitq_init(&reg->dir[TIDE__WR].q, wr_abandoned);
+    static const tide_waitq_ops_t rd_ops = TIDE_WAITQ_OPS(rd_abandoned);
+    static const tide_waitq_ops_t wr_ops = TIDE_WAITQ_OPS(wr_abandoned);
+    tide_waitq_init(&reg->dir[TIDE__RD].q, &rd_ops);
+    tide_waitq_init(&reg->dir[TIDE__WR].q, &wr_ops);
     /* Optimistic: the first operation is tried, not waited for. */
     reg->ready = TIDE_READABLE | TIDE_WRITABLE;
     int features = event_base_get_features(ex->base);

@@ -74,7 +74,8 @@ static inline void fz_init(fz_stream_t *f, const uint8_t *data, size_t len,
                                         .poll_write = fz_write};
     /* Its PENDING answers wake the task at once, but the futures still
      * wait on rq, which counts those dropped while waiting. */
-    tide_waitq_init(&f->rq, fz_abandoned);
+    static const tide_waitq_ops_t ops = TIDE_WAITQ_OPS(fz_abandoned);
+    tide_waitq_init(&f->rq, &ops);
     tide_stream_init(&f->stream, &vt, &f->rq, NULL);
     f->data = data;
     f->len = len;
