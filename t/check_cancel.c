@@ -120,6 +120,7 @@ typedef struct cctx {
         tide_mpsc_recv_t mrecv;
         tide_notified_t notified;
         tide_semaphore_acquire_t acquire;
+        tide_oneshot_recv_t orecv;
     } u;
     /* inner futures for the combinators */
     tide_read_t r1, r2;
@@ -1056,11 +1057,13 @@ static void feed_oneshot(cctx_t *x) {
     x->os_sent = true;
     x->dgrams++;
 }
-static tide_future_t *mk_oneshot(cctx_t *x) { return tide_oneshot_recv(&x->os); }
+static tide_future_t *mk_oneshot(cctx_t *x) {
+    return tide_oneshot_recv(&x->u.orecv, &x->os);
+}
 static void vf_oneshot(cctx_t *x, tide_future_t *f, bool done) {
     if (done) {
         ck_assert_int_eq(f->result, 0);
-        ck_assert_int_eq(tide_oneshot_value(&x->os), 9);
+        ck_assert_int_eq(tide_oneshot_recv_value(&x->u.orecv), 9);
         return;
     }
     ck_assert(!x->os_sent);

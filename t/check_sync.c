@@ -35,16 +35,17 @@ static void count_release(tide_oneshot_t *o, void *arg) {
 
 START_TEST(test_oneshot_send_before_recv) {
     tide_oneshot_t o;
+    tide_oneshot_recv_t r;
     atomic_store(&released, 0);
     tide_oneshot_init(&o, count_release, &o);
     ck_assert_int_eq(tide_oneshot_send(&o, -42), 0);
     ck_assert_int_eq(atomic_load(&released), 0);
     t_hand_t h;
     t_hand_init(&h, NULL);
-    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&o)), TIDE_READY);
-    ck_assert_int_eq(tide_oneshot_recv(&o)->result, 0);
-    ck_assert_int_eq(tide_oneshot_value(&o), -42); /* a negative value is a value */
-    tide_future_drop(tide_oneshot_recv(&o));
+    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&r, &o)), TIDE_READY);
+    ck_assert_int_eq(r.fut.result, 0);
+    ck_assert_int_eq(tide_oneshot_recv_value(&r), -42); /* a negative value is a value */
+    tide_future_drop(&r.fut);
     ck_assert_int_eq(atomic_load(&released), 1);
     t_hand_done(&h);
 }
@@ -52,20 +53,22 @@ END_TEST
 
 START_TEST(test_oneshot_recv_waits_for_send) {
     tide_oneshot_t o;
+    tide_oneshot_recv_t r;
     atomic_store(&released, 0);
     tide_oneshot_init(&o, count_release, &o);
     t_hand_t h;
     t_hand_init(&h, NULL);
+    tide_oneshot_recv(&r, &o);
     for (int i = 0; i < 3; i++) /* polling again registers nothing new */
-        ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&o)), TIDE_PENDING);
+        ck_assert_int_eq(t_hand_poll(&h, &r.fut), TIDE_PENDING);
     ck_assert_int_eq(atomic_load(&h.count.clones), 1);
     ck_assert_int_eq(t_woken(&h.count), 0);
     ck_assert_int_eq(tide_oneshot_send(&o, 7), 0);
     ck_assert_int_eq(atomic_load(&h.count.wakes), 1);
-    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&o)), TIDE_READY);
-    ck_assert_int_eq(tide_oneshot_value(&o), 7);
+    ck_assert_int_eq(t_hand_poll(&h, &r.fut), TIDE_READY);
+    ck_assert_int_eq(tide_oneshot_recv_value(&r), 7);
     ck_assert_int_eq(atomic_load(&released), 0); /* the receiver has not finished */
-    tide_future_drop(tide_oneshot_recv(&o));
+    tide_future_drop(&r.fut);
     ck_assert_int_eq(atomic_load(&released), 1);
     t_hand_done(&h);
 }
@@ -73,16 +76,17 @@ END_TEST
 
 START_TEST(test_oneshot_sender_closed_is_epipe) {
     tide_oneshot_t o;
+    tide_oneshot_recv_t r;
     atomic_store(&released, 0);
     tide_oneshot_init(&o, count_release, &o);
     t_hand_t h;
     t_hand_init(&h, NULL);
-    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&o)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&r, &o)), TIDE_PENDING);
     tide_oneshot_close(&o);
     ck_assert_int_eq(atomic_load(&h.count.wakes), 1);
-    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&o)), TIDE_READY);
-    ck_assert_int_eq(tide_oneshot_recv(&o)->result, -EPIPE);
-    tide_future_drop(tide_oneshot_recv(&o));
+    ck_assert_int_eq(t_hand_poll(&h, &r.fut), TIDE_READY);
+    ck_assert_int_eq(r.fut.result, -EPIPE);
+    tide_future_drop(&r.fut);
     ck_assert_int_eq(atomic_load(&released), 1);
     t_hand_done(&h);
 }
@@ -90,12 +94,13 @@ END_TEST
 
 START_TEST(test_oneshot_receiver_dropped_send_fails) {
     tide_oneshot_t o;
+    tide_oneshot_recv_t r;
     atomic_store(&released, 0);
     tide_oneshot_init(&o, count_release, &o);
     t_hand_t h;
     t_hand_init(&h, NULL);
-    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&o)), TIDE_PENDING);
-    tide_future_drop(tide_oneshot_recv(&o)); /* releases its waker */
+    ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&r, &o)), TIDE_PENDING);
+    tide_future_drop(&r.fut); /* releases its waker */
     ck_assert_int_eq(atomic_load(&h.count.refs), 1);
     ck_assert_int_eq(atomic_load(&released), 0);
     ck_assert_int_eq(tide_oneshot_send(&o, 1), -EPIPE);
@@ -103,7 +108,8 @@ START_TEST(test_oneshot_receiver_dropped_send_fails) {
     ck_assert_int_eq(t_woken(&h.count), 0);
     /* never polled at all: the same */
     tide_oneshot_init(&o, count_release, &o);
-    tide_future_drop(tide_oneshot_recv(&o));
+    tide_oneshot_recv(&r, &o);
+    tide_future_drop(&r.fut);
     tide_oneshot_close(&o);
     ck_assert_int_eq(atomic_load(&released), 2);
     t_hand_done(&h);
@@ -115,15 +121,16 @@ typedef struct os_task {
     tide_future_t fut;
     tide_async_t co;
     tide_oneshot_t *o;
+    tide_oneshot_recv_t r;
     intptr_t got;
 } os_task_t;
 
 static tide_poll_t os_task_poll(tide_future_t *f, tide_cx_t *cx) {
     os_task_t *t = TIDE_CONTAINER_OF(f, os_task_t, fut);
     TIDE_BEGIN(&t->co);
-    TIDE_AWAIT(&t->co, cx, tide_oneshot_recv(t->o));
+    TIDE_AWAIT(&t->co, cx, tide_oneshot_recv(&t->r, t->o));
     if (tide_async_result(&t->co) == 0)
-        t->got = tide_oneshot_value(t->o);
+        t->got = tide_oneshot_recv_value(&t->r); /* o may be freed now */
     TIDE_END(&t->co, f, tide_async_result(&t->co));
 }
 static void os_task_drop(tide_future_t *f) {

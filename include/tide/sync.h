@@ -58,21 +58,21 @@ typedef struct tide__snode {
  *
  * Each end finishes exactly once: the sender by tide_oneshot_send or
  * tide_oneshot_close, the receiver by dropping its receive future
- * (tide_future_drop(tide_oneshot_recv(o)), whether or not it was awaited).
- * The struct must stay valid until both have: when the second one
- * finishes, the release function given to tide_oneshot_init is called
- * (on that end's thread), which may free the struct. With no release
+ * (tide_oneshot_recv; drop it even if it was never awaited). The struct
+ * must stay valid until both have: when the second one finishes, the
+ * release function given to tide_oneshot_init is called (on that end's
+ * thread), which may free the struct. The value received is copied into
+ * the receive future, so it outlives the struct. With no release
  * function, the caller must know both ends are done some other way
  * (joined the sending thread, say). Lock-free: a send is one atomic
  * compare-and-swap and one decrement, plus the wake.
  * ------------------------------------------------------------------------ */
 
-/* A oneshot channel (56 bytes on LP64; fields private). */
+/* A oneshot channel (40 bytes on LP64; fields private). */
 typedef struct tide_oneshot {
-    tide_future_t rx; /* the receive future (tide_oneshot_recv) */
-    uintptr_t state;  /* private: the receiver's waker | a 2-bit state */
+    uintptr_t state; /* private: the receiver's waker | a 2-bit state */
     intptr_t value;
-    unsigned refs;    /* the ends not yet finished */
+    unsigned refs; /* the ends not yet finished */
     void (*release)(struct tide_oneshot *o, void *arg);
     void *arg;
 } tide_oneshot_t;
@@ -95,21 +95,28 @@ TIDE_EXTERN int tide_oneshot_send(tide_oneshot_t *o, intptr_t value);
  * completes with -EPIPE. Any thread. Never call it after a send. */
 TIDE_EXTERN void tide_oneshot_close(tide_oneshot_t *o);
 
-/* tide_oneshot_recv: the receive future (embedded in o: there is one).
- * Result: 0 once the value arrived (read it with tide_oneshot_value), or
- * -EPIPE if the sender closed without sending. Dropping it finishes the
- * receiving end: a send after that fails with -EPIPE. Cancel safety: a
- * value sent before the drop but not yet received is lost (for a pointer
- * that owns memory, that is a leak: receive before dropping). Polled and
- * dropped on one executor's thread. */
-static inline tide_future_t *tide_oneshot_recv(tide_oneshot_t *o) {
-    return &o->rx;
-}
+/* A receive (32 bytes on LP64): tide_oneshot_recv sets it up. */
+typedef struct tide_oneshot_recv {
+    tide_future_t fut;
+    tide_oneshot_t *o; /* private; NULL once finished */
+    intptr_t value;    /* the value, once the future completed with 0 */
+} tide_oneshot_recv_t;
 
-/* tide_oneshot_value: the value received, valid once tide_oneshot_recv
- * completed with 0 (and until o is released). */
-static inline intptr_t tide_oneshot_value(const tide_oneshot_t *o) {
-    return o->value;
+/* tide_oneshot_recv: the receiving end, as a future (one per oneshot).
+ * Result: 0 once the value arrived (in op->value, also
+ * tide_oneshot_recv_value), or -EPIPE if the sender closed without
+ * sending. Dropping it finishes the receiving end (whether or not it was
+ * polled): a send after that fails with -EPIPE. Cancel safety: a value
+ * sent before the drop but not yet received is lost (for a pointer that
+ * owns memory, that is a leak: receive before dropping). Polled and
+ * dropped on one executor's thread. */
+TIDE_EXTERN tide_future_t *tide_oneshot_recv(tide_oneshot_recv_t *op,
+                                             tide_oneshot_t *o);
+
+/* tide_oneshot_recv_value: the value received (valid once the receive
+ * completed with 0; the future's memory, so it outlives the oneshot). */
+static inline intptr_t tide_oneshot_recv_value(const tide_oneshot_recv_t *op) {
+    return op->value;
 }
 
 /* ------------------------------------------------------------------------

@@ -59,11 +59,13 @@ void tide_oneshot_close(tide_oneshot_t *o) {
 }
 
 static tide_poll_t rx_poll(tide_future_t *f, tide_cx_t *cx) {
-    tide_oneshot_t *o = TIDE_CONTAINER_OF(f, tide_oneshot_t, rx);
+    tide_oneshot_recv_t *op = TIDE_CONTAINER_OF(f, tide_oneshot_recv_t, fut);
+    tide_oneshot_t *o = op->o;
     uintptr_t cur = __atomic_load_n(&o->state, __ATOMIC_ACQUIRE);
     for (;;) {
         switch (tag_of(cur)) {
         case OS_SENT:
+            op->value = o->value;
             f->result = 0;
             return TIDE_READY;
         case OS_TX_CLOSED:
@@ -90,7 +92,9 @@ static tide_poll_t rx_poll(tide_future_t *f, tide_cx_t *cx) {
 }
 
 static void rx_drop(tide_future_t *f) {
-    tide_oneshot_t *o = TIDE_CONTAINER_OF(f, tide_oneshot_t, rx);
+    tide_oneshot_recv_t *op = TIDE_CONTAINER_OF(f, tide_oneshot_recv_t, fut);
+    tide_oneshot_t *o = op->o;
+    op->o = NULL;
     uintptr_t cur = __atomic_load_n(&o->state, __ATOMIC_ACQUIRE);
     while (tag_of(cur) == OS_OPEN) {
         if (__atomic_compare_exchange_n(&o->state, &cur,
@@ -109,10 +113,15 @@ static const tide_future_vtable_t rx_vt = {rx_poll, rx_drop};
 void tide_oneshot_init(tide_oneshot_t *o,
                        void (*release)(tide_oneshot_t *o, void *arg),
                        void *arg) {
-    tide_future_init(&o->rx, &rx_vt);
     o->state = OS_OPEN;
     o->value = 0;
     o->refs = 2;
     o->release = release;
     o->arg = arg;
+}
+
+tide_future_t *tide_oneshot_recv(tide_oneshot_recv_t *op, tide_oneshot_t *o) {
+    op->o = o;
+    op->value = 0;
+    return tide_future_init(&op->fut, &rx_vt);
 }
