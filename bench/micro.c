@@ -45,6 +45,17 @@
  *                (TIDE_EXEC_PRECISE_TIMER, a timerfd), otherwise every
  *                wait would be rounded up to a millisecond; wall time is
  *                mostly the kernel's timer latency, CPU time the cost.
+ *   mpsc-task    an 8-byte message through tide_mpsc (capacity 64) from a
+ *                producer task to a consumer task of one executor.
+ *   mpsc-thread  the same from a thread (tide_mpsc_send_blocking).
+ *   pipe-thread  the same hand-off through a pipe: a thread's blocking
+ *                writes, a task that awaits readability and drains.
+ *   event-active libevent alone, one loop: a producer and a consumer event
+ *                activating each other around a 64-slot queue (the floor).
+ *   event-active-thread  a thread, a locked 64-slot queue and event_active
+ *                on a thread-aware base (evthread_use_pthreads).
+ *                callgrind does not count kernel instructions: for the
+ *                pipe, its figure is user space only.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
