@@ -59,7 +59,8 @@ bench/malloc_count.so: bench/malloc_count.c
 EXTRA_PROGRAMS += bench/micro
 bench_micro_SOURCES = bench/micro.c
 bench_micro_CFLAGS = $(BENCH_CFLAGS)
-bench_micro_LDADD = src/libtide.la $(LIBEVENT_LIBS)
+# libevent_pthreads: the event-active-thread hand-off (evthread_use_pthreads)
+bench_micro_LDADD = src/libtide.la $(LIBEVENT_LIBS) -levent_pthreads -lpthread
 bench_micro_LDFLAGS = -no-install
 BENCH_BUILT += bench/micro$(EXEEXT) samples/tide-echod$(EXEEXT)
 

@@ -45,12 +45,24 @@
  *                (TIDE_EXEC_PRECISE_TIMER, a timerfd), otherwise every
  *                wait would be rounded up to a millisecond; wall time is
  *                mostly the kernel's timer latency, CPU time the cost.
+ *   mpsc-task    an 8-byte message through tide_mpsc (capacity 64) from a
+ *                producer task to a consumer task of one executor.
+ *   mpsc-thread  the same from a thread (tide_mpsc_send_blocking).
+ *   pipe-thread  the same hand-off through a pipe: a thread's blocking
+ *                writes, a task that awaits readability and drains.
+ *   event-active libevent alone, one loop: a producer and a consumer event
+ *                activating each other around a 64-slot queue (the floor).
+ *   event-active-thread  a thread, a locked 64-slot queue and event_active
+ *                on a thread-aware base (evthread_use_pthreads).
+ *                callgrind does not count kernel instructions: for the
+ *                pipe, its figure is user space only.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +70,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
 
 #include <tide.h>
 
@@ -487,6 +502,370 @@ static int bench_reset_earlier(uint64_t n)
 	return run_reset(n, false, "timer-reset-earlier");
 }
 
+/* ------------------------------------------------------------ hand-offs */
+
+/*
+ * One message (8 bytes) from a producer to a consumer task, four ways:
+ * tide's mpsc between two tasks of one executor (mpsc-task) and from a
+ * thread (mpsc-thread, tide_mpsc_send_blocking), against a pipe from a
+ * thread to a task (pipe-thread: the task awaits readability and drains
+ * what is there, as a reactor-based hand-off does) and against libevent's
+ * event_active, on one loop (event-active: a producer event and a consumer
+ * event that activate each other around a queue of the same capacity) and
+ * from a thread (event-active-thread: a mutex-protected queue, then
+ * event_active on a thread-aware base, evthread_use_pthreads). Capacity 64
+ * everywhere; ops = messages.
+ */
+enum { HAND_CAP = 64 };
+
+typedef struct hprod {
+	tide_future_t fut;
+	tide_async_t co;
+	tide_mpsc_t *ch;
+	tide_mpsc_send_t send;
+	uint64_t i, n;
+} hprod_t;
+
+static tide_poll_t hprod_poll(tide_future_t *f, tide_cx_t *cx)
+{
+	hprod_t *p = TIDE_CONTAINER_OF(f, hprod_t, fut);
+	TIDE_BEGIN(&p->co);
+	for (p->i = 0; p->i < p->n; p->i++) {
+		TIDE_AWAIT(&p->co, cx, tide_mpsc_send(&p->send, p->ch, &p->i));
+		if (tide_async_result(&p->co) != 0)
+			TIDE_RETURN(&p->co, f, tide_async_result(&p->co));
+	}
+	TIDE_END(&p->co, f, 0);
+}
+
+static void hprod_drop(tide_future_t *f)
+{
+	tide_async_drop(&TIDE_CONTAINER_OF(f, hprod_t, fut)->co);
+}
+
+static const tide_future_vtable_t hprod_vt = {hprod_poll, hprod_drop};
+
+typedef struct hcons {
+	tide_future_t fut;
+	tide_async_t co;
+	tide_mpsc_t *ch;
+	tide_mpsc_recv_t recv;
+	uint64_t item, n, got;
+} hcons_t;
+
+/* Receives n items, checking their order. */
+static tide_poll_t hcons_poll(tide_future_t *f, tide_cx_t *cx)
+{
+	hcons_t *c = TIDE_CONTAINER_OF(f, hcons_t, fut);
+	TIDE_BEGIN(&c->co);
+	while (c->got < c->n) {
+		TIDE_AWAIT(&c->co, cx, tide_mpsc_recv(&c->recv, c->ch, &c->item));
+		if (tide_async_result(&c->co) != 1 || c->item != c->got)
+			TIDE_RETURN(&c->co, f, 1);
+		c->got++;
+	}
+	TIDE_END(&c->co, f, 0);
+}
+
+static void hcons_drop(tide_future_t *f)
+{
+	tide_async_drop(&TIDE_CONTAINER_OF(f, hcons_t, fut)->co);
+}
+
+static const tide_future_vtable_t hcons_vt = {hcons_poll, hcons_drop};
+
+static int bench_mpsc_task(uint64_t n)
+{
+	tide_exec_t *ex = new_exec(0);
+	tide_mpsc_t ch;
+	if (ex == NULL || tide_mpsc_init(&ch, sizeof(uint64_t), HAND_CAP) != 0)
+		return 1;
+	hprod_t p = {.ch = &ch, .n = n};
+	hcons_t c = {.ch = &ch, .n = n};
+	tide_future_init(&p.fut, &hprod_vt);
+	tide_future_init(&c.fut, &hcons_vt);
+	tide_join_t j;
+	if (tide_spawn(ex, &p.fut, &j) != 0)
+		return 1;
+	long res = run_timed(ex, &c.fut);
+	tide_join_detach(&j);
+	int bad = exec_done(ex, res, "mpsc-task");
+	tide_mpsc_free(&ch);
+	return bad;
+}
+
+typedef struct hthread {
+	tide_mpsc_t *ch;
+	int fd;
+	uint64_t n;
+	int rc;
+} hthread_t;
+
+static void *mpsc_sender(void *arg)
+{
+	hthread_t *h = arg;
+	for (uint64_t i = 0; i < h->n && h->rc == 0; i++)
+		h->rc = tide_mpsc_send_blocking(h->ch, &i);
+	return NULL;
+}
+
+static int bench_mpsc_thread(uint64_t n)
+{
+	tide_exec_t *ex = new_exec(0);
+	tide_mpsc_t ch;
+	if (ex == NULL || tide_mpsc_init(&ch, sizeof(uint64_t), HAND_CAP) != 0)
+		return 1;
+	hcons_t c = {.ch = &ch, .n = n};
+	tide_future_init(&c.fut, &hcons_vt);
+	hthread_t h = {.ch = &ch, .n = n};
+	pthread_t th;
+	mark_start(); /* the thread starts sending at once: time from here */
+	if (pthread_create(&th, NULL, mpsc_sender, &h) != 0)
+		return 1;
+	int rc = tide_exec_block_on(ex, &c.fut);
+	mark_end();
+	long res = rc < 0 ? rc : (long)c.fut.result;
+	tide_future_drop(&c.fut);
+	pthread_join(th, NULL);
+	if (h.rc != 0)
+		res = h.rc;
+	int bad = exec_done(ex, res, "mpsc-thread");
+	tide_mpsc_free(&ch);
+	return bad;
+}
+
+/* pipe-thread: the thread writes with blocking writes; the task drains. */
+static void *pipe_sender(void *arg)
+{
+	hthread_t *h = arg;
+	for (uint64_t i = 0; i < h->n; i++) {
+		ssize_t w;
+		while ((w = write(h->fd, &i, sizeof i)) < 0 && errno == EINTR)
+			;
+		if (w != (ssize_t)sizeof i) {
+			h->rc = -1;
+			break;
+		}
+	}
+	return NULL;
+}
+
+typedef struct preader {
+	tide_future_t fut;
+	tide_fd_t *reg;
+	int fd;
+	uint64_t n, got;
+	bool waiting;
+	tide_fd_wait_t w;
+} preader_t;
+
+static tide_poll_t preader_poll(tide_future_t *f, tide_cx_t *cx)
+{
+	preader_t *r = TIDE_CONTAINER_OF(f, preader_t, fut);
+	uint64_t buf[HAND_CAP];
+	for (;;) {
+		if (!r->waiting) {
+			tide_fd_readable(&r->w, r->reg);
+			r->waiting = true;
+		}
+		if (tide_future_poll(&r->w.fut, cx) == TIDE_PENDING)
+			return TIDE_PENDING;
+		tide_fd_guard_t g = *tide_fd_wait_guard(&r->w);
+		tide_future_drop(&r->w.fut);
+		r->waiting = false;
+		for (;;) { /* drain what is there */
+			/* 8-byte writes to a pipe are atomic: whole messages */
+			ssize_t k = read(r->fd, buf, sizeof buf);
+			if (k < 0 && errno == EAGAIN) {
+				tide_fd_guard_clear_ready_matching(&g, TIDE_READABLE);
+				break;
+			}
+			if (k <= 0 || k % 8 != 0) {
+				f->result = 1;
+				return TIDE_READY;
+			}
+			for (ssize_t i = 0; i < k / 8; i++)
+				if (buf[i] != r->got++) {
+					f->result = 1;
+					return TIDE_READY;
+				}
+			if (r->got == r->n) {
+				f->result = 0;
+				return TIDE_READY;
+			}
+		}
+	}
+}
+
+static void preader_drop(tide_future_t *f)
+{
+	preader_t *r = TIDE_CONTAINER_OF(f, preader_t, fut);
+	if (r->waiting)
+		tide_future_drop(&r->w.fut);
+}
+
+static const tide_future_vtable_t preader_vt = {preader_poll, preader_drop};
+
+static int bench_pipe_thread(uint64_t n)
+{
+	tide_exec_t *ex = new_exec(0);
+	int p[2];
+	if (ex == NULL || pipe2(p, O_CLOEXEC) != 0)
+		return 1;
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	preader_t r = {.fd = p[0], .n = n};
+	if (tide_fd_new(&r.reg, ex, p[0]) != 0)
+		return 1;
+	tide_future_init(&r.fut, &preader_vt);
+	hthread_t h = {.fd = p[1], .n = n};
+	pthread_t th;
+	mark_start();
+	if (pthread_create(&th, NULL, pipe_sender, &h) != 0)
+		return 1;
+	int rc = tide_exec_block_on(ex, &r.fut);
+	mark_end();
+	long res = rc < 0 ? rc : (long)r.fut.result;
+	tide_future_drop(&r.fut);
+	pthread_join(th, NULL);
+	if (h.rc != 0)
+		res = 1;
+	tide_fd_free(r.reg);
+	close(p[1]);
+	return exec_done(ex, res, "pipe-thread");
+}
+
+/* event-active: libevent alone, on one loop. */
+typedef struct eva {
+	struct event_base *base;
+	struct event *prod, *cons;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t q[HAND_CAP];
+	unsigned head, len;
+	uint64_t sent, got, n;
+	int bad;
+	bool cons_active; /* the consumer's event is active, not yet run */
+} eva_t;
+
+static void eva_prod_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	eva_t *e = arg;
+	while (e->len < HAND_CAP && e->sent < e->n) {
+		e->q[(e->head + e->len++) % HAND_CAP] = e->sent++;
+		if (!e->cons_active) { /* one activation per wake, as a waker */
+			e->cons_active = true;
+			event_active(e->cons, EV_READ, 0);
+		}
+	}
+}
+
+static void eva_cons_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	eva_t *e = arg;
+	e->cons_active = false;
+	while (e->len > 0) {
+		if (e->q[e->head] != e->got++)
+			e->bad = 1;
+		e->head = (e->head + 1) % HAND_CAP;
+		e->len--;
+	}
+	if (e->sent < e->n)
+		event_active(e->prod, EV_READ, 0);
+}
+
+static int bench_event_active(uint64_t n)
+{
+	eva_t e = {.n = n};
+	e.base = event_base_new();
+	if (e.base == NULL)
+		return 1;
+	e.prod = event_new(e.base, -1, 0, eva_prod_cb, &e);
+	e.cons = event_new(e.base, -1, 0, eva_cons_cb, &e);
+	mark_start();
+	event_active(e.prod, EV_READ, 0);
+	event_base_dispatch(e.base);
+	mark_end();
+	event_free(e.prod);
+	event_free(e.cons);
+	event_base_free(e.base);
+	return e.bad || e.got != n;
+}
+
+/* event-active-thread: a thread pushes into a locked queue (waiting on a
+ * condition variable while it is full) and activates the consumer's event
+ * on a thread-aware base. */
+static void eva_tcons_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	eva_t *e = arg;
+	pthread_mutex_lock(&e->lock);
+	e->cons_active = false;
+	while (e->len > 0) {
+		if (e->q[e->head] != e->got++)
+			e->bad = 1;
+		e->head = (e->head + 1) % HAND_CAP;
+		e->len--;
+	}
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	if (e->got == e->n)
+		event_base_loopbreak(e->base);
+}
+
+static void *eva_sender(void *arg)
+{
+	eva_t *e = arg;
+	for (uint64_t i = 0; i < e->n; i++) {
+		pthread_mutex_lock(&e->lock);
+		while (e->len == HAND_CAP)
+			pthread_cond_wait(&e->cond, &e->lock);
+		e->q[(e->head + e->len++) % HAND_CAP] = i;
+		bool activate = !e->cons_active;
+		e->cons_active = true;
+		pthread_mutex_unlock(&e->lock);
+		if (activate)
+			event_active(e->cons, EV_READ, 0);
+	}
+	return NULL;
+}
+
+static int bench_event_active_thread(uint64_t n)
+{
+	static bool threads_on;
+	if (!threads_on && evthread_use_pthreads() != 0)
+		return 1;
+	threads_on = true;
+	eva_t e = {.n = n};
+	pthread_mutex_init(&e.lock, NULL);
+	pthread_cond_init(&e.cond, NULL);
+	e.base = event_base_new();
+	if (e.base == NULL)
+		return 1;
+	e.cons = event_new(e.base, -1, EV_PERSIST, eva_tcons_cb, &e);
+	/* a timer that keeps the loop alive until the last message */
+	struct event *keep = event_new(e.base, -1, EV_PERSIST, eva_tcons_cb, &e);
+	struct timeval tv = {3600, 0};
+	event_add(keep, &tv);
+	pthread_t th;
+	mark_start();
+	if (pthread_create(&th, NULL, eva_sender, &e) != 0)
+		return 1;
+	event_base_dispatch(e.base);
+	mark_end();
+	pthread_join(th, NULL);
+	event_free(keep);
+	event_free(e.cons);
+	event_base_free(e.base);
+	pthread_mutex_destroy(&e.lock);
+	pthread_cond_destroy(&e.cond);
+	return e.bad || e.got != n;
+}
+
 /* ------------------------------------------------------------------- main */
 
 static const struct bench {
@@ -503,6 +882,11 @@ static const struct bench {
 	{"timer-fire", bench_timer_fire, 20000},
 	{"timer-reset-later", bench_reset_later, 1000000},
 	{"timer-reset-earlier", bench_reset_earlier, 1000000},
+	{"mpsc-task", bench_mpsc_task, 1000000},
+	{"mpsc-thread", bench_mpsc_thread, 1000000},
+	{"pipe-thread", bench_pipe_thread, 1000000},
+	{"event-active", bench_event_active, 1000000},
+	{"event-active-thread", bench_event_active_thread, 1000000},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0], MAXRUNS = 101 };
 

@@ -6,6 +6,7 @@
  * One header per layer, each usable alone:
  *   tide/error.h   error codes, tide_strerror, the version
  *   tide/core.h    futures, wakers, tasks, the executor, combinators
+ *   tide/sync.h    oneshot, mpsc channel, notify, semaphore
  *   tide/fd.h      the reactor: readiness of a descriptor (AsyncFd)
  *   tide/time.h    sleep, interval, timeout
  *   tide/signal.h  signals as futures
@@ -17,6 +18,7 @@
 
 #include "tide/error.h"
 #include "tide/core.h"
+#include "tide/sync.h"
 #include "tide/fd.h"
 #include "tide/time.h"
 #include "tide/signal.h"

@@ -28,6 +28,7 @@
 #include "reactor/internal.h" /* struct tide_fd: idle events */
 
 #include <tide/net.h>
+#include <tide/sync.h>
 
 #define GOT_MAX (4u << 20)
 #define BIG 300000 /* bytes for the write futures: several socket buffers */
@@ -65,6 +66,16 @@ typedef struct cctx {
     tide_join_t join;
     tide_interval_t iv;
     bool iv_on;
+    /* sync objects */
+    tide_mpsc_t ch;
+    bool ch_on;
+    tide_notify_t nt;
+    bool nt_on;
+    tide_semaphore_t sem;
+    bool sem_on;
+    tide_oneshot_t os;
+    bool os_on, os_sent;
+    int sync_item, sync_out;
 
     uint64_t fed;      /* pattern bytes written to the peer(s) */
     uint64_t prefill;  /* zero bytes written to fill a's send buffer */
@@ -105,6 +116,11 @@ typedef struct cctx {
         tide_unix_connect_t uconn;
         tide_dgram_send_t dsend;
         tide_dgram_recv_t drecv;
+        tide_mpsc_send_t msend;
+        tide_mpsc_recv_t mrecv;
+        tide_notified_t notified;
+        tide_semaphore_acquire_t acquire;
+        tide_oneshot_recv_t orecv;
     } u;
     /* inner futures for the combinators */
     tide_read_t r1, r2;
@@ -1028,6 +1044,137 @@ static void vf_ud_recv(cctx_t *x, tide_future_t *f, bool done) {
 }
 
 /* ------------------------------------------------------------------------
+ * sync
+ * ------------------------------------------------------------------------ */
+
+/* oneshot: fed by a send; a dropped receive makes the send fail */
+static void setup_oneshot(cctx_t *x) {
+    tide_oneshot_init(&x->os, NULL, NULL);
+    x->os_on = true;
+}
+static void feed_oneshot(cctx_t *x) {
+    ck_assert_int_eq(tide_oneshot_send(&x->os, 9), 0);
+    x->os_sent = true;
+    x->dgrams++;
+}
+static tide_future_t *mk_oneshot(cctx_t *x) {
+    return tide_oneshot_recv(&x->u.orecv, &x->os);
+}
+static void vf_oneshot(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        ck_assert_int_eq(f->result, 0);
+        ck_assert_int_eq(tide_oneshot_recv_value(&x->u.orecv), 9);
+        return;
+    }
+    ck_assert(!x->os_sent);
+    ck_assert_int_eq(tide_oneshot_send(&x->os, 9), -EPIPE);
+    x->os_sent = true;
+}
+
+/* mpsc receive: fed one item; a dropped receive took nothing */
+static void setup_mpsc(cctx_t *x) {
+    ck_assert_int_eq(tide_mpsc_init(&x->ch, sizeof(int), 1), 0);
+    x->ch_on = true;
+}
+static void feed_mpsc_item(cctx_t *x) {
+    int v = 7;
+    ck_assert_int_eq(tide_mpsc_try_send(&x->ch, &v), 0);
+    x->dgrams++;
+}
+static tide_future_t *mk_mpsc_recv(cctx_t *x) {
+    return tide_mpsc_recv(&x->u.mrecv, &x->ch, &x->sync_out);
+}
+static void vf_mpsc_recv(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        ck_assert_int_eq(f->result, 1);
+        ck_assert_int_eq(x->sync_out, 7);
+        return;
+    }
+    if (x->dgrams == 0)
+        feed_mpsc_item(x);
+    int out = 0;
+    ck_assert_int_eq(tide_mpsc_try_recv(&x->ch, &out), 1);
+    ck_assert_int_eq(out, 7);
+}
+
+/* mpsc send on a full channel: fed by a receive (which reserves the slot
+ * for it); a dropped send sent nothing and holds no slot */
+static void setup_mpsc_full(cctx_t *x) {
+    setup_mpsc(x);
+    int v = 100;
+    ck_assert_int_eq(tide_mpsc_try_send(&x->ch, &v), 0);
+    x->sync_item = 200;
+}
+static void feed_mpsc_slot(cctx_t *x) {
+    int out = 0;
+    ck_assert_int_eq(tide_mpsc_try_recv(&x->ch, &out), 1);
+    ck_assert_int_eq(out, 100);
+    x->dgrams++;
+}
+static tide_future_t *mk_mpsc_send(cctx_t *x) {
+    return tide_mpsc_send(&x->u.msend, &x->ch, &x->sync_item);
+}
+static void vf_mpsc_send(cctx_t *x, tide_future_t *f, bool done) {
+    int out = 0, v = 300;
+    if (done) {
+        ck_assert_int_eq(f->result, 0);
+        ck_assert_int_eq(tide_mpsc_try_recv(&x->ch, &out), 1);
+        ck_assert_int_eq(out, 200);
+        return;
+    }
+    if (x->dgrams == 0)
+        feed_mpsc_slot(x);
+    ck_assert_int_eq(tide_mpsc_try_recv(&x->ch, &out), -EAGAIN); /* not sent */
+    ck_assert_int_eq(tide_mpsc_try_send(&x->ch, &v), 0);          /* slot free */
+}
+
+/* notified: fed by notify_one; a dropped wait leaves the notification */
+static void setup_notify(cctx_t *x) {
+    ck_assert_int_eq(tide_notify_init(&x->nt), 0);
+    x->nt_on = true;
+}
+static void feed_notify(cctx_t *x) {
+    tide_notify_one(&x->nt);
+    x->dgrams++;
+}
+static tide_future_t *mk_notified(cctx_t *x) {
+    return tide_notified(&x->u.notified, &x->nt);
+}
+static void vf_notified(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        ck_assert_int_eq(f->result, 0);
+        return;
+    }
+    if (x->dgrams == 0)
+        feed_notify(x); /* nobody waits now: stored */
+    tide_notified_t n;
+    ck_assert_int_eq(t_run(x->ex, tide_notified(&n, &x->nt)), 0);
+}
+
+/* semaphore acquire of 2 with 1 free: holds 1 at once, fed 1; a
+ * dropped acquire gives back all it held */
+static void setup_sem(cctx_t *x) {
+    ck_assert_int_eq(tide_semaphore_init(&x->sem, 1), 0);
+    x->sem_on = true;
+}
+static void feed_sem(cctx_t *x) {
+    ck_assert_int_eq(tide_semaphore_release(&x->sem, 1), 0);
+    x->dgrams++;
+}
+static tide_future_t *mk_acquire(cctx_t *x) {
+    return tide_semaphore_acquire(&x->u.acquire, &x->sem, 2);
+}
+static void vf_acquire(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        ck_assert_int_eq(f->result, 0);
+        ck_assert_uint_eq(tide_semaphore_available(&x->sem), 0);
+        return;
+    }
+    ck_assert_uint_eq(tide_semaphore_available(&x->sem), 1u + (unsigned)x->dgrams);
+    ck_assert_int_eq(tide_semaphore_try_acquire(&x->sem, 1u + (unsigned)x->dgrams), 0);
+}
+
+/* ------------------------------------------------------------------------
  * The table
  * ------------------------------------------------------------------------ */
 
@@ -1086,6 +1233,12 @@ static const centry_t entries[] = {
     {"unix_dgram_send_to", setup_ud_send_to, mk_ud_send_to, drain_ud, vf_ud_send, 0},
     {"unix_dgram_recv_from", setup_ud_recv, mk_ud_recv_from, feed_dgram, vf_ud_recv, 0},
     {"unix_dgram_recv", setup_ud_recv_connected, mk_ud_recv, feed_dgram, vf_ud_recv, 0},
+    /* sync */
+    {"oneshot_recv", setup_oneshot, mk_oneshot, feed_oneshot, vf_oneshot, 0},
+    {"mpsc_recv", setup_mpsc, mk_mpsc_recv, feed_mpsc_item, vf_mpsc_recv, 0},
+    {"mpsc_send", setup_mpsc_full, mk_mpsc_send, feed_mpsc_slot, vf_mpsc_send, 0},
+    {"notified", setup_notify, mk_notified, feed_notify, vf_notified, 0},
+    {"semaphore_acquire", setup_sem, mk_acquire, feed_sem, vf_acquire, 0},
 };
 #define NENTRIES ((int)(sizeof entries / sizeof entries[0]))
 
@@ -1094,6 +1247,14 @@ static void teardown(cctx_t *x) {
         tide_interval_drop(&x->iv);
     if (x->sig_on)
         tide_signal_free(&x->sig);
+    if (x->os_on && !x->os_sent)
+        tide_oneshot_close(&x->os);
+    if (x->ch_on)
+        tide_mpsc_free(&x->ch);
+    if (x->nt_on)
+        tide_notify_free(&x->nt);
+    if (x->sem_on)
+        tide_semaphore_free(&x->sem);
     tide_unix_free(x->a);
     tide_unix_free(x->c);
     tide_fd_free(x->reg);

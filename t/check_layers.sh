@@ -1,5 +1,5 @@
 #!/bin/sh
-# The layers of src/ (doc/design.md): core, reactor, io, net, each using
+# The layers of src/ (doc/design.md): core, sync, reactor, io, net, each using
 # only the layers before it. Core knows futures, wakers, tasks and the
 # executor, nothing of descriptors, timers, signals or DNS: the layers above
 # attach their state through tide__exec_attach. This fails when a source
@@ -13,7 +13,7 @@ cd "$top/src"
 
 rank() { # layer -> its place in the order
     case $1 in
-    core) echo 0 ;; reactor) echo 1 ;; io) echo 2 ;; net) echo 3 ;;
+    core) echo 0 ;; sync) echo 1 ;; reactor) echo 2 ;; io) echo 3 ;; net) echo 4 ;;
     *) echo 99 ;;
     esac
 }
@@ -21,6 +21,7 @@ rank() { # layer -> its place in the order
 header_layer() {
     case $1 in
     core/* | tide/core.h | tide/error.h | tide/version.h) echo core ;;
+    sync/* | tide/sync.h) echo sync ;;
     reactor/* | tide/fd.h | tide/time.h | tide/signal.h) echo reactor ;;
     io/* | tide/io.h) echo io ;;
     net/* | tide/net.h) echo net ;;
