@@ -779,6 +779,12 @@ START_TEST(test_semaphore_try_and_release) {
     ck_assert_uint_eq(tide_semaphore_available(&s), 0);
     ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 0)), TIDE_READY);
     tide_future_drop(&a.fut);
+    /* more than any semaphore can hold: refused, not waited for ever */
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s,
+                                                           TIDE_SEMAPHORE_MAX + 1)),
+                     TIDE_READY);
+    ck_assert_int_eq(a.fut.result, -EINVAL);
+    tide_future_drop(&a.fut);
     tide_semaphore_close(&s);
     ck_assert_int_eq(tide_semaphore_try_acquire(&s, 0), -EPIPE);
     ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 1)), TIDE_READY);

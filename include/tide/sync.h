@@ -326,7 +326,8 @@ typedef struct tide_semaphore_acquire {
 
 /* tide_semaphore_acquire: a future that takes n permits, waiting its turn
  * (FIFO). Result: 0 (the caller holds n permits: give them back with
- * tide_semaphore_release), or -EPIPE (closed or freed; it holds none).
+ * tide_semaphore_release), -EPIPE (closed or freed; it holds none), or
+ * -EINVAL (n over TIDE_SEMAPHORE_MAX: it could never be granted).
  * n == 0 completes at once. Cancel safe: a dropped acquire gives back the
  * permits assigned to it (all n if it was complete but not yet polled),
  * and the next waiter proceeds. */

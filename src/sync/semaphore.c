@@ -134,6 +134,10 @@ static tide_poll_t acquire_poll(tide_future_t *f, tide_cx_t *cx) {
         f->result = 0;
         return TIDE_READY;
     }
+    if (a->n > TIDE_SEMAPHORE_MAX) {
+        f->result = -EINVAL;
+        return TIDE_READY;
+    }
     tide_semaphore_t *s = a->s;
     sync_lock(&s->lock);
     switch (a->node.state) {
