@@ -849,6 +849,28 @@ START_TEST(test_echod_idle_timeout_stalled_writer) {
 }
 END_TEST
 
+/* --max-conns-wait: at the limit, newcomers wait (in the backlog) instead
+ * of being closed, and are served in turn as slots free up. */
+START_TEST(test_echod_max_conns_wait) {
+    start_echod("--max-conns", "1", "--max-conns-wait", NULL);
+    int a = connect_echod();
+    roundtrip(a, "a", 1);
+    int b = connect_echod(); /* the kernel completes it: the backlog */
+    send_all(b, "b", 1);
+    struct pollfd p = {b, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, 300), 0); /* not served while a is open */
+    roundtrip(a, "still a", 7);
+    close(a);
+    char ch = 0;
+    recv_exact(b, &ch, 1); /* a's slot is b's: served, not closed */
+    ck_assert_int_eq(ch, 'b');
+    roundtrip(b, "b again", 7);
+    close(b);
+    ck_assert(daemon_alive());
+    stop_clean();
+}
+END_TEST
+
 START_TEST(test_echod_idle_timeout) {
     start_echod("--idle-timeout", "0.3", NULL);
     int idle = connect_echod();
@@ -1162,6 +1184,7 @@ static Suite *echod_suite(void) {
         {"unix", test_echod_unix_socket, 30},
         {"threads", test_echod_threads, 30},
         {"max_conns", test_echod_max_conns, 30},
+        {"max_conns_wait", test_echod_max_conns_wait, 30},
         {"idle", test_echod_idle_timeout, 30},
         {"idle_stalled_writer", test_echod_idle_timeout_stalled_writer, 30},
         {"sigterm", test_echod_sigterm_drains, 30},

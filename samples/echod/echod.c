@@ -28,8 +28,8 @@
  * event_base and binds its own SO_REUSEPORT socket for each TCP address;
  * the kernel spreads connections among them. Signals are received by the
  * first thread (libevent delivers signals to one event_base per process),
- * which tells the others through a notify_t: a mutex, a level and a tide
- * waker, woken across threads (tide's remote-wake path).
+ * which tells the others through a level_t: an atomic level and a
+ * tide_notify_t, notified across threads (tide's remote-wake path).
  */
 #include <netdb.h>
 #include <pthread.h>
@@ -88,83 +88,92 @@ typedef struct counters {
 } counters_t;
 
 /* ------------------------------------------------------------------------
- * notify_t: a level that one thread raises and a task on another thread
- * awaits ("level >= target"). The waiting task's waker is kept under the
- * mutex, so a raise either sees it and wakes it or comes before the task
- * checks the level: no wake is lost.
+ * until_t: a future ready once a condition holds, rechecked each time a
+ * tide_notify_t is notified. Whoever makes the condition true (from any
+ * thread) notifies: notify_one keeps a permit when the waiter has not
+ * come yet, so no change is missed. Each condition here has one waiter.
  * ------------------------------------------------------------------------ */
 
-typedef struct notify {
-    pthread_mutex_t mu;
-    unsigned level;
-    tide_waker_t waker; /* one waiting task at a time */
-} notify_t;
-
-typedef struct notify_wait {
+typedef struct until {
     tide_future_t fut;
-    notify_t *n;
-    unsigned target;
-} notify_wait_t;
+    tide_notify_t *n;
+    bool (*holds)(const void *arg);
+    const void *arg;
+    bool waiting; /* nf is set up */
+    tide_notified_t nf;
+} until_t;
 
-static void notify_init(notify_t *n) {
-    pthread_mutex_init(&n->mu, NULL);
-    n->level = 0;
-    n->waker = TIDE_WAKER_EMPTY;
-}
-
-static void notify_destroy(notify_t *n) {
-    tide_waker_drop(&n->waker);
-    pthread_mutex_destroy(&n->mu);
-}
-
-static unsigned notify_level(notify_t *n) {
-    pthread_mutex_lock(&n->mu);
-    unsigned level = n->level;
-    pthread_mutex_unlock(&n->mu);
-    return level;
-}
-
-/* Raise the level to at least `level` (add 0) or by `add`. Any thread. */
-static void notify_raise(notify_t *n, unsigned level, unsigned add) {
-    pthread_mutex_lock(&n->mu);
-    unsigned next = n->level + add;
-    if (next < level)
-        next = level;
-    if (next != n->level) {
-        n->level = next;
-        tide_waker_wake_by_ref(&n->waker);
+static tide_poll_t until_poll(tide_future_t *f, tide_cx_t *cx) {
+    until_t *u = TIDE_CONTAINER_OF(f, until_t, fut);
+    for (;;) {
+        if (u->holds(u->arg)) {
+            f->result = 0;
+            return TIDE_READY;
+        }
+        if (!u->waiting) {
+            tide_notified(&u->nf, u->n);
+            u->waiting = true;
+        }
+        if (tide_future_poll(&u->nf.fut, cx) == TIDE_PENDING)
+            return TIDE_PENDING;
+        tide_future_drop(&u->nf.fut);
+        u->waiting = false;
     }
-    pthread_mutex_unlock(&n->mu);
 }
 
-static tide_poll_t notify_wait_poll(tide_future_t *f, tide_cx_t *cx) {
-    notify_wait_t *w = TIDE_CONTAINER_OF(f, notify_wait_t, fut);
-    pthread_mutex_lock(&w->n->mu);
-    bool ready = w->n->level >= w->target;
-    if (ready)
-        f->result = (intptr_t)w->n->level;
-    else
-        tide_waker_register(&w->n->waker, cx->waker);
-    pthread_mutex_unlock(&w->n->mu);
-    return ready ? TIDE_READY : TIDE_PENDING;
+static void until_drop(tide_future_t *f) {
+    until_t *u = TIDE_CONTAINER_OF(f, until_t, fut);
+    if (u->waiting)
+        tide_future_drop(&u->nf.fut); /* passes a notification on */
+    u->waiting = false;
 }
 
-static void notify_wait_drop(tide_future_t *f) {
-    notify_wait_t *w = TIDE_CONTAINER_OF(f, notify_wait_t, fut);
-    pthread_mutex_lock(&w->n->mu);
-    tide_waker_drop(&w->n->waker);
-    pthread_mutex_unlock(&w->n->mu);
+static const tide_future_vtable_t until_vt = {until_poll, until_drop};
+
+/* A future ready once holds(arg), rechecked at each notification of n.
+ * Cancel safe. */
+static tide_future_t *until(until_t *u, tide_notify_t *n,
+                            bool (*holds)(const void *), const void *arg) {
+    u->n = n;
+    u->holds = holds;
+    u->arg = arg;
+    u->waiting = false;
+    return tide_future_init(&u->fut, &until_vt);
 }
 
-static const tide_future_vtable_t notify_wait_vt = {
-    notify_wait_poll, notify_wait_drop};
+/* A level that one thread raises and another's task awaits. */
+typedef struct level {
+    atomic_uint value;
+    tide_notify_t raised;
+} level_t;
 
-/* A future ready once n's level is at least target. Cancel safe. */
-static tide_future_t *notify_wait(notify_wait_t *w, notify_t *n,
-                                  unsigned target) {
-    w->n = n;
-    w->target = target;
-    return tide_future_init(&w->fut, &notify_wait_vt);
+static void level_init(level_t *l) {
+    atomic_init(&l->value, 0);
+    tide_notify_init(&l->raised);
+}
+
+static unsigned level_get(level_t *l) { return atomic_load(&l->value); }
+
+/* Raise l to at least `to` (add 0) or by `add`. Any thread. */
+static void level_raise(level_t *l, unsigned to, unsigned add) {
+    unsigned cur = atomic_load(&l->value), next;
+    do {
+        next = cur + add > to ? cur + add : to;
+        if (next == cur)
+            return;
+    } while (!atomic_compare_exchange_weak(&l->value, &cur, next));
+    tide_notify_one(&l->raised);
+}
+
+/* The target of a level_wait (until_t's arg). */
+typedef struct level_at {
+    level_t *l;
+    unsigned target;
+} level_at_t;
+
+static bool level_reached(const void *arg) {
+    const level_at_t *a = arg;
+    return level_get(a->l) >= a->target;
 }
 
 /* ------------------------------------------------------------------------
@@ -233,9 +242,9 @@ typedef struct worker {
     pool_t pool;
     counters_t ctr;
     unsigned next_id;          /* connection numbers, for --verbose */
-    tide_waker_t closed_waker; /* woken when the last connection closes */
+    tide_notify_t closed;      /* notified when the last connection closes */
     struct conn *idle_head, *idle_tail; /* --idle-timeout: see idle_link */
-    notify_t stop;             /* 1: stop accepting and drain; 2: now */
+    level_t stop;              /* 1: stop accepting and drain; 2: now */
     int start_rc;
 } worker_t;
 
@@ -244,8 +253,8 @@ static struct daemon {
     tide_addr_t addr[ECHOD_MAX_LISTEN]; /* bound addresses, in order */
     bool unix_bound[ECHOD_MAX_LISTEN];  /* a socket file to remove at exit */
     worker_t *workers;
-    atomic_uint_fast64_t open;          /* all threads, for --max-conns */
-    notify_t finished;                  /* worker threads that are done */
+    tide_semaphore_t slots;             /* --max-conns: one per connection */
+    level_t finished;                   /* worker threads that are done */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
     unsigned started;                   /* workers that tried to start */
@@ -508,10 +517,11 @@ static void conn_drop(tide_future_t *f) {
                : why == -ETIMEDOUT  ? "idle timeout"
                                     : tide_strerror(why));
     free(c);
-    atomic_fetch_sub(&D.open, 1);
+    if (D.opt.max_conns != 0)
+        tide_semaphore_release(&D.slots, 1);
     ctr_add(&w->ctr.open, -1);
     if (ctr_get(&w->ctr.open) == 0)
-        tide_waker_wake_by_ref(&w->closed_waker);
+        tide_notify_one(&w->closed);
 }
 
 static const tide_future_vtable_t conn_vt = {conn_poll, conn_drop};
@@ -567,17 +577,18 @@ static void reaper_drop(tide_future_t *f) {
 
 static const tide_future_vtable_t reaper_vt = {reaper_poll, reaper_drop};
 
-/* A new connection: refuse it (over --max-conns) or give it a task. */
+/* A new connection: refuse it (over --max-conns) or give it a task.
+ * With --max-conns-wait, the accept task took its slot before accepting
+ * (has_slot). */
 static void admit(worker_t *w, bool is_unix, void *sock,
-                  const tide_addr_t *peer) {
+                  const tide_addr_t *peer, bool has_slot) {
     unsigned id = ++w->next_id;
     char name[TIDE_ADDR_STRLEN] = "?";
     if (verbosity >= ECHOD_VERBOSE)
         tide_addr_format(peer, name, sizeof name);
 
-    uint64_t before = atomic_fetch_add(&D.open, 1);
-    if (D.opt.max_conns != 0 && before >= D.opt.max_conns) {
-        atomic_fetch_sub(&D.open, 1);
+    if (D.opt.max_conns != 0 && !has_slot &&
+        tide_semaphore_try_acquire(&D.slots, 1) < 0) {
         ctr_add(&w->ctr.refused, 1);
         logmsg(ECHOD_VERBOSE, "conn %u from %s refused (--max-conns %llu)",
                id, name, (unsigned long long)D.opt.max_conns);
@@ -587,7 +598,8 @@ static void admit(worker_t *w, bool is_unix, void *sock,
                                                : offsetof(conn_t, idle);
     conn_t *c = calloc(1, size);
     if (c == NULL) {
-        atomic_fetch_sub(&D.open, 1);
+        if (D.opt.max_conns != 0)
+            tide_semaphore_release(&D.slots, 1);
         logmsg(ECHOD_QUIET, "conn %u from %s: out of memory", id, name);
         goto close;
     }
@@ -627,6 +639,8 @@ typedef struct acceptor {
     worker_t *w;
     listener_t *l;
     tide_sleep_t nap;
+    tide_semaphore_acquire_t slot; /* --max-conns-wait */
+    bool has_slot;                 /* the next connection's, taken */
     union {
         tide_tcp_accept_t tcp;
         tide_unix_accept_t ux;
@@ -639,6 +653,14 @@ static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
 
     TIDE_BEGIN(&a->co);
     for (;;) {
+        if (D.opt.max_conns != 0 && D.opt.max_conns_wait && !a->has_slot) {
+            /* Full: accept nothing until a connection closes; newcomers
+             * wait in the kernel's backlog meanwhile. */
+            TIDE_AWAIT(&a->co, cx, tide_semaphore_acquire(&a->slot, &D.slots, 1));
+            if (tide_async_result(&a->co) < 0)
+                break;
+            a->has_slot = true;
+        }
         /* Running out of descriptors never completes an accept: the
          * listener pauses by itself (growing delays up to 1 s) and the
          * loop sleeps meanwhile. */
@@ -649,9 +671,12 @@ static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
         rc = (int)tide_async_result(&a->co);
         if (rc == 0) {
             if (a->l->is_unix)
-                admit(a->w, true, a->acc.ux.conn, &a->acc.ux.peer);
+                admit(a->w, true, a->acc.ux.conn, &a->acc.ux.peer,
+                      a->has_slot);
             else
-                admit(a->w, false, a->acc.tcp.conn, &a->acc.tcp.peer);
+                admit(a->w, false, a->acc.tcp.conn, &a->acc.tcp.peer,
+                      a->has_slot);
+            a->has_slot = false; /* the connection's now */
             publish_backoffs(a->w);
             continue;
         }
@@ -667,7 +692,9 @@ static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static void acceptor_drop(tide_future_t *f) {
     acceptor_t *a = TIDE_CONTAINER_OF(f, acceptor_t, fut);
-    tide_async_drop(&a->co);
+    tide_async_drop(&a->co); /* gives back a slot it was waiting for */
+    if (a->has_slot)
+        tide_semaphore_release(&D.slots, 1);
     free(a);
 }
 
@@ -806,33 +833,8 @@ static void worker_finish(worker_t *w) {
  * drain, end. Worker 0 owns the signals and tells the others.
  * ------------------------------------------------------------------------ */
 
-typedef struct closed_wait {
-    tide_future_t fut;
-    worker_t *w;
-} closed_wait_t;
-
-static tide_poll_t closed_wait_poll(tide_future_t *f, tide_cx_t *cx) {
-    closed_wait_t *cw = TIDE_CONTAINER_OF(f, closed_wait_t, fut);
-    if (ctr_get(&cw->w->ctr.open) == 0) {
-        f->result = 0;
-        return TIDE_READY;
-    }
-    tide_waker_register(&cw->w->closed_waker, cx->waker);
-    return TIDE_PENDING;
-}
-
-static void closed_wait_drop(tide_future_t *f) {
-    closed_wait_t *cw = TIDE_CONTAINER_OF(f, closed_wait_t, fut);
-    tide_waker_drop(&cw->w->closed_waker);
-}
-
-static const tide_future_vtable_t closed_wait_vt = {
-    closed_wait_poll, closed_wait_drop};
-
-/* A future ready when w has no connection open. Cancel safe. */
-static tide_future_t *closed_wait(closed_wait_t *cw, worker_t *w) {
-    cw->w = w;
-    return tide_future_init(&cw->fut, &closed_wait_vt);
+static bool no_conns(const void *arg) {
+    return ctr_get(&((worker_t *)(uintptr_t)arg)->ctr.open) == 0;
 }
 
 typedef struct signals {
@@ -847,12 +849,20 @@ typedef struct main_task {
     tide_select_t sel;
     tide_future_t *arms[6];
     size_t narms;
-    notify_wait_t nw;
-    closed_wait_t cw;
+    until_t nw;     /* a level */
+    level_at_t at;
+    until_t cw;     /* no connection open */
     tide_sleep_t nap;
     uint64_t deadline;
     size_t i;
 } main_task_t;
+
+/* The main task's wait for a level (one at a time: m->nw, m->at). */
+static tide_future_t *level_wait(main_task_t *m, level_t *l,
+                                 unsigned target) {
+    m->at = (level_at_t){l, target};
+    return until(&m->nw, &l->raised, level_reached, &m->at);
+}
 
 static void add_signal_arms(main_task_t *m) {
     m->arms[m->narms++] = tide_signal_recv(&m->sig->intr);
@@ -887,7 +897,7 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
         if (m->sig != NULL)
             add_signal_arms(m);
         else
-            m->arms[m->narms++] = notify_wait(&m->nw, &w->stop, 1);
+            m->arms[m->narms++] = level_wait(m, &w->stop, 1);
         TIDE_AWAIT(&m->co, cx, tide_select(&m->sel, m->arms, m->narms));
         if (chose_usr1(m)) {
             show_counters(m);
@@ -905,7 +915,7 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
                (double)D.opt.drain_timeout_usec / 1e6,
                (unsigned long long)open);
         for (unsigned i = 1; i < D.opt.threads; i++)
-            notify_raise(&D.workers[i].stop, 1, 0);
+            level_raise(&D.workers[i].stop, 1, 0);
     }
 
     /* Stop accepting: abort each accept task, wait until it is gone (it
@@ -924,17 +934,17 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
     for (;;) {
         m->narms = 0;
         if (ctr_get(&w->ctr.open) > 0)
-            m->arms[m->narms++] = closed_wait(&m->cw, w);
+            m->arms[m->narms++] = until(&m->cw, &w->closed, no_conns, w);
         else if (m->sig != NULL && others > 0 &&
-                 notify_level(&D.finished) < others)
-            m->arms[m->narms++] = notify_wait(&m->nw, &D.finished, others);
+                 level_get(&D.finished) < others)
+            m->arms[m->narms++] = level_wait(m, &D.finished, others);
         else
             break; /* all done */
         m->arms[m->narms++] = tide_sleep_until(&m->nap, m->deadline);
         if (m->sig != NULL)
             add_signal_arms(m);
         else
-            m->arms[m->narms++] = notify_wait(&m->nw, &w->stop, 2);
+            m->arms[m->narms++] = level_wait(m, &w->stop, 2);
         TIDE_AWAIT(&m->co, cx, tide_select(&m->sel, m->arms, m->narms));
         if (chose_usr1(m)) {
             show_counters(m);
@@ -951,7 +961,7 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
     }
     if (m->sig != NULL)
         for (unsigned i = 1; i < D.opt.threads; i++)
-            notify_raise(&D.workers[i].stop, 2, 0);
+            level_raise(&D.workers[i].stop, 2, 0);
     TIDE_END(&m->co, f, 0);
 }
 
@@ -994,7 +1004,7 @@ static void *worker_thread(void *arg) {
     if (rc == 0)
         worker_run(w, NULL);
     worker_finish(w);
-    notify_raise(&D.finished, 0, 1);
+    level_raise(&D.finished, 0, 1);
     return NULL;
 }
 
@@ -1077,7 +1087,9 @@ int main(int argc, char **argv) {
         logmsg(ECHOD_QUIET, "out of memory");
         return 1;
     }
-    notify_init(&D.finished);
+    level_init(&D.finished);
+    if (D.opt.max_conns != 0)
+        tide_semaphore_init(&D.slots, (size_t)D.opt.max_conns);
     pthread_mutex_init(&D.start_mu, NULL);
     pthread_cond_init(&D.start_cv, NULL);
     size_t keep = (4u << 20) / D.opt.buffer_size;
@@ -1086,7 +1098,8 @@ int main(int argc, char **argv) {
         w->index = i;
         w->pool.size = D.opt.buffer_size;
         w->pool.keep = keep < 16 ? 16 : keep;
-        notify_init(&w->stop);
+        level_init(&w->stop);
+        tide_notify_init(&w->closed);
     }
 
     /* Worker 0 runs on this thread and owns the signals. */
@@ -1144,7 +1157,7 @@ int main(int argc, char **argv) {
                 rc = D.workers[i].start_rc;
         if (rc < 0) {
             for (unsigned i = 1; i < n; i++)
-                notify_raise(&D.workers[i].stop, 2, 0);
+                level_raise(&D.workers[i].stop, 2, 0);
             goto out;
         }
     }
@@ -1180,9 +1193,13 @@ out:
         }
     if (status == 0)
         logmsg(ECHOD_NORMAL, "stopped");
-    for (unsigned i = 0; i < n; i++)
-        notify_destroy(&D.workers[i].stop);
-    notify_destroy(&D.finished);
+    for (unsigned i = 0; i < n; i++) {
+        tide_notify_free(&D.workers[i].stop.raised);
+        tide_notify_free(&D.workers[i].closed);
+    }
+    tide_notify_free(&D.finished.raised);
+    if (D.opt.max_conns != 0)
+        tide_semaphore_free(&D.slots);
     free(D.workers);
     return status;
 }

@@ -153,8 +153,8 @@ int echod_check_addr(const char *text, char *err, size_t errsize) {
 
 /* The options that take a value, their short forms, and what they set. */
 enum {
-    OPT_LISTEN, OPT_THREADS, OPT_MAX_CONNS, OPT_IDLE, OPT_BUFFER, OPT_DRAIN,
-    OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
+    OPT_LISTEN, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT, OPT_IDLE,
+    OPT_BUFFER, OPT_DRAIN, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
 };
 
 static const struct {
@@ -165,6 +165,7 @@ static const struct {
     [OPT_LISTEN] = {"listen", 'l', true},
     [OPT_THREADS] = {"threads", 't', true},
     [OPT_MAX_CONNS] = {"max-conns", 'm', true},
+    [OPT_MAX_WAIT] = {"max-conns-wait", 'w', false},
     [OPT_IDLE] = {"idle-timeout", 'i', true},
     [OPT_BUFFER] = {"buffer-size", 'b', true},
     [OPT_DRAIN] = {"drain-timeout", 'd', true},
@@ -220,6 +221,9 @@ static int apply(echod_options_t *o, int opt, const char *shown,
                         "not '%s'",
                         shown, ECHOD_MIN_BUFFER, val);
         o->buffer_size = (size_t)v;
+        return 0;
+    case OPT_MAX_WAIT:
+        o->max_conns_wait = true;
         return 0;
     case OPT_QUIET:
         o->verbosity = ECHOD_QUIET;
@@ -326,7 +330,10 @@ void echod_usage(FILE *out, const char *prog) {
 "                           socket is served by the first thread); default 1\n"
 "  -m, --max-conns N        at most N open connections; more are accepted\n"
 "                           and closed at once (default 0: no limit)\n"
-"  -i, --idle-timeout SECS  close a connection after SECS without traffic\n"
+"  -w, --max-conns-wait     at the limit, accept nothing until a connection\n"
+"                           closes (newcomers wait in the listen backlog)\n"
+"                           instead of closing newcomers\n"
+"  -i, --idle-timeout SECS  close a connection after SECS without progress\n"
 "                           either way (fractions allowed; default 0: never)\n"
 "  -b, --buffer-size BYTES  bytes read at a time per connection (suffix k, M;\n"
 "                           default %u). Buffers are lent from a per-thread\n"

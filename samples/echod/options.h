@@ -32,6 +32,7 @@ typedef struct echod_options {
     size_t nlisten;
     unsigned threads;            /* --threads, 1..ECHOD_MAX_THREADS */
     uint64_t max_conns;          /* --max-conns; 0: no limit */
+    bool max_conns_wait;         /* --max-conns-wait: wait, don't refuse */
     uint64_t idle_timeout_usec;  /* --idle-timeout; 0: none */
     size_t buffer_size;          /* --buffer-size */
     uint64_t drain_timeout_usec; /* --drain-timeout */
