@@ -1743,6 +1743,52 @@ START_TEST(test_future_drop_once) {
 }
 END_TEST
 
+/* A pending future must not move: the structures that point at it (a wait
+ * queue, the timer heap) would be corrupted. tide checks, always, at each
+ * poll and drop, and aborts with a message (issue 13). */
+START_TEST(test_moved_waiter_aborts) {
+    tide_waitq_t q;
+    tide_waitq_init(&q, NULL);
+    t_wake_count_t c;
+    tide_waker_t wk = t_waker_new(&c);
+    tide_waiter_t w[2];
+    tide_waiter_init(&w[0]);
+    tide_waiter_wait(&w[0], &q, &wk);
+    memcpy(&w[1], &w[0], sizeof w[0]); /* a pending future moved */
+    tide_waiter_wait(&w[1], &q, &wk);  /* aborts */
+}
+END_TEST
+
+START_TEST(test_moved_pending_read_aborts) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2];
+    t_socketpair(sv);
+    tide_fdstream_t *s = NULL;
+    ck_assert_int_eq(tide_fdstream_new(&s, ex, sv[0]), 0);
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    static tide_read_t rd[2];
+    char buf[8];
+    ck_assert_int_eq(t_hand_poll(&h, tide_read(&rd[0], tide_fdstream_stream(s),
+                                               buf, sizeof buf)),
+                     TIDE_PENDING);
+    memcpy(&rd[1], &rd[0], sizeof rd[0]);
+    t_hand_poll(&h, &rd[1].fut); /* aborts */
+}
+END_TEST
+
+START_TEST(test_moved_pending_sleep_aborts) {
+    tide_exec_t *ex = t_exec_new();
+    t_hand_t h;
+    t_hand_init(&h, ex);
+    static tide_sleep_t sl[2];
+    ck_assert_int_eq(t_hand_poll(&h, tide_sleep(&sl[0], TIDE_USEC_PER_SEC)),
+                     TIDE_PENDING);
+    memcpy(&sl[1], &sl[0], sizeof sl[0]);
+    t_hand_poll(&h, &sl[1].fut); /* aborts */
+}
+END_TEST
+
 START_TEST(test_future_poll_after_ready_aborts) {
     tide_ready_t r;
     t_hand_t h;
@@ -2250,6 +2296,9 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_future_drop_once);
     tcase_add_test_raise_signal(tc, test_future_poll_after_ready_aborts,
                                 SIGABRT);
+    tcase_add_test_raise_signal(tc, test_moved_waiter_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_moved_pending_read_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_moved_pending_sleep_aborts, SIGABRT);
     tcase_add_test(tc, test_cx_coop_budget);
     tcase_add_test(tc, test_yield_pending_once);
     tcase_add_test(tc, test_yield_in_task_polls_twice);

@@ -77,11 +77,13 @@ extern "C" {
 
 struct event_base;
 
-/* (private) A branch hint for the inline fast paths. */
+/* (private) Branch hints for the inline fast paths. */
 #if defined(__GNUC__)
 #define TIDE__LIKELY(x) __builtin_expect(!!(x), 1)
+#define TIDE__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define TIDE__LIKELY(x) (x)
+#define TIDE__UNLIKELY(x) (x)
 #endif
 
 /* The answer of every poll. Pending and failed are never packed together:
@@ -209,7 +211,10 @@ typedef struct tide_waitq tide_waitq_t;
 /* A waiter (24 bytes on LP64; its fields are private). Zero it, or
  * tide_waiter_init it, before first use. On a queue, it is a node of the
  * queue's circular list, with a waker; off every queue, prev is NULL and
- * `error` is 0, or the error of a queue closed under it. */
+ * `error` is 0, or the error of a queue closed under it. A waiter on a
+ * queue must not move (nor the future it is in: see "Rules" below): its
+ * neighbours point at it, and tide checks that they still do at each
+ * wait and leave, aborting with a message if not. */
 typedef struct tide_waiter {
     struct tide_waiter *prev; /* the queue's links; NULL: on no queue */
     union {
@@ -294,6 +299,10 @@ static inline void tide_waiter_init(tide_waiter_t *w) {
  * drop of a completed future) no registers. */
 TIDE_EXTERN void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why);
 
+/* (private) w is on a queue, but not where the queue left it: the future
+ * holding it was moved (copied) while pending. Aborts with a message. */
+TIDE_EXTERN void tide__waiter_moved(const tide_waiter_t *w);
+
 /* tide_waiter_wait: put w on q (at the tail, unless it is on a queue
  * already: a waiter stays on the queue it first waited on until it
  * leaves) holding a reference to waker, which must not be empty
@@ -308,6 +317,8 @@ static inline void tide_waiter_wait(tide_waiter_t *w, tide_waitq_t *q,
         w->next = &q->head;
         last->next = w;
         q->head.prev = w;
+    } else if (TIDE__UNLIKELY(w->prev->next != w)) {
+        tide__waiter_moved(w); /* an always-on check: see tide_waiter_t */
     }
     /* the common case, the same task waiting again, costs a comparison;
      * otherwise one call, to the waker's own clone */
@@ -474,6 +485,35 @@ static inline bool tide_future_is_done(const tide_future_t *f) {
 
 /* ------------------------------------------------------------------------
  * Stackless tasks: await macros
+ *
+ * TIDE_BEGIN opens a switch on co->line and each await is a case label,
+ * as in Duff's device and protothreads. That is what they cost: nothing
+ * per await but a store and a jump. Rules, which follow from it:
+ *
+ *   1. Locals of the poll function do not survive an await: after one,
+ *      the function was left and re-entered, and a local holds garbage
+ *      (gcc warns only at -O2, with -Wmaybe-uninitialized). Keep anything
+ *      needed after an await in the task's struct; a local computed after
+ *      the last await before its use (as a stream pointer taken from the
+ *      struct at the top of the function) is fine.
+ *   2. No await inside a switch of your own (its case labels would
+ *      capture the resumption): use if/else around awaits.
+ *   3. One await per source line: each is a case label named __LINE__
+ *      (two on one line fail to compile: duplicate case value).
+ *   4. Nothing between TIDE_BEGIN and the first statement may be jumped
+ *      over that matters: declarations with initializers placed after
+ *      TIDE_BEGIN are skipped on resumption (rule 1 again).
+ *   5. A future, once polled and until it completes or is dropped, must
+ *      not move: a wait queue or the timer heap points at it (Rust's Pin
+ *      in C). Keep pending futures in the task's struct, and the struct
+ *      where it was allocated. tide checks it, always, where it can (a
+ *      waiter's neighbours, a sleep's place in the heap), and aborts with
+ *      a message.
+ *   6. The awaited future is dropped by TIDE_AWAIT when it completes (its
+ *      result stays in tide_async_result) and by tide_async_drop when the
+ *      task is dropped first: call tide_async_drop in the task's drop
+ *      function, which is what makes aborting a task at any pending point
+ *      safe.
  * ------------------------------------------------------------------------ */
 
 /* Where a stackless task resumes: one in the task's state struct, zeroed

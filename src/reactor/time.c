@@ -216,11 +216,27 @@ static void heap_remove(struct tide__timers *tm, tide_sleep_t *s) {
     heap_fix(tm, i);
 }
 
+/* A pending sleep is where the heap left it, or was moved (copied) while
+ * pending, which would corrupt the heap: an always-on check (one load). */
+static void check_in_place(const struct tide__timers *tm,
+                           const tide_sleep_t *s) {
+    if (tm->heap[s->slot - 1] != s) {
+        fprintf(stderr,
+                "tide: a sleep pending at %p was moved (copied) while it "
+                "waited: the executor's timers still point at where it "
+                "was. A future must stay where it was first polled until "
+                "it completes or is dropped.\n",
+                (const void *)s);
+        abort();
+    }
+}
+
 static void timer_stop(tide_sleep_t *s) {
     if (s->slot == 0)
         return;
     tide_exec_t *ex = s->exec;
     struct tide__timers *tm = timers_of(ex);
+    check_in_place(tm, s);
     heap_remove(tm, s);
     tide__armed(ex, -1);
     if (tm->n == 0)
@@ -313,6 +329,7 @@ static tide_poll_t sleep_poll(tide_future_t *f, tide_cx_t *cx) {
         return sleep_done(s, 0);
     }
     if (s->slot != 0) { /* still in the heap: the timer will wake us */
+        check_in_place(timers_of(s->exec), s);
         tide_waker_register(&s->waker, cx->waker);
         return TIDE_PENDING;
     }
