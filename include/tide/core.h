@@ -500,16 +500,13 @@ static inline bool tide_future_is_done(const tide_future_t *f) {
  *      capture the resumption): use if/else around awaits.
  *   3. One await per source line: each is a case label named __LINE__
  *      (two on one line fail to compile: duplicate case value).
- *   4. Nothing between TIDE_BEGIN and the first statement may be jumped
- *      over that matters: declarations with initializers placed after
- *      TIDE_BEGIN are skipped on resumption (rule 1 again).
- *   5. A future, once polled and until it completes or is dropped, must
+ *   4. A future, once polled and until it completes or is dropped, must
  *      not move: a wait queue or the timer heap points at it (Rust's Pin
  *      in C). Keep pending futures in the task's struct, and the struct
  *      where it was allocated. tide checks it, always, where it can (a
  *      waiter's neighbours, a sleep's place in the heap), and aborts with
  *      a message.
- *   6. The awaited future is dropped by TIDE_AWAIT when it completes (its
+ *   5. The awaited future is dropped by TIDE_AWAIT when it completes (its
  *      result stays in tide_async_result) and by tide_async_drop when the
  *      task is dropped first: call tide_async_drop in the task's drop
  *      function, which is what makes aborting a task at any pending point
