@@ -90,7 +90,7 @@ enum {
     TIDE_SCOPE_FAIL_FAST = 1u << 0
 };
 
-/* A scope (360 bytes on LP64; private fields): initialize it where it
+/* A scope (232 bytes on LP64; private fields): initialize it where it
  * stays, and never copy or move it. */
 typedef struct tide_scope {
     tide_token_t token;        /* private: cancelled with the scope */
@@ -205,7 +205,7 @@ TIDE_EXTERN tide_future_t *tide_scope_wait(tide_scope_wait_t *w,
  * future's result. */
 typedef intptr_t (*tide_blocking_fn)(void *arg);
 
-/* The future of tide_spawn_blocking (80 bytes on LP64; private fields):
+/* The future of tide_spawn_blocking (88 bytes on LP64; private fields):
  * it is also the job's node in the pool's queue. */
 typedef struct tide_blocking {
     tide_future_t fut;
