@@ -12,6 +12,7 @@
  *   tide/task.h    cancellation tokens, scopes, the blocking pool
  *   tide/io.h      byte streams and the helpers that work on any stream
  *   tide/net.h     addresses, TCP, UDP, Unix sockets, pipes, name lookups
+ *   tide/fs.h      files, on the blocking pool
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -24,5 +25,6 @@
 #include "tide/task.h"
 #include "tide/io.h"
 #include "tide/net.h"
+#include "tide/fs.h"
 
 #endif

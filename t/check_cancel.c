@@ -29,6 +29,7 @@
 
 #include <tide/net.h>
 #include <tide/task.h>
+#include <tide/fs.h>
 
 #define GOT_MAX (4u << 20)
 #define BIG 300000 /* bytes for the write futures: several socket buffers */
@@ -109,7 +110,9 @@ typedef struct cctx {
         tide_token_wait_t tokw;
         tide_scope_wait_t scopew;
         tide_blocking_t blk;
+        tide_fs_open_t fsopen;
     } u;
+    tide_file_t *file;
     tide_token_t tok;
     bool tok_on;
     tide_scope_t scope;
@@ -778,6 +781,36 @@ static void vf_blocking(cctx_t *x, tide_future_t *f, bool done) {
         ck_assert_int_eq(f->result, 5);
 }
 
+/* fs: an open, a read of a file (both on the pool) */
+static tide_future_t *mk_fs_open(cctx_t *x) {
+    return tide_fs_open(&x->u.fsopen, "/dev/null", O_RDONLY, 0);
+}
+static void vf_fs_open(cctx_t *x, tide_future_t *f, bool done) {
+    (void)x;
+    if (done) {
+        ck_assert_int_ge(f->result, 0);
+        close((int)f->result);
+    }
+}
+static void setup_file(cctx_t *x) {
+    setup_blocking(x);
+    int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(tide_file_new(&x->file, fd, 64), 0);
+}
+static tide_future_t *mk_file_read(cctx_t *x) {
+    return tide_read(&x->u.read, tide_file_stream(x->file), x->small, 16);
+}
+static void vf_file_read(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        ck_assert_int_eq(f->result, 16);
+        return;
+    }
+    /* nothing lost: the next read gets bytes */
+    tide_read_t r;
+    ck_assert_int_eq(t_run(x->ex, tide_read(&r, tide_file_stream(x->file), x->small, 16)), 16);
+}
+
 static void feed_both(cctx_t *x) {
     feed_bytes(x, (x->fed & 1) ? x->peer2 : x->peer, 1);
 }
@@ -1147,6 +1180,9 @@ static const centry_t entries[] = {
     {"token_cancelled", setup_token, mk_token, feed_token, vf_token, 0},
     {"scope_wait", setup_scope, mk_scope_wait, feed1, vf_scope_wait, 0},
     {"spawn_blocking", setup_blocking, mk_blocking, nothing, vf_blocking, 0},
+    /* fs */
+    {"fs_open", setup_blocking, mk_fs_open, nothing, vf_fs_open, 0},
+    {"file_read", setup_file, mk_file_read, nothing, vf_file_read, 0},
     /* net */
     {"tcp_accept", setup_tcp, mk_tcp_accept, feed_client, vf_tcp_accept, 0},
     {"tcp_connect_addr", setup_tcp, mk_tcp_connect, nothing, vf_tcp_connect, 0},
@@ -1178,6 +1214,7 @@ static void teardown(cctx_t *x) {
     }
     if (x->tick_on)
         event_del(&x->tick);
+    tide_file_free(x->file);
     if (x->iv_on)
         tide_interval_drop(&x->iv);
     if (x->sig_on)

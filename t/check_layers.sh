@@ -1,5 +1,5 @@
 #!/bin/sh
-# The layers of src/ (doc/design.md): core, reactor, task, io, net, each using
+# The layers of src/ (doc/design.md): core, reactor, task, io, net, fs, each using
 # only the layers before it. Core knows futures, wakers, tasks and the
 # executor, nothing of descriptors, timers, signals or DNS: the layers above
 # attach their state through tide__exec_attach. This fails when a source
@@ -13,7 +13,7 @@ cd "$top/src"
 
 rank() { # layer -> its place in the order
     case $1 in
-    core) echo 0 ;; reactor) echo 1 ;; task) echo 2 ;; io) echo 3 ;; net) echo 4 ;;
+    core) echo 0 ;; reactor) echo 1 ;; task) echo 2 ;; io) echo 3 ;; net) echo 4 ;; fs) echo 5 ;;
     *) echo 99 ;;
     esac
 }
@@ -25,7 +25,8 @@ header_layer() {
     task/* | tide/task.h) echo task ;;
     io/* | tide/io.h) echo io ;;
     net/* | tide/net.h) echo net ;;
-    tide.h) echo net ;; # the umbrella includes everything
+    fs/* | tide/fs.h) echo fs ;;
+    tide.h) echo fs ;; # the umbrella includes everything
     *) echo "" ;;
     esac
 }

@@ -925,13 +925,13 @@ typedef struct bt {
     tide_future_t fut;
     tide_async_t co;
     tide_blocking_t b;
-    gjob_t job;
+    gjob_t *job; /* not in the task: it outlives a drop while it runs */
 } bt_t;
 
 static tide_poll_t bt_poll(tide_future_t *f, tide_cx_t *cx) {
     bt_t *t = TIDE_CONTAINER_OF(f, bt_t, fut);
     TIDE_BEGIN(&t->co);
-    TIDE_AWAIT(&t->co, cx, tide_spawn_blocking(&t->b, gated, &t->job));
+    TIDE_AWAIT(&t->co, cx, tide_spawn_blocking(&t->b, gated, t->job));
     TIDE_END(&t->co, f, tide_async_result(&t->co));
 }
 
@@ -955,10 +955,12 @@ START_TEST(test_blocking_exec_free_with_jobs_queued_and_running) {
     ck_assert_int_eq(tide_blocking_set_threads(ex, 2), 0);
     gate_t g;
     gate_init(&g);
+    gjob_t jobs[4];
     for (int i = 0; i < 4; i++) {
         bt_t *t = calloc(1, sizeof *t);
         tide_future_init(&t->fut, &bt_vt);
-        t->job = (gjob_t){&g, i};
+        jobs[i] = (gjob_t){&g, i};
+        t->job = &jobs[i];
         ck_assert_int_eq(tide_spawn(ex, &t->fut, NULL), 0);
     }
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 5), 0);

@@ -205,7 +205,7 @@ TIDE_EXTERN tide_future_t *tide_scope_wait(tide_scope_wait_t *w,
  * future's result. */
 typedef intptr_t (*tide_blocking_fn)(void *arg);
 
-/* The future of tide_spawn_blocking (88 bytes on LP64; private fields):
+/* The future of tide_spawn_blocking (96 bytes on LP64; private fields):
  * it is also the job's node in the pool's queue. */
 typedef struct tide_blocking {
     tide_future_t fut;
@@ -216,6 +216,7 @@ typedef struct tide_blocking {
     void *worker;                        /* private: running it */
     tide_waker_t waker;                  /* private */
     intptr_t value;                      /* private */
+    void (*discard)(intptr_t value);     /* private */
     int state;                           /* private */
 } tide_blocking_t;
 
@@ -240,6 +241,13 @@ typedef struct tide_blocking {
  */
 TIDE_EXTERN tide_future_t *tide_spawn_blocking(tide_blocking_t *b,
                                                tide_blocking_fn fn, void *arg);
+
+/* tide_blocking_on_discard: have the pool thread call discard(result)
+ * when fn returns for a future that was dropped while fn ran (to close a
+ * descriptor fn opened, say: fn's arg may be gone by then, so discard
+ * gets only the result). Set it before the first poll. */
+TIDE_EXTERN void tide_blocking_on_discard(tide_blocking_t *b,
+                                          void (*discard)(intptr_t value));
 
 /* tide_blocking_set_threads: the most threads ex's blocking pool may run
  * (n > 0; default 4). Lowering it below the threads already started

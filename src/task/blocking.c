@@ -18,6 +18,7 @@
 
 #include "core/internal.h"
 #include "tide/task.h"
+#include "task/internal.h"
 
 #define DEFAULT_THREADS 4
 
@@ -67,6 +68,7 @@ static void *worker_main(void *arg) {
         w->job = b;
         tide_blocking_fn fn = b->fn;
         void *fa = b->arg;
+        void (*discard)(intptr_t) = b->discard;
         pthread_mutex_unlock(&p->lock);
 
         intptr_t v = fn(fa);
@@ -82,6 +84,10 @@ static void *worker_main(void *arg) {
             b->waker = TIDE_WAKER_EMPTY;
             pthread_mutex_unlock(&p->lock);
             tide_waker_wake(&wk); /* b may be gone from here on */
+            pthread_mutex_lock(&p->lock);
+        } else if (discard != NULL) {
+            pthread_mutex_unlock(&p->lock);
+            discard(v);
             pthread_mutex_lock(&p->lock);
         }
     }
@@ -241,12 +247,15 @@ static tide_poll_t blocking_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_PENDING;
 }
 
-static void blocking_drop(tide_future_t *f) {
-    tide_blocking_t *b = TIDE_CONTAINER_OF(f, tide_blocking_t, fut);
+/* Drop b (as its future's drop) and say whether its function is still
+ * running (or about to run: dequeued by a worker). */
+bool tide__blocking_drop_running(tide_blocking_t *b) {
+    bool running = false;
     struct pool *p = b->pool;
+    b->fut.vt |= TIDE__FUT_DROPPED;
     if (p == NULL) {
         tide_waker_drop(&b->waker);
-        return;
+        return false;
     }
     pthread_mutex_lock(&p->lock);
     if (b->state == JOB_QUEUED) {
@@ -262,6 +271,7 @@ static void blocking_drop(tide_future_t *f) {
     } else if (b->state == JOB_RUNNING) {
         /* runs to completion for nobody */
         ((struct worker *)b->worker)->job = NULL;
+        running = true;
     }
     b->state = JOB_CANCELLED;
     b->pool = NULL;
@@ -271,6 +281,23 @@ static void blocking_drop(tide_future_t *f) {
     b->waker = TIDE_WAKER_EMPTY;
     pthread_mutex_unlock(&p->lock);
     tide_waker_drop(&wk);
+    return running;
+}
+
+void tide__blocking_forget_waker(tide_blocking_t *b) {
+    struct pool *p = b->pool;
+    tide_waker_t wk = TIDE_WAKER_EMPTY;
+    if (p != NULL) {
+        pthread_mutex_lock(&p->lock);
+        wk = b->waker;
+        b->waker = TIDE_WAKER_EMPTY;
+        pthread_mutex_unlock(&p->lock);
+    }
+    tide_waker_drop(&wk);
+}
+
+static void blocking_drop(tide_future_t *f) {
+    tide__blocking_drop_running(TIDE_CONTAINER_OF(f, tide_blocking_t, fut));
 }
 
 static const tide_future_vtable_t blocking_vt = {blocking_poll, blocking_drop};
@@ -282,6 +309,11 @@ tide_future_t *tide_spawn_blocking(tide_blocking_t *b, tide_blocking_fn fn,
     b->arg = arg;
     b->state = JOB_INIT;
     return tide_future_init(&b->fut, &blocking_vt);
+}
+
+void tide_blocking_on_discard(tide_blocking_t *b,
+                              void (*discard)(intptr_t value)) {
+    b->discard = discard;
 }
 
 int tide_blocking_set_threads(tide_exec_t *ex, unsigned n) {

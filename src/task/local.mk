@@ -1,5 +1,6 @@
 # task: cancellation tokens, scopes, the blocking pool.
 src_libtide_internal_la_SOURCES += \
+	src/task/internal.h \
 	src/task/token.c \
 	src/task/scope.c \
 	src/task/blocking.c
