@@ -10,8 +10,10 @@
  *   tide/fd.h      the reactor: readiness of a descriptor (AsyncFd)
  *   tide/time.h    sleep, interval, timeout
  *   tide/signal.h  signals as futures
+ *   tide/task.h    cancellation tokens, scopes, the blocking pool
  *   tide/io.h      byte streams and the helpers that work on any stream
  *   tide/net.h     addresses, TCP, UDP, Unix sockets, pipes, name lookups
+ *   tide/fs.h      files, on the blocking pool
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -22,7 +24,9 @@
 #include "tide/fd.h"
 #include "tide/time.h"
 #include "tide/signal.h"
+#include "tide/task.h"
 #include "tide/io.h"
 #include "tide/net.h"
+#include "tide/fs.h"
 
 #endif

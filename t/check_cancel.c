@@ -29,6 +29,8 @@
 
 #include <tide/net.h>
 #include <tide/sync.h>
+#include <tide/task.h>
+#include <tide/fs.h>
 
 #define GOT_MAX (4u << 20)
 #define BIG 300000 /* bytes for the write futures: several socket buffers */
@@ -121,7 +123,19 @@ typedef struct cctx {
         tide_notified_t notified;
         tide_semaphore_acquire_t acquire;
         tide_oneshot_recv_t orecv;
+        tide_token_wait_t tokw;
+        tide_scope_wait_t scopew;
+        tide_blocking_t blk;
+        tide_fs_open_t fsopen;
     } u;
+    tide_file_t *file;
+    tide_token_t tok;
+    bool tok_on;
+    tide_scope_t scope;
+    bool scope_on;
+    struct event tick; /* a host timer, so that the loop turns while a
+                        * pool thread wakes a hand waker */
+    bool tick_on;
     /* inner futures for the combinators */
     tide_read_t r1, r2;
     tide_sleep_t s1;
@@ -719,6 +733,100 @@ static void vf_join(cctx_t *x, tide_future_t *f, bool done) {
     ck_assert_int_eq(rtask.fut.result, 1);
 }
 
+/* task: tokens, scopes, the blocking pool */
+static void setup_token(cctx_t *x) {
+    tide_token_init(&x->tok);
+    x->tok_on = true;
+}
+static tide_future_t *mk_token(cctx_t *x) {
+    return tide_token_cancelled(&x->u.tokw, &x->tok);
+}
+static void feed_token(cctx_t *x) { tide_token_cancel(&x->tok); }
+static void vf_token(cctx_t *x, tide_future_t *f, bool done) {
+    if (done)
+        ck_assert_int_eq(f->result, 0);
+    ck_assert(tide_waitq_is_empty(&x->tok.q));
+}
+
+/* a scope with one child, the reader task: one byte completes it */
+static void setup_scope(cctx_t *x) {
+    pair_a(x);
+    memset(&rtask, 0, sizeof rtask);
+    rtask.s = x->sa;
+    tide_future_init(&rtask.fut, &rtask_vt);
+    ck_assert_int_eq(tide_scope_init(&x->scope, x->ex, 0), 0);
+    x->scope_on = true;
+    ck_assert_int_eq(tide_scope_spawn(&x->scope, &rtask.fut, NULL), 0);
+}
+static tide_future_t *mk_scope_wait(cctx_t *x) {
+    return tide_scope_wait(&x->u.scopew, &x->scope);
+}
+static void vf_scope_wait(cctx_t *x, tide_future_t *f, bool done) {
+    ck_assert(tide_waitq_is_empty(&x->scope.q));
+    if (done) {
+        ck_assert_int_eq(f->result, 0);
+        ck_assert_int_eq(rtask.fut.result, 1);
+        return;
+    }
+    /* dropping the wait left the child running */
+    ck_assert_uint_le(tide_scope_len(&x->scope), 1);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+static void setup_blocking(cctx_t *x) {
+    event_assign(&x->tick, tide_exec_base(x->ex), -1, EV_PERSIST, tick_cb, x);
+    struct timeval tv = {0, 1000};
+    event_add(&x->tick, &tv);
+    x->tick_on = true;
+}
+static intptr_t nap_fn(void *arg) {
+    (void)arg;
+    usleep(2000);
+    return 5;
+}
+static tide_future_t *mk_blocking(cctx_t *x) {
+    return tide_spawn_blocking(&x->u.blk, nap_fn, x);
+}
+static void vf_blocking(cctx_t *x, tide_future_t *f, bool done) {
+    (void)x;
+    if (done)
+        ck_assert_int_eq(f->result, 5);
+}
+
+/* fs: an open, a read of a file (both on the pool) */
+static tide_future_t *mk_fs_open(cctx_t *x) {
+    return tide_fs_open(&x->u.fsopen, "/dev/null", O_RDONLY, 0);
+}
+static void vf_fs_open(cctx_t *x, tide_future_t *f, bool done) {
+    (void)x;
+    if (done) {
+        ck_assert_int_ge(f->result, 0);
+        close((int)f->result);
+    }
+}
+static void setup_file(cctx_t *x) {
+    setup_blocking(x);
+    int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(tide_file_new(&x->file, fd, 64), 0);
+}
+static tide_future_t *mk_file_read(cctx_t *x) {
+    return tide_read(&x->u.read, tide_file_stream(x->file), x->small, 16);
+}
+static void vf_file_read(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        ck_assert_int_eq(f->result, 16);
+        return;
+    }
+    /* nothing lost: the next read gets bytes */
+    tide_read_t r;
+    ck_assert_int_eq(t_run(x->ex, tide_read(&r, tide_file_stream(x->file), x->small, 16)), 16);
+}
+
 static void feed_both(cctx_t *x) {
     feed_bytes(x, (x->fed & 1) ? x->peer2 : x->peer, 1);
 }
@@ -1215,6 +1323,13 @@ static const centry_t entries[] = {
     {"yield", NULL, mk_yield, nothing, vf_none, 0},
     {"ready", NULL, mk_ready_f, nothing, vf_none, 0},
     {"pending", NULL, mk_pending, nothing, vf_none, 3},
+    /* task */
+    {"token_cancelled", setup_token, mk_token, feed_token, vf_token, 0},
+    {"scope_wait", setup_scope, mk_scope_wait, feed1, vf_scope_wait, 0},
+    {"spawn_blocking", setup_blocking, mk_blocking, nothing, vf_blocking, 0},
+    /* fs */
+    {"fs_open", setup_blocking, mk_fs_open, nothing, vf_fs_open, 0},
+    {"file_read", setup_file, mk_file_read, nothing, vf_file_read, 0},
     /* net */
     {"tcp_accept", setup_tcp, mk_tcp_accept, feed_client, vf_tcp_accept, 0},
     {"tcp_connect_addr", setup_tcp, mk_tcp_connect, nothing, vf_tcp_connect, 0},
@@ -1243,6 +1358,16 @@ static const centry_t entries[] = {
 #define NENTRIES ((int)(sizeof entries / sizeof entries[0]))
 
 static void teardown(cctx_t *x) {
+    if (x->tok_on)
+        tide_token_free(&x->tok);
+    if (x->scope_on) {
+        /* the child left is aborted: dropped at the executor's next turn */
+        tide_scope_free(&x->scope);
+        ck_assert(t_loop_until(tide_exec_base(x->ex), no_tasks, x->ex, T_BOUND_MS));
+    }
+    if (x->tick_on)
+        event_del(&x->tick);
+    tide_file_free(x->file);
     if (x->iv_on)
         tide_interval_drop(&x->iv);
     if (x->sig_on)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The layers of src/ (doc/design.md): core, sync, reactor, io, net, each using
+# The layers of src/ (doc/design.md): core, sync, reactor, task, io, net, fs, each using
 # only the layers before it. Core knows futures, wakers, tasks and the
 # executor, nothing of descriptors, timers, signals or DNS: the layers above
 # attach their state through tide__exec_attach. This fails when a source
@@ -13,7 +13,7 @@ cd "$top/src"
 
 rank() { # layer -> its place in the order
     case $1 in
-    core) echo 0 ;; sync) echo 1 ;; reactor) echo 2 ;; io) echo 3 ;; net) echo 4 ;;
+    core) echo 0 ;; sync) echo 1 ;; reactor) echo 2 ;; task) echo 3 ;; io) echo 4 ;; net) echo 5 ;; fs) echo 6 ;;
     *) echo 99 ;;
     esac
 }
@@ -23,9 +23,11 @@ header_layer() {
     core/* | tide/core.h | tide/error.h | tide/version.h) echo core ;;
     sync/* | tide/sync.h) echo sync ;;
     reactor/* | tide/fd.h | tide/time.h | tide/signal.h) echo reactor ;;
+    task/* | tide/task.h) echo task ;;
     io/* | tide/io.h) echo io ;;
     net/* | tide/net.h) echo net ;;
-    tide.h) echo net ;; # the umbrella includes everything
+    fs/* | tide/fs.h) echo fs ;;
+    tide.h) echo fs ;; # the umbrella includes everything
     *) echo "" ;;
     esac
 }

@@ -745,8 +745,76 @@ TIDE_EXTERN void tide_join_detach(tide_join_t *j);
 
 /* tide_join_is_finished: true once the task has completed or was dropped,
  * and for an empty handle (detached, or from a failed spawn). Join handles
- * are used on the executor's thread only. */
+ * are used on the executor's thread only, except as tide_handle_spawn
+ * says (this function is one of those that any thread may call). */
 TIDE_EXTERN bool tide_join_is_finished(const tide_join_t *j);
+
+/*
+ * tide_join_wait: block the calling thread until the task has completed,
+ * then store its result (or -ECANCELED: aborted, or its executor freed
+ * first) in *result (may be NULL). For a thread that is not the
+ * executor's: a task finishes only on its executor's thread, so waiting
+ * there could never return.
+ * Returns 0. Errors: -EINVAL (an empty handle), -EDEADLK (called on the
+ * executor's thread; await tide_join(j) there instead).
+ * Any thread, for a handle that nobody awaits meanwhile. The handle must
+ * still be detached or dropped afterwards (from any thread, if it was
+ * never awaited).
+ */
+TIDE_EXTERN int tide_join_wait(tide_join_t *j, intptr_t *result);
+
+/* ------------------------------------------------------------------------
+ * Handles: spawning onto an executor from any thread
+ *
+ * A handle is a reference to an executor that other threads may hold and
+ * use (Tokio's Handle). It stays valid after the executor is freed, and
+ * then refuses spawns with -ESHUTDOWN; free it with tide_handle_free.
+ *
+ * What a join handle from tide_handle_spawn can do from a thread that is
+ * not the executor's: tide_join_wait (block for the result),
+ * tide_join_is_finished (poll for it), and tide_join_detach or
+ * tide_future_drop(tide_join(j)) once. What it cannot: be awaited
+ * (tide_join is a future of the executor's thread) or tide_join_abort'ed;
+ * do either only on the executor's thread, and then only there.
+ * ------------------------------------------------------------------------ */
+
+/* tide_handle_t: a thread-safe reference to an executor (opaque). */
+typedef struct tide_handle tide_handle_t;
+
+/* tide_exec_handle: a new handle on ex. Executor's thread.
+ * Returns 0 and sets *out. Errors: -EINVAL (NULL), -ESHUTDOWN (ex is
+ * being freed). */
+TIDE_EXTERN int tide_exec_handle(tide_exec_t *ex, tide_handle_t **out);
+
+/* tide_handle_free: release a handle. NULL is a no-op. Any thread. */
+TIDE_EXTERN void tide_handle_free(tide_handle_t *h);
+
+/*
+ * tide_handle_spawn: make fut a task on h's executor, from any thread.
+ * The task is allocated here, by the calling thread; it is handed to the
+ * executor through its remote queue (the one wakes from other threads
+ * use, under its mutex, with one eventfd write per batch), and fut is
+ * first polled on the executor's thread. From the call on, fut belongs
+ * to the task: the calling thread must not touch it again (not even its
+ * result: read that through the join handle).
+ *
+ * The executor picks it up when its loop next runs while it has a live
+ * task or a block_on (its eventfd's event is pending only then, so that a
+ * host's loop still returns when tide has nothing to do): a spawn onto an
+ * idle executor whose host loop runs only other events waits for that.
+ * An accepted task that the executor is freed before polling is dropped
+ * on the executor's thread, at tide_exec_free; its joiner sees
+ * -ECANCELED.
+ *
+ * join: where to put a join handle, or NULL (see above for what it can do
+ * from this thread).
+ * Returns 0. Errors: -EINVAL (NULL h or fut, or fut completed or dropped),
+ * -EBUSY (fut is already a task's), -ENOMEM, -ESHUTDOWN (the executor is
+ * being or has been freed). On error fut is not taken.
+ * Any thread, the executor's included (there it is tide_spawn).
+ */
+TIDE_EXTERN int tide_handle_spawn(tide_handle_t *h, tide_future_t *fut,
+                                  tide_join_t *join);
 
 /* ------------------------------------------------------------------------
  * Combinators. Each borrows the futures it is given and takes over their

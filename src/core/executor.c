@@ -55,6 +55,7 @@ void tide__task_unref(tide_task_t *t) { task_unref(t); }
 void tide__remote_unref(struct tide__remote *r) {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
         close(r->efd);
+        pthread_cond_destroy(&r->done);
         pthread_mutex_destroy(&r->lock);
         tide__free(r);
     }
@@ -155,6 +156,16 @@ static void defer_splice(tide_exec_t *ex) {
     ex->dhead = ex->dtail = NULL;
 }
 
+/* Wake the owner's loop: the remote queue was empty. */
+static void remote_kick(struct tide__remote *r) {
+    uint64_t one = 1;
+    ssize_t n;
+    do
+        n = write(r->efd, &one, sizeof one);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN means the counter is saturated: a read is due anyway. */
+}
+
 /* Called once per wake that set NOTIFIED: the queue takes a reference. */
 void tide__exec_schedule(tide_task_t *t) {
     struct tide__remote *r = t->remote;
@@ -187,14 +198,21 @@ void tide__exec_schedule(tide_task_t *t) {
     list_append(&r->head, &r->tail, t);
     pthread_mutex_unlock(&r->lock);
     /* One write per batch: the owner drains the whole queue per read. */
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t n;
-        do
-            n = write(r->efd, &one, sizeof one);
-        while (n < 0 && errno == EINTR);
-        /* EAGAIN means the counter is saturated: a read is due anyway. */
-    }
+    if (was_empty)
+        remote_kick(r);
+}
+
+static void notify_update(tide_exec_t *ex);
+
+/* Put t on the executor's list of live tasks (owner thread). */
+static void task_link(tide_exec_t *ex, tide_task_t *t) {
+    t->flags &= ~(unsigned)TASK_NEW;
+    t->prev = NULL;
+    t->next = ex->tasks;
+    if (ex->tasks != NULL)
+        ex->tasks->prev = t;
+    ex->tasks = t;
+    ex->ntasks++;
 }
 
 static void notify_cb(evutil_socket_t fd, short what, void *arg) {
@@ -212,10 +230,14 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg) {
     pthread_mutex_unlock(&r->lock);
     while (t != NULL) {
         tide_task_t *next = t->qnext;
-        ex->stats.remote_wakes++;
+        if (t->flags & TASK_NEW)
+            task_link(ex, t); /* spawned from another thread */
+        else
+            ex->stats.remote_wakes++;
         queue_push(ex, t); /* the remote queue's reference moves along */
         t = next;
     }
+    notify_update(ex);
     run_later(ex);
 }
 
@@ -240,7 +262,7 @@ static void notify_update(tide_exec_t *ex) {
 
 static void task_finish(tide_exec_t *ex, tide_task_t *t, intptr_t output) {
     t->output = output;
-    atomic_fetch_or_explicit(&t->state, TASK_COMPLETE, memory_order_acq_rel);
+    unsigned st = atomic_fetch_or(&t->state, TASK_COMPLETE);
 
     if (t->prev != NULL)
         t->prev->next = t->next;
@@ -259,6 +281,16 @@ static void task_finish(tide_exec_t *ex, tide_task_t *t, intptr_t output) {
         fut->vt &= ~(uintptr_t)TIDE__FUT_SPAWNED; /* the caller's again */
 
     tide_waker_wake(&t->join_waker);
+    if (t->flags & TASK_HOOKED)
+        (*tide__task_hook(t))(t);
+    /* Threads blocked in tide_join_wait set BWAIT by a read-modify-write
+     * of the same word before they test COMPLETE: one of the two RMWs
+     * comes first and the other sees it, so no waiter is missed. */
+    if (st & TASK_BWAIT) {
+        pthread_mutex_lock(&t->remote->lock);
+        pthread_cond_broadcast(&t->remote->done);
+        pthread_mutex_unlock(&t->remote->lock);
+    }
     if (t == ex->root && ex->in_block_on)
         event_base_loopbreak(ex->base);
     notify_update(ex);
@@ -320,37 +352,58 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
  * Spawning and joining
  * ------------------------------------------------------------------------ */
 
-int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
-                tide_task_t **out) {
-    if (ex->closing)
-        return -ESHUTDOWN;
+/* A new task for fut on r's executor, not yet on any list; any thread. */
+static int task_new(struct tide__remote *r, tide_future_t *fut, unsigned flags,
+                    size_t extra, void (*on_finish)(tide_task_t *),
+                    tide_task_t **out) {
     /* A future already owned by a task would be polled by two tasks and
      * dropped twice: refuse it, as a finished or dropped one. */
     if (fut->vt & (TIDE__FUT_DONE | TIDE__FUT_DROPPED))
         return -EINVAL;
     if (fut->vt & TIDE__FUT_SPAWNED)
         return -EBUSY;
-    tide_task_t *t = tide__calloc(1, sizeof *t);
+    size_t size = sizeof(tide_task_t);
+    if (on_finish != NULL)
+        size = TIDE__TASK_SIZE + TIDE__ALIGN_UP(sizeof(tide__task_hook_fn)) + extra;
+    tide_task_t *t = tide__calloc(1, size);
     if (t == NULL)
         return -ENOMEM;
     atomic_init(&t->refs, 1); /* the executor's */
     atomic_init(&t->state, 0);
     t->flags = flags;
-    t->exec = ex;
-    t->remote = ex->remote;
-    atomic_fetch_add_explicit(&ex->remote->refs, 1, memory_order_relaxed);
+    if (on_finish != NULL) {
+        t->flags |= TASK_HOOKED;
+        *tide__task_hook(t) = on_finish;
+    }
+    t->exec = r->exec;
+    t->remote = r;
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
     t->fut = fut;
     fut->vt |= TIDE__FUT_SPAWNED;
     t->wk.vtable = &tide__task_waker_vtable;
-    t->next = ex->tasks;
-    if (ex->tasks != NULL)
-        ex->tasks->prev = t;
-    ex->tasks = t;
-    ex->ntasks++;
+    *out = t;
+    return 0;
+}
+
+int tide__spawn_ex(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
+                   size_t extra, void (*on_finish)(tide_task_t *),
+                   tide_task_t **out) {
+    if (ex->closing)
+        return -ESHUTDOWN;
+    tide_task_t *t;
+    int rc = task_new(ex->remote, fut, flags, extra, on_finish, &t);
+    if (rc < 0)
+        return rc;
+    task_link(ex, t);
     notify_update(ex);
     *out = t;
     task_waker_wake_by_ref(&t->wk); /* first poll from the loop */
     return 0;
+}
+
+int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
+                tide_task_t **out) {
+    return tide__spawn_ex(ex, fut, flags, 0, NULL, out);
 }
 
 static tide_poll_t join_poll(tide_future_t *f, tide_cx_t *cx) {
@@ -400,16 +453,19 @@ int tide_spawn(tide_exec_t *ex, tide_future_t *fut, tide_join_t *join) {
     return 0;
 }
 
-void tide_join_abort(tide_join_t *j) {
-    tide_task_t *t = j->task;
-    if (t == NULL ||
-        (atomic_load_explicit(&t->state, memory_order_acquire) & TASK_COMPLETE))
+void tide__task_abort(tide_task_t *t) {
+    if (atomic_load_explicit(&t->state, memory_order_acquire) & TASK_COMPLETE)
         return;
     t->flags |= TASK_ABORT;
     /* A running task is finished when its poll returns; a waiting one is
      * queued so that the executor drops it instead of polling it. */
     if (!(t->flags & TASK_RUNNING))
         task_waker_wake_by_ref(&t->wk);
+}
+
+void tide_join_abort(tide_join_t *j) {
+    if (j->task != NULL)
+        tide__task_abort(j->task);
 }
 
 void tide_join_detach(tide_join_t *j) {
@@ -421,6 +477,99 @@ bool tide_join_is_finished(const tide_join_t *j) {
     return j->task == NULL ||
            (atomic_load_explicit(&j->task->state, memory_order_acquire) &
             TASK_COMPLETE) != 0;
+}
+
+int tide_join_wait(tide_join_t *j, intptr_t *result) {
+    tide_task_t *t = j->task;
+    if (t == NULL)
+        return -EINVAL;
+    struct tide__remote *r = t->remote;
+    if (pthread_equal(pthread_self(), r->owner))
+        return -EDEADLK; /* the task can only finish on this thread */
+    pthread_mutex_lock(&r->lock);
+    unsigned st = atomic_fetch_or(&t->state, TASK_BWAIT);
+    while (!(st & TASK_COMPLETE)) {
+        pthread_cond_wait(&r->done, &r->lock);
+        st = atomic_load(&t->state);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (result != NULL)
+        *result = t->output; /* written before COMPLETE was set */
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Handles: spawning from other threads
+ * ------------------------------------------------------------------------ */
+
+/* A handle is the remote block itself: it holds one of its references, so
+ * it stays valid (and answers -ESHUTDOWN) after the executor is freed. */
+int tide_exec_handle(tide_exec_t *ex, tide_handle_t **out) {
+    if (ex == NULL || out == NULL)
+        return -EINVAL;
+    if (ex->closing)
+        return -ESHUTDOWN;
+    atomic_fetch_add_explicit(&ex->remote->refs, 1, memory_order_relaxed);
+    *out = (tide_handle_t *)ex->remote;
+    return 0;
+}
+
+void tide_handle_free(tide_handle_t *h) {
+    if (h != NULL)
+        tide__remote_unref((struct tide__remote *)h);
+}
+
+int tide_handle_spawn(tide_handle_t *h, tide_future_t *fut, tide_join_t *join) {
+    if (join != NULL) {
+        tide_future_init(&join->fut, &join_vt);
+        join->task = NULL;
+    }
+    if (h == NULL || fut == NULL)
+        return -EINVAL;
+    struct tide__remote *r = (struct tide__remote *)h;
+    tide_task_t *t;
+    if (pthread_equal(pthread_self(), r->owner)) {
+        /* the executor's own thread: an ordinary spawn (after the free,
+         * `closed` says the executor is gone without touching it) */
+        if (r->closed)
+            return -ESHUTDOWN;
+        return tide_spawn(r->exec, fut, join);
+    }
+    int rc = task_new(r, fut, TASK_NEW, 0, NULL, &t);
+    if (rc < 0)
+        return rc;
+    /* NOTIFIED from the start: the remote queue holds the executor's
+     * reference until the owner links it, and a second queueing would
+     * link it twice. The queue's reference is the executor's own one:
+     * notify_cb moves it to the run queue, which takes another below. */
+    atomic_store(&t->state, TASK_NOTIFIED);
+    if (join != NULL) {
+        task_ref(t);
+        join->task = t;
+    }
+    task_ref(t); /* the run queue's, once it is there */
+    pthread_mutex_lock(&r->lock);
+    if (r->closed) {
+        pthread_mutex_unlock(&r->lock);
+        /* never seen by the executor: the caller keeps fut */
+        fut->vt &= ~(uintptr_t)TIDE__FUT_SPAWNED;
+        t->fut = NULL;
+        atomic_fetch_or(&t->state, TASK_COMPLETE);
+        t->output = -ESHUTDOWN;
+        if (join != NULL) {
+            join->task = NULL;
+            tide__task_unref(t);
+        }
+        tide__task_unref(t);
+        tide__task_unref(t);
+        return -ESHUTDOWN;
+    }
+    bool was_empty = r->head == NULL;
+    list_append(&r->head, &r->tail, t);
+    pthread_mutex_unlock(&r->lock);
+    if (was_empty)
+        remote_kick(r);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -474,6 +623,12 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
         rc = -ENOMEM;
         goto fail_efd;
     }
+    if (pthread_cond_init(&r->done, NULL) != 0) {
+        pthread_mutex_destroy(&r->lock);
+        rc = -ENOMEM;
+        goto fail_efd;
+    }
+    r->exec = ex;
     if (event_assign(&ex->run_ev, base, -1, 0, run_cb, ex) != 0 ||
         event_assign(&ex->notify_ev, base, r->efd, EV_READ | EV_PERSIST,
                      notify_cb, ex) != 0) {
@@ -484,6 +639,7 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
     return 0;
 
 fail_lock:
+    pthread_cond_destroy(&r->done);
     pthread_mutex_destroy(&r->lock);
 fail_efd:
     close(r->efd);
@@ -503,29 +659,37 @@ void tide_exec_free(tide_exec_t *ex) {
     TIDE__CHECK(!ex->in_run);
     ex->closing = true;
 
-    /* Drop every task. A future's drop may free other tasks' handles or
-     * wake tasks (ignored now), but cannot add tasks: spawn refuses. */
-    while (ex->tasks != NULL) {
-        tide_task_t *t = ex->tasks;
-        atomic_fetch_or_explicit(&t->state, TASK_NOTIFIED, memory_order_acq_rel);
-        task_finish(ex, t, -ECANCELED);
-    }
-    tide_task_t *t;
-    while ((t = queue_pop(ex)) != NULL)
-        tide__task_unref(t);
-    /* From here on, wakes from other threads are dropped; the block itself
-     * lives on while tasks (held by join handles or wakers) refer to it. */
+    /* From here on, wakes and spawns from other threads are refused; the
+     * block itself lives on while tasks (held by join handles or wakers)
+     * and handles refer to it. Tasks spawned from elsewhere that the loop
+     * has not seen yet are linked, so that they are dropped with the rest
+     * (their joiners see -ECANCELED). */
     struct tide__remote *r = ex->remote;
     pthread_mutex_lock(&r->lock);
     r->closed = true;
-    t = r->head;
+    tide_task_t *t = r->head;
     r->head = r->tail = NULL;
     pthread_mutex_unlock(&r->lock);
     while (t != NULL) {
         tide_task_t *next = t->qnext;
-        tide__task_unref(t);
+        if (t->flags & TASK_NEW) {
+            task_link(ex, t); /* the queue's reference is the executor's */
+            tide__task_unref(t); /* the run queue's, taken at the spawn */
+        } else {
+            tide__task_unref(t);
+        }
         t = next;
     }
+
+    /* Drop every task. A future's drop may free other tasks' handles or
+     * wake tasks (ignored now), but cannot add tasks: spawn refuses. */
+    while (ex->tasks != NULL) {
+        t = ex->tasks;
+        atomic_fetch_or_explicit(&t->state, TASK_NOTIFIED, memory_order_acq_rel);
+        task_finish(ex, t, -ECANCELED);
+    }
+    while ((t = queue_pop(ex)) != NULL)
+        tide__task_unref(t);
 
     /* The layers above core release what they attached. */
     for (int i = TIDE__EXT_MAX - 1; i >= 0; i--) {

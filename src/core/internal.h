@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -40,6 +41,7 @@ unsigned long tide__alloc_fail_at(unsigned long n);
 enum {
     TASK_NOTIFIED = 1u << 0, /* on a run queue, or about to be */
     TASK_COMPLETE = 1u << 1, /* finished: output set, future dropped */
+    TASK_BWAIT = 1u << 2,    /* a thread blocks in tide_join_wait */
 };
 
 /* Task flags only the executor's thread touches. */
@@ -47,6 +49,9 @@ enum {
     TASK_RUNNING = 1u << 0,
     TASK_ABORT = 1u << 1,
     TASK_BORROWED = 1u << 2, /* block_on's root: its future is not dropped */
+    TASK_NEW = 1u << 3,      /* spawned from another thread: on the remote
+                              * queue, not yet on the executor's list */
+    TASK_HOOKED = 1u << 4,   /* tide__spawn_ex's hook heads the extra bytes */
 };
 
 struct tide_task {
@@ -63,6 +68,21 @@ struct tide_task {
     tide_waker_t join_waker;  /* the joiner's waker, if it waits */
 };
 
+/* A task spawned by tide__spawn_ex is followed by its hook (TASK_HOOKED)
+ * and the layer's extra bytes, each max_align_t-aligned: a task that has
+ * none pays nothing for them. */
+#define TIDE__ALIGN_UP(n)                                                     \
+    (((n) + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1))
+#define TIDE__TASK_SIZE TIDE__ALIGN_UP(sizeof(struct tide_task))
+typedef void (*tide__task_hook_fn)(tide_task_t *t);
+static inline tide__task_hook_fn *tide__task_hook(tide_task_t *t) {
+    return (tide__task_hook_fn *)(void *)((char *)t + TIDE__TASK_SIZE);
+}
+/* The extra bytes of a task spawned by tide__spawn_ex with a hook. */
+static inline void *tide__task_extra(tide_task_t *t) {
+    return (char *)t + TIDE__TASK_SIZE + TIDE__ALIGN_UP(sizeof(tide__task_hook_fn));
+}
+
 /* What a wake from another thread touches. It outlives the executor for as
  * long as any task does (each task holds a reference), so a thread that
  * wakes a task while the executor is being freed finds `closed` set under
@@ -71,6 +91,8 @@ struct tide__remote {
     atomic_uint refs;  /* the executor's and one per task */
     pthread_t owner;   /* the executor's thread: wakes from it take no lock */
     pthread_mutex_t lock;
+    pthread_cond_t done;  /* tide_join_wait: a task with bwaiters finished */
+    tide_exec_t *exec;    /* dereferenced on the owner thread only */
     bool closed;       /* the executor is gone: drop what comes */
     tide_task_t *head, *tail;
     int efd;           /* eventfd the executor's loop watches */
@@ -86,6 +108,7 @@ enum tide__ext_id {
     TIDE__EXT_TIME,    /* src/reactor/time.c: the timer heap */
     TIDE__EXT_SIGNAL,  /* src/reactor/signal.c: the listeners */
     TIDE__EXT_REACTOR, /* src/reactor/fd.c: the registrations */
+    TIDE__EXT_POOL,    /* src/task/blocking.c: the blocking pool */
     TIDE__EXT_NET,     /* src/net/dns.c: the evdns base */
     TIDE__EXT_MAX
 };
@@ -139,6 +162,13 @@ void tide__exec_schedule(tide_task_t *t);
 void tide__task_unref(tide_task_t *t);
 int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
                 tide_task_t **out);
+/* tide__spawn with `extra` bytes after the task (tide__task_extra) and a
+ * hook called when it finishes (may be NULL). */
+int tide__spawn_ex(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
+                   size_t extra, void (*on_finish)(tide_task_t *),
+                   tide_task_t **out);
+/* Abort t (tide_join_abort's working part). */
+void tide__task_abort(tide_task_t *t);
 
 extern const tide_waker_vtable_t tide__task_waker_vtable;
 
