@@ -77,6 +77,13 @@ extern "C" {
 
 struct event_base;
 
+/* (private) A function that does not return. */
+#if defined(__cplusplus)
+#define TIDE__NORETURN [[noreturn]]
+#else
+#define TIDE__NORETURN _Noreturn
+#endif
+
 /* (private) Branch hints for the inline fast paths. */
 #if defined(__GNUC__)
 #define TIDE__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -301,7 +308,7 @@ TIDE_EXTERN void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why);
 
 /* (private) w is on a queue, but not where the queue left it: the future
  * holding it was moved (copied) while pending. Aborts with a message. */
-TIDE_EXTERN void tide__waiter_moved(const tide_waiter_t *w);
+TIDE_EXTERN TIDE__NORETURN void tide__waiter_moved(const tide_waiter_t *w);
 
 /* tide_waiter_wait: put w on q (at the tail, unless it is on a queue
  * already: a waiter stays on the queue it first waited on until it

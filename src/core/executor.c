@@ -171,7 +171,7 @@ void tide__exec_schedule(tide_task_t *t) {
     struct tide__remote *r = t->remote;
     task_ref(t);
     if (pthread_equal(pthread_self(), r->owner)) {
-        tide_exec_t *ex = t->exec;
+        tide_exec_t *ex = r->exec; /* alive: a completed task is not queued */
         if (ex->closing) {
             /* The executor is dropping everything; nothing will run. */
             tide__task_unref(t);
@@ -261,7 +261,8 @@ static void notify_update(tide_exec_t *ex) {
  * ------------------------------------------------------------------------ */
 
 static void task_finish(tide_exec_t *ex, tide_task_t *t, intptr_t output) {
-    t->output = output;
+    tide_future_t *fut = t->fut;
+    t->output = output; /* in fut's place: written before COMPLETE is set */
     unsigned st = atomic_fetch_or(&t->state, TASK_COMPLETE);
 
     if (t->prev != NULL)
@@ -273,8 +274,6 @@ static void task_finish(tide_exec_t *ex, tide_task_t *t, intptr_t output) {
     t->prev = t->next = NULL;
     ex->ntasks--;
 
-    tide_future_t *fut = t->fut;
-    t->fut = NULL;
     if (!(t->flags & TASK_BORROWED))
         tide_future_drop(fut); /* may wake, spawn or free other things */
     else
@@ -375,7 +374,6 @@ static int task_new(struct tide__remote *r, tide_future_t *fut, unsigned flags,
         t->flags |= TASK_HOOKED;
         *tide__task_hook(t) = on_finish;
     }
-    t->exec = r->exec;
     t->remote = r;
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
     t->fut = fut;
@@ -553,9 +551,8 @@ int tide_handle_spawn(tide_handle_t *h, tide_future_t *fut, tide_join_t *join) {
         pthread_mutex_unlock(&r->lock);
         /* never seen by the executor: the caller keeps fut */
         fut->vt &= ~(uintptr_t)TIDE__FUT_SPAWNED;
-        t->fut = NULL;
+        t->output = -ESHUTDOWN; /* in fut's place */
         atomic_fetch_or(&t->state, TASK_COMPLETE);
-        t->output = -ESHUTDOWN;
         if (join != NULL) {
             join->task = NULL;
             tide__task_unref(t);

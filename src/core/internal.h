@@ -61,10 +61,12 @@ struct tide_task {
     unsigned flags;    /* TASK_RUNNING | TASK_ABORT | TASK_BORROWED */
     tide_task_t *qnext;        /* run queue link */
     tide_task_t *prev, *next;  /* the executor's list of live tasks */
-    tide_exec_t *exec;
-    struct tide__remote *remote; /* the executor's, for wakes from elsewhere */
-    tide_future_t *fut;
-    intptr_t output;
+    struct tide__remote *remote; /* the executor's, for wakes from elsewhere,
+                                  * and the executor itself (remote->exec) */
+    union {
+        tide_future_t *fut; /* until TASK_COMPLETE */
+        intptr_t output;    /* from TASK_COMPLETE on: the future's result */
+    };
     tide_waker_t join_waker;  /* the joiner's waker, if it waits */
 };
 

@@ -35,7 +35,7 @@ static bool is_sentinel(const tide_waiter_t *w) {
     return w->waker.target->vtable == &tide__waitq_sentinel_vtable;
 }
 
-void tide__waiter_moved(const tide_waiter_t *w) {
+TIDE__NORETURN void tide__waiter_moved(const tide_waiter_t *w) {
     fprintf(stderr,
             "tide: a future pending at %p was moved (copied) while it "
             "waited: its wait queue still points at where it was. A future "
@@ -47,7 +47,7 @@ void tide__waiter_moved(const tide_waiter_t *w) {
 
 void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why) {
     tide_waiter_t *prev = w->prev, *next = w->next;
-    if (prev != NULL && (prev->next != w || next->prev != w))
+    if (prev != NULL && TIDE__UNLIKELY(prev->next != w))
         tide__waiter_moved(w);
     if (prev != NULL) {
         prev->next = next;
