@@ -149,6 +149,13 @@ BEGIN {
 	what["sleep0"] = "tide_sleep(0): ready at the first poll, never armed"
 	what["timer-cancel"] = "tide_sleep(1 s) polled once (armed) and dropped (disarmed)"
 	what["timer-fire"] = "tide_sleep(1 µs) awaited: armed, fired, woken, polled (precise timers: a timerfd)"
+	what["timer-reset-later"] = "tide_sleep_reset of one of 10,000 pending sleeps to a later deadline (O(1): recorded)"
+	what["timer-reset-earlier"] = "tide_sleep_reset of one of 10,000 pending sleeps to an earlier deadline (O(log n))"
+	what["mpsc-task"] = "an 8-byte message from one task to another through a tide_mpsc_t (capacity 64)"
+	what["mpsc-thread"] = "an 8-byte message from a thread (tide_mpsc_send_blocking) to a task"
+	what["pipe-thread"] = "the same hand-off through a pipe: a thread writes, a task reads"
+	what["event-active"] = "libevent alone, one loop: two events activating each other around a queue"
+	what["event-active-thread"] = "a thread, a locked queue and event_active on a thread-aware base"
 }
 
 FNR == 1 {
@@ -465,6 +472,16 @@ END {
 			    fmt(micro[b, col["micro", "ir_per_op"]], "%.0f")
 		}
 		printf "\n"
+		# message hand-offs (issue 12): tide's mpsc against the pipe and
+		# libevent's event_active, measured in the same run
+		if (("mpsc-task", col["micro", "ns_per_op"]) in micro) {
+			printf "Hand-offs, ratios in this run (mpsc ÷ the other; below 1 is faster):\n\n"
+			printf "| mpsc | against | ns/msg ratio | instructions/msg ratio |\n|---|---|--:|--:|\n"
+			handoff("mpsc-task", "event-active")
+			handoff("mpsc-thread", "pipe-thread")
+			handoff("mpsc-thread", "event-active-thread")
+			printf "\n"
+		}
 	}
 
 	# ---------------------------------------------------- analysis
@@ -507,4 +524,12 @@ END {
 	    "tide-echod (tide's listener uses SOMAXCONN; the daemon sets TCP_NODELAY on each connection).\n\n"
 	printf "Raw figures: [results-raw.tsv](results-raw.tsv) (one row per workload, round and server), " \
 	    "[results-callgrind.tsv](results-callgrind.tsv), [results-micro.tsv](results-micro.tsv).\n"
+}
+
+function handoff(a, b,    ns, ir) {
+	if (!((b, col["micro", "ns_per_op"]) in micro))
+		return
+	ns = (micro[b, col["micro", "ns_per_op"]] > 0) ? micro[a, col["micro", "ns_per_op"]] / micro[b, col["micro", "ns_per_op"]] : "NA"
+	ir = (micro[b, col["micro", "ir_per_op"]] > 0) ? micro[a, col["micro", "ir_per_op"]] / micro[b, col["micro", "ir_per_op"]] : "NA"
+	printf "| %s | %s | %s | %s |\n", a, b, (ns == "NA") ? "NA" : sprintf("%.2f×", ns), (ir == "NA") ? "NA" : sprintf("%.2f×", ir)
 }

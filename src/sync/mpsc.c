@@ -20,10 +20,6 @@
 
 #include "sync/internal.h"
 
-static inline tide_mpsc_send_t *send_of(tide__slink_t *l) {
-    return TIDE_CONTAINER_OF(snode_of(l), tide_mpsc_send_t, node);
-}
-
 int tide_mpsc_init(tide_mpsc_t *ch, size_t elem_size, size_t capacity) {
     if (ch == NULL || elem_size == 0 || capacity == 0)
         return -EINVAL;
