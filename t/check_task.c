@@ -685,6 +685,78 @@ START_TEST(test_handle_spawn_then_exec_free) {
 }
 END_TEST
 
+/* An executor on a host's loop with no task but a live handle keeps the
+ * loop running for the threads that may spawn through it; once the last
+ * handle is freed (from that thread) and the task is done, the loop
+ * returns, as it does when tide has nothing to do. */
+typedef struct flag_task {
+    tide_future_t fut;
+    atomic_int *ran;
+} flag_task_t;
+
+static tide_poll_t flag_poll(tide_future_t *f, tide_cx_t *cx) {
+    (void)cx;
+    atomic_store(TIDE_CONTAINER_OF(f, flag_task_t, fut)->ran, 1);
+    f->result = 0;
+    return TIDE_READY;
+}
+
+static const tide_future_vtable_t flag_vt = {flag_poll, NULL};
+
+typedef struct idle_spawner {
+    tide_handle_t *h;
+    flag_task_t task;
+    int rc;
+} idle_spawner_t;
+
+static void *idle_spawner_main(void *arg) {
+    idle_spawner_t *a = arg;
+    usleep(50000); /* the host's loop is running, tide has no task */
+    a->rc = tide_handle_spawn(a->h, &a->task.fut, NULL);
+    tide_handle_free(a->h);
+    return NULL;
+}
+
+static void idle_deadline(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+START_TEST(test_handle_keeps_idle_host_loop) {
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    tide_exec_t *ex = NULL;
+    ck_assert_int_eq(tide_exec_new(&ex, base, 0), 0);
+    atomic_int ran = 0;
+    idle_spawner_t a;
+    memset(&a, 0, sizeof a);
+    a.task.ran = &ran;
+    tide_future_init(&a.task.fut, &flag_vt);
+    ck_assert_int_eq(tide_exec_handle(ex, &a.h), 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, idle_spawner_main, &a), 0);
+    /* a bound, which the test must not reach */
+    struct event *deadline = evtimer_new(base, idle_deadline, base);
+    struct timeval tv = {(time_t)(t_watchdog_ms(5000) / 1000), 0};
+    evtimer_add(deadline, &tv);
+    int64_t t0 = (int64_t)tide_now();
+    /* returns when nothing is pending any more: the deadline would be the
+     * only thing left, so delete it once the task ran (a second pass) */
+    while (!atomic_load(&ran) && (int64_t)tide_now() - t0 <
+                                     (int64_t)t_watchdog_ms(5000) * 1000)
+        event_base_loop(base, EVLOOP_ONCE);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(a.rc, 0);
+    ck_assert_msg(atomic_load(&ran), "the spawn onto an idle executor was not run");
+    event_free(deadline);
+    /* no task, no handle: nothing of tide's keeps the loop alive */
+    ck_assert_int_eq(event_base_loop(base, 0), 1); /* 1: no events */
+    tide_exec_free(ex);
+    event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_handle_misuse) {
     tide_exec_t *ex = t_exec_new();
     tide_handle_t *h;
@@ -1069,6 +1141,7 @@ static Suite *task_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_handle_spawn_from_threads_under_stress);
     tcase_add_test(tc, test_handle_spawn_then_exec_free);
+    tcase_add_test(tc, test_handle_keeps_idle_host_loop);
     tcase_add_test(tc, test_handle_misuse);
     tcase_add_test(tc, test_alloc_handle_spawn);
     suite_add_tcase(s, tc);

@@ -805,10 +805,11 @@ TIDE_EXTERN void tide_handle_free(tide_handle_t *h);
  * to the task: the calling thread must not touch it again (not even its
  * result: read that through the join handle).
  *
- * The executor picks it up when its loop next runs while it has a live
- * task or a block_on (its eventfd's event is pending only then, so that a
- * host's loop still returns when tide has nothing to do): a spawn onto an
- * idle executor whose host loop runs only other events waits for that.
+ * The executor picks it up at its loop's next pass: its eventfd's event
+ * is pending while it has a live task or a live handle (so that a host's
+ * loop, which returns when nothing is pending, keeps running for the
+ * threads that may spawn; once the last handle is freed and no task is
+ * left, it returns again).
  * An accepted task that the executor is freed before polling is dropped
  * on the executor's thread, at tide_exec_free; its joiner sees
  * -ECANCELED.

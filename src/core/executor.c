@@ -243,8 +243,13 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg) {
 
 static void notify_update(tide_exec_t *ex) {
     /* The eventfd event keeps a host's loop alive, so it is pending only
-     * while there are tasks that could be woken from elsewhere. */
-    bool want = ex->ntasks > 0 && !ex->closing;
+     * while there are tasks that could be woken from elsewhere, or handles
+     * that other threads may spawn through. (A handle freed by another
+     * thread is seen here at the next update, a task's start or end.) */
+    bool want = (ex->ntasks > 0 ||
+                 atomic_load_explicit(&ex->remote->handles,
+                                      memory_order_relaxed) > 0) &&
+                !ex->closing;
     if (want == ex->notify_added)
         return;
     if (want) {
@@ -508,13 +513,25 @@ int tide_exec_handle(tide_exec_t *ex, tide_handle_t **out) {
     if (ex->closing)
         return -ESHUTDOWN;
     atomic_fetch_add_explicit(&ex->remote->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ex->remote->handles, 1, memory_order_relaxed);
+    notify_update(ex);
     *out = (tide_handle_t *)ex->remote;
     return 0;
 }
 
 void tide_handle_free(tide_handle_t *h) {
-    if (h != NULL)
-        tide__remote_unref((struct tide__remote *)h);
+    if (h == NULL)
+        return;
+    struct tide__remote *r = (struct tide__remote *)h;
+    if (atomic_fetch_sub_explicit(&r->handles, 1, memory_order_relaxed) == 1) {
+        /* The last one: the executor may stop keeping its loop alive for
+         * it, which its own thread decides (notify_cb), so wake it. */
+        pthread_mutex_lock(&r->lock);
+        if (!r->closed)
+            remote_kick(r);
+        pthread_mutex_unlock(&r->lock);
+    }
+    tide__remote_unref(r);
 }
 
 int tide_handle_spawn(tide_handle_t *h, tide_future_t *fut, tide_join_t *join) {
@@ -587,6 +604,7 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
     if (r == NULL)
         goto fail_ex;
     atomic_init(&r->refs, 1); /* the executor's */
+    atomic_init(&r->handles, 0);
     r->owner = pthread_self();
     r->efd = -1;
     ex->remote = r;

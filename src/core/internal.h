@@ -95,6 +95,7 @@ struct tide__remote {
     pthread_mutex_t lock;
     pthread_cond_t done;  /* tide_join_wait: a task with bwaiters finished */
     tide_exec_t *exec;    /* dereferenced on the owner thread only */
+    atomic_uint handles;  /* live tide_handle_t: they keep notify_ev pending */
     bool closed;       /* the executor is gone: drop what comes */
     tide_task_t *head, *tail;
     int efd;           /* eventfd the executor's loop watches */
