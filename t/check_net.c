@@ -1648,6 +1648,200 @@ START_TEST(test_udp_round_trip) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * Any stream listener, and tide_serve (with a TIDE_TASK handler)
+ * ------------------------------------------------------------------------ */
+
+typedef struct sv_echo {
+    TIDE_TASK_HEAD;
+    tide_conn_t *conn;
+    int *live;
+    tide_copy_t copy;
+    char buf[256];
+} sv_echo_t;
+
+static void sv_echo_cleanup(sv_echo_t *self) {
+    tide_conn_free(self->conn);
+    (*self->live)--;
+}
+
+TIDE_TASK(sv_echo_t, sv_echo) {
+    tide_stream_t *s = tide_conn_stream(self->conn);
+    TIDE_TASK_BEGIN;
+    TIDE_TASK_TRY(tide_copy(&self->copy, s, s, self->buf, sizeof self->buf));
+    TIDE_TASK_END(0);
+}
+
+typedef struct sv_ctx {
+    int live, served;
+    bool refuse;  /* the handler answers NULL */
+    bool is_unix; /* what the connections are */
+} sv_ctx_t;
+
+static tide_future_t *sv_on_conn(tide_conn_t *c, void *arg) {
+    sv_ctx_t *x = arg;
+    /* a connection is the TCP or Unix object it is */
+    ck_assert(x->is_unix ? tide_conn_unix(c) != NULL && tide_conn_tcp(c) == NULL
+                         : tide_conn_tcp(c) != NULL && tide_conn_unix(c) == NULL);
+    tide_addr_t peer;
+    ck_assert_int_eq(tide_conn_peer_addr(c, &peer), 0);
+    if (x->refuse)
+        return NULL;
+    sv_echo_t *e = sv_echo_new();
+    ck_assert_ptr_nonnull(e);
+    e->conn = c;
+    e->live = &x->live;
+    x->live++;
+    x->served++;
+    return &e->fut;
+}
+
+/* A blocking client socket connected to addr (TCP or Unix). */
+static int sv_client(const tide_addr_t *a) {
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(connect(fd, tide_addr_sockaddr(a), a->len), 0);
+    return fd;
+}
+
+/* Run ex until fd has len bytes to read (bounded), and check them. */
+static void sv_expect(tide_exec_t *ex, int fd, const char *msg) {
+    size_t len = strlen(msg), got = 0;
+    char buf[256];
+    for (int i = 0; i < 1000 && got < len; i++) {
+        n_run_for(ex, 2000);
+        ssize_t r = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+        else
+            ck_assert_msg(r < 0 && errno == EAGAIN, "recv: %zd (%s)", r,
+                          r == 0 ? "end of stream" : strerror(errno));
+    }
+    ck_assert_msg(got == len, "%zu of %zu bytes echoed", got, len);
+    ck_assert_int_eq(memcmp(buf, msg, len), 0);
+}
+
+/* Nothing comes for a while (not served, or not yet). */
+static void sv_expect_nothing(tide_exec_t *ex, int fd) {
+    n_run_for(ex, 50000);
+    char c;
+    ck_assert_int_eq(recv(fd, &c, 1, MSG_DONTWAIT), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+}
+
+static void serve_round(const char *addr_text) {
+    tide_exec_t *ex = n_exec();
+    tide_listener_t *l = NULL;
+    ck_assert_int_eq(tide_listener_bind(&l, ex, addr_text, 0), 0);
+    char name[TIDE_ADDR_STRLEN];
+    ck_assert_int_eq(tide_listener_name(l, name, sizeof name), 0);
+    tide_addr_t a;
+    ck_assert_int_eq(tide_addr_parse(&a, name), 0);
+    sv_ctx_t x = {0};
+    x.is_unix = strncmp(addr_text, "unix:", 5) == 0;
+    tide_serve_t sv;
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, tide_serve(&sv, l, sv_on_conn, &x, NULL), &j),
+                     0);
+    int c1 = sv_client(&a), c2 = sv_client(&a);
+    ck_assert_int_eq(send(c1, "one", 3, 0), 3);
+    ck_assert_int_eq(send(c2, "two", 3, 0), 3);
+    sv_expect(ex, c1, "one");
+    sv_expect(ex, c2, "two");
+    ck_assert_int_eq(x.live, 2);
+    close(c1); /* its task ends (copy sees end of stream), c2 goes on */
+    for (int i = 0; i < 500 && x.live > 1; i++)
+        n_run_for(ex, 2000);
+    ck_assert_int_eq(x.live, 1);
+    ck_assert_int_eq(send(c2, "again", 5, 0), 5);
+    sv_expect(ex, c2, "again");
+    /* refused by the handler: tide closes it */
+    x.refuse = true;
+    int c3 = sv_client(&a);
+    char ch;
+    ssize_t r = -1;
+    for (int i = 0; i < 500 && r != 0; i++) {
+        n_run_for(ex, 2000);
+        r = recv(c3, &ch, 1, MSG_DONTWAIT);
+    }
+    ck_assert_int_eq(r, 0);
+    close(c3);
+    /* freeing the listener ends the serve with -EBADF; c2 is still served */
+    tide_listener_free(l);
+    ck_assert_int_eq(n_run(ex, tide_join(&j)), -EBADF);
+    ck_assert_int_eq(send(c2, "after", 5, 0), 5);
+    sv_expect(ex, c2, "after");
+    close(c2);
+    for (int i = 0; i < 500 && x.live > 0; i++)
+        n_run_for(ex, 2000);
+    ck_assert_int_eq(x.live, 0);
+    ck_assert_int_eq(x.served, 2);
+    n_free_clean(ex);
+}
+
+START_TEST(test_serve_tcp) { serve_round("127.0.0.1:0"); }
+END_TEST
+
+START_TEST(test_serve_unix) {
+    char addr[96];
+    snprintf(addr, sizeof addr, "unix:@tide-serve-%d", (int)getpid());
+    serve_round(addr);
+}
+END_TEST
+
+/* With a limit, newcomers wait in the backlog until a slot frees; a
+ * dropped serve stops accepting, and gives back the slot it held. */
+START_TEST(test_serve_limit_and_drop) {
+    tide_exec_t *ex = n_exec();
+    tide_listener_t *l = NULL;
+    ck_assert_int_eq(tide_listener_bind(&l, ex, "127.0.0.1:0", 0), 0);
+    tide_addr_t a;
+    ck_assert_int_eq(tide_listener_local_addr(l, &a), 0);
+    tide_semaphore_t slots;
+    ck_assert_int_eq(tide_semaphore_init(&slots, 1), 0);
+    sv_ctx_t x = {0};
+    tide_serve_t sv;
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, tide_serve(&sv, l, sv_on_conn, &x, &slots), &j),
+                     0);
+    int c1 = sv_client(&a), c2 = sv_client(&a);
+    ck_assert_int_eq(send(c1, "one", 3, 0), 3);
+    ck_assert_int_eq(send(c2, "two", 3, 0), 3);
+    sv_expect(ex, c1, "one");
+    sv_expect_nothing(ex, c2); /* over the limit: not accepted yet */
+    ck_assert_int_eq(x.served, 1);
+    close(c1);
+    sv_expect(ex, c2, "two"); /* c1's slot is c2's */
+    ck_assert_int_eq(x.served, 2);
+    /* the serve waits for a slot: dropped there, it holds none */
+    tide_join_abort(&j);
+    ck_assert_int_eq(n_run(ex, tide_join(&j)), -ECANCELED);
+    close(c2);
+    for (int i = 0; i < 500 && x.live > 0; i++)
+        n_run_for(ex, 2000);
+    ck_assert_int_eq(x.live, 0);
+    ck_assert_uint_eq(tide_semaphore_available(&slots), 1);
+    tide_listener_free(l);
+    tide_semaphore_free(&slots);
+    n_free_clean(ex);
+}
+END_TEST
+
+START_TEST(test_listener_bind_errors) {
+    tide_exec_t *ex = n_exec();
+    tide_listener_t *l = NULL;
+    ck_assert_int_eq(tide_listener_bind(NULL, ex, "127.0.0.1:0", 0), -EINVAL);
+    ck_assert_int_eq(tide_listener_bind(&l, ex, NULL, 0), -EINVAL);
+    ck_assert_int_eq(tide_listener_bind(&l, ex, "localhost:80", 0), TIDE_EADDR);
+    ck_assert_int_eq(tide_listener_bind(&l, ex, "unix:", 0), TIDE_EADDR);
+    ck_assert_ptr_null(tide_conn_stream(NULL));
+    ck_assert_ptr_null(tide_conn_tcp(NULL));
+    tide_conn_free(NULL);
+    tide_listener_free(NULL);
+    n_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Unix sockets, socket pairs, pipes
  * ------------------------------------------------------------------------ */
 
@@ -2486,6 +2680,14 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_tcp_listener_free_wakes_accepts);
     tcase_add_test(tc, test_tcp_connect_dropped_while_pending);
     tcase_add_test(tc, test_net_alloc_failures);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("serve");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_serve_tcp);
+    tcase_add_test(tc, test_serve_unix);
+    tcase_add_test(tc, test_serve_limit_and_drop);
+    tcase_add_test(tc, test_listener_bind_errors);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("close");

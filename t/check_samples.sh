@@ -2,6 +2,8 @@
 # The samples as a reader runs them (run by `make check` from the build
 # directory; bash for its /dev/tcp, which even a minimal machine has):
 #   - README.md's first task is samples/first-echo.c's text, verbatim;
+#   - first-echo is at most 30 non-blank lines and warning-free with
+#     -Wall -Wextra -Werror;
 #   - first-echo says where it listens (port 0: the port it got) and echoes;
 #   - first-echo keeps serving through a transient accept error (EMFILE)
 #     and ends, with a message and a non-zero exit, on any other (EINVAL);
@@ -70,6 +72,21 @@ else
     echo "ok: README's first task is in samples/first-echo.c"
 fi
 
+# ---- first-echo: the reference server on one screen, warning-free --------
+n=$(grep -cv '^[[:space:]]*$' "$top_srcdir/samples/first-echo.c")
+if [ "$n" -gt 30 ]; then
+    fail "samples/first-echo.c has $n non-blank lines (at most 30)"
+else
+    echo "ok: samples/first-echo.c is $n non-blank lines"
+fi
+if $CC -std=c11 -Wall -Wextra -Werror -I"$top_srcdir/include" \
+    -I"$top_builddir/include" -c -o "$tmp/fe.o" \
+    "$top_srcdir/samples/first-echo.c" 2>"$tmp/fe-cc.err"; then
+    echo "ok: samples/first-echo.c compiles with -Wall -Wextra -Werror"
+else
+    fail "samples/first-echo.c with -Wall -Wextra -Werror: $(cat "$tmp/fe-cc.err")"
+fi
+
 # ---- first-echo: prints its address, echoes --------------------------------
 # The shim: once the file $TIDE_ACCEPT_FAIL exists, accept4 fails with the
 # errno written in it.
@@ -112,10 +129,10 @@ ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
     ./samples/first-echo 127.0.0.1:0 >"$tmp/fe.out" 2>"$tmp/fe.err" &
 fe=$!
 pids="$pids $fe"
-if ! wait_line "$tmp/fe.out" '^first-echo: listening on 127\.0\.0\.1:[0-9][0-9]*$'; then
+if ! wait_line "$tmp/fe.err" '^first-echo: listening on 127\.0\.0\.1:[0-9][0-9]*$'; then
     fail "first-echo did not say where it listens: $(cat "$tmp/fe.out" "$tmp/fe.err")"
 else
-    port=$(sed -n 's/^first-echo: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/fe.out")
+    port=$(sed -n 's/^first-echo: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/fe.err")
     [ "$port" != 0 ] || fail "first-echo printed port 0, not the port it got"
     if roundtrip "$port" "hello first-echo"; then
         echo "ok: first-echo listens on 127.0.0.1:$port and echoes"

@@ -68,6 +68,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h> /* TIDE_TASK: calloc, free */
 
 #include "tide/error.h"
 
@@ -583,6 +584,92 @@ typedef struct tide_async {
         break;                                                                 \
         }                                                                      \
         TIDE_RETURN(co, fut, value)
+
+/* ------------------------------------------------------------------------
+ * Declaring a task in a few lines
+ *
+ * The await macros above work on any future. For the common case, a task
+ * on the heap that owns its state, these write the ceremony:
+ *
+ *     typedef struct {
+ *         TIDE_TASK_HEAD;          // the future and where it resumes
+ *         tide_conn_t *conn;       // its own fields
+ *         ...
+ *     } echo_t;
+ *
+ *     static void echo_cleanup(echo_t *self) { tide_conn_free(self->conn); }
+ *
+ *     TIDE_TASK(echo_t, echo) {    // the body: self is the state, cx the
+ *         TIDE_TASK_BEGIN;         // context
+ *         TIDE_TASK_TRY(tide_write_all(&self->wr, s, "hi", 2));
+ *         TIDE_TASK_END(0);
+ *     }
+ *
+ * TIDE_TASK(type, name) defines, for a state struct `type` that begins
+ * with TIDE_TASK_HEAD and a function `static void name_cleanup(type *)`
+ * declared before it (what to release when the task ends, however it
+ * ends; it may do nothing):
+ *   - name_new(): the state, zeroed, on the heap (calloc), its future set
+ *     up; NULL without memory;
+ *   - name_spawn(ex, self, join): spawn it (join may be NULL); on failure
+ *     it is cleaned up and freed, and the error returned;
+ *   - the task's drop: the awaited future dropped (tide_async_drop), then
+ *     name_cleanup, then free;
+ * and opens the body, a function of self and cx. The await rules above
+ * hold. The body's macros find self and cx by those names.
+ * ------------------------------------------------------------------------ */
+
+/* TIDE_TASK_HEAD: the first member of a TIDE_TASK's state struct. */
+#define TIDE_TASK_HEAD                                                         \
+    tide_future_t fut;                                                         \
+    tide_async_t co
+
+/* TIDE_TASK: see above. */
+#define TIDE_TASK(type, name)                                                  \
+    static tide_poll_t name##_body(type *self, tide_cx_t *cx);                \
+    static tide_poll_t name##_poll(tide_future_t *f, tide_cx_t *cx) {          \
+        return name##_body(TIDE_CONTAINER_OF(f, type, fut), cx);               \
+    }                                                                          \
+    static void name##_drop(tide_future_t *f) {                                \
+        type *self = TIDE_CONTAINER_OF(f, type, fut);                          \
+        tide_async_drop(&self->co);                                            \
+        name##_cleanup(self);                                                  \
+        free(self);                                                            \
+    }                                                                          \
+    static const tide_future_vtable_t name##_vt = {name##_poll, name##_drop};  \
+    static inline type *name##_new(void) {                                     \
+        type *self = (type *)calloc(1, sizeof *self);                          \
+        if (self != NULL)                                                      \
+            tide_future_init(&self->fut, &name##_vt);                          \
+        return self;                                                           \
+    }                                                                          \
+    static inline int name##_spawn(tide_exec_t *ex, type *self,                \
+                                   tide_join_t *join) {                        \
+        int rc_ = tide_spawn(ex, &self->fut, join);                            \
+        if (rc_ < 0)                                                           \
+            tide_future_drop(&self->fut);                                      \
+        return rc_;                                                            \
+    }                                                                          \
+    static tide_poll_t name##_body(type *self, tide_cx_t *cx)
+
+/* TIDE_TASK_BEGIN: in a TIDE_TASK's body, TIDE_BEGIN on self. */
+#define TIDE_TASK_BEGIN TIDE_BEGIN(&self->co)
+/* TIDE_TASK_AWAIT: in a TIDE_TASK's body, TIDE_AWAIT on self and cx. */
+#define TIDE_TASK_AWAIT(f) TIDE_AWAIT(&self->co, cx, (f))
+/* TIDE_TASK_RESULT: in a TIDE_TASK's body, the last await's result. */
+#define TIDE_TASK_RESULT tide_async_result(&self->co)
+/* TIDE_TASK_RETURN: in a TIDE_TASK's body, end the task with v. */
+#define TIDE_TASK_RETURN(v) TIDE_RETURN(&self->co, &self->fut, (v))
+/* TIDE_TASK_END: a TIDE_TASK's last statement (TIDE_END on self). */
+#define TIDE_TASK_END(v) TIDE_END(&self->co, &self->fut, (v))
+/* TIDE_TASK_TRY: in a TIDE_TASK's body, await f and, if its result is
+ * negative, end the task with it. */
+#define TIDE_TASK_TRY(f)                                                       \
+    do {                                                                       \
+        TIDE_TASK_AWAIT(f);                                                    \
+        if (TIDE_TASK_RESULT < 0)                                              \
+            TIDE_TASK_RETURN(TIDE_TASK_RESULT);                                \
+    } while (0)
 
 /* tide_async_result: the result of the last completed TIDE_AWAIT. */
 static inline intptr_t tide_async_result(const tide_async_t *co) {

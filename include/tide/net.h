@@ -43,6 +43,7 @@
 #include "tide/core.h"
 #include "tide/fd.h"
 #include "tide/io.h"
+#include "tide/sync.h"
 #include "tide/time.h"
 
 #ifdef __cplusplus
@@ -563,6 +564,113 @@ TIDE_EXTERN int tide_unix_local_addr(const tide_unix_t *u, tide_addr_t *out);
 TIDE_EXTERN int tide_unix_shutdown(tide_unix_t *u, int how);
 TIDE_EXTERN void tide_unix_free(tide_unix_t *u);
 TIDE_EXTERN int tide_unix_into_fd(tide_unix_t *u);
+
+/* ------------------------------------------------------------------------
+ * Any stream listener, TCP or Unix, and serving one
+ *
+ * One listener type for both, chosen by the address ("HOST:PORT",
+ * "[V6]:PORT" or "unix:PATH"), and one connection type (tide_conn_t) for
+ * what it accepts, so that a server handles TCP and Unix the same way.
+ * A tide_conn_t is the same object as the tide_tcp_t or tide_unix_t it
+ * is: tide_conn_tcp and tide_conn_unix give that view (NULL if it is the
+ * other kind), for what only one kind has (TCP_NODELAY, say).
+ * ------------------------------------------------------------------------ */
+
+/* tide_listener_t: a TCP or Unix stream listener (opaque). */
+typedef struct tide_listener tide_listener_t;
+/* tide_conn_t: a TCP or Unix stream connection (opaque). */
+typedef struct tide_conn tide_conn_t;
+
+/*
+ * tide_listener_bind: listen on addr: a numeric "HOST:PORT" or
+ * "[V6]:PORT" (as tide_tcp_listener_bind: port 0 picks one), or
+ * "unix:PATH" ("unix:@NAME": an abstract socket; as
+ * tide_unix_listener_bind). flags: TIDE_NET_REUSEPORT and TIDE_NET_V6ONLY
+ * for TCP, TIDE_NET_UNLINK for Unix. Returns 0 and sets *out; free with
+ * tide_listener_free. Errors: those of the two binds.
+ */
+TIDE_EXTERN int tide_listener_bind(tide_listener_t **out, tide_exec_t *ex,
+                                   const char *addr, unsigned flags);
+
+/* tide_listener_local_addr: the bound address (TCP: with the real port).
+ * Returns 0. Errors: those of getsockname. */
+TIDE_EXTERN int tide_listener_local_addr(const tide_listener_t *l,
+                                         tide_addr_t *out);
+
+/* tide_listener_name: the bound address as text (tide_addr_format), in
+ * buf (TIDE_ADDR_STRLEN bytes are always enough). Returns 0. Errors:
+ * those of tide_listener_local_addr and tide_addr_format. */
+TIDE_EXTERN int tide_listener_name(const tide_listener_t *l, char *buf,
+                                   size_t size);
+
+/* tide_listener_free: close. Pending accepts complete with -EBADF. A Unix
+ * listener's socket file stays (as with tide_unix_listener_free). NULL:
+ * no-op. */
+TIDE_EXTERN void tide_listener_free(tide_listener_t *l);
+
+/* An accept on a tide_listener_t: as tide_tcp_accept (the listener pauses
+ * by itself while descriptors run out). Cancel safe. */
+typedef struct tide_accept {
+    tide_future_t fut;
+    tide_conn_t *conn; /* out, when result is 0 */
+    tide_addr_t peer;  /* out, when result is 0 */
+    tide__accept_t priv; /* private */
+} tide_accept_t;
+
+TIDE_EXTERN tide_future_t *tide_accept(tide_accept_t *a, tide_listener_t *l);
+
+/* tide_conn_stream: the connection as a stream. */
+TIDE_EXTERN tide_stream_t *tide_conn_stream(tide_conn_t *c);
+/* tide_conn_tcp / tide_conn_unix: c as what it is, or NULL. */
+TIDE_EXTERN tide_tcp_t *tide_conn_tcp(tide_conn_t *c);
+TIDE_EXTERN tide_unix_t *tide_conn_unix(tide_conn_t *c);
+/* tide_conn_peer_addr: the peer's address. Returns 0. Errors: those of
+ * getpeername (-ENOTCONN). */
+TIDE_EXTERN int tide_conn_peer_addr(const tide_conn_t *c, tide_addr_t *out);
+/* tide_conn_free: close (as tide_tcp_free / tide_unix_free). NULL: no-op. */
+TIDE_EXTERN void tide_conn_free(tide_conn_t *c);
+
+/*
+ * A handler for tide_serve: the future of the task that will serve conn,
+ * which owns it from then on (its drop frees it), or NULL to refuse it
+ * (tide frees it). It runs on the executor's thread, in the serve's poll;
+ * the peer's address is in the serve's acc.peer meanwhile, and
+ * tide_conn_peer_addr tells it later.
+ */
+typedef tide_future_t *(*tide_serve_fn)(tide_conn_t *conn, void *arg);
+
+/* The serve future (fields private but acc.peer, the connection being
+ * handed to the handler's peer, during the handler's call). */
+typedef struct tide_serve {
+    tide_future_t fut;
+    tide_listener_t *l;       /* what it accepts on */
+    tide_serve_fn handler;    /* and gives each connection to */
+    void *arg;                /* with this */
+    tide_semaphore_t *limit;  /* one permit per connection, or NULL */
+    unsigned char state;      /* waiting for a slot, accepting, pausing */
+    bool has_slot;            /* holds the next connection's permit */
+    tide_accept_t acc;        /* the accept in progress */
+    tide_sleep_t pause;       /* after a passing accept error */
+    tide_semaphore_acquire_t slot; /* the wait for a permit */
+} tide_serve_t;
+
+/*
+ * tide_serve: accept connections on l for ever, each given to handler(conn,
+ * peer, arg) and its future spawned as a task of its own. limit, if not
+ * NULL, is a semaphore with one permit per connection
+ * allowed at once: the serve takes one before each accept and the
+ * connection's task gives it back when it ends (so newcomers wait in the
+ * listen backlog while the limit is reached); it must outlive the
+ * connections' tasks. Accept errors that pass (-ENOMEM, -EMFILE, -ENFILE,
+ * -ENOBUFS, -ECONNABORTED) are waited out (100 ms); any other ends the
+ * serve with that error. Result: -EBADF once l is freed, the accept error
+ * otherwise (never 0: a serve runs until stopped). Cancel safe: dropping
+ * it stops accepting (no connection is lost: one accepted is handed to
+ * its handler in the same poll); the connections' tasks go on.
+ */
+TIDE_EXTERN tide_future_t *tide_serve(tide_serve_t *op, tide_listener_t *l,
+                                      tide_serve_fn handler, void *arg,
+                                      tide_semaphore_t *limit);
 
 /* ------------------------------------------------------------------------
  * Unix datagram sockets

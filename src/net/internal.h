@@ -112,6 +112,18 @@ struct tide__listener {
     tide_listener_stats_t stats;
 };
 
+/* The public listeners are one: TCP, Unix, and either (tide_listener_t,
+ * serve.c), so that an object of one kind is an object of the other. */
+struct tide_tcp_listener {
+    struct tide__listener l;
+};
+struct tide_unix_listener {
+    struct tide__listener l;
+};
+struct tide_listener {
+    struct tide__listener l;
+};
+
 /* Register fd (bound, listening, non-blocking) into l. On error fd stays
  * open and nothing is registered. */
 int tide__listener_init(struct tide__listener *l, tide_exec_t *ex, int fd);

@@ -12,7 +12,8 @@ src_libtide_internal_la_SOURCES += \
 	src/net/dgram.c \
 	src/net/udp.c \
 	src/net/unix.c \
-	src/net/pipe.c
+	src/net/pipe.c \
+	src/net/serve.c
 tideinclude_HEADERS += include/tide/net.h
 
 if HAVE_CHECK

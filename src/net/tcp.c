@@ -11,10 +11,6 @@
 
 #include "net/internal.h"
 
-struct tide_tcp_listener {
-    struct tide__listener l;
-};
-
 /* A TCP stream is a stream socket; the cast is the whole difference. */
 struct tide_tcp {
     struct tide__sock s;

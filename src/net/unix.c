@@ -7,10 +7,6 @@
 
 #include "net/internal.h"
 
-struct tide_unix_listener {
-    struct tide__listener l;
-};
-
 struct tide_unix {
     struct tide__sock s;
 };
