@@ -592,6 +592,17 @@ typedef struct tide_conn tide_conn_t;
 TIDE_EXTERN int tide_listener_bind(tide_listener_t **out, tide_exec_t *ex,
                                    const char *addr, unsigned flags);
 
+/* tide_listener_bind_addr: the same for an address already parsed (a
+ * TCP one, or a Unix one from tide_addr_parse of "unix:PATH"). */
+TIDE_EXTERN int tide_listener_bind_addr(tide_listener_t **out, tide_exec_t *ex,
+                                        const tide_addr_t *addr,
+                                        unsigned flags);
+
+/* tide_listener_stats: what the listener counted (as
+ * tide_tcp_listener_stats). */
+TIDE_EXTERN void tide_listener_stats(const tide_listener_t *l,
+                                     tide_listener_stats_t *out);
+
 /* tide_listener_local_addr: the bound address (TCP: with the real port).
  * Returns 0. Errors: those of getsockname. */
 TIDE_EXTERN int tide_listener_local_addr(const tide_listener_t *l,

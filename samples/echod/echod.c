@@ -223,11 +223,7 @@ static void pool_destroy(pool_t *p) {
  * ------------------------------------------------------------------------ */
 
 typedef struct listener {
-    bool is_unix;
-    union {
-        tide_tcp_listener_t *tcp;
-        tide_unix_listener_t *ux;
-    } u;
+    tide_listener_t *l; /* TCP or Unix */
     tide_join_t accept_task;
     bool has_task;
 } listener_t;
@@ -286,12 +282,9 @@ static void publish_backoffs(worker_t *w) {
     uint64_t n = 0;
     for (size_t i = 0; i < w->nls; i++) {
         tide_listener_stats_t st;
-        if (w->ls[i].u.tcp == NULL)
+        if (w->ls[i].l == NULL)
             continue;
-        if (w->ls[i].is_unix)
-            tide_unix_listener_stats(w->ls[i].u.ux, &st);
-        else
-            tide_tcp_listener_stats(w->ls[i].u.tcp, &st);
+        tide_listener_stats(w->ls[i].l, &st);
         n += st.backoffs;
     }
     atomic_store_explicit(&w->ctr.backoffs, n, memory_order_relaxed);
@@ -331,14 +324,13 @@ typedef struct idle_link {
     uint32_t seen;    /* while writing back: op.wr.done when last looked */
 } idle_link_t;
 
-enum { CONN_UNIX = 1, CONN_WRITING = 2 };
+enum { CONN_WRITING = 1 };
 
 struct conn {
     tide_future_t fut;   /* the task; its result, once it ends, is why it
                           * ended: 0 end of stream, -errno */
     tide_async_t co;
-    void *sock;          /* tide_tcp_t or tide_unix_t; NULL once the
-                          * reaper closed it */
+    tide_conn_t *sock;   /* TCP or Unix; NULL once the reaper closed it */
     tide_stream_t *s;
     unsigned id;
     unsigned char flags; /* CONN_* */
@@ -439,16 +431,13 @@ static void idle_touch(conn_t *c) {
 static void free_sock(conn_t *c) {
     if (c->sock == NULL)
         return;
-    if (c->flags & CONN_UNIX)
-        tide_unix_free(c->sock);
-    else
-        tide_tcp_free(c->sock);
+    tide_conn_free(c->sock);
     c->sock = NULL;
     c->s = NULL;
 }
 
 /* The reaper closes c, idle too long: freeing its socket completes the
- * operation its task waits on (with -EBADF: see tide_tcp_free), and the
+ * operation its task waits on (with -EBADF: see tide_conn_free), and the
  * task ends, telling why (c->sock is NULL). */
 static void idle_kick(conn_t *c) {
     idle_unlink(c);
@@ -580,8 +569,8 @@ static const tide_future_vtable_t reaper_vt = {reaper_poll, reaper_drop};
 /* A new connection: refuse it (over --max-conns) or give it a task.
  * With --max-conns-wait, the accept task took its slot before accepting
  * (has_slot). */
-static void admit(worker_t *w, bool is_unix, void *sock,
-                  const tide_addr_t *peer, bool has_slot) {
+static void admit(worker_t *w, tide_conn_t *sock, const tide_addr_t *peer,
+                  bool has_slot) {
     unsigned id = ++w->next_id;
     char name[TIDE_ADDR_STRLEN] = "?";
     if (verbosity >= ECHOD_VERBOSE)
@@ -604,11 +593,10 @@ static void admit(worker_t *w, bool is_unix, void *sock,
         goto close;
     }
     c->sock = sock;
-    c->flags = is_unix ? CONN_UNIX : 0;
-    c->s = is_unix ? tide_unix_stream(sock) : tide_tcp_stream(sock);
+    c->s = tide_conn_stream(sock);
     c->id = id;
-    if (!is_unix)
-        tide_tcp_set_nodelay(sock, true); /* echo small messages at once */
+    if (tide_conn_tcp(sock) != NULL) /* echo small messages at once */
+        tide_tcp_set_nodelay(tide_conn_tcp(sock), true);
     tide_future_init(&c->fut, &conn_vt);
     ctr_add(&w->ctr.open, 1);
     ctr_add(&w->ctr.total, 1);
@@ -623,10 +611,7 @@ static void admit(worker_t *w, bool is_unix, void *sock,
     logmsg(ECHOD_VERBOSE, "conn %u from %s", id, name);
     return;
 close:
-    if (is_unix)
-        tide_unix_free(sock);
-    else
-        tide_tcp_free(sock);
+    tide_conn_free(sock);
 }
 
 /* ------------------------------------------------------------------------
@@ -641,10 +626,7 @@ typedef struct acceptor {
     tide_sleep_t nap;
     tide_semaphore_acquire_t slot; /* --max-conns-wait */
     bool has_slot;                 /* the next connection's, taken */
-    union {
-        tide_tcp_accept_t tcp;
-        tide_unix_accept_t ux;
-    } acc;
+    tide_accept_t acc;
 } acceptor_t;
 
 static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
@@ -664,18 +646,10 @@ static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
         /* Running out of descriptors never completes an accept: the
          * listener pauses by itself (growing delays up to 1 s) and the
          * loop sleeps meanwhile. */
-        if (a->l->is_unix)
-            TIDE_AWAIT(&a->co, cx, tide_unix_accept(&a->acc.ux, a->l->u.ux));
-        else
-            TIDE_AWAIT(&a->co, cx, tide_tcp_accept(&a->acc.tcp, a->l->u.tcp));
+        TIDE_AWAIT(&a->co, cx, tide_accept(&a->acc, a->l->l));
         rc = (int)tide_async_result(&a->co);
         if (rc == 0) {
-            if (a->l->is_unix)
-                admit(a->w, true, a->acc.ux.conn, &a->acc.ux.peer,
-                      a->has_slot);
-            else
-                admit(a->w, false, a->acc.tcp.conn, &a->acc.tcp.peer,
-                      a->has_slot);
+            admit(a->w, a->acc.conn, &a->acc.peer, a->has_slot);
             a->has_slot = false; /* the connection's now */
             publish_backoffs(a->w);
             continue;
@@ -718,30 +692,23 @@ static int bind_one(worker_t *w, size_t i, listener_t *l) {
     const tide_addr_t *addr = &D.addr[i];
     int rc;
     if (tide_addr_family(addr) == AF_UNIX) {
-        l->is_unix = true;
-        rc = tide_unix_listener_bind(&l->u.ux, w->ex, text, 0, 0);
+        rc = tide_listener_bind(&l->l, w->ex, text, 0);
         /* A socket file left by a daemon that died is removed; one that
          * still answers belongs to someone: leave it. */
         if (rc == -EADDRINUSE && !unix_socket_alive(addr))
-            rc = tide_unix_listener_bind(&l->u.ux, w->ex, text, 0,
-                                         TIDE_NET_UNLINK);
+            rc = tide_listener_bind(&l->l, w->ex, text, TIDE_NET_UNLINK);
         if (rc == 0 && ((const struct sockaddr_un *)(const void *)&addr->ss)
                                ->sun_path[0] != '\0')
             D.unix_bound[i] = true;
         return rc;
     }
-    l->is_unix = false;
-    return tide_tcp_listener_bind_addr(&l->u.tcp, w->ex, addr, 0,
-                                       D.opt.threads > 1 ? TIDE_NET_REUSEPORT
-                                                         : 0);
+    return tide_listener_bind_addr(&l->l, w->ex, addr,
+                                   D.opt.threads > 1 ? TIDE_NET_REUSEPORT : 0);
 }
 
 static void free_listener(listener_t *l) {
-    if (l->is_unix)
-        tide_unix_listener_free(l->u.ux);
-    else
-        tide_tcp_listener_free(l->u.tcp);
-    l->u.tcp = NULL;
+    tide_listener_free(l->l);
+    l->l = NULL;
 }
 
 static const tide_future_vtable_t acceptor_vt = {acceptor_poll, acceptor_drop};
@@ -782,8 +749,8 @@ static int worker_start(worker_t *w, char *err, size_t errsize) {
             return rc;
         }
         w->nls++;
-        if (w->index == 0 && !l->is_unix)
-            tide_tcp_listener_local_addr(l->u.tcp, &D.addr[i]);
+        if (w->index == 0 && tide_addr_family(&D.addr[i]) != AF_UNIX)
+            tide_listener_local_addr(l->l, &D.addr[i]);
 
         acceptor_t *a = calloc(1, sizeof *a);
         if (a == NULL) {
@@ -823,7 +790,7 @@ static void worker_finish(worker_t *w) {
         w->ex = NULL;
     }
     for (size_t i = 0; i < w->nls; i++)
-        if (w->ls[i].u.tcp != NULL)
+        if (w->ls[i].l != NULL)
             free_listener(&w->ls[i]);
     pool_destroy(&w->pool);
 }

@@ -35,6 +35,26 @@ int tide_listener_bind(tide_listener_t **out, tide_exec_t *ex,
     return rc;
 }
 
+int tide_listener_bind_addr(tide_listener_t **out, tide_exec_t *ex,
+                            const tide_addr_t *addr, unsigned flags) {
+    if (out == NULL || addr == NULL)
+        return -EINVAL;
+    if (tide_addr_family(addr) == AF_UNIX) {
+        char text[TIDE_ADDR_STRLEN];
+        int rc = tide_addr_format(addr, text, sizeof text);
+        return rc < 0 ? rc : tide_listener_bind(out, ex, text, flags);
+    }
+    tide_tcp_listener_t *t;
+    int rc = tide_tcp_listener_bind_addr(&t, ex, addr, 0, flags);
+    if (rc == 0)
+        *out = (tide_listener_t *)(void *)t;
+    return rc;
+}
+
+void tide_listener_stats(const tide_listener_t *l, tide_listener_stats_t *out) {
+    tide__listener_stats(l != NULL ? &l->l : NULL, out);
+}
+
 int tide_listener_local_addr(const tide_listener_t *l, tide_addr_t *out) {
     if (l == NULL || out == NULL)
         return -EINVAL;
