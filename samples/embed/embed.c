@@ -42,7 +42,8 @@
 typedef struct app {
     struct event_base *base;
     tide_exec_t *ex;
-    tide_tcp_listener_t *echo;
+    tide_listener_t *echo;
+    tide_serve_t serve; /* its accept loop, a task */
     unsigned long http_requests;
     unsigned long echo_conns, echo_open;
     unsigned long long echo_bytes;
@@ -101,10 +102,9 @@ static void on_sigint(evutil_socket_t sig, short what, void *arg) {
  * ------------------------------------------------------------------------ */
 
 typedef struct echo_conn {
-    tide_future_t fut;
-    tide_async_t co;
+    TIDE_TASK_HEAD;
     app_t *app;
-    tide_tcp_t *conn;
+    tide_conn_t *conn;
     union {
         tide_copy_t copy;
         tide_shutdown_t sd;
@@ -112,93 +112,56 @@ typedef struct echo_conn {
     unsigned char buf[4096];
 } echo_conn_t;
 
-static tide_poll_t echo_conn_poll(tide_future_t *f, tide_cx_t *cx) {
-    echo_conn_t *c = TIDE_CONTAINER_OF(f, echo_conn_t, fut);
-    tide_stream_t *s = tide_tcp_stream(c->conn);
-    TIDE_BEGIN(&c->co);
-    /* Copy the stream to itself until the client stops sending. */
-    TIDE_AWAIT(&c->co, cx, tide_copy(&c->op.copy, s, s, c->buf, sizeof c->buf));
-    c->app->echo_bytes += tide_copy_copied(&c->op.copy);
-    if (tide_async_result(&c->co) >= 0)
-        TIDE_AWAIT(&c->co, cx, tide_shutdown(&c->op.sd, s));
-    TIDE_END(&c->co, f, 0);
+static void echo_conn_cleanup(echo_conn_t *self) {
+    tide_conn_free(self->conn);
+    self->app->echo_open--;
 }
 
-static void echo_conn_drop(tide_future_t *f) {
-    echo_conn_t *c = TIDE_CONTAINER_OF(f, echo_conn_t, fut);
-    tide_async_drop(&c->co);
-    tide_tcp_free(c->conn);
-    c->app->echo_open--;
-    free(c);
+/* Copy the stream to itself until the client stops sending. */
+TIDE_TASK(echo_conn_t, echo_conn) {
+    tide_stream_t *s = tide_conn_stream(self->conn);
+    TIDE_TASK_BEGIN;
+    TIDE_TASK_AWAIT(tide_copy(&self->op.copy, s, s, self->buf, sizeof self->buf));
+    self->app->echo_bytes += tide_copy_copied(&self->op.copy);
+    if (TIDE_TASK_RESULT >= 0)
+        TIDE_TASK_AWAIT(tide_shutdown(&self->op.sd, s));
+    TIDE_TASK_END(0);
 }
 
-typedef struct acceptor {
-    tide_future_t fut;
-    tide_async_t co;
-    app_t *app;
-    tide_tcp_accept_t acc;
-} acceptor_t;
-
-static const tide_future_vtable_t echo_conn_vt = {
-    echo_conn_poll, echo_conn_drop};
-
-static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
-    acceptor_t *a = TIDE_CONTAINER_OF(f, acceptor_t, fut);
-    TIDE_BEGIN(&a->co);
-    for (;;) {
-        TIDE_AWAIT(&a->co, cx, tide_tcp_accept(&a->acc, a->app->echo));
-        if (tide_async_result(&a->co) < 0)
-            break; /* the listener is gone */
-        echo_conn_t *c = calloc(1, sizeof *c);
-        if (c == NULL) {
-            tide_tcp_free(a->acc.conn);
-            continue;
-        }
-        c->app = a->app;
-        c->conn = a->acc.conn;
-        a->app->echo_conns++;
-        a->app->echo_open++;
-        tide_future_init(&c->fut, &echo_conn_vt);
-        if (tide_spawn(a->app->ex, &c->fut, NULL) < 0)
-            tide_future_drop(&c->fut); /* closes it */
-    }
-    TIDE_END(&a->co, f, 0);
-}
-
-static void free_on_drop(tide_future_t *f) {
-    acceptor_t *a = TIDE_CONTAINER_OF(f, acceptor_t, fut);
-    tide_async_drop(&a->co);
-    free(a);
+/* tide_serve's handler: a task for each connection. */
+static tide_future_t *on_echo_conn(tide_conn_t *conn, void *arg) {
+    app_t *app = arg;
+    echo_conn_t *c = echo_conn_new();
+    if (c == NULL)
+        return NULL; /* tide closes conn */
+    c->app = app;
+    c->conn = conn;
+    app->echo_conns++;
+    app->echo_open++;
+    return &c->fut;
 }
 
 typedef struct ticker {
-    tide_future_t fut;
-    tide_async_t co;
+    TIDE_TASK_HEAD;
     app_t *app;
     tide_interval_t every;
 } ticker_t;
 
-static tide_poll_t ticker_poll(tide_future_t *f, tide_cx_t *cx) {
-    ticker_t *t = TIDE_CONTAINER_OF(f, ticker_t, fut);
-    TIDE_BEGIN(&t->co);
+static void ticker_cleanup(ticker_t *self) { tide_interval_drop(&self->every); }
+
+TIDE_TASK(ticker_t, ticker) {
+    TIDE_TASK_BEGIN;
     for (;;) {
-        TIDE_AWAIT(&t->co, cx, tide_interval_tick(&t->every));
-        t->app->ticks++;
-        if (t->app->ticks % 10 == 0)
+        TIDE_TASK_AWAIT(tide_interval_tick(&self->every));
+        self->app->ticks++;
+        if (self->app->ticks % 10 == 0)
             fprintf(stderr,
                     "embed: %lu s: %lu http requests, %lu echo "
                     "connections\n",
-                    t->app->ticks, t->app->http_requests,
-                    t->app->echo_conns);
+                    self->app->ticks, self->app->http_requests,
+                    self->app->echo_conns);
     }
-    TIDE_END(&t->co, f, 0);
-}
-
-static void ticker_drop(tide_future_t *f) {
-    ticker_t *t = TIDE_CONTAINER_OF(f, ticker_t, fut);
-    tide_async_drop(&t->co);
-    tide_interval_drop(&t->every);
-    free(t);
+    TIDE_TASK_END(0);
 }
 
 /* ------------------------------------------------------------------------
@@ -210,10 +173,6 @@ static int parse_port(const char *s) {
     long v = strtol(s, &end, 10);
     return *s != '\0' && *end == '\0' && v >= 0 && v <= 65535 ? (int)v : -1;
 }
-
-static const tide_future_vtable_t ticker_vt = {ticker_poll, ticker_drop};
-
-static const tide_future_vtable_t acceptor_vt = {acceptor_poll, free_on_drop};
 
 int main(int argc, char **argv) {
     app_t app;
@@ -249,25 +208,26 @@ int main(int argc, char **argv) {
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", echo_port);
     if (rc == 0)
-        rc = tide_tcp_listener_bind(&app.echo, app.ex, addr, 0, 0);
-    acceptor_t *a = calloc(1, sizeof *a);
-    ticker_t *t = calloc(1, sizeof *t);
-    if (rc == 0 && (a == NULL || t == NULL))
+        rc = tide_listener_bind(&app.echo, app.ex, addr, 0);
+    ticker_t *t = rc == 0 ? ticker_new() : NULL;
+    if (rc == 0 && t == NULL)
         rc = -ENOMEM;
     if (rc < 0) {
         fprintf(stderr, "embed: tide echo on %s: %s\n", addr,
                 tide_strerror(rc));
         return 1;
     }
-    a->app = t->app = &app;
+    t->app = &app;
     tide_interval_init(&t->every, TIDE_USEC_PER_SEC);
-    tide_future_init(&a->fut, &acceptor_vt);
-    tide_future_init(&t->fut, &ticker_vt);
 
-    /* 2. Tasks on it. (On error the future is still ours to drop.) */
-    if ((rc = tide_spawn(app.ex, &a->fut, NULL)) < 0)
-        tide_future_drop(&a->fut);
-    if (rc == 0 && (rc = tide_spawn(app.ex, &t->fut, NULL)) < 0)
+    /* 2. Tasks on it: the echo listener's accept loop (a task per
+     * connection) and the ticker. */
+    rc = tide_spawn(app.ex, tide_serve(&app.serve, app.echo, on_echo_conn,
+                                       &app, NULL),
+                    NULL);
+    if (rc == 0)
+        rc = ticker_spawn(app.ex, t, NULL);
+    else
         tide_future_drop(&t->fut);
     if (rc < 0) {
         fprintf(stderr, "embed: %s\n", tide_strerror(rc));
@@ -277,14 +237,13 @@ int main(int argc, char **argv) {
     /* Where we are, for people and scripts. */
     struct sockaddr_storage ss;
     ev_socklen_t sl = sizeof ss;
-    tide_addr_t ha, ea;
+    tide_addr_t ha;
     char hname[TIDE_ADDR_STRLEN] = "?", ename[TIDE_ADDR_STRLEN] = "?";
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss,
                     &sl) == 0 &&
         tide_addr_from_sockaddr(&ha, (struct sockaddr *)&ss, sl) == 0)
         tide_addr_format(&ha, hname, sizeof hname);
-    if (tide_tcp_listener_local_addr(app.echo, &ea) == 0)
-        tide_addr_format(&ea, ename, sizeof ename);
+    tide_listener_name(app.echo, ename, sizeof ename);
     printf("embed: http on %s\nembed: tide echo on %s\n", hname, ename);
     fflush(stdout);
 
@@ -293,7 +252,7 @@ int main(int argc, char **argv) {
 
     /* 3. Drop tide's tasks (closing their connections) and its events. */
     tide_exec_free(app.ex);
-    tide_tcp_listener_free(app.echo);
+    tide_listener_free(app.echo);
 
     event_free(sigint);
     evhttp_free(http);
