@@ -239,6 +239,29 @@ START_TEST(test_waker_register_task_waker_no_ref) {
 }
 END_TEST
 
+/* A task that wakes itself and completes in the same poll leaves nothing
+ * queued behind it (its deferred entry goes at the end of the turn). */
+static tide_poll_t wake_then_done_poll(tide_future_t *f, tide_cx_t *cx) {
+    tide_waker_wake_by_ref(cx->waker);
+    f->result = 7;
+    return TIDE_READY;
+}
+
+static const tide_future_vtable_t wake_then_done_vt = {wake_then_done_poll,
+                                                       NULL};
+
+START_TEST(test_task_wakes_itself_then_finishes) {
+    tide_exec_t *ex = t_exec_new();
+    tide_future_t f;
+    tide_future_init(&f, &wake_then_done_vt);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &f, &j), 0);
+    ck_assert_int_eq(t_run(ex, tide_join(&j)), 7);
+    ck_assert_uint_eq(t_stats(ex).queued, 0);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 START_TEST(test_task_wake_before_first_poll_runs_once) {
     tide_exec_t *ex = t_exec_new();
     probe_t p;
@@ -2260,6 +2283,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_waker_register_reuses);
     tcase_add_test(tc, test_waker_register_task_waker_no_ref);
     tcase_add_test(tc, test_task_wake_before_first_poll_runs_once);
+    tcase_add_test(tc, test_task_wakes_itself_then_finishes);
     tcase_add_test(tc, test_task_double_wake_is_noop);
     tcase_add_test(tc, test_waker_remote_wake_completes);
     tcase_add_test(tc, test_waker_remote_wakes_many_threads);

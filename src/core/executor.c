@@ -144,16 +144,24 @@ static void defer_push(tide_exec_t *ex, tide_task_t *t) {
     ex->queued++;
 }
 
-/* End of a turn: the deferred tasks go behind those still queued. */
+/* End of a turn: the deferred tasks go behind those still queued, but for
+ * those that completed after waking themselves (a task that wakes itself,
+ * then finishes in the same poll): their entries, and the references the
+ * queue held, go now, so that nothing is left queued for nothing. */
 static void defer_splice(tide_exec_t *ex) {
-    if (ex->dhead == NULL)
-        return;
-    if (ex->qtail != NULL)
-        ex->qtail->qnext = ex->dhead;
-    else
-        ex->qhead = ex->dhead;
-    ex->qtail = ex->dtail;
+    tide_task_t *t = ex->dhead;
     ex->dhead = ex->dtail = NULL;
+    while (t != NULL) {
+        tide_task_t *next = t->qnext;
+        if (atomic_load_explicit(&t->state, memory_order_acquire) &
+            TASK_COMPLETE) {
+            ex->queued--;
+            tide__task_unref(t);
+        } else {
+            list_append(&ex->qhead, &ex->qtail, t);
+        }
+        t = next;
+    }
 }
 
 /* Wake the owner's loop: the remote queue was empty. */
