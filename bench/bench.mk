@@ -60,7 +60,7 @@ EXTRA_PROGRAMS += bench/micro
 bench_micro_SOURCES = bench/micro.c
 bench_micro_CFLAGS = $(BENCH_CFLAGS)
 # libevent_pthreads: the event-active-thread hand-off (evthread_use_pthreads)
-bench_micro_LDADD = src/libtide.la $(LIBEVENT_LIBS) -levent_pthreads -lpthread
+bench_micro_LDADD = src/libtide.la $(LIBEVENT_LIBS) $(LIBEVENT_PTHREADS_LIBS) -lpthread
 bench_micro_LDFLAGS = -no-install
 BENCH_BUILT += bench/micro$(EXEEXT) samples/tide-echod$(EXEEXT)
 

@@ -241,7 +241,7 @@ static inline int t_block_on(tide_exec_t *ex, tide_future_t *fut) {
     return t_block_on_ms(ex, fut, T_BOUND_MS);
 }
 
-/* T_AWAIT_OK: run fut to completion (bounded), drop it, give its result. */
+/* t_run: run fut to completion (bounded), drop it, give its result. */
 static inline intptr_t t_run(tide_exec_t *ex, tide_future_t *fut) {
     ck_assert_int_eq(t_block_on(ex, fut), 0);
     intptr_t r = fut->result;
