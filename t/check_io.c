@@ -28,46 +28,11 @@
 #include "io/internal.h"
 #include "tide/time.h"
 
-#include "slowdown.h" /* scales the TCase timeouts */
+#include "testutil.h" /* t_exec_new, t_exec_free_clean, t_stats, t_fd_armed, t_socketpair */
 
 /* ------------------------------------------------------------------------
  * Utilities
  * ------------------------------------------------------------------------ */
-
-static tide_exec_t *exec_new(void) {
-    tide_exec_t *ex = NULL;
-    ck_assert_int_eq(tide_exec_new(&ex, NULL, 0), 0);
-    return ex;
-}
-
-/* White-box: is reg's event for `interest` armed? (As t_fd_armed in
- * testutil.h, which this file does not include.) */
-static bool fd_armed(const tide_fd_t *reg, unsigned interest) {
-    int d = interest == TIDE_WRITABLE ? TIDE__WR : TIDE__RD;
-    return (reg->armed & (1u << d)) != 0;
-}
-
-/* Free the executor after checking that nothing is left. */
-static void exec_done(tide_exec_t *ex) {
-    tide_exec_stats_t st;
-    tide_exec_stats(ex, &st);
-    ck_assert_uint_eq(st.tasks, 0);
-    ck_assert_uint_eq(st.armed_events, 0);
-    ck_assert_uint_eq(st.registered, 0);
-    tide_exec_free(ex);
-}
-
-static size_t armed(tide_exec_t *ex) {
-    tide_exec_stats_t st;
-    tide_exec_stats(ex, &st);
-    return st.armed_events;
-}
-
-static void sockpair(int sv[2]) {
-    ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
-        0);
-}
 
 static void small_buffers(int fd) {
     int sz = 4096;
@@ -504,7 +469,7 @@ static const unsigned char mixed[] = {A_OK,    A_SPUR, A_OK,  A_STORE,
 #define N_FAKE 300
 
 START_TEST(test_io_read_exact_fake_short_counts) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[N_FAKE], dst[N_FAKE];
     fill_pat(src, 0, sizeof src);
     fake_t f;
@@ -520,12 +485,12 @@ START_TEST(test_io_read_exact_fake_short_counts) {
     ck_assert_uint_gt(f.pendings[0], 100);
     ck_assert_uint_eq(f.cancels[0], 0); /* completed: cancels nothing */
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_write_all_fake_short_writes) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[N_FAKE], sink[N_FAKE];
     fill_pat(src, 0, sizeof src);
     fake_t f;
@@ -541,12 +506,12 @@ START_TEST(test_io_write_all_fake_short_writes) {
     check_pat(sink, 0, N_FAKE);
     ck_assert_uint_eq(f.cancels[1], 0);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_write_all_error_reports_done) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[64], sink[20];
     fill_pat(src, 0, sizeof src);
     fake_t f;
@@ -567,12 +532,12 @@ START_TEST(test_io_write_all_error_reports_done) {
     ck_assert_int_eq(r, -EIO);
     ck_assert_uint_eq(op.done, 0);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_read_exact_eof_part_way) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[37], dst[100];
     fill_pat(src, 0, sizeof src);
     fake_t f;
@@ -594,12 +559,12 @@ START_TEST(test_io_read_exact_eof_part_way) {
     /* len 0: done at once. */
     ck_assert_int_eq(run(ex, tide_read_exact(&op, &f.stream, dst, 0)), 0);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_read_write_fake_errors) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     static const unsigned char script[] = {A_SPUR, A_EINTR, A_ERR, A_OK};
     unsigned char src[8] = "abcdefgh", dst[8], sink[8];
     fake_t f;
@@ -622,12 +587,12 @@ START_TEST(test_io_read_write_fake_errors) {
     ck_assert_int_eq(memcmp(sink, "xyz", 3), 0);
     ck_assert_uint_eq(f.cancels[0] + f.cancels[1], 0);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_writev_all_fake_across_buffers) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[200], sink[200];
     fill_pat(src, 0, sizeof src);
     struct iovec iov[6] = {{src, 1},         {src + 1, 0},   {src + 1, 50},
@@ -656,12 +621,12 @@ START_TEST(test_io_writev_all_fake_across_buffers) {
     ck_assert_int_eq(run(ex, tide_writev(&wv, &f.stream, iov + 1, 2)), 7);
     check_pat(sink, 1, 7);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_copy_fake_flushes_and_counts) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[N_FAKE], sink[N_FAKE], buf[7];
     fill_pat(src, 0, sizeof src);
     fake_t r, w;
@@ -694,12 +659,12 @@ START_TEST(test_io_copy_fake_flushes_and_counts) {
                      -EINVAL);
     fake_fini(&r);
     fake_fini(&w);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_copy_bidirectional_fake) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char sa[N_FAKE], sb[N_FAKE / 2], ka[N_FAKE / 2], kb[N_FAKE];
     fill_pat(sa, 0, sizeof sa);
     fill_pat(sb, 1000, sizeof sb);
@@ -728,7 +693,7 @@ START_TEST(test_io_copy_bidirectional_fake) {
                      -EINVAL);
     fake_fini(&a);
     fake_fini(&b);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -737,7 +702,7 @@ END_TEST
  * ------------------------------------------------------------------------ */
 
 START_TEST(test_io_read_exact_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[40], dst[40];
     fill_pat(src, 0, sizeof src);
     unsigned k;
@@ -770,12 +735,12 @@ START_TEST(test_io_read_exact_drop_at_every_pending) {
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 30);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_read_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[4] = "abcd", dst[4];
     static const unsigned char script[] = {A_SPUR, A_TWAKE, A_STORE, A_SPUR,
                                            A_OK};
@@ -804,12 +769,12 @@ START_TEST(test_io_read_drop_at_every_pending) {
         fake_fini(&f);
     }
     ck_assert_uint_eq(k, 5);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_write_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char sink[4];
     static const unsigned char script[] = {A_TWAKE, A_SPUR, A_STORE, A_OK};
     unsigned k;
@@ -833,12 +798,12 @@ START_TEST(test_io_write_drop_at_every_pending) {
         fake_fini(&f);
     }
     ck_assert_uint_eq(k, 4);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_write_all_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[40], sink[40];
     fill_pat(src, 0, sizeof src);
     unsigned k;
@@ -869,12 +834,12 @@ START_TEST(test_io_write_all_drop_at_every_pending) {
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 30);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_writev_all_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[30], sink[30];
     fill_pat(src, 0, sizeof src);
     struct iovec iov[3] = {{src, 10}, {src + 10, 0}, {src + 10, 20}};
@@ -899,12 +864,12 @@ START_TEST(test_io_writev_all_drop_at_every_pending) {
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 10);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_flush_shutdown_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     static const unsigned char script[] = {A_SPUR, A_STORE, A_TWAKE, A_OK};
     for (int which = 0; which < 2; which++) {
         unsigned k;
@@ -941,12 +906,12 @@ START_TEST(test_io_flush_shutdown_drop_at_every_pending) {
     ck_assert_int_eq(run(ex, tide_flush(&fl, &f.stream)), 0);
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, &f.stream)), -ENOTSUP);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_copy_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[40], sink[40], buf[8];
     fill_pat(src, 0, sizeof src);
     unsigned k;
@@ -985,12 +950,12 @@ START_TEST(test_io_copy_drop_at_every_pending) {
         fake_fini(&w);
     }
     ck_assert_uint_gt(k, 10);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char sa[20], sb[20], ka[20], kb[20], buf[8];
     fill_pat(sa, 0, sizeof sa);
     fill_pat(sb, 500, sizeof sb);
@@ -1035,7 +1000,7 @@ START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
         fake_fini(&b);
     }
     ck_assert_uint_gt(k, 10);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -1046,7 +1011,7 @@ END_TEST
 static const char lines_src[] = "hello\nworld\r\n\nthis one is long\nlast";
 
 START_TEST(test_bufreader_read_line_across_chunks) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     static const unsigned char script[] = {A_OK, A_SPUR, A_STORE};
     for (size_t chunk = 1; chunk <= 7; chunk += 3) {
         fake_t f;
@@ -1087,12 +1052,12 @@ START_TEST(test_bufreader_read_line_across_chunks) {
         ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, 1)), -EINVAL);
         fake_fini(&f);
     }
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_bufreader_read_until_and_read) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     static const char src[] = "a,bb,,ccc,dddd";
     fake_t f;
     fake_init(&f, ex, MIXED, 2);
@@ -1122,12 +1087,12 @@ START_TEST(test_bufreader_read_until_and_read) {
     tide_bufreader_fill_t fl;
     ck_assert_int_eq(run(ex, tide_bufreader_fill(&fl, &br)), 0);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_bufreader_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     static const char src[] = "0123456789abcdefghij\nrest";
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
@@ -1159,12 +1124,12 @@ START_TEST(test_bufreader_drop_at_every_pending) {
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 10);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_linecodec_decode) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     static const char src[] =
         "one\r\ntwo\n\nthis line is far too long for it\nok\nX2345678901\n"
         "tail\r";
@@ -1219,12 +1184,12 @@ START_TEST(test_linecodec_decode) {
     ck_assert_int_eq(NEXT(), -ECONNRESET);
 #undef NEXT
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_linecodec_encode) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char sink[64];
     fake_t f;
     fake_init(&f, ex, MIXED, 2);
@@ -1250,12 +1215,12 @@ START_TEST(test_linecodec_encode) {
     ck_assert_uint_eq(f.sink_len, 7);
     ck_assert_int_eq(memcmp(sink, "hello\n\n", 7), 0);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_lencodec_roundtrip_and_limits) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char sink[256];
     fake_t w;
     fake_init(&w, ex, MIXED, 3);
@@ -1343,12 +1308,12 @@ START_TEST(test_lencodec_roundtrip_and_limits) {
     ck_assert_int_eq(memcmp(de.frame, "hi", 2), 0);
     fake_fini(&r);
     fake_fini(&w);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_codec_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     /* Decoding is cancel safe: a dropped decode leaves every byte, so
      * decoding again from scratch yields the same frames. */
     static const unsigned char src[] = {0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 1, 'z'};
@@ -1432,7 +1397,7 @@ START_TEST(test_codec_drop_at_every_pending) {
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 5);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -1441,9 +1406,9 @@ END_TEST
  * ------------------------------------------------------------------------ */
 
 START_TEST(test_fdstream_eof_reported_each_time) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     tide_fdstream_t *s = fds_new(ex, sv[0]);
     tide_read_t rd;
     char buf[16];
@@ -1468,7 +1433,7 @@ START_TEST(test_fdstream_eof_reported_each_time) {
     ck_assert_int_eq(read(sv[1], buf, sizeof buf), 4);
     tide_fdstream_free(s);
     close(sv[1]);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -1485,13 +1450,13 @@ static void feed_more(void *arg) {
 }
 
 START_TEST(test_fdstream_read_exact_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     enum { TOTAL = 1000 };
     unsigned char dst[TOTAL];
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         int sv[2];
-        sockpair(sv);
+        t_socketpair(sv);
         tide_fdstream_t *s = fds_new(ex, sv[0]);
         feeder_t fe = {sv[1], 0, TOTAL, 100};
         tide_read_exact_t op;
@@ -1504,7 +1469,7 @@ START_TEST(test_fdstream_read_exact_drop_at_every_pending) {
             ck_assert_int_eq(r, TOTAL);
             check_pat(dst, 0, TOTAL);
         } else {
-            ck_assert_uint_eq(armed(ex), 0);
+            ck_assert_uint_eq(t_stats(ex).armed_events, 0);
             /* Bytes fed but not read are still in the socket. */
             size_t done = op.done;
             feed_fd(sv[1], &fe.sent, TOTAL - fe.sent);
@@ -1520,14 +1485,14 @@ START_TEST(test_fdstream_read_exact_drop_at_every_pending) {
             break;
     }
     ck_assert_uint_ge(k, 10);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_fdstream_read_drop_keeps_bytes) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     tide_fdstream_t *s = fds_new(ex, sv[0]);
     /* Dropped after the data arrived but before it was polled again: the
      * bytes stay in the socket for the next read. */
@@ -1539,14 +1504,14 @@ START_TEST(test_fdstream_read_drop_keeps_bytes) {
           feed_more, &fe, &dropped);
     ck_assert(dropped);
     assert_no_waker(s);
-    ck_assert_uint_eq(armed(ex), 0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
     ck_assert_int_eq(run(ex, tide_read(&op, tide_fdstream_stream(s), dst,
                                        sizeof dst)),
                      10);
     check_pat(dst, 0, 10);
     tide_fdstream_free(s);
     close(sv[1]);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -1566,14 +1531,14 @@ static void drain_some(void *arg) {
 }
 
 START_TEST(test_fdstream_write_all_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     enum { TOTAL = 128 * 1024 };
     unsigned char *src = malloc(TOTAL), *got = malloc(TOTAL);
     fill_pat(src, 0, TOTAL);
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         int sv[2];
-        sockpair(sv);
+        t_socketpair(sv);
         small_buffers(sv[0]);
         small_buffers(sv[1]);
         tide_fdstream_t *s = fds_new(ex, sv[0]);
@@ -1586,7 +1551,7 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
         assert_no_waker(s);
         size_t done = op.done;
         if (dropped) {
-            ck_assert_uint_eq(armed(ex), 0);
+            ck_assert_uint_eq(t_stats(ex).armed_events, 0);
             /* Exactly op.done bytes went out: the rest, written now,
              * completes the stream byte-exact. */
             tide_write_all_t op2;
@@ -1610,7 +1575,7 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
     ck_assert_uint_ge(k, 5);
     free(src);
     free(got);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -1632,15 +1597,15 @@ static void pump_step(void *arg) {
 }
 
 START_TEST(test_fdstream_copy_drop_at_every_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     enum { TOTAL = 64 * 1024 };
     unsigned char *got = malloc(TOTAL);
     unsigned char buf[4096];
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         int a[2], b[2];
-        sockpair(a);
-        sockpair(b);
+        t_socketpair(a);
+        t_socketpair(b);
         small_buffers(b[0]);
         small_buffers(b[1]);
         tide_fdstream_t *ra = fds_new(ex, a[0]), *wb = fds_new(ex, b[0]);
@@ -1657,15 +1622,15 @@ START_TEST(test_fdstream_copy_drop_at_every_pending) {
         if (dropped) {
             /* The direction the copy waited on is disarmed at once (the
              * other may keep its event, lazily, with nobody waiting). */
-            ck_assert(!fd_armed(tide_fdstream_fd(ra), TIDE_READABLE) ||
-                      !fd_armed(tide_fdstream_fd(wb), TIDE_WRITABLE));
+            ck_assert(!t_fd_armed(tide_fdstream_fd(ra), TIDE_READABLE) ||
+                      !t_fd_armed(tide_fdstream_fd(wb), TIDE_WRITABLE));
         } else {
             ck_assert_int_eq(r, TOTAL);
         }
         uint64_t copied = tide_copy_copied(&op);
         tide_fdstream_free(ra);
         tide_fdstream_free(wb);
-        ck_assert_uint_eq(armed(ex), 0);
+        ck_assert_uint_eq(t_stats(ex).armed_events, 0);
         while (!p.dr.eof)
             drain_fd(b[1], got, &p.dr.got, TOTAL, TOTAL, &p.dr.eof);
         ck_assert_uint_eq(p.dr.got, copied);
@@ -1677,14 +1642,14 @@ START_TEST(test_fdstream_copy_drop_at_every_pending) {
     }
     ck_assert_uint_ge(k, 5);
     free(got);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_fdstream_epipe_after_peer_closed) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     tide_fdstream_t *s = fds_new(ex, sv[0]);
     close(sv[1]);
     /* SIGPIPE keeps its default action: a signal would kill this test. */
@@ -1703,12 +1668,12 @@ START_TEST(test_fdstream_epipe_after_peer_closed) {
                                        sizeof buf)),
                      0);
     tide_fdstream_free(s);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_fdstream_pipe_epipe_with_sigpipe_ignored) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     ck_assert_int_eq(tide_ignore_sigpipe(), 0);
     int p[2];
     ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
@@ -1718,14 +1683,14 @@ START_TEST(test_fdstream_pipe_epipe_with_sigpipe_ignored) {
     ck_assert_int_eq(run(ex, tide_write(&wr, tide_fdstream_stream(w), "x", 1)),
                      -EPIPE);
     tide_fdstream_free(w);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 /* Without tide_ignore_sigpipe, a pipe write to a closed reader raises
  * SIGPIPE: what the documentation warns about (this test expects it). */
 START_TEST(test_fdstream_pipe_sigpipe_without_ignore) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int p[2];
     ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
     tide_fdstream_t *w = fds_new(ex, p[1]);
@@ -1737,7 +1702,7 @@ START_TEST(test_fdstream_pipe_sigpipe_without_ignore) {
 END_TEST
 
 START_TEST(test_fdstream_pipe_shutdown_closes_write_end) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int p[2];
     ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
     tide_fdstream_t *r = fds_new(ex, p[0]), *w = fds_new(ex, p[1]);
@@ -1775,33 +1740,15 @@ START_TEST(test_fdstream_pipe_shutdown_closes_write_end) {
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(r))),
                      -EBADF);
     tide_fdstream_free(r);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
-static int tcp_pair(int *client, int *server) {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(l, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sl), 0);
-    ck_assert_int_eq(listen(l, 1), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
-    *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*client, 0);
-    ck_assert_int_eq(connect(*client, (struct sockaddr *)&sa, sl), 0);
-    *server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(*server, 0);
-    close(l);
-    return 0;
-}
 
 START_TEST(test_fdstream_econnreset_after_peer_reset) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int c, sv;
-    tcp_pair(&c, &sv);
-    ck_assert_int_eq(fcntl(c, F_SETFL, O_NONBLOCK), 0);
+    t_tcp_pair(&c, &sv);
     tide_fdstream_t *s = fds_new(ex, c);
     /* The peer resets (SO_LINGER 0) while we wait in a read. */
     struct linger lg = {1, 0};
@@ -1817,7 +1764,7 @@ START_TEST(test_fdstream_econnreset_after_peer_reset) {
     intptr_t w = run(ex, tide_write_all(&wa, tide_fdstream_stream(s), "x", 1));
     ck_assert(w == -EPIPE || w == -ECONNRESET);
     tide_fdstream_free(s);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -1840,10 +1787,9 @@ static tide_poll_t resetter_poll(tide_future_t *f, tide_cx_t *cx) {
 static const tide_future_vtable_t resetter_vt = {resetter_poll, NULL};
 
 START_TEST(test_fdstream_econnreset_while_pending) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int c, sv;
-    tcp_pair(&c, &sv);
-    ck_assert_int_eq(fcntl(c, F_SETFL, O_NONBLOCK), 0);
+    t_tcp_pair(&c, &sv);
     tide_fdstream_t *s = fds_new(ex, c);
     struct linger lg = {1, 0};
     ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
@@ -1858,12 +1804,12 @@ START_TEST(test_fdstream_econnreset_while_pending) {
                      -ECONNRESET);
     ck_assert_int_eq(run(ex, tide_join(&j)), 0);
     tide_fdstream_free(s);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_fdstream_new_errors) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     tide_fdstream_t *s = NULL;
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0); /* blocking */
@@ -1883,14 +1829,14 @@ START_TEST(test_fdstream_new_errors) {
     tide_fdstream_free(s);
     tide_fdstream_free(NULL);
     close(p[1]);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_fdstream_outlives_executor) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     tide_fdstream_t *s = fds_new(ex, sv[0]);
     tide_exec_free(ex);
     /* Detached: operations fail instead of spinning on EAGAIN. */
@@ -1990,11 +1936,11 @@ static const tide_future_vtable_t consumer_vt = {consumer_poll, NULL};
 static const tide_future_vtable_t producer_vt = {producer_poll, NULL};
 
 START_TEST(test_io_copy_16mib_through_socketpairs) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     enum { TOTAL = 16 * 1024 * 1024 };
     int a[2], b[2];
-    sockpair(a);
-    sockpair(b);
+    t_socketpair(a);
+    t_socketpair(b);
     tide_fdstream_t *pa = fds_new(ex, a[0]), *ra = fds_new(ex, a[1]);
     tide_fdstream_t *wb = fds_new(ex, b[0]), *cb = fds_new(ex, b[1]);
     static unsigned char pbuf[65536], cbuf[65536];
@@ -2032,7 +1978,7 @@ START_TEST(test_io_copy_16mib_through_socketpairs) {
     tide_fdstream_free(ra);
     tide_fdstream_free(wb);
     tide_fdstream_free(cb);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -2078,11 +2024,11 @@ static tide_poll_t bidi_peer_poll(tide_future_t *f, tide_cx_t *cx) {
 static const tide_future_vtable_t bidi_peer_vt = {bidi_peer_poll, NULL};
 
 START_TEST(test_io_copy_bidirectional_half_close_each_way) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     for (int swap = 0; swap < 2; swap++) {
         int a[2], b[2];
-        sockpair(a);
-        sockpair(b);
+        t_socketpair(a);
+        t_socketpair(b);
         tide_fdstream_t *A = fds_new(ex, a[0]), *Ap = fds_new(ex, a[1]);
         tide_fdstream_t *B = fds_new(ex, b[0]), *Bp = fds_new(ex, b[1]);
         /* swap: the copy's "a" is B, so the first half-close travels
@@ -2110,16 +2056,15 @@ START_TEST(test_io_copy_bidirectional_half_close_each_way) {
         tide_fdstream_free(B);
         tide_fdstream_free(Bp);
     }
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_io_copy_bidirectional_reset_ends_it) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int c, sv, b[2];
-    tcp_pair(&c, &sv);
-    sockpair(b);
-    ck_assert_int_eq(fcntl(c, F_SETFL, O_NONBLOCK), 0);
+    t_tcp_pair(&c, &sv);
+    t_socketpair(b);
     tide_fdstream_t *A = fds_new(ex, c), *B = fds_new(ex, b[0]);
     struct linger lg = {1, 0};
     ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
@@ -2138,15 +2083,15 @@ START_TEST(test_io_copy_bidirectional_reset_ends_it) {
     tide_fdstream_free(A);
     tide_fdstream_free(B);
     close(b[1]);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 START_TEST(test_fdstream_copy_bidirectional_drop_disarms) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int a[2], b[2];
-    sockpair(a);
-    sockpair(b);
+    t_socketpair(a);
+    t_socketpair(b);
     tide_fdstream_t *A = fds_new(ex, a[0]), *B = fds_new(ex, b[0]);
     unsigned char buf[64];
     tide_copy_bidirectional_t op;
@@ -2160,22 +2105,22 @@ START_TEST(test_fdstream_copy_bidirectional_drop_disarms) {
     ck_assert(dropped);
     assert_no_waker(A);
     assert_no_waker(B);
-    ck_assert_uint_eq(armed(ex), 0);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
     tide_fdstream_free(A);
     tide_fdstream_free(B);
     close(a[1]);
     close(b[1]);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 /* split: one task reads the read half while another writes the write
  * half, both blocked at once. */
 START_TEST(test_io_split_two_tasks_at_once) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     enum { TOTAL = 2 * 1024 * 1024 };
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     small_buffers(sv[0]);
     small_buffers(sv[1]);
     tide_fdstream_t *s = fds_new(ex, sv[0]), *p = fds_new(ex, sv[1]);
@@ -2223,7 +2168,7 @@ START_TEST(test_io_split_two_tasks_at_once) {
                      -EBADF);
     tide_fdstream_free(s);
     tide_fdstream_free(p);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -2259,10 +2204,10 @@ static void one_op_spawn(tide_exec_t *ex, one_op_t *t, tide_future_t *op,
 }
 
 START_TEST(test_io_split_cancel_touches_own_direction) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     enum { TOTAL = 512 * 1024 };
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     small_buffers(sv[0]);
     small_buffers(sv[1]);
     tide_fdstream_t *s = fds_new(ex, sv[0]);
@@ -2288,13 +2233,13 @@ START_TEST(test_io_split_cancel_touches_own_direction) {
     ck_assert_int_eq(run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
     ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__RD].q), 1);
     ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__WR].q), 1);
-    ck_assert_uint_eq(armed(ex), 2);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 2);
     /* Abort the reader: only the read side is cancelled. */
     tide_join_abort(&jr);
     ck_assert_int_eq(run(ex, tide_join(&jr)), -ECANCELED);
     ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__RD].q), 0);
     ck_assert_uint_eq(tide_waitq_len(&s->reg.dir[TIDE__WR].q), 1);
-    ck_assert_uint_eq(armed(ex), 1);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     /* The writer still gets woken: drain the peer until it is done. */
     unsigned char *got = malloc(TOTAL);
     size_t n = 0;
@@ -2312,15 +2257,15 @@ START_TEST(test_io_split_cancel_touches_own_direction) {
     close(sv[1]);
     free(src);
     free(got);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 /* Decoders over an fdstream: frames split across reads. */
 START_TEST(test_codec_over_socketpair) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     tide_fdstream_t *r = fds_new(ex, sv[0]), *w = fds_new(ex, sv[1]);
     tide_lencodec_t c;
     tide_lencodec_init(&c, 4, 0, 1000);
@@ -2346,14 +2291,14 @@ START_TEST(test_codec_over_socketpair) {
     ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 0);
     tide_fdstream_free(r);
     tide_fdstream_free(w);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 /* Gathering writes over a socket (sendmsg) and a pipe (writev), with more
  * buffers than one call passes. */
 START_TEST(test_fdstream_writev_all_many_buffers) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     ck_assert_int_eq(tide_ignore_sigpipe(), 0);
     enum { NIOV = 300, TOTAL = NIOV * (NIOV + 1) / 2 };
     unsigned char *src = malloc(TOTAL), *got = malloc(TOTAL);
@@ -2368,7 +2313,7 @@ START_TEST(test_fdstream_writev_all_many_buffers) {
     for (int kind = 0; kind < 2; kind++) {
         int fds[2];
         if (kind == 0) {
-            sockpair(fds);
+            t_socketpair(fds);
             small_buffers(fds[0]);
         } else {
             ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
@@ -2397,13 +2342,13 @@ START_TEST(test_fdstream_writev_all_many_buffers) {
     }
     free(src);
     free(got);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
 /* A read at least as large as the buffer skips it when it is empty. */
 START_TEST(test_bufreader_large_read_bypasses_buffer) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     unsigned char src[100], dst[100], bbuf[8];
     fill_pat(src, 0, sizeof src);
     fake_t f;
@@ -2435,7 +2380,7 @@ START_TEST(test_bufreader_large_read_bypasses_buffer) {
                      4);
     ck_assert_int_eq(memcmp(sink, "abcd", 4), 0);
     fake_fini(&f);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -2495,23 +2440,6 @@ static void pp_drop(tide_future_t *f) {
     tide_async_drop(&p->co);
 }
 
-static void ping_tcp_pair(int sv[2]) {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(l, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(l, 1), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(connect(sv[0], (struct sockaddr *)&a, sizeof a), 0);
-    sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(sv[1], 0);
-    close(l);
-    for (int k = 0; k < 2; k++)
-        ck_assert_int_eq(fcntl(sv[k], F_SETFL, O_NONBLOCK), 0);
-}
 
 static const tide_future_vtable_t pp_vt = {pp_poll, pp_drop};
 
@@ -2520,9 +2448,9 @@ static void ping_pong_arms(bool tcp) {
     ck_assert_int_eq(tide_exec_new(&ex, NULL, 0), 0);
     int sv[2];
     if (tcp)
-        ping_tcp_pair(sv);
+        t_tcp_pair(&sv[0], &sv[1]);
     else
-        sockpair(sv);
+        t_socketpair(sv);
     tide_fdstream_t *a = fds_new(ex, sv[0]), *b = fds_new(ex, sv[1]);
     pp_t ping, pong;
     memset(&ping, 0, sizeof ping);
@@ -2546,7 +2474,7 @@ static void ping_pong_arms(bool tcp) {
     ck_assert_uint_ge(st.io_arms, 1); /* it did wait */
     tide_fdstream_free(a);
     tide_fdstream_free(b);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 
 START_TEST(test_io_ping_pong_no_rearm_per_message_tcp) { ping_pong_arms(true); }
@@ -2626,7 +2554,7 @@ static void copy_yields_check(tide_exec_t *ex, tide_future_t *copy,
 }
 
 START_TEST(test_io_copy_yields_over_always_ready_streams) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     static unsigned char buf[TIDE_COPY_BUF_SIZE];
     eager_t src = {{&eager_vt, NULL, NULL}, EAGER_TOTAL, 0};
     eager_t dst = {{&eager_vt, NULL, NULL}, 0, 0};
@@ -2642,7 +2570,7 @@ START_TEST(test_io_copy_yields_over_always_ready_streams) {
                                                   buf, sizeof buf),
                       &b.written);
     ck_assert_uint_gt(a.written, 0); /* b -> a had its turns too */
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -2657,9 +2585,9 @@ static intptr_t join_within(tide_exec_t *ex, tide_join_t *j) {
  * queues, the second overwrote the first's waker and the first slept
  * forever. */
 START_TEST(test_fdstream_two_waiters_both_woken) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     small_buffers(sv[0]);
     small_buffers(sv[1]);
     tide_fdstream_t *fs = fds_new(ex, sv[0]);
@@ -2704,7 +2632,7 @@ START_TEST(test_fdstream_two_waiters_both_woken) {
 
     tide_fdstream_free(fs);
     close(sv[1]);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
@@ -2728,9 +2656,9 @@ static tide_poll_t kicker_poll(tide_future_t *f, tide_cx_t *cx) {
 static const tide_future_vtable_t kicker_vt = {kicker_poll, NULL};
 
 static void free_under_waiters(bool split) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     int sv[2];
-    sockpair(sv);
+    t_socketpair(sv);
     small_buffers(sv[0]);
     small_buffers(sv[1]);
     tide_fdstream_t *fs = fds_new(ex, sv[0]);
@@ -2769,7 +2697,7 @@ static void free_under_waiters(bool split) {
     ck_assert_int_eq(join_within(ex, &jf), -EBADF);
     ck_assert_uint_gt(wa.done, 0); /* it had written some */
     close(sv[1]);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 
 START_TEST(test_fdstream_freed_under_three_waiters) {
@@ -2885,7 +2813,7 @@ static const tide_future_vtable_t mp_writer_vt = {
     mp_writer_poll, mp_writer_drop};
 
 START_TEST(test_io_example_stream_with_every_helper) {
-    tide_exec_t *ex = exec_new();
+    tide_exec_t *ex = t_exec_new();
     enum { LEN = 64 * 1024 };
     unsigned char *src = malloc(LEN), *dst = malloc(LEN);
     ck_assert_ptr_nonnull(src);
@@ -2965,7 +2893,7 @@ START_TEST(test_io_example_stream_with_every_helper) {
         ck_assert_uint_eq(tide_waitq_len(&p->rq) + tide_waitq_len(&p->wq), 0);
     free(src);
     free(dst);
-    exec_done(ex);
+    t_exec_free_clean(ex);
 }
 END_TEST
 
