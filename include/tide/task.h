@@ -38,7 +38,7 @@ extern "C" {
  * (tide_token_cancelled). Executor's thread only.
  * ------------------------------------------------------------------------ */
 
-/* A cancellation token (48 bytes on LP64; private fields). */
+/* A cancellation token (40 bytes on LP64; private fields). */
 typedef struct tide_token {
     tide_waitq_t q;                     /* private: the awaiting futures */
     void (*hook)(struct tide_token *t); /* private: a scope's */
@@ -90,7 +90,7 @@ enum {
     TIDE_SCOPE_FAIL_FAST = 1u << 0
 };
 
-/* A scope (232 bytes on LP64; private fields): initialize it where it
+/* A scope (216 bytes on LP64; private fields): initialize it where it
  * stays, and never copy or move it. */
 typedef struct tide_scope {
     tide_token_t token;        /* private: cancelled with the scope */
