@@ -321,8 +321,12 @@ static void fs_open_drop(tide_future_t *f) {
     struct open_args *a = op->job.arg;
     if (op->job.fut.vt & TIDE__FUT_DROPPED)
         return; /* completed: nothing left */
+    /* The pool's thread reads job.arg (under the pool's lock) when it
+     * starts the job: only once tide__blocking_drop_running has settled
+     * whether it did (under that lock) is the field ours to clear. */
+    bool running = tide__blocking_drop_running(&op->job);
     op->job.arg = NULL;
-    if (tide__blocking_drop_running(&op->job) && a != NULL &&
+    if (running && a != NULL &&
         !(atomic_fetch_or(&a->life, ORPHANED) & FN_DONE))
         return; /* open_fn frees it */
     tide__free(a);

@@ -80,11 +80,12 @@ static void *worker_main(void *arg) {
             b->value = v;
             b->state = JOB_DONE;
             b->worker = NULL;
-            tide_waker_t wk = b->waker;
-            b->waker = TIDE_WAKER_EMPTY;
-            pthread_mutex_unlock(&p->lock);
-            tide_waker_wake(&wk); /* b may be gone from here on */
-            pthread_mutex_lock(&p->lock);
+            /* Woken under the lock, so that a drop, which forgets the
+             * waker under the lock too (tide__blocking_forget_waker,
+             * tide__blocking_drop_running), comes either before the wake
+             * (nobody is woken after it) or after. A task waker's wake
+             * from here takes only the executor's remote lock. */
+            tide_waker_wake(&b->waker);
         } else if (discard != NULL) {
             pthread_mutex_unlock(&p->lock);
             discard(v);
