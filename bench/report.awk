@@ -529,7 +529,7 @@ END {
 function handoff(a, b,    ns, ir) {
 	if (!((b, col["micro", "ns_per_op"]) in micro))
 		return
-	ns = (micro[b, col["micro", "ns_per_op"]] > 0) ? micro[a, col["micro", "ns_per_op"]] / micro[b, col["micro", "ns_per_op"]] : "NA"
-	ir = (micro[b, col["micro", "ir_per_op"]] > 0) ? micro[a, col["micro", "ir_per_op"]] / micro[b, col["micro", "ir_per_op"]] : "NA"
-	printf "| %s | %s | %s | %s |\n", a, b, (ns == "NA") ? "NA" : sprintf("%.2f×", ns), (ir == "NA") ? "NA" : sprintf("%.2f×", ir)
+	ns = ratio1(micro[a, col["micro", "ns_per_op"]], micro[b, col["micro", "ns_per_op"]])
+	ir = ratio1(micro[a, col["micro", "ir_per_op"]], micro[b, col["micro", "ir_per_op"]])
+	printf "| %s | %s | %s | %s |\n", a, b, fmtratio(ns), fmtratio(ir)
 }

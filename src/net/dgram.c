@@ -107,8 +107,9 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
                 d->armed = false;
                 tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
                 tide_waitq_wake_all(&d->retryq); /* the others try too */
+            } else {
+                tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
             }
-            tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
         } else if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node,
                                        &g) == TIDE_PENDING) {
             return TIDE_PENDING;
