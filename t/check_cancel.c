@@ -113,6 +113,8 @@ typedef struct cctx {
         tide_ready_t ready;
         tide_future_t pending;
         tide_tcp_accept_t tacc;
+        tide_accept_t gacc;
+        tide_serve_t serve;
         tide_tcp_connect_t tconn;
         tide_unix_accept_t uacc;
         tide_unix_connect_t uconn;
@@ -891,6 +893,53 @@ static void vf_tcp_accept(cctx_t *x, tide_future_t *f, bool done) {
     tide_tcp_free(a.conn);
 }
 
+/* The listener of any kind is the TCP listener under another name
+ * (src/net/internal.h): the generic accept and serve on setup_tcp's. */
+static tide_listener_t *any_listener(cctx_t *x) {
+    return (tide_listener_t *)(void *)x->tl;
+}
+static tide_future_t *mk_accept(cctx_t *x) {
+    return tide_accept(&x->u.gacc, any_listener(x));
+}
+static void vf_accept(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        ck_assert_int_eq(f->result, 0);
+        tide_conn_free(x->u.gacc.conn);
+        return;
+    }
+    /* cancel safe: the connection is still in the queue */
+    if (x->nclients == 0)
+        feed_client(x);
+    tide_accept_t a;
+    ck_assert_int_eq(t_run(x->ex, tide_accept(&a, any_listener(x))), 0);
+    tide_conn_free(a.conn);
+}
+
+/* A serve whose handler counts each connection and refuses it (tide
+ * closes it): dropped at any point, it has lost none of those fed (each
+ * was handed to the handler, or is still in the backlog). */
+static int served;
+static tide_future_t *count_and_refuse(tide_conn_t *c, void *arg) {
+    (void)c;
+    (void)arg;
+    served++;
+    return NULL;
+}
+static tide_future_t *mk_serve(cctx_t *x) {
+    served = 0;
+    return tide_serve(&x->u.serve, any_listener(x), count_and_refuse, NULL,
+                      NULL);
+}
+static void vf_serve(cctx_t *x, tide_future_t *f, bool done) {
+    ck_assert_msg(!done, "serve completed: %ld", (long)f->result);
+    ck_assert_int_le(served, x->nclients);
+    for (int i = served; i < x->nclients; i++) { /* the rest, still queued */
+        tide_accept_t a;
+        ck_assert_int_eq(t_run(x->ex, tide_accept(&a, any_listener(x))), 0);
+        tide_conn_free(a.conn);
+    }
+}
+
 static tide_future_t *mk_tcp_connect(cctx_t *x) {
     return tide_tcp_connect_addr(&x->u.tconn, &x->addr);
 }
@@ -1332,6 +1381,8 @@ static const centry_t entries[] = {
     {"file_read", setup_file, mk_file_read, nothing, vf_file_read, 0},
     /* net */
     {"tcp_accept", setup_tcp, mk_tcp_accept, feed_client, vf_tcp_accept, 0},
+    {"accept", setup_tcp, mk_accept, feed_client, vf_accept, 0},
+    {"serve", setup_tcp, mk_serve, feed_client, vf_serve, 3},
     {"tcp_connect_addr", setup_tcp, mk_tcp_connect, nothing, vf_tcp_connect, 0},
     {"tcp_connect(name)", setup_tcp, mk_tcp_connect_name, nothing, vf_tcp_connect, 0},
     {"unix_accept", setup_unix, mk_unix_accept, feed_client, vf_unix_accept, 0},
