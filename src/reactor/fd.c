@@ -334,9 +334,9 @@ unsigned tide_fd_readiness(const tide_fd_t *reg) { return reg->ready; }
  * Readiness
  * ------------------------------------------------------------------------ */
 
-tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
-                                unsigned interest, tide_waiter_t *node,
-                                tide_fd_guard_t *out) {
+tide_poll_t tide__fd_poll_ready_slow(struct tide_fd *reg, tide_cx_t *cx,
+                                     unsigned interest, tide_waiter_t *node,
+                                     tide_fd_guard_t *out) {
     if (!tide_cx_coop(cx)) {
         /* On the queue on every path that answers PENDING, this one
          * included, so that freeing the registration always reaches the

@@ -73,9 +73,38 @@ void tide__fd_deinit(struct tide_fd *reg);
  *   - node == NULL: the caller puts its own waiter on tide__fd_q (a
  *     stream's generic future does, on the stream's queue).
  */
-tide_poll_t tide__fd_poll_ready(struct tide_fd *reg, tide_cx_t *cx,
-                                unsigned interest, tide_waiter_t *node,
-                                tide_fd_guard_t *out);
+tide_poll_t tide__fd_poll_ready_slow(struct tide_fd *reg, tide_cx_t *cx,
+                                     unsigned interest, tide_waiter_t *node,
+                                     tide_fd_guard_t *out);
+
+/* The common case inline (a direction known ready, budget left, no node
+ * on a queue: about ten instructions where the whole function costs
+ * fifty); everything else is tide__fd_poll_ready_slow, which is the
+ * same function. interest is a constant at every call site, so the mask
+ * folds. */
+static inline tide_poll_t tide__fd_poll_ready(struct tide_fd *reg,
+                                              tide_cx_t *cx,
+                                              unsigned interest,
+                                              tide_waiter_t *node,
+                                              tide_fd_guard_t *out) {
+    unsigned m = 0;
+    if (interest & TIDE_READABLE)
+        m |= TIDE_READABLE | TIDE_READ_CLOSED;
+    if (interest & TIDE_WRITABLE)
+        m |= TIDE_WRITABLE | TIDE_WRITE_CLOSED;
+    unsigned r = reg->ready & m;
+    if (r != 0 && cx->budget > 0 && reg->exec != NULL &&
+        (node == NULL || !tide_waiter_is_waiting(node))) {
+        cx->budget--;
+        if (out != NULL) {
+            out->fd = reg;
+            out->ready = r;
+            out->tick = reg->tick;
+        }
+        return TIDE_READY;
+    }
+    return tide__fd_poll_ready_slow(reg, cx, interest, node, out);
+}
 
 /* Clear `bits` (closed states excepted) if no event arrived since `tick`. */
 static inline void tide__fd_clear(struct tide_fd *reg, unsigned tick,
