@@ -37,6 +37,13 @@
  *                the task; it reads the byte and clears readiness (short
  *                read). Per operation: write, epoll_wait, read.
  *   readiness-epoll  the same with a bare epoll loop (the floor).
+ *   read-ready   a tide_read of one byte that completes at its first poll
+ *                (started, polled, dropped, as TIDE_AWAIT does).
+ *   read-pend    a tide_read on an empty stream: polled once (PENDING),
+ *                dropped (cancelled: the event is disarmed at once).
+ *   wake-other   two tasks wake each other; a woken task is polled in the
+ *                same executor turn: one wake and one task poll per
+ *                operation.
  *   sleep0       tide_sleep(0): ready at its first poll, never armed.
  *   timer-cancel tide_sleep(1 s): polled once (armed in libevent's timer
  *                heap, PENDING), then dropped (disarmed).
@@ -376,6 +383,142 @@ static int bench_readiness_epoll(uint64_t n)
 	close(sv[0]);
 	close(sv[1]);
 	return bad;
+}
+
+/* ---------------------------------------------------------- stream reads */
+
+/* read-ready: a tide_read of one byte that completes at its first poll,
+ * awaited as TIDE_AWAIT does (start, poll, drop): the stream's poll_read,
+ * the readiness check, recv. The other end is topped up 4,096 bytes at a
+ * time (one write per 4,096 operations); every 128th read finds the
+ * task's budget spent and the task yields a turn.
+ * read-pend: a tide_read on an empty stream, polled once (PENDING: its
+ * waiter joins the stream's queue, the read event is armed), then dropped
+ * (cancelled: the last waiter gone, the event is disarmed at once, so
+ * every operation arms and disarms: two epoll_ctl calls). */
+typedef struct stream_reader {
+	tide_future_t fut;
+	tide_stream_t *s;
+	int wfd;
+	bool pend; /* read-pend: every read must be PENDING */
+	uint64_t n, done, avail;
+	tide_read_t rd;
+} stream_reader_t;
+
+static tide_poll_t stream_reader_poll(tide_future_t *f, tide_cx_t *cx)
+{
+	stream_reader_t *r = TIDE_CONTAINER_OF(f, stream_reader_t, fut);
+	static char fill[4096];
+	unsigned char c;
+	for (; r->done < r->n; r->done++) {
+		if (!r->pend && r->avail == 0) {
+			if (write(r->wfd, fill, sizeof fill) != (ssize_t)sizeof fill) {
+				f->result = -EPROTO;
+				return TIDE_READY;
+			}
+			r->avail = sizeof fill;
+		}
+		tide_poll_t p = tide_future_poll(tide_read(&r->rd, r->s, &c, 1), cx);
+		long got = (long)r->rd.fut.result;
+		tide_future_drop(&r->rd.fut);
+		if (!r->pend && p == TIDE_PENDING)
+			return TIDE_PENDING; /* the task's budget: woken, next turn */
+		if (r->pend ? p != TIDE_PENDING : got != 1) {
+			f->result = p == TIDE_READY && got < 0 ? got : -EPROTO;
+			return TIDE_READY;
+		}
+		if (!r->pend)
+			r->avail--;
+	}
+	f->result = 0;
+	return TIDE_READY;
+}
+
+static const tide_future_vtable_t stream_reader_vt = {stream_reader_poll, NULL};
+
+static int stream_read_bench(uint64_t n, bool pend, const char *name)
+{
+	int sv[2];
+	if (make_pair(sv) < 0)
+		return 1;
+	tide_exec_t *ex = new_exec(0);
+	if (ex == NULL)
+		return 1;
+	tide_fdstream_t *fs;
+	int rc = tide_fdstream_new(&fs, ex, sv[0]);
+	if (rc < 0) {
+		fprintf(stderr, "micro: tide_fdstream_new: %s\n", tide_strerror(rc));
+		return 1;
+	}
+	stream_reader_t r = {.s = tide_fdstream_stream(fs), .wfd = sv[1], .pend = pend, .n = n};
+	tide_future_init(&r.fut, &stream_reader_vt);
+	long res = run_timed(ex, &r.fut);
+	if (res == 0 && r.done != n)
+		res = 1;
+	tide_fdstream_free(fs);
+	close(sv[1]);
+	return exec_done(ex, res, name);
+}
+
+static int bench_read_ready(uint64_t n) { return stream_read_bench(n, false, "read-ready"); }
+static int bench_read_pend(uint64_t n) { return stream_read_bench(n, true, "read-pend"); }
+
+/* wake-other: two tasks of one executor take turns: each wakes the other
+ * and answers PENDING; the woken one is polled in the same executor turn
+ * (it is not the running task), so per operation: one wake, one task
+ * poll; the loop is given back once per 64 polls (the turn's budget). */
+typedef struct pinger {
+	tide_future_t fut;
+	struct pinger *peer;
+	uint64_t n, polls;
+	tide_waker_t waker; /* this task's, for the peer to wake */
+} pinger_t;
+
+static tide_poll_t pinger_poll(tide_future_t *f, tide_cx_t *cx)
+{
+	pinger_t *p = TIDE_CONTAINER_OF(f, pinger_t, fut);
+	tide_waker_register(&p->waker, cx->waker);
+	if (p->polls++ == p->n) {
+		tide_waker_wake_by_ref(&p->peer->waker); /* let it finish too */
+		f->result = 0;
+		return TIDE_READY;
+	}
+	tide_waker_wake_by_ref(&p->peer->waker);
+	return TIDE_PENDING;
+}
+
+static void pinger_drop(tide_future_t *f)
+{
+	tide_waker_drop(&TIDE_CONTAINER_OF(f, pinger_t, fut)->waker);
+}
+
+static const tide_future_vtable_t pinger_vt = {pinger_poll, pinger_drop};
+
+static int bench_wake_other(uint64_t n)
+{
+	tide_exec_t *ex = new_exec(0);
+	if (ex == NULL)
+		return 1;
+	/* a and b: n/2 operations each (b runs in a's turn). */
+	static pinger_t a, b;
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	a.peer = &b;
+	b.peer = &a;
+	a.n = b.n = n / 2;
+	tide_future_init(&a.fut, &pinger_vt);
+	tide_future_init(&b.fut, &pinger_vt);
+	tide_join_t jb;
+	int rc = tide_spawn(ex, &b.fut, &jb);
+	if (rc < 0) {
+		fprintf(stderr, "micro: tide_spawn: %s\n", tide_strerror(rc));
+		return 1;
+	}
+	long res = run_timed(ex, &a.fut);
+	tide_join_detach(&jb);
+	if (res == 0 && a.polls + b.polls < 2 * (n / 2))
+		res = 1;
+	return exec_done(ex, res, "wake-other");
 }
 
 /* ----------------------------------------------------------------- timers */
@@ -877,6 +1020,9 @@ static const struct bench {
 	{"wake", bench_wake, 1000000},
 	{"readiness", bench_readiness, 100000},
 	{"readiness-epoll", bench_readiness_epoll, 100000},
+	{"read-ready", bench_read_ready, 1000000},
+	{"read-pend", bench_read_pend, 200000},
+	{"wake-other", bench_wake_other, 1000000},
 	{"sleep0", bench_sleep0, 1000000},
 	{"timer-cancel", bench_timer_cancel, 1000000},
 	{"timer-fire", bench_timer_fire, 20000},
