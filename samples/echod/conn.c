@@ -26,7 +26,9 @@
  * connection woken by readability pauses holding nothing.
  *
  * Measured (x86-64, glibc, 16 KiB buffers): 10,000 idle connections cost
- * about 555 bytes of RSS each (588 with --idle-timeout); three
+ * about 555 bytes of RSS each (588 with --idle-timeout or --max-conns,
+ * the same with --max-conns-per-addr too; 555 with --max-buffer-memory
+ * alone); three
  * allocations per connection (conn_t, tide's task, the TCP object) and
  * none per message; three system calls per echoed small message (recv,
  * send, epoll_wait), the same as a hand-written epoll loop.
