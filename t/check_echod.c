@@ -1458,6 +1458,12 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     const char *idle_neg[] = {"--idle-timeout", "-1", NULL};
     const char *stray[] = {"stray", NULL};
     const char *unix_empty[] = {"--listen", "unix:", NULL};
+    const char *per_addr_x[] = {"--max-conns-per-addr", "some", NULL};
+    const char *evict_neg[] = {"--evict-idle", "-1", NULL};
+    const char *bufmem_x[] = {"--max-buffer-memory", "lots", NULL};
+    /* less than one buffer, whichever option comes first */
+    const char *bufmem_small[] = {"--max-buffer-memory", "64k",
+                                  "--buffer-size", "128k", NULL};
     expect_exit(2, "unknown option '--frobnicate'", unknown);
     expect_exit(2, "bad port '99999'", bad_port);
     expect_exit(2, "missing port", no_port);
@@ -1470,6 +1476,10 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     expect_exit(2, "--idle-timeout", idle_neg);
     expect_exit(2, "unexpected argument 'stray'", stray);
     expect_exit(2, "unix", unix_empty);
+    expect_exit(2, "--max-conns-per-addr wants a count", per_addr_x);
+    expect_exit(2, "--evict-idle wants seconds", evict_neg);
+    expect_exit(2, "--max-buffer-memory wants bytes", bufmem_x);
+    expect_exit(2, "less than one buffer", bufmem_small);
 }
 END_TEST
 
@@ -1483,7 +1493,10 @@ START_TEST(test_echod_help_and_version) {
     ssize_t n = read(D.out, out, sizeof out - 1);
     ck_assert_int_gt(n, 0);
     out[n] = '\0';
-    ck_assert_msg(strstr(out, "--listen") && strstr(out, "--drain-timeout"),
+    ck_assert_msg(strstr(out, "--listen") && strstr(out, "--drain-timeout") &&
+                      strstr(out, "--max-conns-per-addr") &&
+                      strstr(out, "--evict-idle") &&
+                      strstr(out, "--max-buffer-memory"),
                   "%s", out);
     daemon_kill();
     spawn_daemon(version);
