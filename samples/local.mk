@@ -10,8 +10,9 @@ samples_hello_LDADD = src/libtide.la $(LIBEVENT_LIBS)
 bin_PROGRAMS += samples/tide-echod
 samples_tide_echod_SOURCES = samples/echod/echod.h samples/echod/main.c \
 	samples/echod/lifecycle.c samples/echod/listen.c samples/echod/conn.c \
-	samples/echod/pool.c samples/echod/level.c samples/echod/stats.c \
-	samples/echod/log.c samples/echod/options.c samples/echod/options.h
+	samples/echod/limits.c samples/echod/pool.c samples/echod/level.c \
+	samples/echod/stats.c samples/echod/log.c samples/echod/options.c \
+	samples/echod/options.h
 samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
 
 # Its integration tests run the built daemon (through libtool's wrapper,

@@ -905,6 +905,446 @@ START_TEST(test_echod_idle_timeout) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * Limits: slow clients, addresses, memory
+ * ------------------------------------------------------------------------ */
+
+/* Raise this process's RLIMIT_NOFILE (which the daemon inherits) to at
+ * least want, or skip the test when the hard limit is lower. */
+static void raise_nofile(rlim_t want) {
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= want)
+        return;
+    ck_assert_msg(rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want,
+                  "RLIMIT_NOFILE hard limit %llu, need %llu",
+                  (unsigned long long)rl.rlim_max, (unsigned long long)want);
+    rl.rlim_cur = want;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+/* The daemon's resident memory in KiB (VmRSS). */
+static long daemon_rss_kib(void) {
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)D.pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    ck_assert_int_gt(kib, 0);
+    return kib;
+}
+
+/* The daemon's counters, from a fresh SIGUSR1 line. */
+typedef struct echod_ctr {
+    unsigned long long open, total, refused, refused_addr, evicted, in, out,
+        backoffs, waits;
+} echod_ctr_t;
+
+static echod_ctr_t daemon_counters(void) {
+    drain_stderr();
+    size_t from = D.errlen;
+    ck_assert_int_eq(kill(D.pid, SIGUSR1), 0);
+    echod_ctr_t c;
+    const char *line = NULL;
+    for (int64_t end = now_ms() + T_WAIT_MS; line == NULL;) {
+        ck_assert_msg(now_ms() < end, "no counters; stderr: %s", D.errbuf);
+        stderr_wait_for("buffer waits", 100);
+        const char *p = strstr(D.errbuf + from, "echod: connections");
+        if (p != NULL && strchr(p, '\n') != NULL)
+            line = p;
+    }
+    int n = sscanf(line,
+                   "echod: connections %llu open, %llu total, %llu refused "
+                   "(%llu per address), %llu evicted; bytes %llu in, %llu "
+                   "out; accept backoffs %llu; buffer waits %llu",
+                   &c.open, &c.total, &c.refused, &c.refused_addr, &c.evicted,
+                   &c.in, &c.out, &c.backoffs, &c.waits);
+    ck_assert_msg(n == 9, "counters line: %s", line);
+    return c;
+}
+
+/* Wait until the daemon has no open connection. */
+static void wait_no_conns(void) {
+    int64_t end = now_ms() + T_WAIT_MS;
+    while (daemon_counters().open != 0) {
+        ck_assert_msg(now_ms() < end, "connections still open");
+        sleep_ms(50);
+    }
+}
+
+/* A non-blocking connection from local address `from` (NULL: any). */
+static int connect_from(const char *from, int rcvbuf) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    set_timeouts(fd, T_WAIT_MS);
+    if (rcvbuf > 0) {
+        /* Before connect: the window offered, and the segment size. With
+         * loopback's 64 KiB segments the daemon's send buffer grows to
+         * megabytes before its write back stalls; with small segments
+         * it stays small, so a stalled write comes soon. */
+        int mss = 536;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+    }
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    if (from != NULL) {
+        ck_assert_int_eq(inet_pton(AF_INET, from, &sin.sin_addr), 1);
+        ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0,
+                      "bind %s: %s", from, strerror(errno));
+    }
+    sin.sin_port = htons((uint16_t)D.port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0,
+                  "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* One round trip that may fail (the daemon closed the connection). */
+static bool try_roundtrip(int fd, const char *msg, size_t len, int ms) {
+    char back[64];
+    size_t got = 0;
+    if (send(fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len)
+        return false;
+    int64_t end = now_ms() + ms;
+    while (got < len) {
+        int64_t left = end - now_ms();
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return false;
+        ssize_t r = recv(fd, back + got, len - got, MSG_DONTWAIT);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return memcmp(back, msg, len) == 0;
+}
+
+/* A slowloris holds every --max-conns slot: 32 connections that send a
+ * byte every 3 s (and reconnect when closed). Newcomers that talk at once
+ * still get in, each evicting the connection idle the longest (idle over
+ * --evict-idle, 1 s by default), and the evictions are counted. Without
+ * eviction every newcomer is refused. */
+START_TEST(test_echod_slowloris_evicted) {
+    enum { N = 32, CLIENTS = 20 };
+    start_echod("--max-conns", "32", NULL);
+    int slow[N];
+    int64_t next[N];
+    int64_t t0 = now_ms();
+    for (int i = 0; i < N; i++) {
+        slow[i] = connect_from(NULL, 0);
+        next[i] = t0 + i * 3000 / N; /* spread over the 3 s */
+    }
+    int admitted = 0, tried = 0;
+    int64_t next_client = t0 + 1500; /* the first slots got older */
+    while (tried < CLIENTS) {
+        ck_assert_msg(now_ms() - t0 < 60000, "took too long");
+        int64_t now = now_ms();
+        for (int i = 0; i < N; i++) {
+            char b[64];
+            ssize_t r = recv(slow[i], b, sizeof b, MSG_DONTWAIT);
+            bool closed = r == 0 || (r < 0 && errno != EAGAIN);
+            if (!closed && now >= next[i]) {
+                closed = send(slow[i], "x", 1, MSG_NOSIGNAL) != 1;
+                next[i] = now + 3000;
+            }
+            if (closed) { /* evicted: the attack comes back */
+                close(slow[i]);
+                slow[i] = connect_from(NULL, 0);
+                next[i] = now + 3000;
+            }
+        }
+        if (now >= next_client) {
+            int fd = connect_from(NULL, 0);
+            admitted += try_roundtrip(fd, "hello", 5, 2000);
+            close(fd);
+            tried++;
+            next_client = now_ms() + 150;
+        }
+        sleep_ms(10);
+    }
+    echod_ctr_t c = daemon_counters();
+    ck_assert_msg(admitted == CLIENTS, "%d of %d clients served (%llu "
+                  "evicted, %llu refused)", admitted, CLIENTS, c.evicted,
+                  c.refused);
+    ck_assert_uint_ge(c.evicted, CLIENTS);
+    for (int i = 0; i < N; i++)
+        close(slow[i]);
+    stop_clean();
+}
+END_TEST
+
+/* --max-conns-per-addr 3: the fourth connection from 127.0.0.1 is
+ * refused (and counted), one from 127.0.0.2 (loopback too, on Linux) is
+ * served, and once one of the first three closes, 127.0.0.1 gets in
+ * again. */
+START_TEST(test_echod_max_conns_per_addr) {
+    start_echod("--max-conns-per-addr", "3", NULL);
+    int a[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = connect_from("127.0.0.1", 0);
+        roundtrip(a[i], "a", 1);
+    }
+    int extra = connect_from("127.0.0.1", 0);
+    int r = wait_closed(extra, T_WAIT_MS);
+    ck_assert_msg(r == 0 || r == -ECONNRESET, "fourth connection: %s",
+                  strerror(-r));
+    close(extra);
+    int other = connect_from("127.0.0.2", 0);
+    roundtrip(other, "from another address", 20);
+    echod_ctr_t c = daemon_counters();
+    ck_assert_uint_eq(c.refused, 1);
+    ck_assert_uint_eq(c.refused_addr, 1);
+    ck_assert_uint_eq(c.open, 4);
+    for (int i = 0; i < 3; i++)
+        roundtrip(a[i], "still", 5);
+
+    close(a[0]);
+    bool in = false;
+    for (int64_t end = now_ms() + T_WAIT_MS; !in && now_ms() < end;) {
+        int fd = connect_from("127.0.0.1", 0);
+        in = try_roundtrip(fd, "again", 5, 1000);
+        close(fd);
+        if (!in)
+            sleep_ms(20);
+    }
+    ck_assert_msg(in, "127.0.0.1 not admitted after one of its closed");
+    close(a[1]);
+    close(a[2]);
+    close(other);
+    stop_clean();
+}
+END_TEST
+
+/* Clients that send and never read, each with a small receive window:
+ * the daemon's write back to each stalls, holding a buffer. */
+typedef struct burst {
+    int n;
+    int *fd;
+    size_t *sent, *got;
+    gen_t *tx, *rx;
+    size_t len; /* bytes each client sends in all */
+} burst_t;
+
+static void burst_open(burst_t *b, int n, size_t len) {
+    b->n = n;
+    b->len = len;
+    b->fd = calloc((size_t)n, sizeof *b->fd);
+    b->sent = calloc((size_t)n, sizeof *b->sent);
+    b->got = calloc((size_t)n, sizeof *b->got);
+    b->tx = calloc((size_t)n, sizeof *b->tx);
+    b->rx = calloc((size_t)n, sizeof *b->rx);
+    ck_assert(b->fd && b->sent && b->got && b->tx && b->rx);
+    for (int i = 0; i < n; i++) {
+        b->fd[i] = connect_from(NULL, 4096);
+        set_nonblock(b->fd[i]);
+        gen_init(&b->tx[i], (uint64_t)i + 1);
+        gen_init(&b->rx[i], (uint64_t)i + 1);
+    }
+}
+
+/* Send without reading until every client's send would block (or it sent
+ * all): then each has filled the daemon's buffers both ways. */
+static void burst_fill(burst_t *b) {
+    static unsigned char chunk[16384];
+    bool more = true;
+    int64_t end = now_ms() + 4 * T_WAIT_MS;
+    while (more) {
+        ck_assert_msg(now_ms() < end, "clients could not fill");
+        more = false;
+        for (int i = 0; i < b->n; i++) {
+            if (b->sent[i] == b->len)
+                continue;
+            size_t k = b->len - b->sent[i];
+            if (k > sizeof chunk)
+                k = sizeof chunk;
+            gen_t save = b->tx[i];
+            for (size_t j = 0; j < k; j++)
+                chunk[j] = gen_byte(&b->tx[i]);
+            ssize_t w = send(b->fd[i], chunk, k, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ck_assert_msg(w > 0 || errno == EAGAIN, "send: %s",
+                          strerror(errno));
+            /* the generator goes back to what was not taken */
+            b->tx[i] = save;
+            for (ssize_t j = 0; j < (w > 0 ? w : 0); j++)
+                gen_byte(&b->tx[i]);
+            if (w > 0) {
+                b->sent[i] += (size_t)w;
+                more = true;
+            }
+        }
+        if (!more) { /* the daemon may still be reading: look again */
+            sleep_ms(50);
+            for (int i = 0; i < b->n && !more; i++) {
+                if (b->sent[i] == b->len)
+                    continue;
+                struct pollfd p = {b->fd[i], POLLOUT, 0};
+                more = poll(&p, 1, 0) > 0;
+            }
+        }
+    }
+}
+
+/* The highest RSS seen over ~1 s (the daemon settles). */
+static long settle_rss_kib(void) {
+    long peak = 0;
+    for (int i = 0; i < 10; i++) {
+        long r = daemon_rss_kib();
+        if (r > peak)
+            peak = r;
+        sleep_ms(100);
+    }
+    return peak;
+}
+
+/* Now read everything back, sending the rest meanwhile; every byte must
+ * come back, in order. */
+static void burst_finish(burst_t *b) {
+    static unsigned char chunk[16384];
+    int64_t end = now_ms() + 6 * T_WAIT_MS;
+    struct pollfd *p = calloc((size_t)b->n, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < b->n; i++) {
+            p[i].fd = b->fd[i];
+            p[i].events = (short)((b->sent[i] < b->len ? POLLOUT : 0) |
+                                  (b->got[i] < b->len ? POLLIN : 0));
+            if (p[i].events == 0)
+                p[i].fd = -1;
+            else
+                busy++;
+        }
+        if (busy == 0)
+            break;
+        if (now_ms() >= end) {
+            size_t sent = 0, got = 0;
+            for (int i = 0; i < b->n; i++)
+                sent += b->sent[i], got += b->got[i];
+            echod_ctr_t c = daemon_counters();
+            ck_abort_msg("%d clients did not get all back (%zu bytes sent, "
+                         "%zu received of %zu; the daemon: %llu in, %llu "
+                         "out, %llu buffer waits)", busy, sent, got,
+                         (size_t)b->n * b->len, c.in, c.out, c.waits);
+        }
+        if (poll(p, (nfds_t)b->n, 1000) <= 0)
+            continue;
+        for (int i = 0; i < b->n; i++) {
+            if (p[i].revents & POLLIN) {
+                ssize_t r = recv(b->fd[i], chunk, sizeof chunk, MSG_DONTWAIT);
+                ck_assert_msg(r > 0 || (r < 0 && errno == EAGAIN),
+                              "client %d: recv %zd after %zu bytes: %s", i, r,
+                              b->got[i], r == 0 ? "end" : strerror(errno));
+                /* (no ck_assert per byte: each is a write to Check's
+                 * pipe) */
+                ssize_t bad = -1;
+                for (ssize_t j = 0; j < r; j++)
+                    if (chunk[j] != gen_byte(&b->rx[i]) && bad < 0)
+                        bad = j;
+                ck_assert_msg(bad < 0, "client %d: byte %zu differs", i,
+                              b->got[i] + (size_t)bad);
+                if (r > 0)
+                    b->got[i] += (size_t)r;
+            }
+            if ((p[i].revents & POLLOUT) && b->sent[i] < b->len) {
+                size_t k = b->len - b->sent[i];
+                if (k > sizeof chunk)
+                    k = sizeof chunk;
+                gen_t save = b->tx[i];
+                for (size_t j = 0; j < k; j++)
+                    chunk[j] = gen_byte(&b->tx[i]);
+                ssize_t w = send(b->fd[i], chunk, k,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                b->tx[i] = save;
+                for (ssize_t j = 0; j < (w > 0 ? w : 0); j++)
+                    gen_byte(&b->tx[i]);
+                if (w > 0)
+                    b->sent[i] += (size_t)w;
+            }
+        }
+    }
+    free(p);
+}
+
+static void burst_close(burst_t *b) {
+    for (int i = 0; i < b->n; i++)
+        close(b->fd[i]);
+    free(b->fd);
+    free(b->sent);
+    free(b->got);
+    free(b->tx);
+    free(b->rx);
+}
+
+/* 1,000 clients that never read each stall a 64 KiB buffer (about
+ * 50 MiB in all). Once they close, the daemon's RSS comes back near where it was
+ * before the burst (the pool keeps up to 4 MiB), instead of staying at
+ * the peak. */
+START_TEST(test_echod_memory_returns_after_burst) {
+    enum { N = 1000 };
+    raise_nofile(2 * N + 64);
+    start_echod("--quiet", "--buffer-size", "64k", NULL);
+    int warm = connect_echod();
+    roundtrip(warm, "warm up", 7);
+    close(warm);
+    long base = settle_rss_kib();
+    burst_t b;
+    burst_open(&b, N, 512u << 10);
+    burst_fill(&b);
+    long peak = settle_rss_kib();
+    burst_close(&b);
+    wait_no_conns();
+    long after = settle_rss_kib();
+    fprintf(stderr, "memory_returns: RSS %ld KiB before, %ld at the peak, "
+            "%ld after\n", base, peak, after);
+    ck_assert_msg(peak - base > N * 8, "the burst cost only %ld KiB: it "
+                  "tests nothing", peak - base);
+    ck_assert_msg(after - base < (peak - base) / 4,
+                  "RSS %ld KiB before, %ld at the peak, %ld after", base, peak,
+                  after);
+    stop_clean();
+}
+END_TEST
+
+/* --max-buffer-memory 2M bounds the buffers of the same burst (the
+ * connections with data to read wait for a buffer: counted), and when
+ * the clients finally read, every byte comes back. */
+START_TEST(test_echod_max_buffer_memory) {
+    enum { N = 500 };
+    raise_nofile(2 * N + 64);
+    start_echod("--quiet", "--buffer-size", "64k", "--max-buffer-memory",
+                "2M", NULL);
+    int warm = connect_echod();
+    roundtrip(warm, "warm up", 7);
+    close(warm);
+    long base = settle_rss_kib();
+    burst_t b;
+    burst_open(&b, N, 256u << 10);
+    burst_fill(&b);
+    long peak = settle_rss_kib();
+    fprintf(stderr, "max_buffer_memory: RSS %ld KiB before, %ld with %d "
+            "stalled clients\n", base, peak, N);
+    /* 2 MiB of buffers, ~1 KiB per connection, and slack */
+    ck_assert_msg(peak - base < 2048 + N * 2 + 4096,
+                  "RSS %ld KiB before, %ld during", base, peak);
+    echod_ctr_t c = daemon_counters();
+    ck_assert_uint_gt(c.waits, 0);
+    burst_finish(&b);
+    for (int i = 0; i < N; i++)
+        ck_assert_uint_eq(b.got[i], b.len);
+    burst_close(&b);
+    c = daemon_counters();
+    ck_assert_uint_eq(c.in, (unsigned long long)N * (256u << 10) + 7);
+    ck_assert_uint_eq(c.out, c.in);
+    stop_clean();
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Signals
  * ------------------------------------------------------------------------ */
 
@@ -1018,6 +1458,12 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     const char *idle_neg[] = {"--idle-timeout", "-1", NULL};
     const char *stray[] = {"stray", NULL};
     const char *unix_empty[] = {"--listen", "unix:", NULL};
+    const char *per_addr_x[] = {"--max-conns-per-addr", "some", NULL};
+    const char *evict_neg[] = {"--evict-idle", "-1", NULL};
+    const char *bufmem_x[] = {"--max-buffer-memory", "lots", NULL};
+    /* less than one buffer, whichever option comes first */
+    const char *bufmem_small[] = {"--max-buffer-memory", "64k",
+                                  "--buffer-size", "128k", NULL};
     expect_exit(2, "unknown option '--frobnicate'", unknown);
     expect_exit(2, "bad port '99999'", bad_port);
     expect_exit(2, "missing port", no_port);
@@ -1030,6 +1476,10 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     expect_exit(2, "--idle-timeout", idle_neg);
     expect_exit(2, "unexpected argument 'stray'", stray);
     expect_exit(2, "unix", unix_empty);
+    expect_exit(2, "--max-conns-per-addr wants a count", per_addr_x);
+    expect_exit(2, "--evict-idle wants seconds", evict_neg);
+    expect_exit(2, "--max-buffer-memory wants bytes", bufmem_x);
+    expect_exit(2, "less than one buffer", bufmem_small);
 }
 END_TEST
 
@@ -1043,7 +1493,10 @@ START_TEST(test_echod_help_and_version) {
     ssize_t n = read(D.out, out, sizeof out - 1);
     ck_assert_int_gt(n, 0);
     out[n] = '\0';
-    ck_assert_msg(strstr(out, "--listen") && strstr(out, "--drain-timeout"),
+    ck_assert_msg(strstr(out, "--listen") && strstr(out, "--drain-timeout") &&
+                      strstr(out, "--max-conns-per-addr") &&
+                      strstr(out, "--evict-idle") &&
+                      strstr(out, "--max-buffer-memory"),
                   "%s", out);
     daemon_kill();
     spawn_daemon(version);
@@ -1187,6 +1640,10 @@ static Suite *echod_suite(void) {
         {"max_conns_wait", test_echod_max_conns_wait, 30},
         {"idle", test_echod_idle_timeout, 30},
         {"idle_stalled_writer", test_echod_idle_timeout_stalled_writer, 30},
+        {"slowloris", test_echod_slowloris_evicted, 90},
+        {"per_addr", test_echod_max_conns_per_addr, 30},
+        {"memory_after_burst", test_echod_memory_returns_after_burst, 120},
+        {"max_buffer_memory", test_echod_max_buffer_memory, 120},
         {"sigterm", test_echod_sigterm_drains, 30},
         {"drain_timeout", test_echod_sigterm_drain_timeout, 30},
         {"sigint", test_echod_sigint_idle_exits_zero, 30},
@@ -1199,8 +1656,11 @@ static Suite *echod_suite(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
         /* the daemon inherits RLIMIT_NOFILE, which valgrind only
-         * virtualises for the test: make check-valgrind skips it */
-        if (strcmp(cases[i].name, "emfile") == 0)
+         * virtualises for the test, and valgrind's RSS is its own:
+         * make check-valgrind skips these */
+        if (strcmp(cases[i].name, "emfile") == 0 ||
+            strncmp(cases[i].name, "memory", 6) == 0 ||
+            strcmp(cases[i].name, "max_buffer_memory") == 0)
             tcase_set_tags(tc, "no-valgrind");
         tcase_add_checked_fixture(tc, NULL, teardown);
         tcase_set_timeout(tc, cases[i].timeout);

@@ -1,11 +1,13 @@
 /*
  * samples/echod/conn.c: a connection's task (read into a lent buffer,
- * write back, repeat; half close at the end), and with --idle-timeout the
- * reaper that closes the connections that made no progress.
+ * write back, repeat; half close at the end), the idle list, with
+ * --idle-timeout the reaper that closes the connections that made no
+ * progress, and the eviction of the idlest one at --max-conns.
  *
  * Memory per connection: the connection's task state (conn_t, one
- * allocation, 136 bytes; 160 with --idle-timeout, for its place on the
- * worker's idle list), tide's task and the TCP object. No connection owns
+ * allocation, 136 bytes; 160 with --idle-timeout or --max-conns, for its
+ * place on the worker's idle list; 168 with --max-conns-per-addr too),
+ * tide's task and the TCP object. No connection owns
  * a buffer. A read borrows one from its thread's pool only for the time
  * of one poll of the stream: if the socket has nothing, the buffer goes
  * back at once and the connection waits for readability holding nothing;
@@ -16,8 +18,17 @@
  * does not read stalls only its own connection, with one buffer). After
  * warm-up nothing is allocated per message: buffers go round the pool.
  *
+ * --max-buffer-memory: when the pool has no buffer and the budget is
+ * spent, lend_read completes with -ENOBUFS instead of reading, and the
+ * task waits for a permit (a tide_semaphore acquire, in the same union
+ * as the read and the write: conn_t does not grow), then reads with it.
+ * The wait is the acquire's, so it is cancel safe and no poll spins; a
+ * connection woken by readability pauses holding nothing.
+ *
  * Measured (x86-64, glibc, 16 KiB buffers): 10,000 idle connections cost
- * about 555 bytes of RSS each (588 with --idle-timeout); three
+ * about 555 bytes of RSS each (588 with --idle-timeout or --max-conns,
+ * the same with --max-conns-per-addr too; 555 with --max-buffer-memory
+ * alone); three
  * allocations per connection (conn_t, tide's task, the TCP object) and
  * none per message; three system calls per echoed small message (recv,
  * send, epoll_wait), the same as a hand-written epoll loop.
@@ -43,18 +54,24 @@ typedef struct lend_read {
     unsigned char *buf; /* lent by the pool, or NULL */
 } lend_read_t;
 
-/* With --idle-timeout, a connection is on its worker's list of
- * connections in the order of their last progress, the least recent
- * first: one timer per worker (the reaper's) serves them all, a message
- * moves its connection to the end of the list in O(1), and the
- * connection idle the longest is the first one looked at. */
+/* With --idle-timeout or --max-conns (D.track_idle), a connection is on
+ * its worker's list of connections in the order of their last progress,
+ * the least recent first: one timer per worker (the reaper's) serves
+ * them all, a message moves its connection to the end of the list in
+ * O(1), and the connection idle the longest is the first one looked at,
+ * by the reaper and by an eviction. */
 typedef struct idle_link {
     conn_t *prev, *next;
     uint32_t last_ms; /* the last progress, tide_now() in ms (mod 2^32) */
     uint32_t seen;    /* while writing back: op.wr.done when last looked */
 } idle_link_t;
 
-enum { CONN_WRITING = 1 };
+enum {
+    CONN_WRITING = 1, /* op is wr (else rd, sd or mem) */
+    CONN_EVICTED = 2, /* closed by an eviction: its slot was handed on */
+    CONN_PAUSED = 4,  /* op is mem: waiting for a buffer permit */
+    CONN_PERMIT = 8,  /* holds a buffer permit for its next read */
+};
 
 struct conn {
     tide_future_t fut;   /* the task; its result, once it ends, is why it
@@ -68,11 +85,25 @@ struct conn {
         lend_read_t rd;
         tide_write_all_t wr; /* buf: the buffer lend_read was lent */
         tide_shutdown_t sd;
+        tide_semaphore_acquire_t mem; /* CONN_PAUSED */
     } op;
-    /* Present only with --idle-timeout: a conn_t is allocated without it
+    /* Present only with D.track_idle: a conn_t is allocated without it
      * otherwise (offsetof(conn_t, idle) bytes). */
     idle_link_t idle;
+    /* Present only with --max-conns-per-addr (and then idle is too). */
+    addr_slot_t *addr;
 };
+
+/* The bytes of a conn_t the options need. */
+static size_t conn_size(void) {
+    if (D.opt.max_conns_per_addr != 0)
+        return sizeof(conn_t);
+    return D.track_idle ? offsetof(conn_t, addr) : offsetof(conn_t, idle);
+}
+
+static addr_slot_t *conn_addr(conn_t *c) {
+    return D.opt.max_conns_per_addr != 0 ? c->addr : NULL;
+}
 
 static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
     lend_read_t *rd = TIDE_CONTAINER_OF(f, lend_read_t, fut);
@@ -83,9 +114,20 @@ static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
         f->result = tide_waiter_error(&rd->w);
         return TIDE_READY;
     }
-    if (rd->buf == NULL && (rd->buf = pool_get(p)) == NULL) {
-        f->result = -ENOMEM;
-        return TIDE_READY;
+    if (rd->buf == NULL) {
+        int err = -ENOMEM;
+        if (c->flags & CONN_PERMIT) {
+            c->flags &= (unsigned char)~CONN_PERMIT;
+            rd->buf = pool_new(p);
+        } else {
+            rd->buf = pool_get(p, &err);
+        }
+        if (rd->buf == NULL) { /* -ENOBUFS: the task waits for a permit */
+            if (tide_waiter_is_waiting(&rd->w))
+                tide_waiter_leave(&rd->w, TIDE_WAITQ_DONE);
+            f->result = err;
+            return TIDE_READY;
+        }
     }
     if (tide_stream_poll_read(c->s, cx, rd->buf, p->size, &n) ==
         TIDE_PENDING) {
@@ -125,7 +167,7 @@ static uint32_t now_ms(void) {
     return (uint32_t)(tide_now() / TIDE_USEC_PER_MSEC);
 }
 
-/* (Only with --idle-timeout: without it, a conn_t has no idle link.) */
+/* (Only with D.track_idle: without it, a conn_t has no idle link.) */
 static void idle_unlink(conn_t *c) {
     worker_t *w = self;
     if (c->idle.prev != NULL)
@@ -143,7 +185,7 @@ static void idle_unlink(conn_t *c) {
 
 /* c made progress: it goes to the end of the list. */
 static void idle_touch(conn_t *c) {
-    if (D.opt.idle_timeout_usec == 0)
+    if (!D.track_idle)
         return;
     worker_t *w = self;
     c->idle.last_ms = now_ms();
@@ -166,15 +208,22 @@ static void free_sock(conn_t *c) {
     c->s = NULL;
 }
 
-/* The reaper closes c, idle too long: freeing its socket completes the
- * operation its task waits on (with -EBADF: see tide_conn_free), and the
- * task ends, telling why (c->sock is NULL). */
+/* The reaper or an eviction closes c, idle too long: freeing its socket
+ * completes the operation its task waits on (with -EBADF: see
+ * tide_conn_free), and the task ends, telling why (c->sock is NULL). A
+ * paused connection (waiting for a buffer permit) is never kicked: it
+ * waits on no socket operation, and the wait is ours, not the client's. */
 static void idle_kick(conn_t *c) {
     idle_unlink(c);
     free_sock(c);
 }
 
 /* The connection --------------------------------------------------------- */
+
+/* Why a connection whose socket we freed ended. */
+static int kicked_why(const conn_t *c) {
+    return c->flags & CONN_EVICTED ? -ECONNABORTED : -ETIMEDOUT;
+}
 
 static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
     conn_t *c = TIDE_CONTAINER_OF(f, conn_t, fut);
@@ -184,16 +233,35 @@ static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
     for (;;) {
         TIDE_AWAIT(&c->co, cx, lend_read(c));
         n = tide_async_result(&c->co);
+        if (n == -ENOBUFS && c->sock != NULL) {
+            /* --max-buffer-memory is reached: wait for a permit (the
+             * next buffer freed, by any thread), then read with it. */
+            ctr_add(&self->ctr.mem_waits, 1);
+            c->flags |= CONN_PAUSED;
+            atomic_fetch_add(&D.bufmem_waiting, 1);
+            TIDE_AWAIT(&c->co, cx,
+                       tide_semaphore_acquire(&c->op.mem, &D.bufmem, 1));
+            atomic_fetch_sub(&D.bufmem_waiting, 1);
+            c->flags &= (unsigned char)~CONN_PAUSED;
+            n = tide_async_result(&c->co);
+            if (n < 0) { /* the semaphore is gone: shutting down */
+                f->result = n;
+                break;
+            }
+            c->flags |= CONN_PERMIT;
+            idle_touch(c); /* paused by us, not idle */
+            continue;
+        }
         if (c->sock == NULL || n <= 0) {
             pool_put(&self->pool, c->op.rd.buf);
             /* 0: the client is done sending */
-            f->result = c->sock == NULL ? -ETIMEDOUT : n;
+            f->result = c->sock == NULL ? kicked_why(c) : n;
             break;
         }
         ctr_add(&self->ctr.bytes_in, n);
         idle_touch(c);
         c->flags |= CONN_WRITING;
-        if (D.opt.idle_timeout_usec != 0)
+        if (D.track_idle)
             c->idle.seen = 0;
         TIDE_AWAIT(&c->co, cx,
                    tide_write_all(&c->op.wr, c->s, c->op.rd.buf, (size_t)n));
@@ -202,7 +270,7 @@ static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
         ctr_add(&self->ctr.bytes_out, (int64_t)c->op.wr.done);
         n = tide_async_result(&c->co);
         if (c->sock == NULL || n < 0) {
-            f->result = c->sock == NULL ? -ETIMEDOUT : n;
+            f->result = c->sock == NULL ? kicked_why(c) : n;
             break;
         }
         idle_touch(c);
@@ -219,13 +287,19 @@ static void conn_drop(tide_future_t *f) {
     conn_t *c = TIDE_CONTAINER_OF(f, conn_t, fut);
     worker_t *w = self;
     bool done = tide_future_is_done(f);
-    if (!done) { /* aborted: the buffer is still lent */
+    if (c->flags & CONN_PAUSED) { /* aborted waiting for a permit */
+        /* tide_async_drop below drops the acquire: it gives back what it
+         * was granted */
+        atomic_fetch_sub(&D.bufmem_waiting, 1);
+    } else if (!done) { /* aborted: the buffer is still lent */
         pool_put(&w->pool, conn_buf(c));
         c->flags &= (unsigned char)~CONN_WRITING;
         c->op.rd.buf = NULL;
     }
+    if (c->flags & CONN_PERMIT) /* granted, not yet used */
+        tide_semaphore_release(&D.bufmem, 1);
     tide_async_drop(&c->co);
-    if (D.opt.idle_timeout_usec != 0)
+    if (D.track_idle)
         idle_unlink(c);
     free_sock(c);
     int why = (int)f->result;
@@ -234,10 +308,10 @@ static void conn_drop(tide_future_t *f) {
                !done                ? "shutting down"
                : why == 0           ? "end of stream"
                : why == -ETIMEDOUT  ? "idle timeout"
+               : why == -ECONNABORTED ? "evicted (--max-conns)"
                                     : tide_strerror(why));
+    limits_leave(conn_addr(c), !(c->flags & CONN_EVICTED));
     free(c);
-    if (D.opt.max_conns != 0)
-        tide_semaphore_release(&D.slots, 1);
     ctr_add(&w->ctr.open, -1);
     if (ctr_get(&w->ctr.open) == 0)
         tide_notify_one(&w->closed);
@@ -258,6 +332,22 @@ typedef struct reaper {
     tide_sleep_t nap;
 } reaper_t;
 
+/* Is c, at the head of the idle list, busy after all (then it moves to
+ * the end)? Its write back moved since last looked at, or it waits for
+ * a buffer permit (our doing, not the client's). */
+static bool busy(conn_t *c) {
+    if ((c->flags & CONN_WRITING) && c->op.wr.done != c->idle.seen) {
+        c->idle.seen = (uint32_t)c->op.wr.done;
+        idle_touch(c); /* its write moved: progress */
+        return true;
+    }
+    if (c->flags & CONN_PAUSED) {
+        idle_touch(c);
+        return true;
+    }
+    return false;
+}
+
 static tide_poll_t reaper_poll(tide_future_t *f, tide_cx_t *cx) {
     reaper_t *r = TIDE_CONTAINER_OF(f, reaper_t, fut);
     worker_t *w = self;
@@ -274,12 +364,8 @@ static tide_poll_t reaper_poll(tide_future_t *f, tide_cx_t *cx) {
                 wait = limit - idle;
                 break;
             }
-            if ((c->flags & CONN_WRITING) &&
-                c->op.wr.done != c->idle.seen) {
-                c->idle.seen = (uint32_t)c->op.wr.done;
-                idle_touch(c); /* its write moved: progress */
+            if (busy(c))
                 continue;
-            }
             idle_kick(c);
         }
         TIDE_AWAIT(&r->co, cx,
@@ -307,31 +393,57 @@ int reaper_start(worker_t *w) {
     return rc;
 }
 
+/* Eviction ----------------------------------------------------------------
+ * At --max-conns, a newcomer takes the place of the connection idle the
+ * longest (limits.c says when). The walk from the head of the list moves
+ * the busy ones to the end, so it looks at each connection at most once
+ * and stops at the first one idle less than --evict-idle: the list is in
+ * order of last progress. */
+
+bool conn_evict_idlest(worker_t *w) {
+    uint32_t now = now_ms();
+    uint64_t min = (D.opt.evict_idle_usec + TIDE_USEC_PER_MSEC - 1) /
+                   TIDE_USEC_PER_MSEC;
+    uint64_t left = ctr_get(&w->ctr.open);
+    conn_t *c;
+    while ((c = w->idle_head) != NULL && left-- > 0) {
+        if (now - c->idle.last_ms < min)
+            return false;
+        if (busy(c))
+            continue;
+        c->flags |= CONN_EVICTED; /* its slot is the newcomer's */
+        if (verbosity >= ECHOD_VERBOSE)
+            logmsg(ECHOD_VERBOSE, "conn %u evicted, idle %u ms", c->id,
+                   (unsigned)(now - c->idle.last_ms));
+        idle_kick(c);
+        return true;
+    }
+    return false;
+}
+
 /* The door ---------------------------------------------------------------- */
 
 void admit(worker_t *w, tide_conn_t *sock, const tide_addr_t *peer,
            bool has_slot) {
     unsigned id = ++w->next_id;
     char name[TIDE_ADDR_STRLEN] = "?";
+    const char *why = NULL;
+    addr_slot_t *slot;
     if (verbosity >= ECHOD_VERBOSE)
         tide_addr_format(peer, name, sizeof name);
 
-    if (D.opt.max_conns != 0 && !has_slot &&
-        tide_semaphore_try_acquire(&D.slots, 1) < 0) {
-        ctr_add(&w->ctr.refused, 1);
-        logmsg(ECHOD_VERBOSE, "conn %u from %s refused (--max-conns %llu)",
-               id, name, (unsigned long long)D.opt.max_conns);
+    if (!limits_enter(w, peer, has_slot, &slot, &why)) {
+        logmsg(ECHOD_VERBOSE, "conn %u from %s refused (%s)", id, name, why);
         goto close;
     }
-    size_t size = D.opt.idle_timeout_usec != 0 ? sizeof(conn_t)
-                                               : offsetof(conn_t, idle);
-    conn_t *c = calloc(1, size);
+    conn_t *c = calloc(1, conn_size());
     if (c == NULL) {
-        if (D.opt.max_conns != 0)
-            tide_semaphore_release(&D.slots, 1);
+        limits_leave(slot, true);
         logmsg(ECHOD_QUIET, "conn %u from %s: out of memory", id, name);
         goto close;
     }
+    if (D.opt.max_conns_per_addr != 0)
+        c->addr = slot;
     c->sock = sock;
     c->s = tide_conn_stream(sock);
     c->id = id;

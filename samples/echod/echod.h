@@ -10,8 +10,11 @@
  *   lifecycle.c  each worker's start, its main task (signals, the drain)
  *                and its end
  *   listen.c     listening sockets and their accept tasks
- *   conn.c       a connection's task, its lent buffer, the idle reaper
- *   pool.c       the per-thread buffer pool
+ *   conn.c       a connection's task, its lent buffer, the idle list,
+ *                the idle reaper and eviction
+ *   limits.c     the door: --max-conns (and eviction at the limit),
+ *                --max-conns-per-addr (a table shared by the threads)
+ *   pool.c       the per-thread buffer pool, --max-buffer-memory
  *   level.c      waiting for a condition another thread makes true
  *   stats.c      the counters and their report
  *   log.c        the log
@@ -63,6 +66,9 @@ static inline void ctr_add(counter_t *c, int64_t n) {
 
 typedef struct counters {
     counter_t open, total, refused, bytes_in, bytes_out, backoffs;
+    counter_t refused_addr; /* of refused: over --max-conns-per-addr */
+    counter_t evicted;      /* closed to make room (--max-conns) */
+    counter_t mem_waits;    /* reads paused for --max-buffer-memory */
 } counters_t;
 
 /* level.c ----------------------------------------------------------------
@@ -107,15 +113,32 @@ bool level_reached(const void *arg);
 /* pool.c -----------------------------------------------------------------
  * The per-thread buffer pool: a free list threaded through the buffers
  * themselves. It keeps at most `keep` buffers; more are freed, so a burst
- * of busy connections does not pin its memory for ever. */
+ * of busy connections does not pin its memory for ever (buffers of a page
+ * or more are mappings of their own, so a freed one really goes back to
+ * the system: see pool.c). With --max-buffer-memory, each buffer that
+ * exists (lent or kept) holds a permit of `budget`, shared by the
+ * threads. */
 
 typedef struct pool {
     void *head;
     size_t nfree, keep, size;
+    size_t map_size;          /* mmap'd buffers: size in whole pages; 0:
+                               * malloc'd (smaller than a page) */
+    tide_semaphore_t *budget; /* --max-buffer-memory, or NULL */
+    atomic_uint *waiting;     /* connections waiting for a permit */
 } pool_t;
 
-/* A buffer of p->size bytes, or NULL (out of memory). */
-void *pool_get(pool_t *p);
+/* Set up p for buffers of size bytes, keeping at most keep. */
+void pool_init(pool_t *p, size_t size, size_t keep, tide_semaphore_t *budget,
+               atomic_uint *waiting);
+/* The memory one buffer takes (what a permit of the budget stands for). */
+size_t pool_buffer_cost(size_t size);
+/* A buffer of p->size bytes, or NULL with *err: -ENOMEM, or -ENOBUFS (the
+ * budget is spent: acquire a permit of p->budget, then pool_new). */
+void *pool_get(pool_t *p, int *err);
+/* A new buffer for a permit the caller holds (it becomes the buffer's),
+ * or NULL (out of memory; the permit is given back). */
+void *pool_new(pool_t *p);
 /* Give b back (NULL: nothing). */
 void pool_put(pool_t *p, void *b);
 void pool_destroy(pool_t *p);
@@ -139,7 +162,7 @@ typedef struct worker {
     counters_t ctr;
     unsigned next_id;          /* connection numbers, for --verbose */
     tide_notify_t closed;      /* notified when the last connection closes */
-    struct conn *idle_head, *idle_tail; /* --idle-timeout: see conn.c */
+    struct conn *idle_head, *idle_tail; /* D.track_idle: see conn.c */
     level_t stop;              /* 1: stop accepting and drain; 2: now */
     int start_rc;
 } worker_t;
@@ -150,6 +173,12 @@ extern struct daemon {
     bool unix_bound[ECHOD_MAX_LISTEN];  /* a socket file to remove at exit */
     worker_t *workers;
     tide_semaphore_t slots;             /* --max-conns: one per connection */
+    tide_semaphore_t bufmem;            /* --max-buffer-memory: one permit
+                                         * per buffer (see pool.c) */
+    atomic_uint bufmem_waiting;         /* connections waiting for one */
+    bool track_idle;                    /* connections are on idle lists:
+                                         * --idle-timeout, or eviction */
+    bool evict;                         /* evict at --max-conns */
     level_t finished;                   /* worker threads that are done */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
@@ -169,13 +198,38 @@ void publish_backoffs(worker_t *w);
 
 /* conn.c ----------------------------------------------------------------- */
 
-/* A new connection from peer, accepted by worker w: refuse it (over
- * --max-conns) or give it a task. has_slot: the acceptor already holds
+/* A new connection from peer, accepted by worker w: refuse it (see
+ * limits_enter) or give it a task. has_slot: the acceptor already holds
  * its --max-conns slot (--max-conns-wait). Takes sock in every case. */
 void admit(worker_t *w, tide_conn_t *sock, const tide_addr_t *peer,
            bool has_slot);
 /* With --idle-timeout: spawn w's reaper task. Returns 0 or -errno. */
 int reaper_start(worker_t *w);
+/* Close the connection of worker w (its thread) idle the longest, if it
+ * has been idle at least --evict-idle, handing its --max-conns slot to
+ * the caller. Returns whether one was. */
+bool conn_evict_idlest(worker_t *w);
+
+/* limits.c ---------------------------------------------------------------
+ * The door. A newcomer over --max-conns-per-addr is refused; at
+ * --max-conns it evicts (conn_evict_idlest) or is refused. */
+
+typedef struct addr_slot addr_slot_t;
+
+/* Set up the per-address table (with --max-conns-per-addr). Returns 0 or
+ * -errno. */
+int limits_init(void);
+void limits_free(void);
+/* May a connection from peer, accepted by w (on its thread), be opened?
+ * true: it holds a --max-conns slot (if there is a limit) and *slot is
+ * its place in the per-address table (or NULL) until limits_leave. false:
+ * refused and counted (a slot the acceptor held, has_slot, is given
+ * back); why says which limit, for the log. */
+bool limits_enter(worker_t *w, const tide_addr_t *peer, bool has_slot,
+                  addr_slot_t **slot, const char **why);
+/* A connection admitted by limits_enter closed: give its place back, and
+ * its slot unless it handed it on (it was evicted). Any thread. */
+void limits_leave(addr_slot_t *slot, bool release_slot);
 
 /* listen.c --------------------------------------------------------------- */
 

@@ -93,14 +93,37 @@ int main(int argc, char **argv) {
     level_init(&D.finished);
     if (D.opt.max_conns != 0)
         tide_semaphore_init(&D.slots, (size_t)D.opt.max_conns);
+    D.evict = D.opt.max_conns != 0 && D.opt.evict_idle_usec != 0 &&
+              !D.opt.max_conns_wait;
+    D.track_idle = D.opt.idle_timeout_usec != 0 || D.evict;
+    if (limits_init() < 0) {
+        logmsg(ECHOD_QUIET, "out of memory");
+        free(D.workers);
+        return 1;
+    }
     pthread_mutex_init(&D.start_mu, NULL);
     pthread_cond_init(&D.start_cv, NULL);
+    /* Each pool keeps up to 4 MiB (at least 16 buffers); with
+     * --max-buffer-memory, at most a quarter of its thread's share, so
+     * that idle buffers in pools hold little of the budget. */
     size_t keep = (4u << 20) / D.opt.buffer_size;
+    keep = keep < 16 ? 16 : keep;
+    tide_semaphore_t *budget = NULL;
+    if (D.opt.max_buffer_memory != 0) {
+        size_t nbuf = (size_t)(D.opt.max_buffer_memory /
+                               pool_buffer_cost(D.opt.buffer_size));
+        if (nbuf == 0)
+            nbuf = 1; /* the options check: at least one buffer's size */
+        tide_semaphore_init(&D.bufmem, nbuf);
+        budget = &D.bufmem;
+        if (keep > nbuf / (4 * (size_t)n))
+            keep = nbuf / (4 * (size_t)n);
+    }
     for (unsigned i = 0; i < n; i++) {
         worker_t *w = &D.workers[i];
         w->index = i;
-        w->pool.size = D.opt.buffer_size;
-        w->pool.keep = keep < 16 ? 16 : keep;
+        pool_init(&w->pool, D.opt.buffer_size, keep, budget,
+                  budget != NULL ? &D.bufmem_waiting : NULL);
         level_init(&w->stop);
         tide_notify_init(&w->closed);
     }
@@ -203,6 +226,9 @@ out:
     tide_notify_free(&D.finished.raised);
     if (D.opt.max_conns != 0)
         tide_semaphore_free(&D.slots);
+    if (D.opt.max_buffer_memory != 0)
+        tide_semaphore_free(&D.bufmem);
+    limits_free();
     free(D.workers);
     return status;
 }

@@ -153,8 +153,9 @@ int echod_check_addr(const char *text, char *err, size_t errsize) {
 
 /* The options that take a value, their short forms, and what they set. */
 enum {
-    OPT_LISTEN, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT, OPT_IDLE,
-    OPT_BUFFER, OPT_DRAIN, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
+    OPT_LISTEN, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT, OPT_PER_ADDR,
+    OPT_EVICT, OPT_IDLE, OPT_BUFFER, OPT_MAX_BUFMEM, OPT_DRAIN, OPT_QUIET,
+    OPT_VERBOSE, OPT_HELP, OPT_VERSION
 };
 
 static const struct {
@@ -166,8 +167,11 @@ static const struct {
     [OPT_THREADS] = {"threads", 't', true},
     [OPT_MAX_CONNS] = {"max-conns", 'm', true},
     [OPT_MAX_WAIT] = {"max-conns-wait", 'w', false},
+    [OPT_PER_ADDR] = {"max-conns-per-addr", 'a', true},
+    [OPT_EVICT] = {"evict-idle", 'e', true},
     [OPT_IDLE] = {"idle-timeout", 'i', true},
     [OPT_BUFFER] = {"buffer-size", 'b', true},
+    [OPT_MAX_BUFMEM] = {"max-buffer-memory", 'M', true},
     [OPT_DRAIN] = {"drain-timeout", 'd', true},
     [OPT_QUIET] = {"quiet", 'q', false},
     [OPT_VERBOSE] = {"verbose", 'v', false},
@@ -196,12 +200,17 @@ static int apply(echod_options_t *o, int opt, const char *shown,
         o->threads = (unsigned)v;
         return 0;
     case OPT_MAX_CONNS:
+    case OPT_PER_ADDR:
         if (!parse_uint(val, UINT64_C(100000000), &v))
             return fail(err, errsize,
                         "%s wants a count (0 for no limit), not '%s'", shown,
                         val);
-        o->max_conns = v;
+        if (opt == OPT_MAX_CONNS)
+            o->max_conns = v;
+        else
+            o->max_conns_per_addr = v;
         return 0;
+    case OPT_EVICT:
     case OPT_IDLE:
     case OPT_DRAIN:
         if (!parse_secs(val, 365u * 86400u, &v))
@@ -210,6 +219,8 @@ static int apply(echod_options_t *o, int opt, const char *shown,
                         val);
         if (opt == OPT_IDLE)
             o->idle_timeout_usec = v;
+        else if (opt == OPT_EVICT)
+            o->evict_idle_usec = v;
         else
             o->drain_timeout_usec = v;
         return 0;
@@ -221,6 +232,15 @@ static int apply(echod_options_t *o, int opt, const char *shown,
                         "not '%s'",
                         shown, ECHOD_MIN_BUFFER, val);
         o->buffer_size = (size_t)v;
+        return 0;
+    case OPT_MAX_BUFMEM:
+        /* at most 1 TiB: the count of buffers must fit a semaphore */
+        if (!parse_size(val, &v) || v > (UINT64_C(1) << 40))
+            return fail(err, errsize,
+                        "%s wants bytes (suffix k or M allowed; 0 for no "
+                        "limit), not '%s'",
+                        shown, val);
+        o->max_buffer_memory = v;
         return 0;
     case OPT_MAX_WAIT:
         o->max_conns_wait = true;
@@ -248,6 +268,7 @@ int echod_options_parse(echod_options_t *o, int argc, char *const argv[],
     o->threads = 1;
     o->buffer_size = ECHOD_DEFAULT_BUFFER;
     o->drain_timeout_usec = ECHOD_DEFAULT_DRAIN_USEC;
+    o->evict_idle_usec = ECHOD_DEFAULT_EVICT_USEC;
     o->verbosity = ECHOD_NORMAL;
     if (err != NULL && errsize > 0)
         err[0] = '\0';
@@ -310,6 +331,12 @@ int echod_options_parse(echod_options_t *o, int argc, char *const argv[],
             return -1;
     }
 
+    /* Checked once every option is known (they may come in any order). */
+    if (o->max_buffer_memory != 0 && o->max_buffer_memory < o->buffer_size)
+        return fail(err, errsize,
+                    "--max-buffer-memory %llu is less than one buffer "
+                    "(--buffer-size %zu)",
+                    (unsigned long long)o->max_buffer_memory, o->buffer_size);
     if (o->nlisten == 0)
         o->listen[o->nlisten++] = ECHOD_DEFAULT_LISTEN;
     return 0;
@@ -328,17 +355,27 @@ void echod_usage(FILE *out, const char *prog) {
 "  -t, --threads N          N threads, each with its own event loop and its\n"
 "                           own SO_REUSEPORT socket per TCP address (a unix\n"
 "                           socket is served by the first thread); default 1\n"
-"  -m, --max-conns N        at most N open connections; more are accepted\n"
-"                           and closed at once (default 0: no limit)\n"
+"  -m, --max-conns N        at most N open connections (default 0: no\n"
+"                           limit). At the limit, a newcomer evicts the\n"
+"                           connection of its thread idle the longest (see\n"
+"                           --evict-idle); if none is, it is closed at once\n"
+"  -e, --evict-idle SECS    evict only a connection idle at least SECS\n"
+"                           (default 1; 0: never evict, close newcomers)\n"
 "  -w, --max-conns-wait     at the limit, accept nothing until a connection\n"
 "                           closes (newcomers wait in the listen backlog)\n"
-"                           instead of closing newcomers\n"
+"                           instead of evicting or closing\n"
+"  -a, --max-conns-per-addr N  at most N open connections from one client\n"
+"                           address; more are closed at once (default 0:\n"
+"                           no limit; unix sockets are not counted)\n"
 "  -i, --idle-timeout SECS  close a connection after SECS without progress\n"
 "                           either way (fractions allowed; default 0: never)\n"
 "  -b, --buffer-size BYTES  bytes read at a time per connection (suffix k, M;\n"
 "                           default %u). Buffers are lent from a per-thread\n"
 "                           pool while a message is echoed: an idle\n"
 "                           connection holds none\n"
+"  -M, --max-buffer-memory BYTES  at most BYTES of buffers (suffix k, M;\n"
+"                           default 0: no limit). At the limit, connections\n"
+"                           with data to read wait until a buffer is free\n"
 "  -d, --drain-timeout SECS on SIGINT or SIGTERM, stop accepting and give\n"
 "                           open connections SECS to finish before closing\n"
 "                           them (default %u; a second signal ends it early)\n"
@@ -350,8 +387,9 @@ void echod_usage(FILE *out, const char *prog) {
 "On start, one line per listener goes to standard output, even with --quiet,\n"
 "so a script can find the port it got:\n"
 "  echod: listening on 127.0.0.1:7000\n"
-"SIGUSR1 prints counters (connections open, total and refused, bytes in and\n"
-"out, accept backoffs) to standard error, even with --quiet.\n"
+"SIGUSR1 prints counters (connections open, total, refused (those over\n"
+"--max-conns-per-addr apart) and evicted, bytes in and out, accept backoffs,\n"
+"reads paused for --max-buffer-memory) to standard error, even with --quiet.\n"
 "\n"
 "Exit status: 0 after a signal-initiated stop, 1 if a listener could not be\n"
 "set up, 2 for a bad command line.\n",

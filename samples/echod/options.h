@@ -22,6 +22,7 @@
 #define ECHOD_MIN_BUFFER 64u
 #define ECHOD_MAX_BUFFER (16u * 1024 * 1024)
 #define ECHOD_DEFAULT_DRAIN_USEC (5u * 1000000u)
+#define ECHOD_DEFAULT_EVICT_USEC 1000000u
 
 enum { ECHOD_QUIET = 0, ECHOD_NORMAL = 1, ECHOD_VERBOSE = 2 };
 
@@ -33,6 +34,9 @@ typedef struct echod_options {
     unsigned threads;            /* --threads, 1..ECHOD_MAX_THREADS */
     uint64_t max_conns;          /* --max-conns; 0: no limit */
     bool max_conns_wait;         /* --max-conns-wait: wait, don't refuse */
+    uint64_t max_conns_per_addr; /* --max-conns-per-addr; 0: no limit */
+    uint64_t evict_idle_usec;    /* --evict-idle; 0: never evict */
+    uint64_t max_buffer_memory;  /* --max-buffer-memory, bytes; 0: none */
     uint64_t idle_timeout_usec;  /* --idle-timeout; 0: none */
     size_t buffer_size;          /* --buffer-size */
     uint64_t drain_timeout_usec; /* --drain-timeout */

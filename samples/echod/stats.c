@@ -7,7 +7,7 @@
 #include "echod.h"
 
 void print_counters(void) {
-    uint64_t sum[6] = {0};
+    uint64_t sum[9] = {0};
     for (unsigned i = 0; i < D.opt.threads; i++) {
         counters_t *c = &D.workers[i].ctr;
         sum[0] += ctr_get(&c->open);
@@ -16,13 +16,19 @@ void print_counters(void) {
         sum[3] += ctr_get(&c->bytes_in);
         sum[4] += ctr_get(&c->bytes_out);
         sum[5] += ctr_get(&c->backoffs);
+        sum[6] += ctr_get(&c->refused_addr);
+        sum[7] += ctr_get(&c->evicted);
+        sum[8] += ctr_get(&c->mem_waits);
     }
     fprintf(stderr,
-            "echod: connections %llu open, %llu total, %llu refused; bytes "
-            "%llu in, %llu out; accept backoffs %llu\n",
+            "echod: connections %llu open, %llu total, %llu refused (%llu "
+            "per address), %llu evicted; bytes %llu in, %llu out; accept "
+            "backoffs %llu; buffer waits %llu\n",
             (unsigned long long)sum[0], (unsigned long long)sum[1],
-            (unsigned long long)sum[2], (unsigned long long)sum[3],
-            (unsigned long long)sum[4], (unsigned long long)sum[5]);
+            (unsigned long long)sum[2], (unsigned long long)sum[6],
+            (unsigned long long)sum[7], (unsigned long long)sum[3],
+            (unsigned long long)sum[4], (unsigned long long)sum[5],
+            (unsigned long long)sum[8]);
 }
 
 /* Listener statistics are the listener thread's to read: each worker
