@@ -154,7 +154,8 @@ int echod_check_addr(const char *text, char *err, size_t errsize) {
 /* The options that take a value, their short forms, and what they set. */
 enum {
     OPT_LISTEN, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT, OPT_IDLE,
-    OPT_BUFFER, OPT_DRAIN, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
+    OPT_BUFFER, OPT_DRAIN, OPT_LOG_FILE, OPT_QUIET, OPT_VERBOSE, OPT_HELP,
+    OPT_VERSION
 };
 
 static const struct {
@@ -169,6 +170,7 @@ static const struct {
     [OPT_IDLE] = {"idle-timeout", 'i', true},
     [OPT_BUFFER] = {"buffer-size", 'b', true},
     [OPT_DRAIN] = {"drain-timeout", 'd', true},
+    [OPT_LOG_FILE] = {"log-file", '\0', true}, /* no short form */
     [OPT_QUIET] = {"quiet", 'q', false},
     [OPT_VERBOSE] = {"verbose", 'v', false},
     [OPT_HELP] = {"help", 'h', false},
@@ -221,6 +223,11 @@ static int apply(echod_options_t *o, int opt, const char *shown,
                         "not '%s'",
                         shown, ECHOD_MIN_BUFFER, val);
         o->buffer_size = (size_t)v;
+        return 0;
+    case OPT_LOG_FILE:
+        if (*val == '\0')
+            return fail(err, errsize, "%s wants a file name, not ''", shown);
+        o->log_file = val;
         return 0;
     case OPT_MAX_WAIT:
         o->max_conns_wait = true;
@@ -339,9 +346,12 @@ void echod_usage(FILE *out, const char *prog) {
 "                           default %u). Buffers are lent from a per-thread\n"
 "                           pool while a message is echoed: an idle\n"
 "                           connection holds none\n"
-"  -d, --drain-timeout SECS on SIGINT or SIGTERM, stop accepting and give\n"
-"                           open connections SECS to finish before closing\n"
-"                           them (default %u; a second signal ends it early)\n"
+"  -d, --drain-timeout SECS on SIGINT or SIGTERM, stop accepting, close idle\n"
+"                           connections and give the others SECS to finish\n"
+"                           before closing them (default %u; a second signal\n"
+"                           ends it early)\n"
+"      --log-file PATH      log to PATH (appended to; reopened on SIGHUP)\n"
+"                           instead of standard error\n"
 "  -q, --quiet              print only the listening lines and errors\n"
 "  -v, --verbose            also log every connection\n"
 "  -h, --help               print this help and exit\n"
@@ -350,8 +360,14 @@ void echod_usage(FILE *out, const char *prog) {
 "On start, one line per listener goes to standard output, even with --quiet,\n"
 "so a script can find the port it got:\n"
 "  echod: listening on 127.0.0.1:7000\n"
-"SIGUSR1 prints counters (connections open, total and refused, bytes in and\n"
-"out, accept backoffs) to standard error, even with --quiet.\n"
+"The log never slows the daemon: a line that finds its buffer full (a reader\n"
+"that does not keep up) is dropped and counted.\n"
+"\n"
+"Signals: INT, TERM stop (a drain bounded by --drain-timeout; a second one\n"
+"closes at once); QUIT stops with a drain bounded by no time; HUP reopens\n"
+"--log-file; USR1 logs counters (connections open, total and refused, bytes\n"
+"in and out, log lines dropped, accept backoffs), even with --quiet; USR2 is\n"
+"logged and ignored.\n"
 "\n"
 "Exit status: 0 after a signal-initiated stop, 1 if a listener could not be\n"
 "set up, 2 for a bad command line.\n",

@@ -1,6 +1,6 @@
 /*
  * samples/echod/stats.c: the counters, summed over the workers, and the
- * line that reports them (SIGUSR1).
+ * line that reports them (SIGUSR1), in the log.
  */
 #include <stdio.h>
 
@@ -17,12 +17,13 @@ void print_counters(void) {
         sum[4] += ctr_get(&c->bytes_out);
         sum[5] += ctr_get(&c->backoffs);
     }
-    fprintf(stderr,
-            "echod: connections %llu open, %llu total, %llu refused; bytes "
-            "%llu in, %llu out; accept backoffs %llu\n",
-            (unsigned long long)sum[0], (unsigned long long)sum[1],
-            (unsigned long long)sum[2], (unsigned long long)sum[3],
-            (unsigned long long)sum[4], (unsigned long long)sum[5]);
+    logmsg(ECHOD_QUIET,
+           "connections %llu open, %llu total, %llu refused; bytes %llu in, "
+           "%llu out; log lines dropped %llu; accept backoffs %llu",
+           (unsigned long long)sum[0], (unsigned long long)sum[1],
+           (unsigned long long)sum[2], (unsigned long long)sum[3],
+           (unsigned long long)sum[4], (unsigned long long)log_dropped(),
+           (unsigned long long)sum[5]);
 }
 
 /* Listener statistics are the listener thread's to read: each worker
