@@ -1081,6 +1081,36 @@ START_TEST(test_echod_sigterm_drains) {
 }
 END_TEST
 
+/* The same with --threads: every worker closes its idle connections at
+ * once (worker 0 tells the others), and the daemon exits at once. */
+START_TEST(test_echod_sigterm_threads_idle) {
+    enum { N = 16 };
+    start_echod("--threads", "4", "--drain-timeout", "20", NULL);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_echod();
+        roundtrip(fds[i], "idle", 4);
+    }
+    int64_t t0 = now_ms();
+    kill(D.pid, SIGTERM);
+    for (int i = 0; i < N; i++) {
+        int r = wait_closed(fds[i], T_WAIT_MS);
+        ck_assert_msg(r == 0, "connection %d: %s after %lld ms", i,
+                      strerror(-r), (long long)(now_ms() - t0));
+        close(fds[i]);
+    }
+    int64_t took = now_ms() - t0;
+    ck_assert_msg(took < 2000 * (int64_t)t_slowdown(),
+                  "the idle connections took %lld ms to close",
+                  (long long)took);
+    int status = wait_exit(T_WAIT_MS);
+    ck_assert_msg(status != -1 && WIFEXITED(status) &&
+                      WEXITSTATUS(status) == 0,
+                  "exit status %d; stderr: %s", status, D.errbuf);
+    ck_assert_int_lt(now_ms() - t0, 4000 * (int64_t)t_slowdown());
+}
+END_TEST
+
 /* SIGTERM with a connection that has bytes in flight and never reads:
  * exit 0 once the drain timeout is over; the connection is closed. */
 START_TEST(test_echod_sigterm_drain_timeout) {
@@ -1515,6 +1545,7 @@ static Suite *echod_suite(void) {
         {"idle_stalled_writer", test_echod_idle_timeout_stalled_writer, 30},
         {"sigterm", test_echod_sigterm_drains, 30},
         {"drain_timeout", test_echod_sigterm_drain_timeout, 30},
+        {"sigterm_threads", test_echod_sigterm_threads_idle, 30},
         {"sigquit", test_echod_sigquit_drains, 30},
         {"sighup_sigusr2", test_echod_sighup_sigusr2_keep_serving, 30},
         {"sighup_log_file", test_echod_sighup_reopens_log_file, 30},
