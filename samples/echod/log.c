@@ -175,19 +175,21 @@ static void reopen_file(void) {
                               O_NOCTTY, 0644);
     int e = errno;
     char line[LOG_LINE];
-    size_t n;
+    size_t n = 0;
     int old = -1;
     pthread_mutex_lock(&L.mu);
-    if (fd < 0) {
+    if (fd < 0) { /* an error: logged even with --quiet */
         n = format(line, "cannot reopen the log file %s: %s", L.path,
                    strerror(e));
     } else {
         old = L.fd;
         L.fd = fd;
         L.broken = false;
-        n = format(line, "log file %s reopened", L.path);
+        if (verbosity >= ECHOD_NORMAL)
+            n = format(line, "log file %s reopened", L.path);
     }
-    put_locked(line, n);
+    if (n > 0)
+        put_locked(line, n);
     pthread_mutex_unlock(&L.mu);
     if (old > 2)
         close(old);
