@@ -369,8 +369,8 @@ void echod_usage(FILE *out, const char *prog) {
 "in and out, log lines dropped, accept backoffs), even with --quiet; USR2 is\n"
 "logged and ignored.\n"
 "\n"
-"Exit status: 0 after a signal-initiated stop, 1 if a listener could not be\n"
-"set up, 2 for a bad command line.\n",
+"Exit status: 0 after a signal-initiated stop, 1 if a listener (or\n"
+"--log-file) could not be set up, 2 for a bad command line.\n",
             prog, ECHOD_DEFAULT_BUFFER,
             (unsigned)(ECHOD_DEFAULT_DRAIN_USEC / 1000000u));
 }
