@@ -1003,16 +1003,16 @@ static ssize_t streamer_read(streamer_t *st, size_t max) {
     return r;
 }
 
-/* Make st busy: send, reading nothing, until for 300 ms the socket
+/* Make st busy: send, reading nothing, until for 500 ms the socket
  * takes no more. The daemon's receive queue is then full (our send queue
- * waits for its window), so the daemon has not read for 300 ms: it is
+ * waits for its window), so the daemon has not read for 500 ms: it is
  * stalled in its write back to us, with the sockets' buffers full both
  * ways (megabytes: the kernel grows them). Everything sent but a few KiB
  * (our send queue: see connect_small_buffers) is in the daemon's hands,
  * and none of it has come back. st's total becomes what was sent. */
 static void streamer_make_busy(streamer_t *st) {
     int64_t end = now_ms() + T_WAIT_MS;
-    for (int still = 0; still < 15;) {
+    for (int still = 0; still < 25;) {
         ck_assert_msg(now_ms() < end, "the daemon takes it all: %zu sent",
                       st->sent);
         if (streamer_send(st) > 0) {
