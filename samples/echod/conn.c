@@ -34,6 +34,7 @@
  * send, epoll_wait), the same as a hand-written epoll loop.
  */
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "echod.h"
 
@@ -47,11 +48,23 @@ typedef struct conn conn_t;
  * a waiting connection holds none; READY keeps it in buf with the result
  * (bytes, 0 at end of stream, -errno) in fut.result. It is the one
  * hand-written future here: tide_read takes a buffer when it is created,
- * and we want one only once there is something to read. */
+ * and we want one only once there is something to read.
+ *
+ * The drain: once its worker drains, a connection that would wait for
+ * input ends instead (READY with 0, CONN_DRAINED set), as at the end of
+ * the client's stream: everything it received has been written back, so
+ * it half closes (the client reads every echoed byte, then EOF) and goes.
+ * A connection with bytes in flight (being written back, or still in the
+ * socket's receive queue) keeps going until it has none; only those use
+ * the drain time. The waiting ones are on the worker's drain queue too,
+ * which the drain start wakes: that is how the idle ones hear of it.
+ * (The second waiter costs nothing: lend_read_t stays no larger than
+ * tide_write_all_t, its neighbour in conn_t's union.) */
 typedef struct lend_read {
     tide_future_t fut;
     tide_waiter_t w;    /* on the stream's read queue while pending */
     unsigned char *buf; /* lent by the pool, or NULL */
+    tide_waiter_t dw;   /* on the worker's drain queue while pending */
 } lend_read_t;
 
 /* With --idle-timeout or --max-conns (D.track_idle), a connection is on
@@ -71,6 +84,8 @@ enum {
     CONN_EVICTED = 2, /* closed by an eviction: its slot was handed on */
     CONN_PAUSED = 4,  /* op is mem: waiting for a buffer permit */
     CONN_PERMIT = 8,  /* holds a buffer permit for its next read */
+    CONN_DRAINED = 16, /* ended by the drain, idle: as at end of stream */
+    CONN_CLOSING = 32, /* op is sd: the half close; no buffer is lent */
 };
 
 struct conn {
@@ -105,6 +120,23 @@ static addr_slot_t *conn_addr(conn_t *c) {
     return D.opt.max_conns_per_addr != 0 ? c->addr : NULL;
 }
 
+/* The connection's descriptor (for the drain's look at its queue). */
+static int conn_fd(const conn_t *c) {
+    tide_tcp_t *t = tide_conn_tcp(c->sock);
+    return tide_fd_get(t != NULL ? tide_tcp_fd(t)
+                                 : tide_unix_fd(tide_conn_unix(c->sock)));
+}
+
+/* Draining, the stream's read answered PENDING: does c really have
+ * nothing to read? PENDING also means "the task's budget is spent" (it
+ * was woken to go on later), which must not end a connection with bytes
+ * waiting. One peek, once per connection per drain, answers. */
+static bool nothing_to_read(const conn_t *c) {
+    char b;
+    ssize_t r = recv(conn_fd(c), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
     lend_read_t *rd = TIDE_CONTAINER_OF(f, lend_read_t, fut);
     conn_t *c = TIDE_CONTAINER_OF(rd, conn_t, op.rd);
@@ -112,7 +144,7 @@ static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
     ssize_t n;
     if (tide_waiter_error(&rd->w) != 0) { /* the stream was freed */
         f->result = tide_waiter_error(&rd->w);
-        return TIDE_READY;
+        goto done;
     }
     if (rd->buf == NULL) {
         int err = -ENOMEM;
@@ -123,28 +155,34 @@ static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
             rd->buf = pool_get(p, &err);
         }
         if (rd->buf == NULL) { /* -ENOBUFS: the task waits for a permit */
-            if (tide_waiter_is_waiting(&rd->w))
-                tide_waiter_leave(&rd->w, TIDE_WAITQ_DONE);
             f->result = err;
-            return TIDE_READY;
+            goto done;
         }
     }
     if (tide_stream_poll_read(c->s, cx, rd->buf, p->size, &n) ==
         TIDE_PENDING) {
         pool_put(p, rd->buf);
         rd->buf = NULL;
+        if (self->draining && nothing_to_read(c)) {
+            c->flags |= CONN_DRAINED;
+            f->result = 0; /* as at the end of the client's stream */
+            goto done;
+        }
         tide_waiter_wait(&rd->w, c->s->rq, cx->waker);
+        tide_waiter_wait(&rd->dw, &self->drain_q, cx->waker);
         return TIDE_PENDING;
     }
-    if (tide_waiter_is_waiting(&rd->w))
-        tide_waiter_leave(&rd->w, TIDE_WAITQ_DONE);
     f->result = n;
+done:
+    tide_waiter_leave(&rd->w, TIDE_WAITQ_DONE);
+    tide_waiter_leave(&rd->dw, TIDE_WAITQ_DONE);
     return TIDE_READY;
 }
 
 static void lend_read_drop(tide_future_t *f) {
     lend_read_t *rd = TIDE_CONTAINER_OF(f, lend_read_t, fut);
     tide_waiter_leave(&rd->w, TIDE_WAITQ_CANCELLED);
+    tide_waiter_leave(&rd->dw, TIDE_WAITQ_CANCELLED);
 }
 
 static const tide_future_vtable_t lend_read_vt = {
@@ -152,12 +190,20 @@ static const tide_future_vtable_t lend_read_vt = {
 
 static tide_future_t *lend_read(conn_t *c) {
     tide_waiter_init(&c->op.rd.w);
+    tide_waiter_init(&c->op.rd.dw);
     c->op.rd.buf = NULL;
     return tide_future_init(&c->op.rd.fut, &lend_read_vt);
 }
 
+void drain_wake(worker_t *w) {
+    w->draining = true;
+    tide_waitq_wake_all(&w->drain_q);
+}
+
 /* The lent buffer, whichever operation holds it (or NULL). */
 static void *conn_buf(conn_t *c) {
+    if (c->flags & CONN_CLOSING)
+        return NULL; /* op is the shutdown: rd.buf is not a buffer */
     return c->flags & CONN_WRITING ? (void *)c->op.wr.buf : c->op.rd.buf;
 }
 
@@ -278,6 +324,7 @@ static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
     if (f->result == 0) {
         /* Half close: everything received has been written back; send
          * our FIN too. The task then ends and the socket is closed. */
+        c->flags |= CONN_CLOSING;
         TIDE_AWAIT(&c->co, cx, tide_shutdown(&c->op.sd, c->s));
     }
     TIDE_END(&c->co, f, f->result);
@@ -306,6 +353,7 @@ static void conn_drop(tide_future_t *f) {
     if (verbosity >= ECHOD_VERBOSE)
         logmsg(ECHOD_VERBOSE, "conn %u closed (%s)", c->id,
                !done                ? "shutting down"
+               : why == 0 && (c->flags & CONN_DRAINED) ? "idle at the drain"
                : why == 0           ? "end of stream"
                : why == -ETIMEDOUT  ? "idle timeout"
                : why == -ECONNABORTED ? "evicted (--max-conns)"

@@ -31,6 +31,7 @@
 #define ECHOD_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,13 +42,30 @@
 #include "options.h"
 
 /* log.c ------------------------------------------------------------------
- * One line each on stderr, "echod: " first, when the verbosity is at
- * least level (ECHOD_QUIET lines always appear). */
+ * One line each on stderr or in --log-file, "echod: " first, when the
+ * verbosity is at least level (ECHOD_QUIET lines always appear). Any
+ * thread; never blocks: a line that finds the log's ring full is dropped
+ * and counted (see log.c). */
 
 extern int verbosity;
 
 void logmsg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Open path (NULL: stderr) for appending and start the log's writer
+ * thread (with every signal blocked). Returns 0, or -errno with a message
+ * in err. */
+int log_start(const char *path, char *err, size_t errsize);
+/* --log-file, or NULL (stderr). */
+const char *log_file(void);
+/* Ask the writer to reopen --log-file once the lines queued so far are
+ * written (SIGHUP, after logrotate renamed it). Never blocks. */
+void log_reopen(void);
+/* Lines dropped so far (the ring was full, or writing failed). */
+uint64_t log_dropped(void);
+/* Flush (while the writer makes progress: at most a second without),
+ * then end the writer. */
+void log_stop(void);
 
 /* Counters ---------------------------------------------------------------
  * Each is written by one thread only (its worker) and read by the thread
@@ -164,6 +182,8 @@ typedef struct worker {
     tide_notify_t closed;      /* notified when the last connection closes */
     struct conn *idle_head, *idle_tail; /* D.track_idle: see conn.c */
     level_t stop;              /* 1: stop accepting and drain; 2: now */
+    bool draining;             /* connections end rather than wait to read */
+    tide_waitq_t drain_q;      /* connections waiting to read: see conn.c */
     int start_rc;
 } worker_t;
 
@@ -191,7 +211,7 @@ extern _Thread_local worker_t *self;
 
 /* stats.c ---------------------------------------------------------------- */
 
-/* Print every worker's counters, summed, on one line of stderr. */
+/* Log every worker's counters, summed, on one line (even with --quiet). */
 void print_counters(void);
 /* Publish w's listeners' accept backoffs into w's counters (w's thread). */
 void publish_backoffs(worker_t *w);
@@ -209,6 +229,11 @@ int reaper_start(worker_t *w);
  * has been idle at least --evict-idle, handing its --max-conns slot to
  * the caller. Returns whether one was. */
 bool conn_evict_idlest(worker_t *w);
+
+/* w starts draining (w's thread): from now on each of its connections
+ * half closes and ends as soon as it would wait for input; those waiting
+ * now are woken to do so. */
+void drain_wake(worker_t *w);
 
 /* limits.c ---------------------------------------------------------------
  * The door. A newcomer over --max-conns-per-addr is refused; at
@@ -241,8 +266,24 @@ void free_listener(listener_t *l);
 
 /* lifecycle.c ------------------------------------------------------------ */
 
+/* The signals worker 0 handles (doc/tide-echod.1, SIGNALS), nginx's
+ * convention: INT and TERM stop (a drain bounded by --drain-timeout; a
+ * second one closes at once), QUIT stops with a drain bounded by nothing,
+ * HUP reopens --log-file, USR1 prints the counters, USR2 is logged and
+ * ignored. Every other thread blocks them all. */
+enum {
+    SIGNAL_INT, SIGNAL_TERM, SIGNAL_QUIT, SIGNAL_HUP, SIGNAL_USR1,
+    SIGNAL_USR2, NSIGNALS
+};
+
+extern const int signal_number[NSIGNALS];
+extern const char *const signal_name[NSIGNALS];
+
+/* Block the signals above in the calling thread; *old: the mask before. */
+void block_signals(sigset_t *old);
+
 typedef struct signals {
-    tide_signal_t intr, term, usr1;
+    tide_signal_t s[NSIGNALS];
 } signals_t;
 
 /* Create w's executor, bind its listeners and spawn their tasks. Returns

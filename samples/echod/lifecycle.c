@@ -64,14 +64,34 @@ static bool no_conns(const void *arg) {
     return ctr_get(&((worker_t *)(uintptr_t)arg)->ctr.open) == 0;
 }
 
+const int signal_number[NSIGNALS] = {
+    [SIGNAL_INT] = SIGINT,   [SIGNAL_TERM] = SIGTERM, [SIGNAL_QUIT] = SIGQUIT,
+    [SIGNAL_HUP] = SIGHUP,   [SIGNAL_USR1] = SIGUSR1, [SIGNAL_USR2] = SIGUSR2,
+};
+const char *const signal_name[NSIGNALS] = {
+    [SIGNAL_INT] = "SIGINT",   [SIGNAL_TERM] = "SIGTERM",
+    [SIGNAL_QUIT] = "SIGQUIT", [SIGNAL_HUP] = "SIGHUP",
+    [SIGNAL_USR1] = "SIGUSR1", [SIGNAL_USR2] = "SIGUSR2",
+};
+
+void block_signals(sigset_t *old) {
+    sigset_t block;
+    sigemptyset(&block);
+    for (int i = 0; i < NSIGNALS; i++)
+        sigaddset(&block, signal_number[i]);
+    pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
 typedef struct main_task {
     tide_future_t fut;
     tide_async_t co;
     worker_t *w;
     signals_t *sig;         /* worker 0 only */
     tide_select_t sel;
-    tide_future_t *arms[6];
+    tide_future_t *arms[NSIGNALS + 3];
     size_t narms;
+    size_t sig0;            /* arms[sig0 ...]: the signals' */
+    int stop;               /* the SIGNAL_* that stopped us, or -1 */
     until_t nw;     /* a level */
     level_at_t at;
     until_t cw;     /* no connection open */
@@ -88,9 +108,9 @@ static tide_future_t *level_wait(main_task_t *m, level_t *l,
 }
 
 static void add_signal_arms(main_task_t *m) {
-    m->arms[m->narms++] = tide_signal_recv(&m->sig->intr);
-    m->arms[m->narms++] = tide_signal_recv(&m->sig->term);
-    m->arms[m->narms++] = tide_signal_recv(&m->sig->usr1);
+    m->sig0 = m->narms;
+    for (int i = 0; i < NSIGNALS; i++)
+        m->arms[m->narms++] = tide_signal_recv(&m->sig->s[i]);
 }
 
 /* Which arm of the last select completed. */
@@ -99,8 +119,13 @@ static tide_future_t *chosen(main_task_t *m) {
     return k >= 0 && (size_t)k < m->narms ? m->arms[k] : NULL;
 }
 
-static bool chose_usr1(main_task_t *m) {
-    return m->sig != NULL && chosen(m) == &m->sig->usr1.fut;
+/* Which signal (SIGNAL_*) the last select received, or -1. */
+static int chosen_signal(main_task_t *m) {
+    intptr_t k = tide_async_result(&m->co);
+    if (m->sig == NULL || k < 0 || (size_t)k < m->sig0 ||
+        (size_t)k >= m->sig0 + NSIGNALS)
+        return -1;
+    return (int)((size_t)k - m->sig0);
 }
 
 static void show_counters(main_task_t *m) {
@@ -108,13 +133,47 @@ static void show_counters(main_task_t *m) {
     print_counters();
 }
 
+/* A signal that does not stop the daemon (and, while it drains, QUIT):
+ * handle it and say so. Returns false for a signal that stops (INT and
+ * TERM, and QUIT while serving). */
+static bool side_signal(main_task_t *m, int k, bool draining) {
+    switch (k) {
+    case SIGNAL_USR1:
+        show_counters(m);
+        return true;
+    case SIGNAL_HUP:
+        if (log_file() != NULL) {
+            /* the line first: it goes to the file being closed */
+            logmsg(ECHOD_NORMAL, "SIGHUP: reopening the log file %s",
+                   log_file());
+            log_reopen();
+        } else {
+            logmsg(ECHOD_NORMAL,
+                   "SIGHUP: logging to standard error: nothing to reopen");
+        }
+        return true;
+    case SIGNAL_USR2:
+        logmsg(ECHOD_NORMAL, "SIGUSR2: ignored");
+        return true;
+    case SIGNAL_QUIT:
+        if (!draining)
+            return false;
+        logmsg(ECHOD_NORMAL,
+               "SIGQUIT: already stopping (SIGTERM closes at once)");
+        return true;
+    default:
+        return false;
+    }
+}
+
 static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
     main_task_t *m = TIDE_CONTAINER_OF(f, main_task_t, fut);
     worker_t *w = m->w;
     unsigned others = D.opt.threads - 1;
+    int k;
 
     TIDE_BEGIN(&m->co);
-    /* Serve until SIGINT / SIGTERM (worker 0) or until worker 0 says. */
+    /* Serve until a signal that stops (worker 0) or until worker 0 says. */
     for (;;) {
         m->narms = 0;
         if (m->sig != NULL)
@@ -122,24 +181,34 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
         else
             m->arms[m->narms++] = level_wait(m, &w->stop, 1);
         TIDE_AWAIT(&m->co, cx, tide_select(&m->sel, m->arms, m->narms));
-        if (chose_usr1(m)) {
-            show_counters(m);
+        k = chosen_signal(m);
+        if (side_signal(m, k, false))
             continue;
-        }
+        m->stop = k;
         break;
     }
     if (m->sig != NULL) {
         uint64_t open = 0;
         for (unsigned i = 0; i < D.opt.threads; i++)
             open += ctr_get(&D.workers[i].ctr.open);
-        logmsg(ECHOD_NORMAL,
-               "stopping: not accepting; waiting up to %.3g s for %llu open "
-               "connection(s)",
-               (double)D.opt.drain_timeout_usec / 1e6,
-               (unsigned long long)open);
+        if (m->stop == SIGNAL_QUIT)
+            logmsg(ECHOD_NORMAL,
+                   "SIGQUIT: stopping: not accepting; closing idle "
+                   "connections; waiting with no time limit for %llu open "
+                   "connection(s)",
+                   (unsigned long long)open);
+        else
+            logmsg(ECHOD_NORMAL,
+                   "%s: stopping: not accepting; closing idle connections; "
+                   "waiting up to %.3g s for %llu open connection(s)",
+                   m->stop >= 0 ? signal_name[m->stop] : "?",
+                   (double)D.opt.drain_timeout_usec / 1e6,
+                   (unsigned long long)open);
         for (unsigned i = 1; i < D.opt.threads; i++)
             level_raise(&D.workers[i].stop, 1, 0);
     }
+    /* The idle connections go now; the others as soon as they are idle. */
+    drain_wake(w);
 
     /* Stop accepting: abort each accept task, wait until it is gone (it
      * refers to its listener), then close the listener. */
@@ -151,8 +220,9 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
     }
 
     /* Drain: wait for this worker's connections to close (worker 0: and
-     * for the other workers to finish), the deadline, or a second
-     * signal. */
+     * for the other workers to finish), the deadline (worker 0, unless
+     * SIGQUIT stopped it: the others wait for worker 0 to say), or a
+     * second INT or TERM. */
     m->deadline = tide_now() + D.opt.drain_timeout_usec;
     for (;;) {
         m->narms = 0;
@@ -163,21 +233,22 @@ static tide_poll_t main_poll(tide_future_t *f, tide_cx_t *cx) {
             m->arms[m->narms++] = level_wait(m, &D.finished, others);
         else
             break; /* all done */
-        m->arms[m->narms++] = tide_sleep_until(&m->nap, m->deadline);
+        if (m->sig != NULL && m->stop != SIGNAL_QUIT)
+            m->arms[m->narms++] = tide_sleep_until(&m->nap, m->deadline);
         if (m->sig != NULL)
             add_signal_arms(m);
         else
             m->arms[m->narms++] = level_wait(m, &w->stop, 2);
         TIDE_AWAIT(&m->co, cx, tide_select(&m->sel, m->arms, m->narms));
-        if (chose_usr1(m)) {
-            show_counters(m);
+        k = chosen_signal(m);
+        if (side_signal(m, k, true))
             continue;
-        }
         if (chosen(m) == &m->cw.fut ||
             (m->sig != NULL && chosen(m) == &m->nw.fut))
             continue; /* progress: look again */
-        if (m->sig != NULL && chosen(m) != &m->nap.fut)
-            logmsg(ECHOD_NORMAL, "second signal: closing now");
+        if (k >= 0)
+            logmsg(ECHOD_NORMAL, "second signal (%s): closing now",
+                   signal_name[k]);
         else if (m->sig != NULL)
             logmsg(ECHOD_NORMAL, "drain timeout");
         break;
@@ -202,6 +273,7 @@ void worker_run(worker_t *w, signals_t *sig) {
     memset(&m, 0, sizeof m);
     m.w = w;
     m.sig = sig;
+    m.stop = -1;
     tide_future_init(&m.fut, &main_vt);
     int rc = tide_exec_block_on(w->ex, &m.fut);
     if (rc < 0)

@@ -77,10 +77,15 @@ int main(int argc, char **argv) {
     }
     verbosity = D.opt.verbosity;
     tide_ignore_sigpipe(); /* sockets use MSG_NOSIGNAL; belt and braces */
+    if (log_start(D.opt.log_file, err, sizeof err) < 0) {
+        fprintf(stderr, "echod: %s\n", err);
+        return 1;
+    }
 
     for (size_t i = 0; i < D.opt.nlisten; i++)
         if (resolve(D.opt.listen[i], &D.addr[i], err, sizeof err) < 0) {
             logmsg(ECHOD_QUIET, "%s", err);
+            log_stop();
             return 1;
         }
 
@@ -88,6 +93,7 @@ int main(int argc, char **argv) {
     D.workers = calloc(n, sizeof *D.workers);
     if (D.workers == NULL) {
         logmsg(ECHOD_QUIET, "out of memory");
+        log_stop();
         return 1;
     }
     level_init(&D.finished);
@@ -126,6 +132,7 @@ int main(int argc, char **argv) {
                   budget != NULL ? &D.bufmem_waiting : NULL);
         level_init(&w->stop);
         tide_notify_init(&w->closed);
+        tide_waitq_init(&w->drain_q, NULL);
     }
 
     /* Worker 0 runs on this thread and owns the signals. */
@@ -135,19 +142,16 @@ int main(int argc, char **argv) {
         logmsg(ECHOD_QUIET, "%s", err);
         goto out;
     }
-    rc = tide_signal_init(&sig.intr, w0->ex, SIGINT);
-    if (rc == 0) {
-        rc = tide_signal_init(&sig.term, w0->ex, SIGTERM);
-        if (rc == 0) {
-            rc = tide_signal_init(&sig.usr1, w0->ex, SIGUSR1);
-            if (rc < 0)
-                tide_signal_free(&sig.term);
-        }
-        if (rc < 0)
-            tide_signal_free(&sig.intr);
-    }
+    size_t nsig = 0;
+    for (rc = 0; nsig < NSIGNALS; nsig++)
+        if ((rc = tide_signal_init(&sig.s[nsig], w0->ex,
+                                   signal_number[nsig])) < 0)
+            break;
     if (rc < 0) {
-        logmsg(ECHOD_QUIET, "signals: %s", tide_strerror(rc));
+        logmsg(ECHOD_QUIET, "signals (%s): %s", signal_name[nsig],
+               tide_strerror(rc));
+        while (nsig > 0)
+            tide_signal_free(&sig.s[--nsig]);
         goto out;
     }
     sig_ready = true;
@@ -155,12 +159,8 @@ int main(int argc, char **argv) {
     /* The other threads: they block the signals (so that the kernel
      * delivers them to this thread, whose loop libevent wakes). */
     if (n > 1) {
-        sigset_t block, old;
-        sigemptyset(&block);
-        sigaddset(&block, SIGINT);
-        sigaddset(&block, SIGTERM);
-        sigaddset(&block, SIGUSR1);
-        pthread_sigmask(SIG_BLOCK, &block, &old);
+        sigset_t old;
+        block_signals(&old);
         for (unsigned i = 1; i < n; i++) {
             worker_t *w = &D.workers[i];
             rc = pthread_create(&w->thread, NULL, worker_thread, w);
@@ -206,9 +206,8 @@ out:
         if (D.workers[i].thread_started)
             pthread_join(D.workers[i].thread, NULL);
     if (sig_ready) {
-        tide_signal_free(&sig.intr);
-        tide_signal_free(&sig.term);
-        tide_signal_free(&sig.usr1);
+        for (size_t i = 0; i < NSIGNALS; i++)
+            tide_signal_free(&sig.s[i]);
     }
     worker_finish(w0);
     for (size_t i = 0; i < D.opt.nlisten; i++)
@@ -230,5 +229,6 @@ out:
         tide_semaphore_free(&D.bufmem);
     limits_free();
     free(D.workers);
+    log_stop();
     return status;
 }

@@ -154,8 +154,8 @@ int echod_check_addr(const char *text, char *err, size_t errsize) {
 /* The options that take a value, their short forms, and what they set. */
 enum {
     OPT_LISTEN, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT, OPT_PER_ADDR,
-    OPT_EVICT, OPT_IDLE, OPT_BUFFER, OPT_MAX_BUFMEM, OPT_DRAIN, OPT_QUIET,
-    OPT_VERBOSE, OPT_HELP, OPT_VERSION
+    OPT_EVICT, OPT_IDLE, OPT_BUFFER, OPT_MAX_BUFMEM, OPT_DRAIN, OPT_LOG_FILE,
+    OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
 };
 
 static const struct {
@@ -173,6 +173,7 @@ static const struct {
     [OPT_BUFFER] = {"buffer-size", 'b', true},
     [OPT_MAX_BUFMEM] = {"max-buffer-memory", 'M', true},
     [OPT_DRAIN] = {"drain-timeout", 'd', true},
+    [OPT_LOG_FILE] = {"log-file", '\0', true}, /* no short form */
     [OPT_QUIET] = {"quiet", 'q', false},
     [OPT_VERBOSE] = {"verbose", 'v', false},
     [OPT_HELP] = {"help", 'h', false},
@@ -241,6 +242,11 @@ static int apply(echod_options_t *o, int opt, const char *shown,
                         "limit), not '%s'",
                         shown, val);
         o->max_buffer_memory = v;
+        return 0;
+    case OPT_LOG_FILE:
+        if (*val == '\0')
+            return fail(err, errsize, "%s wants a file name, not ''", shown);
+        o->log_file = val;
         return 0;
     case OPT_MAX_WAIT:
         o->max_conns_wait = true;
@@ -376,9 +382,12 @@ void echod_usage(FILE *out, const char *prog) {
 "  -M, --max-buffer-memory BYTES  at most BYTES of buffers (suffix k, M;\n"
 "                           default 0: no limit). At the limit, connections\n"
 "                           with data to read wait until a buffer is free\n"
-"  -d, --drain-timeout SECS on SIGINT or SIGTERM, stop accepting and give\n"
-"                           open connections SECS to finish before closing\n"
-"                           them (default %u; a second signal ends it early)\n"
+"  -d, --drain-timeout SECS on SIGINT or SIGTERM, stop accepting, close idle\n"
+"                           connections and give the others SECS to finish\n"
+"                           before closing them (default %u; a second signal\n"
+"                           ends it early)\n"
+"      --log-file PATH      log to PATH (appended to; reopened on SIGHUP)\n"
+"                           instead of standard error\n"
 "  -q, --quiet              print only the listening lines and errors\n"
 "  -v, --verbose            also log every connection\n"
 "  -h, --help               print this help and exit\n"
@@ -387,12 +396,19 @@ void echod_usage(FILE *out, const char *prog) {
 "On start, one line per listener goes to standard output, even with --quiet,\n"
 "so a script can find the port it got:\n"
 "  echod: listening on 127.0.0.1:7000\n"
-"SIGUSR1 prints counters (connections open, total, refused (those over\n"
-"--max-conns-per-addr apart) and evicted, bytes in and out, accept backoffs,\n"
-"reads paused for --max-buffer-memory) to standard error, even with --quiet.\n"
+"SIGUSR1 logs counters (connections open, total, refused (those over\n"
+"--max-conns-per-addr apart) and evicted, bytes in and out, log lines\n"
+"dropped, accept backoffs, reads paused for --max-buffer-memory), even with\n"
+"--quiet.\n"
+"The log never slows the daemon: a line that finds its buffer full (a reader\n"
+"that does not keep up) is dropped and counted.\n"
 "\n"
-"Exit status: 0 after a signal-initiated stop, 1 if a listener could not be\n"
-"set up, 2 for a bad command line.\n",
+"Signals: INT, TERM stop (a drain bounded by --drain-timeout; a second one\n"
+"closes at once); QUIT stops with a drain bounded by no time; HUP reopens\n"
+"--log-file; USR1 logs the counters above; USR2 is logged and ignored.\n"
+"\n"
+"Exit status: 0 after a signal-initiated stop, 1 if a listener (or\n"
+"--log-file) could not be set up, 2 for a bad command line.\n",
             prog, ECHOD_DEFAULT_BUFFER,
             (unsigned)(ECHOD_DEFAULT_DRAIN_USEC / 1000000u));
 }

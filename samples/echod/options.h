@@ -40,6 +40,7 @@ typedef struct echod_options {
     uint64_t idle_timeout_usec;  /* --idle-timeout; 0: none */
     size_t buffer_size;          /* --buffer-size */
     uint64_t drain_timeout_usec; /* --drain-timeout */
+    const char *log_file;        /* --log-file, into argv; NULL: stderr */
     int verbosity;               /* ECHOD_QUIET, _NORMAL, _VERBOSE */
     bool help;                   /* --help was given: print usage, exit 0 */
     bool version;                /* --version was given */

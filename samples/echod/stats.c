@@ -1,6 +1,6 @@
 /*
  * samples/echod/stats.c: the counters, summed over the workers, and the
- * line that reports them (SIGUSR1).
+ * line that reports them (SIGUSR1), in the log.
  */
 #include <stdio.h>
 
@@ -20,15 +20,15 @@ void print_counters(void) {
         sum[7] += ctr_get(&c->evicted);
         sum[8] += ctr_get(&c->mem_waits);
     }
-    fprintf(stderr,
-            "echod: connections %llu open, %llu total, %llu refused (%llu "
-            "per address), %llu evicted; bytes %llu in, %llu out; accept "
-            "backoffs %llu; buffer waits %llu\n",
-            (unsigned long long)sum[0], (unsigned long long)sum[1],
-            (unsigned long long)sum[2], (unsigned long long)sum[6],
-            (unsigned long long)sum[7], (unsigned long long)sum[3],
-            (unsigned long long)sum[4], (unsigned long long)sum[5],
-            (unsigned long long)sum[8]);
+    logmsg(ECHOD_QUIET,
+           "connections %llu open, %llu total, %llu refused (%llu per "
+           "address), %llu evicted; bytes %llu in, %llu out; log lines "
+           "dropped %llu; accept backoffs %llu; buffer waits %llu",
+           (unsigned long long)sum[0], (unsigned long long)sum[1],
+           (unsigned long long)sum[2], (unsigned long long)sum[6],
+           (unsigned long long)sum[7], (unsigned long long)sum[3],
+           (unsigned long long)sum[4], (unsigned long long)log_dropped(),
+           (unsigned long long)sum[5], (unsigned long long)sum[8]);
 }
 
 /* Listener statistics are the listener thread's to read: each worker

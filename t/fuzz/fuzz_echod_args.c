@@ -8,7 +8,8 @@
  * the message is NUL-terminated within the buffer (and not empty when the
  * buffer has room); on 0 every field is within its documented range, every
  * listen address points into argv (or is the default) and passes
- * echod_check_addr, and a parse of the same argv gives the same result.
+ * echod_check_addr, --log-file (if given) is not empty and points into
+ * argv, and a parse of the same argv gives the same result.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  (unsigned long long)o.drain_timeout_usec);
         if (o.verbosity < ECHOD_QUIET || o.verbosity > ECHOD_VERBOSE)
             FAIL("verbosity %d", o.verbosity);
+        if (o.log_file != NULL &&
+            (*o.log_file == '\0' || !in_argv(o.log_file, argv, argc)))
+            FAIL("log file '%s' empty or outside argv", o.log_file);
         char e2[128];
         for (size_t i = 0; i < o.nlisten; i++) {
             if (strcmp(o.listen[i], ECHOD_DEFAULT_LISTEN) != 0 &&
