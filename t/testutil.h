@@ -37,8 +37,13 @@
 
 /* Bound for every block_on and loop helper unless a test says otherwise:
  * far above what any test needs, far below the TCase timeout. Scaled by
- * t_slowdown() (see "Watchdogs" below), as every bound here is. */
+ * t_slowdown() (see "Watchdogs" below), as every bound here is. A test
+ * program whose single steps take longer (check_net: connects and copies of
+ * megabytes through loopback under valgrind) defines it before including
+ * this header; its TCase timeouts must stay above it. */
+#ifndef T_BOUND_MS
 #define T_BOUND_MS 5000u
+#endif
 
 /* t_watchdog_fail: a watchdog of `ms` (scaled) fired: say so and fail the
  * running test. Does not return. */
@@ -171,13 +176,14 @@ static inline bool t_fd_armed(const tide_fd_t *reg, unsigned interest) {
 }
 
 /* t_exec_free_clean: assert nothing is left (no task, no armed event, no
- * registration), then free. */
+ * registration, no name lookup in flight), then free. */
 static inline void t_exec_free_clean(tide_exec_t *ex) {
     tide_exec_stats_t st = t_stats(ex);
     ck_assert_uint_eq(st.tasks, 0);
     ck_assert_uint_eq(st.queued, 0);
     ck_assert_uint_eq(st.armed_events, 0);
     ck_assert_uint_eq(st.registered, 0);
+    ck_assert_uint_eq(tide__resolve_outstanding(ex), 0);
     tide_exec_free(ex);
 }
 
@@ -241,12 +247,20 @@ static inline int t_block_on(tide_exec_t *ex, tide_future_t *fut) {
     return t_block_on_ms(ex, fut, T_BOUND_MS);
 }
 
-/* t_run: run fut to completion (bounded), drop it, give its result. */
+/* t_run: run fut to completion (bounded: a watchdog of T_BOUND_MS,
+ * scaled, fails the test saying so), drop it, give its result. */
 static inline intptr_t t_run(tide_exec_t *ex, tide_future_t *fut) {
-    ck_assert_int_eq(t_block_on(ex, fut), 0);
+    int rc = t_block_on(ex, fut);
+    ck_assert_msg(rc == 0, "block_on: %s", tide_strerror(rc));
     intptr_t r = fut->result;
     tide_future_drop(fut);
     return r;
+}
+
+/* t_run_usec: let ex run for `usec` (its tasks progress meanwhile). */
+static inline void t_run_usec(tide_exec_t *ex, uint64_t usec) {
+    tide_sleep_t s;
+    ck_assert_int_eq(t_run(ex, tide_sleep(&s, usec)), 0);
 }
 
 static inline void t_nop_cb(evutil_socket_t fd, short what, void *arg) {
@@ -383,8 +397,61 @@ static inline tide_future_t *t_wrap(t_wrap_t *w, tide_future_t *inner) {
 }
 
 /* ------------------------------------------------------------------------
+ * Byte patterns: byte i of a test stream is t_pat(i). Not periodic over
+ * any size the tests send, so a reordered, repeated or lost block shows.
+ * ------------------------------------------------------------------------ */
+
+static inline unsigned char t_pat(uint64_t i) {
+    return (unsigned char)(((uint32_t)i * 2654435761u) >> 24 ^
+                           (uint32_t)(i >> 16));
+}
+
+/* t_pat_fill: buf[0, len) = the pattern from stream offset `off`. */
+static inline void t_pat_fill(unsigned char *buf, size_t len, uint64_t off) {
+    for (size_t i = 0; i < len; i++)
+        buf[i] = t_pat(off + i);
+}
+
+/* t_pat_check: index of the first byte of buf[0, len) that differs from
+ * the pattern at `off`, or len. */
+static inline size_t t_pat_check(const unsigned char *buf, size_t len,
+                                 uint64_t off) {
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != t_pat(off + i))
+            return i;
+    return len;
+}
+
+/* t_pat_assert: fail, naming the stream offset and both values, unless
+ * buf[0, len) is the pattern at `off`. */
+static inline void t_pat_assert(const unsigned char *buf, size_t len,
+                                uint64_t off) {
+    size_t i = t_pat_check(buf, len, off);
+    if (i < len)
+        ck_abort_msg("byte %llu: got %u, want %u",
+                     (unsigned long long)(off + i), buf[i], t_pat(off + i));
+}
+
+/* ------------------------------------------------------------------------
  * Descriptors
  * ------------------------------------------------------------------------ */
+
+/* t_open_fds: how many of the descriptors 0..1023 are open. */
+static inline int t_open_fds(void) {
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+/* t_small_buffers: shrink fd's socket buffers to 4 KiB (the kernel doubles
+ * and rounds it), so that a few writes fill them. */
+static inline void t_small_buffers(int fd) {
+    int sz = 4096;
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz), 0);
+}
 
 /* t_socketpair: a connected AF_UNIX stream pair, both O_NONBLOCK. */
 static inline void t_socketpair(int sv[2]) {
