@@ -648,16 +648,11 @@ typedef struct echo_cli {
     size_t sent;
 } echo_cli_t;
 
-static void pattern(unsigned char *p, size_t len, size_t off) {
-    for (size_t i = 0; i < len; i++)
-        p[i] = (unsigned char)((off + i) * 131u >> 3);
-}
-
 static tide_poll_t echo_cli_poll(tide_future_t *f, tide_cx_t *cx) {
     echo_cli_t *c = TIDE_CONTAINER_OF(f, echo_cli_t, fut);
     TIDE_BEGIN(&c->co);
     for (c->sent = 0; c->sent < SC_BYTES; c->sent += sizeof c->out) {
-        pattern(c->out, sizeof c->out, c->sent);
+        t_pat_fill(c->out, sizeof c->out, c->sent);
         TIDE_AWAIT(&c->co, cx, tide_write_all(&c->wr, c->s, c->out, sizeof c->out));
         if (tide_async_result(&c->co) < 0)
             TIDE_RETURN(&c->co, f, tide_async_result(&c->co));

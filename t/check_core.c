@@ -2207,7 +2207,7 @@ static tide_poll_t stash_poll(tide_future_t *f, tide_cx_t *cx) {
 typedef struct {
     tide_waker_t *w;
     atomic_int stop;
-    atomic_long wakes;
+    atomic_int wakes;
 } hammer_t;
 
 static void *hammer_main(void *arg) {
@@ -2235,12 +2235,14 @@ START_TEST(test_exec_free_while_other_thread_wakes) {
         atomic_init(&h.wakes, 0);
         pthread_t th;
         ck_assert_int_eq(pthread_create(&th, NULL, hammer_main, &h), 0);
-        while (atomic_load(&h.wakes) < 100)
-            sched_yield();
+        ck_assert_msg(t_spin_until(&h.wakes, 100, T_BOUND_MS),
+                      "round %d: %d wakes, want 100", round,
+                      atomic_load(&h.wakes));
         t_run_for(tide_exec_base(ex), 2); /* some wakes arrive and run */
         tide_exec_free(ex);               /* ... while others still come */
-        while (atomic_load(&h.wakes) < 200)
-            sched_yield();
+        ck_assert_msg(t_spin_until(&h.wakes, 200, T_BOUND_MS),
+                      "round %d: %d wakes, want 200", round,
+                      atomic_load(&h.wakes));
         atomic_store(&h.stop, 1);
         pthread_join(th, NULL);
         tide_waker_drop(&w); /* the last reference: task and state go */

@@ -23,8 +23,6 @@ static void tmp_done(tmp_t *t) {
     rmdir(t->dir);
 }
 
-static unsigned char pat(size_t i) { return (unsigned char)(i * 31 + (i >> 8)); }
-
 static tide_file_t *open_file(tide_exec_t *ex, const char *path, int flags,
                               size_t bufsize) {
     tide_fs_open_t op;
@@ -41,8 +39,7 @@ START_TEST(test_fs_write_then_read_back) {
     tmp_init(&t, "data");
     enum { N = 200000 };
     unsigned char *out = malloc(N), *in = malloc(N + 1);
-    for (size_t i = 0; i < N; i++)
-        out[i] = pat(i);
+    t_pat_fill(out, N, 0);
     tide_file_t *f = open_file(ex, t.path, O_CREAT | O_WRONLY | O_TRUNC, 4096);
     tide_write_all_t wa;
     ck_assert_int_eq(t_run(ex, tide_write_all(&wa, tide_file_stream(f), out, N)), N);

@@ -11,18 +11,6 @@
 
 #include <tide/sync.h>
 
-/* A bounded spin for other threads: true once *p >= want, false after
- * ms (scaled) have passed. */
-static bool spin_until(atomic_int *p, int want, unsigned ms) {
-    uint64_t deadline = tide_now() + (uint64_t)t_watchdog_ms(ms) * 1000u;
-    while (atomic_load(p) < want) {
-        if (tide_now() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
-
 /* ------------------------------------------------------------------------
  * Oneshot
  * ------------------------------------------------------------------------ */
@@ -730,7 +718,7 @@ static void *nt_thread(void *arg) {
     /* a ping-pong: each notify waits (bounded) for the task to see it */
     for (int i = 0; i < t->want; i++) {
         tide_notify_one(t->n);
-        if (!spin_until(&t->seen, i + 1, 5000))
+        if (!t_spin_until(&t->seen, i + 1, 5000))
             break;
     }
     return NULL;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -290,6 +291,18 @@ static inline bool t_loop_until(struct event_base *base,
         fprintf(stderr, "watchdog: over %g s in %s (t_loop_until)\n",
                 (double)ms / 1000.0, tcase_name());
     return ok;
+}
+
+/* t_spin_until: a bounded spin for other threads: true once *p >= want,
+ * false after `ms` (scaled) have passed. */
+static inline bool t_spin_until(atomic_int *p, int want, unsigned ms) {
+    uint64_t deadline = tide_now() + (uint64_t)t_watchdog_ms(ms) * 1000u;
+    while (atomic_load(p) < want) {
+        if (tide_now() > deadline)
+            return false;
+        sched_yield();
+    }
+    return true;
 }
 
 typedef struct t_at_least {
