@@ -400,8 +400,9 @@ static tide_poll_t many_poll(tide_future_t *f, tide_cx_t *cx) {
             m->w[i] = tide_waker_clone(cx->waker);
             m->args[i].m = m;
             m->args[i].i = i;
-            ck_assert_int_eq(
-                pthread_create(&m->th[i], NULL, many_thread, &m->args[i]), 0);
+            t_assert_int_eq_at(
+                i, pthread_create(&m->th[i], NULL, many_thread, &m->args[i]),
+                0);
         }
     }
     return TIDE_PENDING;
@@ -417,7 +418,7 @@ START_TEST(test_waker_remote_wakes_many_threads) {
     tide_future_init(&m.fut, &many_vt);
     ck_assert_int_eq(t_block_on_ms(ex, &m.fut, 20000), 0);
     for (int i = 0; i < REMOTE_THREADS; i++)
-        ck_assert_int_eq(pthread_join(m.th[i], NULL), 0);
+        t_assert_int_eq_at(i, pthread_join(m.th[i], NULL), 0);
     tide_future_drop(&m.fut);
     ck_assert_int_eq(atomic_load(&m.count), REMOTE_THREADS * REMOTE_WAKES);
     ck_assert_int_ge(m.polls, 2);
@@ -953,18 +954,18 @@ START_TEST(test_waitq_wait_wake_leave_close) {
     for (int i = 0; i < 3; i++) {
         wk[i] = t_waker_new(&c[i]);
         tide_waiter_init(&w[i]);
-        ck_assert(!tide_waiter_is_waiting(&w[i]));
-        ck_assert_int_eq(tide_waiter_error(&w[i]), 0);
+        t_assert_at(i, !tide_waiter_is_waiting(&w[i]));
+        t_assert_int_eq_at(i, tide_waiter_error(&w[i]), 0);
         tide_waiter_wait(&w[i], &q, &wk[i]);
         tide_waiter_wait(&w[i], &q, &wk[i]); /* again: once on the queue */
-        ck_assert(tide_waiter_is_waiting(&w[i]));
+        t_assert_at(i, tide_waiter_is_waiting(&w[i]));
     }
     ck_assert_uint_eq(tide_waitq_len(&q), 3);
     /* a wake reaches every waiter and leaves each on the queue */
     tide_waitq_wake_all(&q);
     tide_waitq_wake_all(&q);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(t_woken(&c[i]), 2);
+        t_assert_int_eq_at(i, t_woken(&c[i]), 2);
     ck_assert_uint_eq(tide_waitq_len(&q), 3);
     /* leaving from the middle, then the ends: on_abandoned only when the
      * last one out was cancelled; one that completes tells nobody */
@@ -985,7 +986,7 @@ START_TEST(test_waitq_wait_wake_leave_close) {
     tide_waiter_leave(&w[0], TIDE_WAITQ_CANCELLED); /* twice: a no-op */
     ck_assert_int_eq(abandoned_calls, 1);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(atomic_load(&c[i].refs), 1); /* only ours left */
+        t_assert_int_eq_at(i, atomic_load(&c[i].refs), 1); /* only ours left */
     /* close: everyone off, woken, with the error, hook not called */
     for (int i = 0; i < 3; i++)
         tide_waiter_wait(&w[i], &q, &wk[i]);
@@ -993,12 +994,12 @@ START_TEST(test_waitq_wait_wake_leave_close) {
     ck_assert(tide_waitq_is_empty(&q));
     ck_assert_int_eq(abandoned_calls, 1);
     for (int i = 0; i < 3; i++) {
-        ck_assert(!tide_waiter_is_waiting(&w[i]));
-        ck_assert_int_eq(tide_waiter_error(&w[i]), -EBADF);
-        ck_assert_int_eq(t_woken(&c[i]), 3);
-        ck_assert_int_eq(atomic_load(&c[i].refs), 1);
+        t_assert_at(i, !tide_waiter_is_waiting(&w[i]));
+        t_assert_int_eq_at(i, tide_waiter_error(&w[i]), -EBADF);
+        t_assert_int_eq_at(i, t_woken(&c[i]), 3);
+        t_assert_int_eq_at(i, atomic_load(&c[i].refs), 1);
         tide_waiter_leave(&w[i], TIDE_WAITQ_CANCELLED); /* safe after close */
-        ck_assert_int_eq(tide_waiter_error(&w[i]), 0);
+        t_assert_int_eq_at(i, tide_waiter_error(&w[i]), 0);
     }
     /* the queue is usable after a close; waiting anew clears the error */
     tide_waitq_close(&q, -ECANCELED);
@@ -1205,7 +1206,7 @@ START_TEST(test_exec_budget_host_timer_keeps_firing) {
         ck_assert_ptr_nonnull(s);
         s->sh = &sh;
         tide_future_init(&s->fut, &spin_vt);
-        ck_assert_int_eq(tide_spawn(ex, &s->fut, NULL), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &s->fut, NULL), 0);
     }
     struct timeval ms1 = {0, 1000};
     event_assign(&sh.tick, base, -1, EV_PERSIST, spin_tick_cb, &sh);
@@ -1321,7 +1322,7 @@ static void spawn_waiters(tide_exec_t *ex, int n, tide_fd_t *reg, int *drops,
         w->drops = drops;
         w->polled = polled;
         tide_future_init(&w->fut, &waiter_vt);
-        ck_assert_int_eq(tide_spawn(ex, &w->fut, i == 0 ? j : NULL), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &w->fut, i == 0 ? j : NULL), 0);
     }
 }
 
@@ -1656,7 +1657,7 @@ START_TEST(test_async_header_example_ticks_in_order) {
     ck_assert_int_eq(t_run(ex, &t.fut), 0);
     ck_assert_int_eq(t.nticks, 3);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(t.ticks[i], i);
+        t_assert_int_eq_at(i, t.ticks[i], i);
     ck_assert_int_eq(t.co.line, -1);
     ck_assert_ptr_null(t.co.awaiting);
     t_exec_free_clean(ex);
@@ -1714,7 +1715,7 @@ START_TEST(test_async_nested_loops_resume_in_place) {
     ck_assert_int_eq(t_run(ex, &t.fut), n);
     ck_assert_int_eq(t.n, n);
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(t.trace[i], expect[i]);
+        t_assert_int_eq_at(i, t.trace[i], expect[i]);
     /* pending at least at each yield (6) and each sleep (6) */
     ck_assert_int_ge(t.polls, 13);
     t_exec_free_clean(ex);
@@ -1845,7 +1846,7 @@ START_TEST(test_cx_coop_budget) {
     t_hand_t h;
     t_hand_init(&h, NULL);
     for (int i = 0; i < TIDE_BUDGET; i++)
-        ck_assert(tide_cx_coop(&h.cx));
+        t_assert_at(i, tide_cx_coop(&h.cx));
     ck_assert_int_eq(t_woken(&h.count), 0);
     ck_assert(!tide_cx_coop(&h.cx));
     ck_assert_int_eq(atomic_load(&h.count.wake_by_refs), 1);
@@ -1901,8 +1902,8 @@ START_TEST(test_join_all_sleeps_and_ready) {
     ck_assert_int_eq(futs[2]->result, 3);
     ck_assert_int_eq(futs[3]->result, 0);
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(w[i].drops, 1);
-        ck_assert(tide_future_is_done(futs[i]));
+        t_assert_int_eq_at(i, w[i].drops, 1);
+        t_assert_at(i, tide_future_is_done(futs[i]));
     }
     ck_assert_int_eq(w[2].polls, 1); /* a finished future isn't polled again */
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
@@ -1931,7 +1932,7 @@ START_TEST(test_join_all_dropped_pending_drops_all) {
     ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     tide_future_drop(f);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(w[i].drops, 1);
+        t_assert_int_eq_at(i, w[i].drops, 1);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
     t_hand_done(&h);
     t_exec_free_clean(ex);
@@ -2077,14 +2078,14 @@ START_TEST(test_alloc_fail_exec_new) {
         int rc = tide_exec_new(&ex, NULL, 0);
         unsigned long made = tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_uint_lt(made, n);
+            t_assert_uint_lt_at(n, made, n);
             tide_ready_t r;
-            ck_assert_int_eq(t_run(ex, tide_ready(&r, 1)), 1);
+            t_assert_int_eq_at(n, t_run(ex, tide_ready(&r, 1)), 1);
             t_exec_free_clean(ex);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert_uint_eq(made, n);
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_uint_eq_at(n, made, n);
         ck_assert_ptr_null(ex);
     }
     ck_assert_uint_gt(n, 1); /* at least one allocation could fail */
@@ -2103,17 +2104,17 @@ START_TEST(test_alloc_fail_spawn) {
         int rc = tide_spawn(ex, &jb->fut, &j);
         unsigned long made = tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_uint_lt(made, n);
-            ck_assert_int_eq(t_run(ex, tide_join(&j)), 4);
-            ck_assert_int_eq(drops, 1);
+            t_assert_uint_lt_at(n, made, n);
+            t_assert_int_eq_at(n, t_run(ex, tide_join(&j)), 4);
+            t_assert_int_eq_at(n, drops, 1);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert_uint_eq(made, n);
-        ck_assert_uint_eq(t_stats(ex).tasks, 0);
-        ck_assert_uint_eq(t_stats(ex).queued, 0);
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_uint_eq_at(n, made, n);
+        t_assert_uint_eq_at(n, t_stats(ex).tasks, 0);
+        t_assert_uint_eq_at(n, t_stats(ex).queued, 0);
         tide_future_drop(&jb->fut); /* not taken: ours to drop */
-        ck_assert_int_eq(drops, 1);
+        t_assert_int_eq_at(n, drops, 1);
     }
     ck_assert_uint_eq(n, 2); /* exactly one allocation */
     t_exec_free_clean(ex);
@@ -2130,14 +2131,14 @@ START_TEST(test_alloc_fail_block_on) {
         int rc = t_block_on(ex, f);
         tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_int_eq(f->result, 6);
+            t_assert_int_eq_at(n, f->result, 6);
             tide_future_drop(f);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert(!tide_future_is_done(f));
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_at(n, !tide_future_is_done(f));
         tide_future_drop(f);
-        ck_assert_uint_eq(t_stats(ex).tasks, 0);
+        t_assert_uint_eq_at(n, t_stats(ex).tasks, 0);
     }
     ck_assert_uint_gt(n, 1);
     t_exec_free_clean(ex);
@@ -2174,7 +2175,7 @@ START_TEST(test_error_tide_codes) {
     int codes[] = {TIDE_EBLOCKING, TIDE_EFRAME, TIDE_EEOF, TIDE_EADDR};
     for (size_t i = 0; i < 4; i++)
         for (size_t k = i + 1; k < 4; k++)
-            ck_assert_int_ne(codes[i], codes[k]);
+            t_assert_int_ne_at(k, codes[i], codes[k]);
 }
 END_TEST
 
@@ -2227,14 +2228,15 @@ START_TEST(test_exec_free_while_other_thread_wakes) {
         tide_waker_t w = TIDE_WAKER_EMPTY;
         stash_t st = {.stash = &w};
         tide_future_init(&st.fut, &stash_vt);
-        ck_assert_int_eq(tide_spawn(ex, &st.fut, NULL), 0);
-        ck_assert(t_run_for(tide_exec_base(ex), 5) >= 0);
-        ck_assert(!tide_waker_is_empty(&w));
+        t_assert_int_eq_at(round, tide_spawn(ex, &st.fut, NULL), 0);
+        t_assert_at(round, t_run_for(tide_exec_base(ex), 5) >= 0);
+        t_assert_at(round, !tide_waker_is_empty(&w));
         hammer_t h = {.w = &w};
         atomic_init(&h.stop, 0);
         atomic_init(&h.wakes, 0);
         pthread_t th;
-        ck_assert_int_eq(pthread_create(&th, NULL, hammer_main, &h), 0);
+        t_assert_int_eq_at(round, pthread_create(&th, NULL, hammer_main, &h),
+                           0);
         ck_assert_msg(t_spin_until(&h.wakes, 100, T_BOUND_MS),
                       "round %d: %d wakes, want 100", round,
                       atomic_load(&h.wakes));

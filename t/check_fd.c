@@ -1208,14 +1208,14 @@ START_TEST(test_fd_alloc_fail_new) {
         int rc = tide_fd_new(&reg, ex, sv[0]);
         unsigned long made = tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_uint_lt(made, n);
+            t_assert_uint_lt_at(n, made, n);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert_uint_eq(made, n);
-        ck_assert_uint_eq(t_stats(ex).registered, 0);
-        ck_assert(t_is_open(sv[0])); /* not taken on failure */
-        ck_assert(t_is_nonblocking(sv[0]));
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_uint_eq_at(n, made, n);
+        t_assert_uint_eq_at(n, t_stats(ex).registered, 0);
+        t_assert_at(n, t_is_open(sv[0])); /* not taken on failure */
+        t_assert_at(n, t_is_nonblocking(sv[0]));
     }
     ck_assert_uint_ge(n, 2);
     ck_assert_uint_lt(n, 100);

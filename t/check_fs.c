@@ -165,7 +165,7 @@ START_TEST(test_alloc_file_new) {
         int fd = open("/dev/null", O_RDONLY);
         tide_file_t *f;
         tide__alloc_fail_at(n);
-        ck_assert_int_eq(tide_file_new(&f, fd, 0), -ENOMEM);
+        t_assert_int_eq_at(n, tide_file_new(&f, fd, 0), -ENOMEM);
         tide__alloc_fail_at(0);
         close(fd); /* not taken on error */
     }

@@ -694,20 +694,21 @@ START_TEST(test_io_read_exact_drop_at_every_pending) {
                            k, NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 40);
+            t_assert_int_eq_at(k, r, 40);
             t_pat_assert(dst, 40, 0);
             fake_fini(&f);
             break;
         }
         /* One cancel, for the read side; what arrived is in dst[0,
          * done); the rest is still in the stream. */
-        ck_assert_uint_eq(f.cancels[0], 1);
-        ck_assert_uint_eq(f.cancels[1], 0);
-        ck_assert_uint_eq(f.src_pos, op.done);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
+        t_assert_uint_eq_at(k, f.cancels[1], 0);
+        t_assert_uint_eq_at(k, f.src_pos, op.done);
         size_t done = op.done;
-        ck_assert_int_eq(run(ex, tide_read_exact(&op, &f.stream, dst + done,
-                                                 sizeof dst - done)),
-                         (intptr_t)(sizeof dst - done));
+        t_assert_int_eq_at(k,
+                           run(ex, tide_read_exact(&op, &f.stream, dst + done,
+                                                   sizeof dst - done)),
+                           (intptr_t)(sizeof dst - done));
         t_pat_assert(dst, 40, 0);
         fake_fini(&f);
     }
@@ -732,17 +733,17 @@ START_TEST(test_io_read_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 4);
-            ck_assert_uint_eq(f.cancels[0], 0);
+            t_assert_int_eq_at(k, r, 4);
+            t_assert_uint_eq_at(k, f.cancels[0], 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[0], 1);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
         /* Nothing was consumed: the next read sees every byte. */
-        ck_assert_uint_eq(f.src_pos, 0);
-        ck_assert_int_eq(run(ex, tide_read(&op, &f.stream, dst, sizeof dst)),
-                         4);
-        ck_assert_int_eq(memcmp(dst, "abcd", 4), 0);
+        t_assert_uint_eq_at(k, f.src_pos, 0);
+        t_assert_int_eq_at(
+            k, run(ex, tide_read(&op, &f.stream, dst, sizeof dst)), 4);
+        t_assert_int_eq_at(k, memcmp(dst, "abcd", 4), 0);
         fake_fini(&f);
     }
     ck_assert_uint_eq(k, 5);
@@ -765,13 +766,13 @@ START_TEST(test_io_write_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 4);
+            t_assert_int_eq_at(k, r, 4);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
-        ck_assert_uint_eq(f.cancels[0], 0);
-        ck_assert_uint_eq(f.sink_len, 0); /* nothing went out */
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.cancels[0], 0);
+        t_assert_uint_eq_at(k, f.sink_len, 0); /* nothing went out */
         fake_fini(&f);
     }
     ck_assert_uint_eq(k, 4);
@@ -794,19 +795,20 @@ START_TEST(test_io_write_all_drop_at_every_pending) {
                            k, NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 40);
+            t_assert_int_eq_at(k, r, 40);
             t_pat_assert(sink, 40, 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
         /* Exactly op.done bytes went out; writing the rest completes the
          * stream byte-exact. */
-        ck_assert_uint_eq(f.sink_len, op.done);
+        t_assert_uint_eq_at(k, f.sink_len, op.done);
         size_t done = op.done;
-        ck_assert_int_eq(run(ex, tide_write_all(&op, &f.stream, src + done,
-                                                sizeof src - done)),
-                         (intptr_t)(sizeof src - done));
+        t_assert_int_eq_at(k,
+                           run(ex, tide_write_all(&op, &f.stream, src + done,
+                                                  sizeof src - done)),
+                           (intptr_t)(sizeof src - done));
         t_pat_assert(sink, 40, 0);
         fake_fini(&f);
     }
@@ -831,13 +833,13 @@ START_TEST(test_io_writev_all_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 30);
+            t_assert_int_eq_at(k, r, 30);
             t_pat_assert(sink, 30, 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
-        ck_assert_uint_eq(f.sink_len, op.done);
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.sink_len, op.done);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 10);
@@ -861,16 +863,16 @@ START_TEST(test_io_flush_shutdown_drop_at_every_pending) {
             intptr_t r = drive(ex, fut, k, NULL, NULL, &dropped);
             fake_assert_no_waker(&f);
             if (!dropped) {
-                ck_assert_int_eq(r, 0);
-                ck_assert_uint_eq(which == 0 ? f.flushes : f.shutdowns, 1);
+                t_assert_int_eq_at(k, r, 0);
+                t_assert_uint_eq_at(k, which == 0 ? f.flushes : f.shutdowns, 1);
                 fake_fini(&f);
                 break;
             }
-            ck_assert_uint_eq(f.cancels[1], 1);
-            ck_assert_uint_eq(f.flushes + f.shutdowns, 0);
+            t_assert_uint_eq_at(k, f.cancels[1], 1);
+            t_assert_uint_eq_at(k, f.flushes + f.shutdowns, 0);
             fake_fini(&f);
         }
-        ck_assert_uint_eq(k, 4);
+        t_assert_uint_eq_at(which, k, 4);
     }
     /* No poll_shutdown in the vtable: -ENOTSUP; no poll_flush: 0. */
     fake_t f;
@@ -906,9 +908,9 @@ START_TEST(test_io_copy_drop_at_every_pending) {
         fake_assert_no_waker(&r);
         fake_assert_no_waker(&w);
         if (!dropped) {
-            ck_assert_int_eq(res, 40);
+            t_assert_int_eq_at(k, res, 40);
             t_pat_assert(sink, 40, 0);
-            ck_assert_uint_eq(r.cancels[0] + w.cancels[1], 0);
+            t_assert_uint_eq_at(k, r.cancels[0] + w.cancels[1], 0);
             fake_fini(&r);
             fake_fini(&w);
             break;
@@ -916,12 +918,12 @@ START_TEST(test_io_copy_drop_at_every_pending) {
         /* It left the queue(s) it was waiting on as cancelled (one at
          * least: it was pending), once each, and never a direction it
          * does not use. */
-        ck_assert_uint_ge(r.cancels[0] + w.cancels[1], 1);
-        ck_assert_uint_le(r.cancels[0], 1);
-        ck_assert_uint_le(w.cancels[1], 1);
-        ck_assert_uint_eq(r.cancels[1] + w.cancels[0], 0);
+        t_assert_uint_ge_at(k, r.cancels[0] + w.cancels[1], 1);
+        t_assert_uint_le_at(k, r.cancels[0], 1);
+        t_assert_uint_le_at(k, w.cancels[1], 1);
+        t_assert_uint_eq_at(k, r.cancels[1] + w.cancels[0], 0);
         /* What reached w is what it counted, and in order. */
-        ck_assert_uint_eq(w.sink_len, tide_copy_copied(&op));
+        t_assert_uint_eq_at(k, w.sink_len, tide_copy_copied(&op));
         t_pat_assert(sink, w.sink_len, 0);
         fake_fini(&r);
         fake_fini(&w);
@@ -955,7 +957,7 @@ START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
         fake_assert_no_waker(&a);
         fake_assert_no_waker(&b);
         if (!dropped) {
-            ck_assert_int_eq(res, 0);
+            t_assert_int_eq_at(k, res, 0);
             t_pat_assert(kb, 20, 0);
             t_pat_assert(ka, 20, 500);
             fake_fini(&a);
@@ -964,15 +966,14 @@ START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
         }
         /* pending somewhere: at least one queue left as cancelled, each
          * at most once */
-        ck_assert_uint_ge(a.cancels[0] + a.cancels[1] + b.cancels[0] +
-                              b.cancels[1],
-                          1);
+        t_assert_uint_ge_at(
+            k, a.cancels[0] + a.cancels[1] + b.cancels[0] + b.cancels[1], 1);
         for (int d = 0; d < 2; d++) {
-            ck_assert_uint_le(a.cancels[d], 1);
-            ck_assert_uint_le(b.cancels[d], 1);
+            t_assert_uint_le_at(d, a.cancels[d], 1);
+            t_assert_uint_le_at(d, b.cancels[d], 1);
         }
-        ck_assert_uint_eq(b.sink_len, tide_copy_bidirectional_a_to_b(&op));
-        ck_assert_uint_eq(a.sink_len, tide_copy_bidirectional_b_to_a(&op));
+        t_assert_uint_eq_at(k, b.sink_len, tide_copy_bidirectional_a_to_b(&op));
+        t_assert_uint_eq_at(k, a.sink_len, tide_copy_bidirectional_b_to_a(&op));
         fake_fini(&a);
         fake_fini(&b);
     }
@@ -996,37 +997,50 @@ START_TEST(test_bufreader_read_line_across_chunks) {
         fake_src(&f, lines_src, sizeof lines_src - 1, 0);
         unsigned char bbuf[5]; /* smaller than most lines */
         tide_bufreader_t br;
-        ck_assert_int_eq(tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf),
-                         0);
+        t_assert_int_eq_at(
+            chunk, tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf), 0);
         char line[32];
         tide_read_until_t op;
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         6);
-        ck_assert_str_eq(line, "hello\n");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         7);
-        ck_assert_str_eq(line, "world\r\n");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         1);
-        ck_assert_str_eq(line, "\n");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 6);
+        ck_assert_msg(strcmp(line, "hello\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "hello\n");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 7);
+        ck_assert_msg(strcmp(line, "world\r\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "world\r\n");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 1);
+        ck_assert_msg(strcmp(line, "\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line, "\n");
         /* Too long for dst: TIDE_EFRAME with what fits; the rest follows. */
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, 9)),
-                         TIDE_EFRAME);
-        ck_assert_uint_eq(op.done, 8);
-        ck_assert_str_eq(line, "this one");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         9);
-        ck_assert_str_eq(line, " is long\n");
+        t_assert_int_eq_at(chunk, run(ex, tide_read_line(&op, &br, line, 9)),
+                           TIDE_EFRAME);
+        t_assert_uint_eq_at(chunk, op.done, 8);
+        ck_assert_msg(strcmp(line, "this one") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "this one");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 9);
+        ck_assert_msg(strcmp(line, " is long\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      " is long\n");
         /* The last line has no newline; then end of stream, again. */
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         4);
-        ck_assert_str_eq(line, "last");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         0);
-        ck_assert_str_eq(line, "");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         0);
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, 1)), -EINVAL);
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 4);
+        ck_assert_msg(strcmp(line, "last") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "last");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 0);
+        ck_assert_msg(strcmp(line, "") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line, "");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 0);
+        t_assert_int_eq_at(chunk, run(ex, tide_read_line(&op, &br, line, 1)),
+                           -EINVAL);
         fake_fini(&f);
     }
     t_exec_free_clean(ex);
@@ -1051,8 +1065,8 @@ START_TEST(test_bufreader_read_until_and_read) {
     for (int i = 0; i < 4; i++) {
         intptr_t r = drive(ex, tide_read_until(&op, &br, ',', out, sizeof out),
                            0, NULL, NULL, &dropped);
-        ck_assert_int_eq(r, (intptr_t)strlen(want[i]));
-        ck_assert_int_eq(memcmp(out, want[i], (size_t)r), 0);
+        t_assert_int_eq_at(i, r, (intptr_t)strlen(want[i]));
+        t_assert_int_eq_at(i, memcmp(out, want[i], (size_t)r), 0);
     }
     /* The bufreader as a stream: reads come from the buffer first. */
     tide_read_exact_t rx;
@@ -1086,18 +1100,22 @@ START_TEST(test_bufreader_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 21);
-            ck_assert_str_eq(line, "0123456789abcdefghij\n");
+            t_assert_int_eq_at(k, r, 21);
+            ck_assert_msg(strcmp(line, "0123456789abcdefghij\n") == 0,
+                          "k %u: got \"%s\", want \"%s\"", k, line,
+                          "0123456789abcdefghij\n");
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[0], 1);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
         /* Nothing lost: what was moved is in line[0, done), the next
          * read_line continues from there. */
         size_t done = op.done;
         r = run(ex, tide_read_line(&op, &br, line + done, sizeof line - done));
-        ck_assert_int_eq((intptr_t)done + r, 21);
-        ck_assert_str_eq(line, "0123456789abcdefghij\n");
+        t_assert_int_eq_at(k, (intptr_t)done + r, 21);
+        ck_assert_msg(strcmp(line, "0123456789abcdefghij\n") == 0,
+                      "k %u: got \"%s\", want \"%s\"", k, line,
+                      "0123456789abcdefghij\n");
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 10);
@@ -1211,11 +1229,13 @@ START_TEST(test_lencodec_roundtrip_and_limits) {
     bool dropped;
     const char *frames[] = {"abc", "", "0123456789abcdef"};
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(drive(ex, tide_lencodec_encode(&en, &c, &w.stream,
-                                                        frames[i],
-                                                        strlen(frames[i])),
-                               0, NULL, NULL, &dropped),
-                         4 + (intptr_t)strlen(frames[i]));
+        t_assert_int_eq_at(
+            i,
+            drive(ex,
+                  tide_lencodec_encode(&en, &c, &w.stream, frames[i],
+                                       strlen(frames[i])),
+                  0, NULL, NULL, &dropped),
+            4 + (intptr_t)strlen(frames[i]));
     /* Over max_frame: nothing written. */
     ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c, &w.stream,
                                                   "0123456789abcdefg", 17)),
@@ -1233,11 +1253,12 @@ START_TEST(test_lencodec_roundtrip_and_limits) {
     tide_bufreader_init(&br, &r.stream, bbuf, sizeof bbuf);
     tide_decode_t de;
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(drive(ex, tide_lencodec_decode(&de, &c, &br), 0,
-                               NULL, NULL, &dropped),
-                         1);
-        ck_assert_uint_eq(de.len, strlen(frames[i]));
-        ck_assert_int_eq(memcmp(de.frame, frames[i], de.len), 0);
+        t_assert_int_eq_at(i,
+                           drive(ex, tide_lencodec_decode(&de, &c, &br), 0,
+                                 NULL, NULL, &dropped),
+                           1);
+        t_assert_uint_eq_at(i, de.len, strlen(frames[i]));
+        t_assert_int_eq_at(i, memcmp(de.frame, frames[i], de.len), 0);
     }
     ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 0);
 
@@ -1310,17 +1331,17 @@ START_TEST(test_codec_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 1);
-            ck_assert_uint_eq(de.len, 3);
+            t_assert_int_eq_at(k, r, 1);
+            t_assert_uint_eq_at(k, de.len, 3);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[0], 1);
-        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
-        ck_assert_uint_eq(de.len, 3);
-        ck_assert_int_eq(memcmp(de.frame, "abc", 3), 0);
-        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
-        ck_assert_int_eq(memcmp(de.frame, "z", 1), 0);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
+        t_assert_int_eq_at(k, run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        t_assert_uint_eq_at(k, de.len, 3);
+        t_assert_int_eq_at(k, memcmp(de.frame, "abc", 3), 0);
+        t_assert_int_eq_at(k, run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        t_assert_int_eq_at(k, memcmp(de.frame, "z", 1), 0);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 5);
@@ -1341,14 +1362,14 @@ START_TEST(test_codec_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 1);
+            t_assert_int_eq_at(k, r, 1);
             fake_fini(&f);
             break;
         }
-        ck_assert_int_eq(run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
-        ck_assert_int_eq(memcmp(de.frame, "abcdef", 6), 0);
-        ck_assert_int_eq(run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
-        ck_assert_int_eq(memcmp(de.frame, "xy", 2), 0);
+        t_assert_int_eq_at(k, run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
+        t_assert_int_eq_at(k, memcmp(de.frame, "abcdef", 6), 0);
+        t_assert_int_eq_at(k, run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
+        t_assert_int_eq_at(k, memcmp(de.frame, "xy", 2), 0);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 5);
@@ -1364,13 +1385,13 @@ START_TEST(test_codec_drop_at_every_pending) {
                            k, NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 7);
-            ck_assert_int_eq(memcmp(sink, "abcdef\n", 7), 0);
+            t_assert_int_eq_at(k, r, 7);
+            t_assert_int_eq_at(k, memcmp(sink, "abcdef\n", 7), 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
-        ck_assert_uint_eq(f.sink_len, en.done);
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.sink_len, en.done);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 5);
@@ -1398,9 +1419,10 @@ START_TEST(test_fdstream_eof_reported_each_time) {
                      2);
     ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
-                                           sizeof buf)),
-                         0);
+        t_assert_int_eq_at(
+            i,
+            run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)),
+            0);
     ck_assert(s->eof_seen);
     /* Half close: we can still write, the peer reads it. */
     tide_write_all_t wa;
@@ -1443,17 +1465,18 @@ START_TEST(test_fdstream_read_exact_drop_at_every_pending) {
                            k, feed_more, &fe, &dropped);
         assert_no_waker(s);
         if (!dropped) {
-            ck_assert_int_eq(r, TOTAL);
+            t_assert_int_eq_at(k, r, TOTAL);
             t_pat_assert(dst, TOTAL, 0);
         } else {
-            ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+            t_assert_uint_eq_at(k, t_stats(ex).armed_events, 0);
             /* Bytes fed but not read are still in the socket. */
             size_t done = op.done;
             feed_fd(sv[1], &fe.sent, TOTAL - fe.sent);
-            ck_assert_int_eq(run(ex, tide_read_exact(&op,
-                                                     tide_fdstream_stream(s),
-                                                     dst + done, TOTAL - done)),
-                             TOTAL - (intptr_t)done);
+            t_assert_int_eq_at(
+                k,
+                run(ex, tide_read_exact(&op, tide_fdstream_stream(s),
+                                        dst + done, TOTAL - done)),
+                TOTAL - (intptr_t)done);
             t_pat_assert(dst, TOTAL, 0);
         }
         tide_fdstream_free(s);
@@ -1528,7 +1551,7 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
         assert_no_waker(s);
         size_t done = op.done;
         if (dropped) {
-            ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+            t_assert_uint_eq_at(k, t_stats(ex).armed_events, 0);
             /* Exactly op.done bytes went out: the rest, written now,
              * completes the stream byte-exact. */
             tide_write_all_t op2;
@@ -1536,14 +1559,14 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
             r = drive(ex, tide_write_all(&op2, tide_fdstream_stream(s),
                                          src + done, TOTAL - done),
                       0, drain_some, &dr, &d2);
-            ck_assert_int_eq(r, TOTAL - (intptr_t)done);
+            t_assert_int_eq_at(k, r, TOTAL - (intptr_t)done);
         } else {
-            ck_assert_int_eq(r, TOTAL);
+            t_assert_int_eq_at(k, r, TOTAL);
         }
         tide_fdstream_free(s);
         while (!dr.eof)
             drain_fd(sv[1], got, &dr.got, TOTAL, TOTAL, &dr.eof);
-        ck_assert_uint_eq(dr.got, TOTAL);
+        t_assert_uint_eq_at(k, dr.got, TOTAL);
         t_pat_assert(got, TOTAL, 0);
         close(sv[1]);
         if (!dropped)
@@ -1599,18 +1622,19 @@ START_TEST(test_fdstream_copy_drop_at_every_pending) {
         if (dropped) {
             /* The direction the copy waited on is disarmed at once (the
              * other may keep its event, lazily, with nobody waiting). */
-            ck_assert(!t_fd_armed(tide_fdstream_fd(ra), TIDE_READABLE) ||
-                      !t_fd_armed(tide_fdstream_fd(wb), TIDE_WRITABLE));
+            t_assert_at(k,
+                        !t_fd_armed(tide_fdstream_fd(ra), TIDE_READABLE) ||
+                            !t_fd_armed(tide_fdstream_fd(wb), TIDE_WRITABLE));
         } else {
-            ck_assert_int_eq(r, TOTAL);
+            t_assert_int_eq_at(k, r, TOTAL);
         }
         uint64_t copied = tide_copy_copied(&op);
         tide_fdstream_free(ra);
         tide_fdstream_free(wb);
-        ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+        t_assert_uint_eq_at(k, t_stats(ex).armed_events, 0);
         while (!p.dr.eof)
             drain_fd(b[1], got, &p.dr.got, TOTAL, TOTAL, &p.dr.eof);
-        ck_assert_uint_eq(p.dr.got, copied);
+        t_assert_uint_eq_at(k, p.dr.got, copied);
         t_pat_assert(got, p.dr.got, 0);
         close(a[1]);
         close(b[1]);
@@ -2001,20 +2025,20 @@ START_TEST(test_io_copy_bidirectional_half_close_each_way) {
         tide_stream_t *x = tide_fdstream_stream(swap ? B : A);
         tide_stream_t *y = tide_fdstream_stream(swap ? A : B);
         tide_join_t jc, jp;
-        ck_assert_int_eq(tide_spawn(ex, tide_copy_bidirectional_default(&cp, x, y),
-                                    &jc),
-                         0);
+        t_assert_int_eq_at(
+            swap,
+            tide_spawn(ex, tide_copy_bidirectional_default(&cp, x, y), &jc), 0);
         bidi_peer_t peer = {.pa = tide_fdstream_stream(Ap),
                             .pb = tide_fdstream_stream(Bp), .copy = &jc};
         tide_future_init(&peer.fut, &bidi_peer_vt);
-        ck_assert_int_eq(tide_spawn(ex, &peer.fut, &jp), 0);
-        ck_assert_int_eq(run(ex, tide_join(&jp)), 0);
-        ck_assert(peer.still_running);
-        ck_assert_int_eq(run(ex, tide_join(&jc)), 0);
+        t_assert_int_eq_at(swap, tide_spawn(ex, &peer.fut, &jp), 0);
+        t_assert_int_eq_at(swap, run(ex, tide_join(&jp)), 0);
+        t_assert_at(swap, peer.still_running);
+        t_assert_int_eq_at(swap, run(ex, tide_join(&jc)), 0);
         uint64_t ab = tide_copy_bidirectional_a_to_b(&cp.copy);
         uint64_t ba = tide_copy_bidirectional_b_to_a(&cp.copy);
-        ck_assert_uint_eq(swap ? ba : ab, 4);
-        ck_assert_uint_eq(swap ? ab : ba, 5);
+        t_assert_uint_eq_at(swap, swap ? ba : ab, 4);
+        t_assert_uint_eq_at(swap, swap ? ab : ba, 5);
         tide_fdstream_free(A);
         tide_fdstream_free(Ap);
         tide_fdstream_free(B);
@@ -2111,14 +2135,14 @@ START_TEST(test_io_split_two_tasks_at_once) {
     for (int i = 0; i < 2; i++) {
         tide_future_init(&ws[i]->fut, &producer_vt);
         tide_future_init(&rs[i]->fut, &consumer_vt);
-        ck_assert_int_eq(tide_spawn(ex, &ws[i]->fut, &jw[i]), 0);
-        ck_assert_int_eq(tide_spawn(ex, &rs[i]->fut, &jr[i]), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &ws[i]->fut, &jw[i]), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &rs[i]->fut, &jr[i]), 0);
     }
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(run(ex, tide_join(&jw[i])), 0);
-        ck_assert_int_eq(run(ex, tide_join(&jr[i])), 0);
-        ck_assert_uint_eq(rs[i]->got, TOTAL);
-        ck_assert(!rs[i]->bad);
+        t_assert_int_eq_at(i, run(ex, tide_join(&jw[i])), 0);
+        t_assert_int_eq_at(i, run(ex, tide_join(&jr[i])), 0);
+        t_assert_uint_eq_at(i, rs[i]->got, TOTAL);
+        t_assert_at(i, !rs[i]->bad);
     }
     /* The wrong direction on a half is refused. */
     tide_write_t wr;
@@ -2237,10 +2261,11 @@ START_TEST(test_codec_over_socketpair) {
     t_pat_fill(payload, sizeof payload, 0);
     tide_encode_t en;
     for (size_t len = 0; len <= 1000; len += 250)
-        ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c,
-                                                      tide_fdstream_stream(w),
-                                                      payload, len)),
-                         4 + (intptr_t)len);
+        t_assert_int_eq_at(
+            len,
+            run(ex, tide_lencodec_encode(&en, &c, tide_fdstream_stream(w),
+                                         payload, len)),
+            4 + (intptr_t)len);
     tide_shutdown_t sd;
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
     unsigned char bbuf[1004];
@@ -2248,8 +2273,8 @@ START_TEST(test_codec_over_socketpair) {
     tide_bufreader_init(&br, tide_fdstream_stream(r), bbuf, sizeof bbuf);
     tide_decode_t de;
     for (size_t len = 0; len <= 1000; len += 250) {
-        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
-        ck_assert_uint_eq(de.len, len);
+        t_assert_int_eq_at(len, run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        t_assert_uint_eq_at(len, de.len, len);
         t_pat_assert(de.frame, len, 0);
     }
     ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 0);
@@ -2280,26 +2305,27 @@ START_TEST(test_fdstream_writev_all_many_buffers) {
             t_socketpair(fds);
             t_small_buffers(fds[0]);
         } else {
-            ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+            t_assert_int_eq_at(kind, pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
             int t = fds[0];
             fds[0] = fds[1];
             fds[1] = t; /* fds[0]: the write end */
         }
         tide_fdstream_t *w = fds_new(ex, fds[0]);
-        ck_assert(w->is_socket == (kind == 0));
+        t_assert_at(kind, w->is_socket == (kind == 0));
         drainer_t dr = {fds[1], got, 0, TOTAL, TOTAL, false};
         tide_writev_all_t op;
         bool dropped;
-        ck_assert_int_eq(drive(ex, tide_writev_all(&op, tide_fdstream_stream(w),
-                                                   iov, NIOV),
-                               0, drain_some, &dr, &dropped),
-                         TOTAL);
+        t_assert_int_eq_at(
+            kind,
+            drive(ex, tide_writev_all(&op, tide_fdstream_stream(w), iov, NIOV),
+                  0, drain_some, &dr, &dropped),
+            TOTAL);
         tide_shutdown_t sd;
-        ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))),
-                         0);
+        t_assert_int_eq_at(
+            kind, run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
         while (!dr.eof)
             drain_fd(fds[1], got, &dr.got, TOTAL, TOTAL, &dr.eof);
-        ck_assert_uint_eq(dr.got, TOTAL);
+        t_assert_uint_eq_at(kind, dr.got, TOTAL);
         t_pat_assert(got, TOTAL, 0);
         tide_fdstream_free(w);
         close(fds[1]);

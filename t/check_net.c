@@ -141,7 +141,7 @@ START_TEST(test_addr_parse_format) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = tide_addr_parse(&a, bad[i]);
         ck_assert_msg(rc == TIDE_EADDR, "'%s' gave %d", bad[i], rc);
-        ck_assert_uint_eq(a.len, 0);
+        t_assert_uint_eq_at(i, a.len, 0);
     }
     ck_assert_int_eq(tide_addr_parse(NULL, "1.2.3.4:5"), -EINVAL);
     ck_assert_int_eq(tide_addr_parse(&a, NULL), -EINVAL);
@@ -1210,9 +1210,9 @@ START_TEST(test_tcp_accept_emfile_backs_off) {
     memcpy(&sin, &addr.ss, sizeof sin);
     for (int i = 0; i < NCLI; i++) {
         cli[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(cli[i], 0);
-        ck_assert_int_eq(connect(cli[i], (struct sockaddr *)&sin, sizeof sin),
-                         0);
+        t_assert_int_ge_at(i, cli[i], 0);
+        t_assert_int_eq_at(
+            i, connect(cli[i], (struct sockaddr *)&sin, sizeof sin), 0);
     }
 
     /* A low limit, then every descriptor under it taken. */
@@ -1224,7 +1224,7 @@ START_TEST(test_tcp_accept_emfile_backs_off) {
     for (;;) {
         int fd = dup(cli[0]);
         if (fd < 0) {
-            ck_assert_int_eq(errno, EMFILE);
+            t_assert_int_eq_at(nfill, errno, EMFILE);
             break;
         }
         ck_assert_int_lt(nfill, 128);
@@ -1908,9 +1908,9 @@ START_TEST(test_unix_connect_backlog_full_retries) {
     for (;;) {
         ck_assert_int_lt(nraw, 64);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(fd, 0);
+        t_assert_int_ge_at(nraw, fd, 0);
         if (connect(fd, tide_addr_sockaddr(&la), la.len) != 0) {
-            ck_assert_int_eq(errno, EAGAIN);
+            t_assert_int_eq_at(nraw, errno, EAGAIN);
             close(fd);
             break;
         }
@@ -2134,7 +2134,8 @@ START_TEST(test_unix_dgram_full_receiver_senders_share_timer) {
     tide_dgram_send_t tx[N];
     tide_join_t j[N];
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(
+        t_assert_int_eq_at(
+            i,
             tide_spawn(ex, tide_unix_dgram_send_to(&tx[i], cli, "ab", 2, &to),
                        &j[i]),
             0);
@@ -2146,7 +2147,7 @@ START_TEST(test_unix_dgram_full_receiver_senders_share_timer) {
     ck_assert_int_eq(t_run(ex, tide_join(&j[N - 1])), -ECANCELED);
     char b[8];
     for (int i = 0; i < 2; i++) /* room for two */
-        ck_assert_int_eq(recv(sfd, b, sizeof b, 0), 1);
+        t_assert_int_eq_at(i, recv(sfd, b, sizeof b, 0), 1);
     /* two of the four go through (which two is the timer's business) */
     int done = 0;
     for (int step = 0; step < 200 && done < 2; step++) {
@@ -2381,25 +2382,27 @@ START_TEST(test_tcp_freed_by_another_task_under_readers) {
     t_wrap_t w[3];
     tide_join_t j[3];
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(
-            tide_spawn(ex,
-                       t_wrap(&w[i], tide_read(&rd[i],
-                                               i == 2 ? tide_read_half_stream(&rh)
-                                                      : st,
-                                               b[i], sizeof b[i])),
-                       &j[i]),
+        t_assert_int_eq_at(
+            i,
+            tide_spawn(
+                ex,
+                t_wrap(&w[i],
+                       tide_read(&rd[i],
+                                 i == 2 ? tide_read_half_stream(&rh) : st, b[i],
+                                 sizeof b[i])),
+                &j[i]),
             0);
     tide_sleep_t nap;
     ck_assert_int_eq(t_run(ex, tide_sleep(&nap, 2 * TIDE_USEC_PER_MSEC)), 0);
     for (int i = 0; i < 3; i++)
-        ck_assert(!tide_join_is_finished(&j[i]));
+        t_assert_at(i, !tide_join_is_finished(&j[i]));
     tcp_kick_t k = {.victim = &sv};
     tide_future_init(&k.fut, &tcp_kick_vt);
     tide_join_t jk;
     ck_assert_int_eq(tide_spawn(ex, &k.fut, &jk), 0);
     ck_assert_int_eq(t_run(ex, tide_join(&jk)), 0);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(t_run(ex, tide_join(&j[i])), -EBADF);
+        t_assert_int_eq_at(i, t_run(ex, tide_join(&j[i])), -EBADF);
     /* the client sees the connection closed */
     tide_read_t cr;
     char cb[4];
@@ -2515,10 +2518,10 @@ START_TEST(test_net_alloc_failures) {
         tide__alloc_fail_at(0);
         if (rc == -ENOMEM) {
             failed++;
-            ck_assert_int_eq(t_open_fds(), fds0);
+            t_assert_int_eq_at(n, t_open_fds(), fds0);
             continue;
         }
-        ck_assert_int_eq(rc, 0);
+        t_assert_int_eq_at(n, rc, 0);
         tide_tcp_listener_free(l);
         break;
     }
@@ -2529,10 +2532,10 @@ START_TEST(test_net_alloc_failures) {
         int rc = tide_socketpair(&a, &b, ex);
         tide__alloc_fail_at(0);
         if (rc == -ENOMEM) {
-            ck_assert_int_eq(t_open_fds(), fds0);
+            t_assert_int_eq_at(n, t_open_fds(), fds0);
             continue;
         }
-        ck_assert_int_eq(rc, 0);
+        t_assert_int_eq_at(n, rc, 0);
         tide_unix_free(a);
         tide_unix_free(b);
         break;
@@ -2543,10 +2546,10 @@ START_TEST(test_net_alloc_failures) {
         int rc = tide_pipe(&r, &w, ex);
         tide__alloc_fail_at(0);
         if (rc == -ENOMEM) {
-            ck_assert_int_eq(t_open_fds(), fds0);
+            t_assert_int_eq_at(n, t_open_fds(), fds0);
             continue;
         }
-        ck_assert_int_eq(rc, 0);
+        t_assert_int_eq_at(n, rc, 0);
         tide_fdstream_free(r);
         tide_fdstream_free(w);
         break;

@@ -129,7 +129,12 @@ START_TEST(test_scope_wait_waits_for_every_child) {
     nap_t n[3];
     int drops = 0, done = 0;
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], (uint64_t)(i + 1) * 3 * MS, i, &drops, &done), NULL), 0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(
+                &s, nap(&n[i], (uint64_t)(i + 1) * 3 * MS, i, &drops, &done),
+                NULL),
+            0);
     ck_assert_uint_eq(tide_scope_len(&s), 3);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), 0);
@@ -151,7 +156,10 @@ START_TEST(test_scope_cancel_aborts_children_at_pending_point) {
     tide_join_t j;
     int drops = 0;
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), i == 0 ? &j : NULL), 0);
+        t_assert_int_eq_at(i,
+                           tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL),
+                                            i == 0 ? &j : NULL),
+                           0);
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 5), 0);
     ck_assert_int_eq(drops, 0);
     tide_token_wait_t tw;
@@ -259,7 +267,11 @@ static tide_poll_t inner_poll(tide_future_t *f, tide_cx_t *cx) {
     ck_assert_int_eq(tide_scope_init_child(&in->sub, in->parent, 0), 0);
     in->seen_deadline = tide_scope_deadline(&in->sub);
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(tide_scope_spawn(&in->sub, nap(&in->grand[i], 0, 0, in->drops, NULL), NULL), 0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(&in->sub,
+                             nap(&in->grand[i], 0, 0, in->drops, NULL), NULL),
+            0);
     TIDE_AWAIT(&in->co, cx, tide_scope_wait(&in->w, &in->sub));
     in->sub_result = tide_async_result(&in->co);
     tide_scope_free(&in->sub);
@@ -380,7 +392,10 @@ START_TEST(test_scope_free_aborts_what_is_left) {
     int drops = 0;
     tide_join_t j;
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), i == 0 ? &j : NULL), 0);
+        t_assert_int_eq_at(i,
+                           tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL),
+                                            i == 0 ? &j : NULL),
+                           0);
     t_hand_t h;
     t_hand_init(&h, ex);
     tide_scope_wait_t w;
@@ -409,7 +424,8 @@ START_TEST(test_scope_exec_free_with_children) {
     nap_t n[3];
     int drops = 0;
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), NULL), 0);
+        t_assert_int_eq_at(
+            i, tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), NULL), 0);
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 2), 0);
     tide_scope_free(&s);
     tide_exec_free(ex);
@@ -601,7 +617,8 @@ START_TEST(test_handle_spawn_from_threads_under_stress) {
         sp[i].sh = &sh;
         sp[i].id = i;
         sp[i].exec_thread = pthread_self();
-        ck_assert_int_eq(pthread_create(&th[i], NULL, spawner_main, &sp[i]), 0);
+        t_assert_int_eq_at(
+            i, pthread_create(&th[i], NULL, spawner_main, &sp[i]), 0);
     }
     ck_assert_int_eq(t_block_on_ms(ex, &root.fut, 20000), 0);
     tide_future_drop(&root.fut);
@@ -888,8 +905,8 @@ START_TEST(test_blocking_runs_in_order_on_one_thread) {
     tide_join_all_t ja;
     ck_assert_int_eq(t_run(ex, tide_join_all(&ja, futs, N)), 0);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(b[i].fut.result, i * 10);
-        ck_assert_int_eq(g.order[i], i);
+        t_assert_int_eq_at(i, b[i].fut.result, i * 10);
+        t_assert_int_eq_at(i, g.order[i], i);
     }
     tide_blocking_stats_t st;
     tide_blocking_stats(ex, &st);
@@ -917,7 +934,7 @@ START_TEST(test_blocking_threads_are_bounded) {
     for (int i = 0; i < N; i++) {
         jobs[i] = (gjob_t){&g, i};
         futs[i] = tide_spawn_blocking(&b[i], gated, &jobs[i]);
-        ck_assert_int_eq(t_hand_poll(&h, futs[i]), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, futs[i]), TIDE_PENDING);
     }
     ck_assert(gate_wait_started(&g, 4));
     usleep(20000);
@@ -935,8 +952,8 @@ START_TEST(test_blocking_threads_are_bounded) {
         usleep(1000);
     ck_assert_int_eq(t_woken(&h.count), N);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(t_hand_poll(&h, futs[i]), TIDE_READY);
-        ck_assert_int_eq(futs[i]->result, i * 10);
+        t_assert_int_eq_at(i, t_hand_poll(&h, futs[i]), TIDE_READY);
+        t_assert_int_eq_at(i, futs[i]->result, i * 10);
         tide_future_drop(futs[i]);
     }
     pthread_mutex_lock(&g.m);
@@ -1033,7 +1050,7 @@ START_TEST(test_blocking_exec_free_with_jobs_queued_and_running) {
         tide_future_init(&t->fut, &bt_vt);
         jobs[i] = (gjob_t){&g, i};
         t->job = &jobs[i];
-        ck_assert_int_eq(tide_spawn(ex, &t->fut, NULL), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &t->fut, NULL), 0);
     }
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 5), 0);
     ck_assert(gate_wait_started(&g, 2));
@@ -1094,14 +1111,14 @@ START_TEST(test_alloc_blocking) {
     for (unsigned long n = 1; n <= 2; n++) {
         tide_future_t *f = tide_spawn_blocking(&b, ident, (void *)7);
         tide__alloc_fail_at(n);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+        t_assert_int_eq_at(n, t_hand_poll(&h, f), TIDE_READY);
         tide__alloc_fail_at(0);
-        ck_assert_int_eq(f->result, -ENOMEM);
+        t_assert_int_eq_at(n, f->result, -ENOMEM);
         tide_future_drop(f);
         if (n == 1) {
             tide_blocking_stats_t st;
             tide_blocking_stats(ex, &st);
-            ck_assert_uint_eq(st.threads, 0);
+            t_assert_uint_eq_at(n, st.threads, 0);
         }
     }
     tide_future_t *f = tide_spawn_blocking(&b, ident, (void *)7);

@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,42 @@
 #ifndef T_BOUND_MS
 #define T_BOUND_MS 5000u
 #endif
+
+/* ------------------------------------------------------------------------
+ * Assertions in loops. Check's ck_assert_int_eq names the expressions and
+ * their values but not the round of a loop that failed; these do:
+ * "iteration 7: n == want: got 3, want == 4". `i` is the loop's counter
+ * (any integer type); each operand is evaluated once, as in Check's own.
+ * ------------------------------------------------------------------------ */
+
+#define T_ASSERT_CMP_AT(i, X, OP, Y, T, F)                                     \
+    do {                                                                       \
+        T t_x_ = (T)(X), t_y_ = (T)(Y);                                        \
+        ck_assert_msg(t_x_ OP t_y_,                                            \
+                      "iteration %jd: %s %s %s: got %" F ", want %s %" F,      \
+                      (intmax_t)(i), #X, #OP, #Y, t_x_, #OP, t_y_);            \
+    } while (0)
+#define t_assert_int_eq_at(i, X, Y) T_ASSERT_CMP_AT(i, X, ==, Y, intmax_t, "jd")
+#define t_assert_int_ne_at(i, X, Y) T_ASSERT_CMP_AT(i, X, !=, Y, intmax_t, "jd")
+#define t_assert_int_lt_at(i, X, Y) T_ASSERT_CMP_AT(i, X, <, Y, intmax_t, "jd")
+#define t_assert_int_le_at(i, X, Y) T_ASSERT_CMP_AT(i, X, <=, Y, intmax_t, "jd")
+#define t_assert_int_gt_at(i, X, Y) T_ASSERT_CMP_AT(i, X, >, Y, intmax_t, "jd")
+#define t_assert_int_ge_at(i, X, Y) T_ASSERT_CMP_AT(i, X, >=, Y, intmax_t, "jd")
+#define t_assert_uint_eq_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, ==, Y, uintmax_t, "ju")
+#define t_assert_uint_ne_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, !=, Y, uintmax_t, "ju")
+#define t_assert_uint_lt_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, <, Y, uintmax_t, "ju")
+#define t_assert_uint_le_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, <=, Y, uintmax_t, "ju")
+#define t_assert_uint_gt_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, >, Y, uintmax_t, "ju")
+#define t_assert_uint_ge_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, >=, Y, uintmax_t, "ju")
+/* t_assert_at: a condition, with the iteration and the condition's text. */
+#define t_assert_at(i, cond)                                                   \
+    ck_assert_msg(cond, "iteration %jd: %s", (intmax_t)(i), #cond)
 
 /* t_watchdog_fail: a watchdog of `ms` (scaled) fired: say so and fail the
  * running test. Does not return. */
