@@ -52,52 +52,6 @@ static tide_future_t *probe_init(probe_t *p) {
     return tide_future_init(&p->fut, &probe_vt);
 }
 
-/* job: optionally sleeps, then completes with `value`. Counts its drops
- * and whether it got to the end. Heap jobs free themselves when dropped. */
-typedef struct job {
-    tide_future_t fut;
-    tide_async_t co;
-    tide_sleep_t nap;
-    uint64_t usec;
-    intptr_t value;
-    int *drops;
-    int *done;
-    bool heap;
-} job_t;
-
-static tide_poll_t job_poll(tide_future_t *f, tide_cx_t *cx) {
-    job_t *j = TIDE_CONTAINER_OF(f, job_t, fut);
-    TIDE_BEGIN(&j->co);
-    if (j->usec > 0)
-        TIDE_AWAIT(&j->co, cx, tide_sleep(&j->nap, j->usec));
-    if (j->done != NULL)
-        (*j->done)++;
-    TIDE_END(&j->co, f, j->value);
-}
-
-static void job_drop(tide_future_t *f) {
-    job_t *j = TIDE_CONTAINER_OF(f, job_t, fut);
-    tide_async_drop(&j->co);
-    if (j->drops != NULL)
-        (*j->drops)++;
-    if (j->heap)
-        free(j);
-}
-
-static const tide_future_vtable_t job_vt = {job_poll, job_drop};
-
-static job_t *job_new(uint64_t usec, intptr_t value, int *drops, int *done) {
-    job_t *j = calloc(1, sizeof *j);
-    ck_assert_ptr_nonnull(j);
-    j->usec = usec;
-    j->value = value;
-    j->drops = drops;
-    j->done = done;
-    j->heap = true;
-    tide_future_init(&j->fut, &job_vt);
-    return j;
-}
-
 static bool stats_armed_at_least_cond(void *arg) {
     tide_exec_t **pex = arg;
     return t_stats(*pex).armed_events >= 1;
@@ -436,7 +390,7 @@ END_TEST
 START_TEST(test_task_spawn_runs_from_loop) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(0, 1, &drops, &done)->fut, NULL),
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(0, 1, &drops, &done)->fut, NULL),
                      0);
     tide_exec_stats_t st = t_stats(ex);
     ck_assert_int_eq(done, 0);
@@ -455,7 +409,7 @@ START_TEST(test_task_join_gives_result) {
     int drops = 0, done = 0;
     tide_join_t j;
     ck_assert_int_eq(
-        tide_spawn(ex, &job_new(2000, 42, &drops, &done)->fut, &j), 0);
+        tide_spawn(ex, &t_nap_new(2000, 42, &drops, &done)->fut, &j), 0);
     ck_assert(!tide_join_is_finished(&j));
     ck_assert_int_eq(t_block_on(ex, tide_join(&j)), 0);
     ck_assert_int_eq(tide_join(&j)->result, 42);
@@ -478,7 +432,7 @@ typedef struct parent {
 static tide_poll_t parent_poll(tide_future_t *f, tide_cx_t *cx) {
     parent_t *p = TIDE_CONTAINER_OF(f, parent_t, fut);
     TIDE_BEGIN(&p->co);
-    if (tide_spawn(cx->exec, &job_new(1000, 20, p->drops, p->done)->fut,
+    if (tide_spawn(cx->exec, &t_nap_new(1000, 20, p->drops, p->done)->fut,
                    &p->j) < 0)
         TIDE_RETURN(&p->co, f, -1);
     TIDE_AWAIT(&p->co, cx, tide_join(&p->j));
@@ -506,7 +460,7 @@ START_TEST(test_task_detach_runs_on) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(2000, 1, &drops, &done)->fut, &j),
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j),
                      0);
     tide_join_detach(&j);
     ck_assert_ptr_null(j.task);
@@ -521,7 +475,7 @@ START_TEST(test_task_join_drop_detaches) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(2000, 1, &drops, &done)->fut, &j),
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j),
                      0);
     /* poll the join once by hand (stores a waker), then drop it */
     t_hand_t h;
@@ -541,7 +495,7 @@ START_TEST(test_task_abort_pending) {
     int drops = 0, done = 0;
     tide_join_t j;
     ck_assert_int_eq(
-        tide_spawn(ex, &job_new(10 * TIDE_USEC_PER_SEC, 1, &drops, &done)->fut,
+        tide_spawn(ex, &t_nap_new(10 * TIDE_USEC_PER_SEC, 1, &drops, &done)->fut,
                    &j),
         0);
     ck_assert(t_loop_until(tide_exec_base(ex), stats_armed_at_least_cond, &ex,
@@ -573,7 +527,7 @@ START_TEST(test_task_abort_completed_no_effect) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(0, 5, &drops, &done)->fut, &j), 0);
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(0, 5, &drops, &done)->fut, &j), 0);
     ck_assert(t_loop_until_int(tide_exec_base(ex), &done, 1));
     ck_assert(tide_join_is_finished(&j));
     tide_join_abort(&j);
@@ -1122,7 +1076,7 @@ START_TEST(test_exec_caller_base) {
 
     int drops = 0, done = 0;
     ck_assert_int_eq(
-        tide_spawn(ex, &job_new(2000, 3, &drops, &done)->fut, NULL), 0);
+        tide_spawn(ex, &t_nap_new(2000, 3, &drops, &done)->fut, NULL), 0);
     ck_assert_int_gt(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
                      0);
     /* the host runs its own loop; it returns by itself once tide has no
@@ -2098,7 +2052,7 @@ START_TEST(test_alloc_fail_spawn) {
     unsigned long n;
     for (n = 1; n < 100; n++) {
         int drops = 0, done = 0;
-        job_t *jb = job_new(0, 4, &drops, &done);
+        t_nap_t *jb = t_nap_new(0, 4, &drops, &done);
         tide_join_t j;
         tide__alloc_fail_at(n);
         int rc = tide_spawn(ex, &jb->fut, &j);

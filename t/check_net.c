@@ -2500,13 +2500,6 @@ END_TEST
  * Allocation failures: a clean error and nothing leaked at every step
  * ------------------------------------------------------------------------ */
 
-static tide_waker_t noop_clone(const tide_wakeable_t *w) {
-    return TIDE_WAKER(w);
-}
-static void noop(const tide_wakeable_t *w) { (void)w; }
-static const tide_waker_vtable_t noop_vt = {noop_clone, noop, noop, noop};
-static const tide_wakeable_t noop_wakeable = {&noop_vt};
-
 START_TEST(test_net_alloc_failures) {
     tide_exec_t *ex = t_exec_new();
     int fds0 = t_open_fds();
@@ -2562,16 +2555,16 @@ START_TEST(test_net_alloc_failures) {
     tide_future_t *f = tide_tcp_accept(&a, l);
     /* Polled by hand: the connection is already queued, so the first poll
      * accepts it, and the allocation that fails is the stream's. */
-    tide_waker_t w = TIDE_WAKER(&noop_wakeable);
-    tide_cx_t cx;
-    tide_cx_init(&cx, ex, &w);
+    t_hand_t h;
+    t_hand_init(&h, ex);
     tide__alloc_fail_at(1);
-    tide_poll_t p = tide_future_poll(f, &cx);
+    tide_poll_t p = t_hand_poll(&h, f);
     tide__alloc_fail_at(0);
     ck_assert_int_eq(p, TIDE_READY);
     ck_assert_int_eq(f->result, -ENOMEM);
     ck_assert_ptr_null(a.conn);
     tide_future_drop(f);
+    t_hand_done(&h);
     tide_read_t rd;
     char ch;
     intptr_t eof = t_run(ex, tide_read(&rd, tide_tcp_stream(c), &ch, 1));

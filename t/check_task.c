@@ -6,57 +6,7 @@
 
 #include <tide/task.h>
 
-/* ------------------------------------------------------------------------
- * A child future: sleeps `us` (forever if 0) then completes with `val`;
- * counts its polls' completions and its drops.
- * ------------------------------------------------------------------------ */
-
-typedef struct nap {
-    tide_future_t fut;
-    tide_sleep_t s;
-    uint64_t us;
-    intptr_t val;
-    bool started;
-    int *drops;
-    int *done;
-} nap_t;
-
-static tide_poll_t nap_poll(tide_future_t *f, tide_cx_t *cx) {
-    nap_t *n = TIDE_CONTAINER_OF(f, nap_t, fut);
-    if (n->us == 0)
-        return TIDE_PENDING; /* nothing will wake it: only an abort ends it */
-    if (!n->started) {
-        tide_sleep(&n->s, n->us);
-        n->started = true;
-    }
-    if (tide_future_poll(&n->s.fut, cx) == TIDE_PENDING)
-        return TIDE_PENDING;
-    if (n->done != NULL)
-        (*n->done)++;
-    f->result = n->val;
-    return TIDE_READY;
-}
-
-static void nap_drop(tide_future_t *f) {
-    nap_t *n = TIDE_CONTAINER_OF(f, nap_t, fut);
-    if (n->started)
-        tide_future_drop(&n->s.fut);
-    if (n->drops != NULL)
-        (*n->drops)++;
-}
-
-static const tide_future_vtable_t nap_vt = {nap_poll, nap_drop};
-
-static tide_future_t *nap(nap_t *n, uint64_t us, intptr_t val, int *drops,
-                          int *done) {
-    memset(n, 0, sizeof *n);
-    n->us = us;
-    n->val = val;
-    n->drops = drops;
-    n->done = done;
-    return tide_future_init(&n->fut, &nap_vt);
-}
-
+/* The children of the scopes below are naps (testutil.h's t_nap). */
 #define MS TIDE_USEC_PER_MSEC
 
 /* ------------------------------------------------------------------------
@@ -126,13 +76,13 @@ START_TEST(test_scope_wait_waits_for_every_child) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n[3];
+    t_nap_t n[3];
     int drops = 0, done = 0;
     for (int i = 0; i < 3; i++)
         t_assert_int_eq_at(
             i,
             tide_scope_spawn(
-                &s, nap(&n[i], (uint64_t)(i + 1) * 3 * MS, i, &drops, &done),
+                &s, t_nap(&n[i], (uint64_t)(i + 1) * 3 * MS, i, &drops, &done),
                 NULL),
             0);
     ck_assert_uint_eq(tide_scope_len(&s), 3);
@@ -152,14 +102,15 @@ START_TEST(test_scope_cancel_aborts_children_at_pending_point) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n[4];
+    t_nap_t n[4];
     tide_join_t j;
     int drops = 0;
     for (int i = 0; i < 4; i++)
-        t_assert_int_eq_at(i,
-                           tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL),
-                                            i == 0 ? &j : NULL),
-                           0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(&s, t_nap(&n[i], T_NAP_FOREVER, 0, &drops, NULL),
+                             i == 0 ? &j : NULL),
+            0);
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 5), 0);
     ck_assert_int_eq(drops, 0);
     tide_token_wait_t tw;
@@ -177,8 +128,8 @@ START_TEST(test_scope_cancel_aborts_children_at_pending_point) {
     ck_assert_int_eq(drops, 4);
     ck_assert_int_eq(t_run(ex, tide_join(&j)), -ECANCELED);
     /* a cancelled scope takes no new child */
-    nap_t extra;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&extra, 1, 0, NULL, NULL), NULL), -ECANCELED);
+    t_nap_t extra;
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&extra, 1, 0, NULL, NULL), NULL), -ECANCELED);
     tide_future_drop(&extra.fut);
     tide_scope_free(&s);
     t_hand_done(&h);
@@ -191,9 +142,11 @@ START_TEST(test_scope_token_cancel_cancels_scope) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n;
+    t_nap_t n;
     int drops = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&n, 0, 0, &drops, NULL), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&n, T_NAP_FOREVER, 0, &drops, NULL), NULL),
+        0);
     tide_token_cancel(tide_scope_token(&s));
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), -ECANCELED);
@@ -207,10 +160,13 @@ START_TEST(test_scope_deadline_times_out_children) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t fast, slow;
+    t_nap_t fast, slow;
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&fast, 2 * MS, 7, &drops, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&slow, 0, 0, &drops, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&fast, 2 * MS, 7, &drops, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&slow, T_NAP_FOREVER, 0, &drops, &done),
+                         NULL),
+        0);
     uint64_t t0 = tide_now();
     ck_assert_int_eq(tide_scope_set_deadline(&s, t0 + 30 * MS), 0);
     ck_assert_uint_eq(tide_scope_deadline(&s), t0 + 30 * MS);
@@ -234,8 +190,8 @@ START_TEST(test_scope_deadline_past_and_removed) {
     ck_assert_int_eq(tide_scope_set_deadline(&s, tide_now() + 5 * MS), 0);
     ck_assert_int_eq(tide_scope_set_deadline(&s, UINT64_MAX), 0);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
-    nap_t n;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&n, 15 * MS, 0, NULL, NULL), NULL), 0);
+    t_nap_t n;
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&n, 15 * MS, 0, NULL, NULL), NULL), 0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), 0);
     /* a deadline that has passed cancels at once */
@@ -255,7 +211,7 @@ typedef struct inner {
     tide_scope_t *parent;
     tide_scope_t sub;
     tide_scope_wait_t w;
-    nap_t grand[2];
+    t_nap_t grand[2];
     int *drops;
     uint64_t seen_deadline;
     intptr_t sub_result;
@@ -267,11 +223,12 @@ static tide_poll_t inner_poll(tide_future_t *f, tide_cx_t *cx) {
     ck_assert_int_eq(tide_scope_init_child(&in->sub, in->parent, 0), 0);
     in->seen_deadline = tide_scope_deadline(&in->sub);
     for (int i = 0; i < 2; i++)
-        t_assert_int_eq_at(
-            i,
-            tide_scope_spawn(&in->sub,
-                             nap(&in->grand[i], 0, 0, in->drops, NULL), NULL),
-            0);
+        t_assert_int_eq_at(i,
+                           tide_scope_spawn(&in->sub,
+                                            t_nap(&in->grand[i], T_NAP_FOREVER,
+                                                  0, in->drops, NULL),
+                                            NULL),
+                           0);
     TIDE_AWAIT(&in->co, cx, tide_scope_wait(&in->w, &in->sub));
     in->sub_result = tide_async_result(&in->co);
     tide_scope_free(&in->sub);
@@ -325,9 +282,11 @@ START_TEST(test_scope_nested_cancel_and_free_order) {
     uint64_t dl = tide_now() + 500 * MS;
     ck_assert_int_eq(tide_scope_set_deadline(&top, dl), 0);
     ck_assert_uint_eq(tide_scope_deadline(&sub), dl); /* the earlier one */
-    nap_t n;
+    t_nap_t n;
     int drops = 0;
-    ck_assert_int_eq(tide_scope_spawn(&sub, nap(&n, 0, 0, &drops, NULL), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&sub, t_nap(&n, T_NAP_FOREVER, 0, &drops, NULL), NULL),
+        0);
     tide_scope_cancel(&top);
     ck_assert(tide_token_is_cancelled(tide_scope_token(&sub)));
     ck_assert_int_eq(tide_scope_error(&sub), -ECANCELED);
@@ -351,11 +310,14 @@ START_TEST(test_scope_fail_fast_cancels_siblings) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, TIDE_SCOPE_FAIL_FAST), 0);
-    nap_t bad, ok, forever;
+    t_nap_t bad, ok, forever;
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&ok, 1 * MS, 0, &drops, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&bad, 5 * MS, -EIO, &drops, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&forever, 0, 0, &drops, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&ok, 1 * MS, 0, &drops, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&bad, 5 * MS, -EIO, &drops, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&forever, T_NAP_FOREVER, 0, &drops, &done),
+                         NULL),
+        0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), -EIO);
     ck_assert_int_eq(done, 2);
@@ -370,10 +332,10 @@ START_TEST(test_scope_failure_without_fail_fast_lets_siblings_finish) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t bad, slow;
+    t_nap_t bad, slow;
     int done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&bad, 1 * MS, -EIO, NULL, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&slow, 10 * MS, 0, NULL, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&bad, 1 * MS, -EIO, NULL, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&slow, 10 * MS, 0, NULL, &done), NULL), 0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), -EIO);
     ck_assert_int_eq(done, 2);
@@ -388,14 +350,15 @@ START_TEST(test_scope_free_aborts_what_is_left) {
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
     ck_assert_int_eq(tide_scope_set_deadline(&s, tide_now() + 1000 * MS), 0);
-    nap_t n[3];
+    t_nap_t n[3];
     int drops = 0;
     tide_join_t j;
     for (int i = 0; i < 3; i++)
-        t_assert_int_eq_at(i,
-                           tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL),
-                                            i == 0 ? &j : NULL),
-                           0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(&s, t_nap(&n[i], T_NAP_FOREVER, 0, &drops, NULL),
+                             i == 0 ? &j : NULL),
+            0);
     t_hand_t h;
     t_hand_init(&h, ex);
     tide_scope_wait_t w;
@@ -421,11 +384,14 @@ START_TEST(test_scope_exec_free_with_children) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, TIDE_SCOPE_FAIL_FAST), 0);
-    nap_t n[3];
+    t_nap_t n[3];
     int drops = 0;
     for (int i = 0; i < 3; i++)
         t_assert_int_eq_at(
-            i, tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), NULL), 0);
+            i,
+            tide_scope_spawn(&s, t_nap(&n[i], T_NAP_FOREVER, 0, &drops, NULL),
+                             NULL),
+            0);
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 2), 0);
     tide_scope_free(&s);
     tide_exec_free(ex);
@@ -460,9 +426,12 @@ START_TEST(test_scope_child_cancels_own_scope) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t other;
+    t_nap_t other;
     int drops = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&other, 0, 0, &drops, NULL), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&other, T_NAP_FOREVER, 0, &drops, NULL),
+                         NULL),
+        0);
     canceller_t c = {.s = &s, .drops = &drops};
     tide_future_init(&c.fut, &canceller_vt);
     ck_assert_int_eq(tide_scope_spawn(&s, &c.fut, NULL), 0);
@@ -483,8 +452,8 @@ START_TEST(test_scope_errors) {
     tide_join_t j;
     ck_assert_int_eq(tide_scope_spawn(&s, NULL, &j), -EINVAL);
     ck_assert(tide_join_is_finished(&j));
-    nap_t n;
-    tide_future_t *f = nap(&n, 1, 0, NULL, NULL);
+    t_nap_t n;
+    tide_future_t *f = t_nap(&n, 1, 0, NULL, NULL);
     ck_assert_int_eq(tide_scope_spawn(&s, f, NULL), 0);
     ck_assert_int_eq(tide_scope_spawn(&s, f, NULL), -EBUSY);
     tide_scope_wait_t w;
@@ -499,8 +468,8 @@ START_TEST(test_alloc_scope_spawn) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n;
-    tide_future_t *f = nap(&n, 1, 0, NULL, NULL);
+    t_nap_t n;
+    tide_future_t *f = t_nap(&n, 1, 0, NULL, NULL);
     tide__alloc_fail_at(1);
     ck_assert_int_eq(tide_scope_spawn(&s, f, NULL), -ENOMEM);
     tide__alloc_fail_at(0);

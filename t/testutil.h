@@ -446,6 +446,70 @@ static inline tide_future_t *t_wrap(t_wrap_t *w, tide_future_t *inner) {
     return tide_future_init(&w->fut, &t_wrap_vt);
 }
 
+/* A nap: a future that sleeps `usec`, then completes with `value`,
+ * counting its completions in *done and its drops in *drops (either may be
+ * NULL). usec 0: it completes at its first poll; T_NAP_FOREVER: it stays
+ * pending and nothing wakes it (only a drop ends it). t_nap sets one up in
+ * the caller's memory; t_nap_new makes one on the heap, freed by its
+ * drop. */
+#define T_NAP_FOREVER UINT64_MAX
+
+typedef struct t_nap {
+    tide_future_t fut;
+    tide_sleep_t s;
+    uint64_t usec;
+    intptr_t value;
+    int *drops, *done;
+    bool sleeping, heap;
+} t_nap_t;
+
+static inline tide_poll_t t_nap_poll(tide_future_t *f, tide_cx_t *cx) {
+    t_nap_t *n = TIDE_CONTAINER_OF(f, t_nap_t, fut);
+    if (n->usec == T_NAP_FOREVER)
+        return TIDE_PENDING;
+    if (n->usec > 0) {
+        if (!n->sleeping) {
+            tide_sleep(&n->s, n->usec);
+            n->sleeping = true;
+        }
+        if (tide_future_poll(&n->s.fut, cx) == TIDE_PENDING)
+            return TIDE_PENDING;
+        tide_future_drop(&n->s.fut);
+        n->sleeping = false;
+    }
+    if (n->done != NULL)
+        (*n->done)++;
+    f->result = n->value;
+    return TIDE_READY;
+}
+
+static inline void t_nap_drop(tide_future_t *f) {
+    t_nap_t *n = TIDE_CONTAINER_OF(f, t_nap_t, fut);
+    if (n->sleeping)
+        tide_future_drop(&n->s.fut);
+    n->sleeping = false;
+    if (n->drops != NULL)
+        (*n->drops)++;
+    if (n->heap)
+        free(n);
+}
+
+static inline tide_future_t *t_nap(t_nap_t *n, uint64_t usec, intptr_t value,
+                                   int *drops, int *done) {
+    static const tide_future_vtable_t vt = {t_nap_poll, t_nap_drop};
+    *n = (t_nap_t){.usec = usec, .value = value, .drops = drops, .done = done};
+    return tide_future_init(&n->fut, &vt);
+}
+
+static inline t_nap_t *t_nap_new(uint64_t usec, intptr_t value, int *drops,
+                                 int *done) {
+    t_nap_t *n = malloc(sizeof *n);
+    ck_assert_ptr_nonnull(n);
+    t_nap(n, usec, value, drops, done);
+    n->heap = true;
+    return n;
+}
+
 /* ------------------------------------------------------------------------
  * Byte patterns: byte i of a test stream is t_pat(i). Not periodic over
  * any size the tests send, so a reordered, repeated or lost block shows.
