@@ -857,8 +857,7 @@ END_TEST
 
 static Suite *alloc_suite(void) {
     Suite *s = suite_create("alloc");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "core", 30);
     tcase_add_test(tc, test_alloc_exec_new);
     tcase_add_test(tc, test_alloc_exec_new_on_caller_base);
     tcase_add_test(tc, test_alloc_spawn);
@@ -866,24 +865,19 @@ static Suite *alloc_suite(void) {
     tcase_add_test(tc, test_alloc_fd_new_table_growth);
     tcase_add_test(tc, test_alloc_fd_table_growth_keeps_old);
     tcase_add_test(tc, test_alloc_fdstream_new);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("net");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "net", 30);
     tcase_add_loop_test(tc, test_alloc_net_constructor, 0, (int)NCTORS);
     tcase_add_test(tc, test_alloc_tcp_connect);
     tcase_add_test(tc, test_alloc_tcp_connect_by_name);
     tcase_add_test(tc, test_alloc_tcp_connect_resolver_state);
     tcase_add_test(tc, test_alloc_tcp_accept);
     tcase_add_test(tc, test_alloc_unix_connect_accept);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("scenario");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "scenario", 60);
     tcase_add_test(tc, test_alloc_scenario_echo);
     tcase_add_test(tc, test_alloc_libevent_exec_new);
     tcase_add_test(tc, test_alloc_libevent_scenario_echo);
-    suite_add_tcase(s, tc);
     return s;
 }
 

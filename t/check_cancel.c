@@ -1558,10 +1558,8 @@ END_TEST
 
 static Suite *cancel_suite(void) {
     Suite *s = suite_create("cancel");
-    TCase *tc = tcase_create("every_future");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = t_tcase(s, "every_future", 60);
     tcase_add_loop_test(tc, test_cancel_every_pending_point, 0, NENTRIES);
-    suite_add_tcase(s, tc);
     return s;
 }
 

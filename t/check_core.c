@@ -2232,8 +2232,7 @@ static Suite *core_suite(void) {
     Suite *s = suite_create("core");
     TCase *tc;
 
-    tc = tcase_create("waker");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "waker", 30);
     tcase_add_test(tc, test_waker_wake_consumes);
     tcase_add_test(tc, test_waker_wake_by_ref_keeps);
     tcase_add_test(tc, test_waker_clone_and_drop);
@@ -2247,10 +2246,8 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_waker_remote_wakes_many_threads);
     tcase_add_test(tc, test_waitq_wait_wake_leave_close);
     tcase_add_test(tc, test_sizes_do_not_grow);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("task");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "task", 30);
     tcase_add_test(tc, test_task_spawn_runs_from_loop);
     tcase_add_test(tc, test_task_join_gives_result);
     tcase_add_test(tc, test_task_join_awaited_by_task);
@@ -2261,10 +2258,8 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_task_abort_completed_no_effect);
     tcase_add_test(tc, test_task_abort_from_inside);
     tcase_add_test(tc, test_task_allocates_once_at_spawn);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("exec");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "exec", 60);
     tcase_add_test(tc, test_exec_invalid_arguments);
     tcase_add_test(tc, test_exec_own_base_block_on);
     tcase_add_test(tc, test_exec_block_on_stop_then_resume);
@@ -2282,18 +2277,14 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_exec_embedded_beside_bufferevents);
     tcase_add_test(tc, test_exec_free_while_other_thread_wakes);
     tcase_add_test(tc, test_spawn_failure_leaves_empty_join);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("async");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "async", 30);
     tcase_add_test(tc, test_async_header_example);
     tcase_add_test(tc, test_async_header_example_ticks_in_order);
     tcase_add_test(tc, test_async_nested_loops_resume_in_place);
     tcase_add_test(tc, test_async_return_early);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("combinators");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "combinators", 30);
     tcase_add_test(tc, test_future_drop_once);
     tcase_add_test_raise_signal(tc, test_future_poll_after_ready_aborts,
                                 SIGABRT);
@@ -2312,22 +2303,17 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_select_zero_futures_einval);
     tcase_add_test(tc, test_timeout_completes_in_time);
     tcase_add_test(tc, test_timeout_expires_disarms_inner);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("alloc");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "alloc", 30);
     tcase_add_test(tc, test_alloc_fail_exec_new);
     tcase_add_test(tc, test_alloc_fail_spawn);
     tcase_add_test(tc, test_alloc_fail_block_on);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("error");
-    tcase_set_timeout(tc, 10);
+    tc = t_tcase(s, "error", 10);
     tcase_add_test(tc, test_error_strerror_errno);
     tcase_add_test(tc, test_error_tide_codes);
     tcase_add_test(tc, test_error_version);
     tcase_add_test(tc, test_error_int_min);
-    suite_add_tcase(s, tc);
     return s;
 }
 

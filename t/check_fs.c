@@ -186,15 +186,13 @@ END_TEST
 
 static Suite *fs_suite(void) {
     Suite *s = suite_create("fs");
-    TCase *tc = tcase_create("file");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "file", 30);
     tcase_add_test(tc, test_fs_write_then_read_back);
     tcase_add_test(tc, test_fs_open_errors);
     tcase_add_test(tc, test_fs_write_after_read_goes_where_the_reader_stopped);
     tcase_add_test(tc, test_fs_write_error_is_reported_by_flush);
     tcase_add_test(tc, test_fs_free_while_a_job_runs);
     tcase_add_test(tc, test_alloc_file_new);
-    suite_add_tcase(s, tc);
     return s;
 }
 

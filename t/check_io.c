@@ -2891,8 +2891,7 @@ static Suite *io_suite(void) {
     Suite *s = suite_create("io");
     TCase *tc;
 
-    tc = tcase_create("fake");
-    tcase_set_timeout(tc, 20);
+    tc = t_tcase(s, "fake", 20);
     tcase_add_test(tc, test_io_read_exact_fake_short_counts);
     tcase_add_test(tc, test_io_write_all_fake_short_writes);
     tcase_add_test(tc, test_io_write_all_error_reports_done);
@@ -2902,10 +2901,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_io_copy_fake_flushes_and_counts);
     tcase_add_test(tc, test_io_copy_bidirectional_fake);
     tcase_add_test(tc, test_io_copy_yields_over_always_ready_streams);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("cancel");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "cancel", 30);
     tcase_add_test(tc, test_io_read_exact_drop_at_every_pending);
     tcase_add_test(tc, test_io_read_drop_at_every_pending);
     tcase_add_test(tc, test_io_write_drop_at_every_pending);
@@ -2921,10 +2918,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_write_all_drop_at_every_pending);
     tcase_add_test(tc, test_fdstream_copy_drop_at_every_pending);
     tcase_add_test(tc, test_fdstream_copy_bidirectional_drop_disarms);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("bufreader");
-    tcase_set_timeout(tc, 10);
+    tc = t_tcase(s, "bufreader", 10);
     tcase_add_test(tc, test_bufreader_read_line_across_chunks);
     tcase_add_test(tc, test_bufreader_read_until_and_read);
     tcase_add_test(tc, test_bufreader_large_read_bypasses_buffer);
@@ -2932,10 +2927,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_linecodec_encode);
     tcase_add_test(tc, test_lencodec_roundtrip_and_limits);
     tcase_add_test(tc, test_codec_over_socketpair);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("fdstream");
-    tcase_set_timeout(tc, 10);
+    tc = t_tcase(s, "fdstream", 10);
     tcase_add_test(tc, test_fdstream_eof_reported_each_time);
     tcase_add_test(tc, test_fdstream_epipe_after_peer_closed);
     tcase_add_test(tc, test_fdstream_pipe_epipe_with_sigpipe_ignored);
@@ -2951,10 +2944,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_freed_under_three_waiters);
     tcase_add_test(tc, test_split_stream_freed_under_both_halves);
     tcase_add_test(tc, test_io_example_stream_with_every_helper);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("tasks");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "tasks", 30);
     tcase_add_test(tc, test_io_copy_16mib_through_socketpairs);
     tcase_add_test(tc, test_io_copy_bidirectional_half_close_each_way);
     tcase_add_test(tc, test_io_copy_bidirectional_reset_ends_it);
@@ -2962,7 +2953,6 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_io_split_cancel_touches_own_direction);
     tcase_add_test(tc, test_io_ping_pong_no_rearm_per_message_tcp);
     tcase_add_test(tc, test_io_ping_pong_no_rearm_per_message_unix);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -2432,10 +2432,8 @@ END_TEST
 START_TEST(test_watchdog_fails_the_test_saying_so) {
     setenv("TIDE_TEST_SLOWDOWN", "1", 1);
     Suite *s = suite_create("watchdog-victim");
-    TCase *tc = tcase_create("victim");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = t_tcase(s, "victim", 60);
     tcase_add_test(tc, test_watchdog_victim);
-    suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_FORK);
     fprintf(stderr, "net: a nested test whose watchdog fires, on purpose:\n");
@@ -2580,13 +2578,10 @@ END_TEST
 
 static Suite *net_suite(void) {
     Suite *s = suite_create("net");
-    TCase *tc = tcase_create("addr");
-    tcase_set_timeout(tc, 10);
+    TCase *tc = t_tcase(s, "addr", 10);
     tcase_add_test(tc, test_addr_parse_format);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("tcp");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "tcp", 30);
     tcase_add_test(tc, test_tcp_listener_bind);
     tcase_add_test(tc, test_tcp_chunks_with_pauses_read_exact);
     tcase_add_test(tc, test_tcp_read_exact_eof_part_way);
@@ -2602,69 +2597,50 @@ static Suite *net_suite(void) {
     tcase_add_test(tc, test_tcp_listener_free_wakes_accepts);
     tcase_add_test(tc, test_tcp_connect_dropped_while_pending);
     tcase_add_test(tc, test_net_alloc_failures);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("serve");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "serve", 30);
     tcase_add_test(tc, test_serve_tcp);
     tcase_add_test(tc, test_serve_unix);
     tcase_add_test(tc, test_serve_limit_and_drop);
     tcase_add_test(tc, test_listener_bind_errors);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("close");
-    tcase_set_timeout(tc, 20);
+    tc = t_tcase(s, "close", 20);
     tcase_add_test(tc, test_tcp_freed_by_another_task_under_readers);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("copy");
-    tcase_set_timeout(tc, 120);
+    tc = t_tcase(s, "copy", 120);
     tcase_add_test(tc, test_tcp_copy_64mib_between_connections);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("emfile");
+    tc = t_tcase(s, "emfile", 30);
     /* valgrind virtualises RLIMIT_NOFILE: make check-valgrind skips it */
     tcase_set_tags(tc, "no-valgrind");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_tcp_accept_emfile_backs_off);
     tcase_add_test(tc, test_tcp_accept_emfile_cancel_while_paused);
     tcase_add_test(tc, test_tcp_connect_by_name_emfile_ends);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("dns");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "dns", 30);
     tcase_add_test(tc, test_dns_lookup_through_server);
     tcase_add_test(tc, test_dns_lookup_cancelled);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("dgram");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "dgram", 30);
     tcase_add_test(tc, test_udp_round_trip);
     tcase_add_test(tc, test_unix_dgram_round_trip);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin);
     tcase_add_test(tc, test_unix_dgram_send_to_full_receiver_no_spin_poll);
     tcase_add_test(tc, test_unix_dgram_full_receiver_senders_share_timer);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("from_fd");
-    tcase_set_timeout(tc, 10);
+    tc = t_tcase(s, "from_fd", 10);
     tcase_add_test(tc, test_tcp_from_fd_checks_the_socket);
     tcase_add_test(tc, test_unix_from_fd_checks_the_socket);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("watchdog");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "watchdog", 30);
     tcase_add_test(tc, test_watchdog_fails_the_test_saying_so);
     tcase_add_test(tc, test_watchdog_scaled);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("unix");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "unix", 30);
     tcase_add_test(tc, test_unix_stream_round_trip);
     tcase_add_test(tc, test_unix_abstract_and_socketpair);
     tcase_add_test(tc, test_unix_connect_backlog_full_retries);
     tcase_add_test(tc, test_pipe_round_trip);
-    suite_add_tcase(s, tc);
     return s;
 }
 

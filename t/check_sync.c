@@ -974,17 +974,14 @@ END_TEST
 
 static Suite *sync_suite(void) {
     Suite *s = suite_create("sync");
-    TCase *tc = tcase_create("oneshot");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "oneshot", 30);
     tcase_add_test(tc, test_oneshot_send_before_recv);
     tcase_add_test(tc, test_oneshot_recv_waits_for_send);
     tcase_add_test(tc, test_oneshot_sender_closed_is_epipe);
     tcase_add_test(tc, test_oneshot_receiver_dropped_send_fails);
     tcase_add_test(tc, test_oneshot_from_threads);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("mpsc");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "mpsc", 60);
     tcase_add_test(tc, test_mpsc_init_errors_and_enomem);
     tcase_add_test(tc, test_mpsc_try_send_recv_order);
     tcase_add_test(tc, test_mpsc_backpressure_fifo_senders);
@@ -994,25 +991,20 @@ static Suite *sync_suite(void) {
     tcase_add_test(tc, test_mpsc_tasks_backpressure);
     tcase_add_test(tc, test_mpsc_threads_to_task);
     tcase_add_test(tc, test_mpsc_send_blocking_released_by_close);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("notify");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "notify", 30);
     tcase_add_test(tc, test_notify_one_stores_one_permit);
     tcase_add_test(tc, test_notify_one_wakes_in_order);
     tcase_add_test(tc, test_notify_waiters_wakes_all_present);
     tcase_add_test(tc, test_notify_dropped_chosen_passes_on);
     tcase_add_test(tc, test_notify_one_from_thread);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("semaphore");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "semaphore", 60);
     tcase_add_test(tc, test_semaphore_try_and_release);
     tcase_add_test(tc, test_semaphore_fifo_large_not_starved);
     tcase_add_test(tc, test_semaphore_dropped_acquire_gives_back);
     tcase_add_test(tc, test_semaphore_close_and_free_under_waiters);
     tcase_add_test(tc, test_semaphore_tasks_and_threads);
-    suite_add_tcase(s, tc);
     return s;
 }
 

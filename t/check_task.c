@@ -1099,14 +1099,11 @@ END_TEST
 
 static Suite *task_suite(void) {
     Suite *s = suite_create("task");
-    TCase *tc = tcase_create("token");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "token", 30);
     tcase_add_test(tc, test_token_cancel_wakes_every_waiter);
     tcase_add_test(tc, test_token_free_completes_waiters_with_ebadf);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("scope");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "scope", 30);
     tcase_add_test(tc, test_scope_wait_waits_for_every_child);
     tcase_add_test(tc, test_scope_cancel_aborts_children_at_pending_point);
     tcase_add_test(tc, test_scope_token_cancel_cancels_scope);
@@ -1121,26 +1118,21 @@ static Suite *task_suite(void) {
     tcase_add_test(tc, test_scope_child_cancels_own_scope);
     tcase_add_test(tc, test_scope_errors);
     tcase_add_test(tc, test_alloc_scope_spawn);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("handle");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "handle", 60);
     tcase_add_test(tc, test_handle_spawn_from_threads_under_stress);
     tcase_add_test(tc, test_handle_spawn_then_exec_free);
     tcase_add_test(tc, test_handle_keeps_idle_host_loop);
     tcase_add_test(tc, test_handle_misuse);
     tcase_add_test(tc, test_alloc_handle_spawn);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("blocking");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "blocking", 60);
     tcase_add_test(tc, test_blocking_runs_in_order_on_one_thread);
     tcase_add_test(tc, test_blocking_threads_are_bounded);
     tcase_add_test(tc, test_blocking_cancel_before_and_after_start);
     tcase_add_test(tc, test_blocking_exec_free_with_jobs_queued_and_running);
     tcase_add_test(tc, test_blocking_errors);
     tcase_add_test(tc, test_alloc_blocking);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -1069,8 +1069,7 @@ static Suite *time_suite(void) {
     Suite *s = suite_create("time");
     TCase *tc;
 
-    tc = tcase_create("sleep");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "sleep", 30);
     tcase_add_test(tc, test_sleep_never_early);
     tcase_add_test(tc, test_sleep_never_early_precise_timer);
     tcase_add_test(tc, test_sleep_zero_completes);
@@ -1085,36 +1084,28 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_sleep_many_fire_sorted_cancelled_never);
     tcase_add_test(tc, test_sleep_reset_is_a_new_start);
     tcase_add_test(tc, test_sleep_one_base_event_for_many);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("interval");
+    tc = t_tcase(s, "interval", 30);
     /* exact tick counts: under valgrind a poll can be a period late, so
      * make check-valgrind skips these */
     tcase_set_tags(tc, "no-valgrind");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_interval_init_einval);
     tcase_add_test(tc, test_interval_ticks);
     tcase_add_test(tc, test_interval_late_ticks_skipped);
     tcase_add_test(tc, test_interval_tick_drop_keeps_schedule);
     tcase_add_test(tc, test_interval_huge_period_no_burst);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("virtual");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "virtual", 30);
     tcase_add_test(tc, test_virtual_clock_sleep_an_hour_in_no_time);
     tcase_add_test(tc, test_virtual_clock_interval_exact_ticks);
     tcase_add_test(tc, test_virtual_clock_order_and_reset);
     tcase_add_test(tc, test_virtual_clock_reset_later);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("timeout");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "timeout", 30);
     tcase_add_test(tc, test_timeout_around_sleep);
     tcase_add_test(tc, test_timeout_dropped_pending_disarms_both);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("signal");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "signal", 30);
     tcase_add_test(tc, test_signal_raise_in_task);
     tcase_add_test(tc, test_signal_raises_coalesce);
     tcase_add_test(tc, test_signal_before_recv_counted);
@@ -1123,7 +1114,6 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_signal_free_wakes_pending_recv);
     tcase_add_test(tc, test_signal_second_executor_ebusy);
     tcase_add_test(tc, test_signal_init_enomem);
-    suite_add_tcase(s, tc);
     return s;
 }
 

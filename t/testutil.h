@@ -720,6 +720,15 @@ static inline void t_sleep_ms(unsigned ms) {
  * Running a suite
  * ------------------------------------------------------------------------ */
 
+/* t_tcase: a test case named `name` with a per-test timeout of `secs`
+ * (scaled like every TCase timeout: see slowdown.h), added to s. */
+static inline TCase *t_tcase(Suite *s, const char *name, double secs) {
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, secs);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 static inline int t_run_suite(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_FORK);
