@@ -143,17 +143,17 @@ START_TEST(test_alloc_spawn) {
         int rc = tide_spawn(ex, &c.fut, &j);
         bool done = verdict("tide_spawn", n, rc, disarm());
         if (done) {
-            ck_assert_int_eq(t_block_on(ex, tide_join(&j)), 0);
-            ck_assert_int_eq(tide_join(&j)->result, 7);
+            t_assert_int_eq_at(n, t_block_on(ex, tide_join(&j)), 0);
+            t_assert_int_eq_at(n, tide_join(&j)->result, 7);
             tide_future_drop(tide_join(&j));
-            ck_assert_int_eq(polls, 1);
-            ck_assert_int_eq(drops, 1);
+            t_assert_int_eq_at(n, polls, 1);
+            t_assert_int_eq_at(n, drops, 1);
         } else {
             /* not taken: the caller still owns it and drops it */
-            ck_assert_int_eq(drops, 0);
+            t_assert_int_eq_at(n, drops, 0);
             tide_future_drop(&c.fut);
-            ck_assert_int_eq(polls, 0);
-            ck_assert_uint_eq(t_stats(ex).tasks, 0);
+            t_assert_int_eq_at(n, polls, 0);
+            t_assert_uint_eq_at(n, t_stats(ex).tasks, 0);
         }
         if (done)
             break;
@@ -175,7 +175,7 @@ static void fd_new_loop(int fd_target) {
         int fd = sv[0];
         if (fd_target >= 0) {
             fd = dup3(sv[0], fd_target, O_CLOEXEC);
-            ck_assert_int_eq(fd, fd_target);
+            t_assert_int_eq_at(n, fd, fd_target);
             close(sv[0]);
         }
         tide_fd_t *reg = NULL;
@@ -183,11 +183,11 @@ static void fd_new_loop(int fd_target) {
         int rc = tide_fd_new(&reg, ex, fd);
         bool done = verdict("tide_fd_new", n, rc, disarm());
         if (done) {
-            ck_assert_uint_eq(t_stats(ex).registered, 1);
+            t_assert_uint_eq_at(n, t_stats(ex).registered, 1);
             tide_fd_free(reg);
         } else {
-            ck_assert_uint_eq(t_stats(ex).registered, 0);
-            ck_assert(t_is_open(fd)); /* left to the caller on error */
+            t_assert_uint_eq_at(n, t_stats(ex).registered, 0);
+            t_assert_at(n, t_is_open(fd)); /* left to the caller on error */
             close(fd);
         }
         close(sv[1]);
@@ -249,7 +249,7 @@ START_TEST(test_alloc_fdstream_new) {
         if (done) {
             tide_fdstream_free(s);
         } else {
-            ck_assert(t_is_open(sv[0]));
+            t_assert_at(n, t_is_open(sv[0]));
             close(sv[0]);
         }
         close(sv[1]);
@@ -457,9 +457,10 @@ START_TEST(test_alloc_tcp_connect) {
     for (n = 1; n < MAX_N; n++) {
         tide_exec_t *ex = t_exec_new();
         tide_tcp_listener_t *l = NULL;
-        ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
+        t_assert_int_eq_at(
+            n, tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
         tide_addr_t a;
-        ck_assert_int_eq(tide_tcp_listener_local_addr(l, &a), 0);
+        t_assert_int_eq_at(n, tide_tcp_listener_local_addr(l, &a), 0);
         tide_tcp_connect_t c;
         unsigned long made;
         int rc = run_armed(ex, tide_tcp_connect_addr(&c, &a), n, &made);
@@ -491,9 +492,10 @@ START_TEST(test_alloc_tcp_connect_by_name) {
         t_hosts(ex, "127.0.0.2 two.tide.test\n"
                     "127.0.0.1 two.tide.test\n");
         tide_tcp_listener_t *l = NULL;
-        ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
+        t_assert_int_eq_at(
+            n, tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
         tide_addr_t a;
-        ck_assert_int_eq(tide_tcp_listener_local_addr(l, &a), 0);
+        t_assert_int_eq_at(n, tide_tcp_listener_local_addr(l, &a), 0);
         char hp[64];
         snprintf(hp, sizeof hp, "two.tide.test:%d", tide_addr_port(&a));
         tide_tcp_connect_t c;
@@ -525,7 +527,7 @@ START_TEST(test_alloc_tcp_connect_resolver_state) {
         int rc = run_armed(ex, tide_tcp_connect(&c, "tide.invalid:9"), n, &made);
         ck_assert_msg(rc == -ENOMEM, "allocation %lu failing: %s", n,
                       tide_err_name(rc));
-        ck_assert_uint_eq(made, n);
+        t_assert_uint_eq_at(n, made, n);
         ck_assert_ptr_null(c.conn);
         tide_future_drop(&c.fut);
         t_exec_free_clean(ex);
@@ -539,13 +541,14 @@ START_TEST(test_alloc_tcp_accept) {
     for (n = 1; n < MAX_N; n++) {
         tide_exec_t *ex = t_exec_new();
         tide_tcp_listener_t *l = NULL;
-        ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
+        t_assert_int_eq_at(
+            n, tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 0, 0), 0);
         tide_addr_t a;
-        ck_assert_int_eq(tide_tcp_listener_local_addr(l, &a), 0);
+        t_assert_int_eq_at(n, tide_tcp_listener_local_addr(l, &a), 0);
         /* a plain blocking client: its connect completes in the backlog */
         int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(cfd, 0);
-        ck_assert_int_eq(connect(cfd, tide_addr_sockaddr(&a), a.len), 0);
+        t_assert_int_ge_at(n, cfd, 0);
+        t_assert_int_eq_at(n, connect(cfd, tide_addr_sockaddr(&a), a.len), 0);
         tide_tcp_accept_t acc;
         unsigned long made;
         int rc = run_armed(ex, tide_tcp_accept(&acc, l), n, &made);
@@ -556,7 +559,7 @@ START_TEST(test_alloc_tcp_accept) {
         } else {
             /* documented: the connection is closed and lost */
             char c;
-            ck_assert_int_eq(read(cfd, &c, 1), 0);
+            t_assert_int_eq_at(n, read(cfd, &c, 1), 0);
         }
         close(cfd);
         tide_tcp_listener_free(l);
@@ -576,7 +579,7 @@ START_TEST(test_alloc_unix_connect_accept) {
     for (n = 1; n < MAX_N; n++) {
         tide_exec_t *ex = t_exec_new();
         tide_unix_listener_t *l = NULL;
-        ck_assert_int_eq(tide_unix_listener_bind(&l, ex, path, 0, 0), 0);
+        t_assert_int_eq_at(n, tide_unix_listener_bind(&l, ex, path, 0, 0), 0);
         tide_unix_connect_t c;
         tide_unix_accept_t acc;
         unsigned long made, made2 = 0;
@@ -648,16 +651,11 @@ typedef struct echo_cli {
     size_t sent;
 } echo_cli_t;
 
-static void pattern(unsigned char *p, size_t len, size_t off) {
-    for (size_t i = 0; i < len; i++)
-        p[i] = (unsigned char)((off + i) * 131u >> 3);
-}
-
 static tide_poll_t echo_cli_poll(tide_future_t *f, tide_cx_t *cx) {
     echo_cli_t *c = TIDE_CONTAINER_OF(f, echo_cli_t, fut);
     TIDE_BEGIN(&c->co);
     for (c->sent = 0; c->sent < SC_BYTES; c->sent += sizeof c->out) {
-        pattern(c->out, sizeof c->out, c->sent);
+        t_pat_fill(c->out, sizeof c->out, c->sent);
         TIDE_AWAIT(&c->co, cx, tide_write_all(&c->wr, c->s, c->out, sizeof c->out));
         if (tide_async_result(&c->co) < 0)
             TIDE_RETURN(&c->co, f, tide_async_result(&c->co));
@@ -815,9 +813,9 @@ START_TEST(test_alloc_libevent_exec_new) {
             /* libevent may absorb a failure (a backend that cannot start
              * makes it try the next one): success is fine, if it works */
             tide_yield_t y;
-            ck_assert_int_eq(t_run(ex, tide_yield(&y)), 0);
+            t_assert_int_eq_at(n, t_run(ex, tide_yield(&y)), 0);
             t_exec_free_clean(ex);
-            ck_assert_int_eq(ev_live, 0);
+            t_assert_int_eq_at(n, ev_live, 0);
             live_zero("exec_new/libevent", n);
             if (made < n)
                 break;
@@ -859,8 +857,7 @@ END_TEST
 
 static Suite *alloc_suite(void) {
     Suite *s = suite_create("alloc");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "core", 30);
     tcase_add_test(tc, test_alloc_exec_new);
     tcase_add_test(tc, test_alloc_exec_new_on_caller_base);
     tcase_add_test(tc, test_alloc_spawn);
@@ -868,24 +865,19 @@ static Suite *alloc_suite(void) {
     tcase_add_test(tc, test_alloc_fd_new_table_growth);
     tcase_add_test(tc, test_alloc_fd_table_growth_keeps_old);
     tcase_add_test(tc, test_alloc_fdstream_new);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("net");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "net", 30);
     tcase_add_loop_test(tc, test_alloc_net_constructor, 0, (int)NCTORS);
     tcase_add_test(tc, test_alloc_tcp_connect);
     tcase_add_test(tc, test_alloc_tcp_connect_by_name);
     tcase_add_test(tc, test_alloc_tcp_connect_resolver_state);
     tcase_add_test(tc, test_alloc_tcp_accept);
     tcase_add_test(tc, test_alloc_unix_connect_accept);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("scenario");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "scenario", 60);
     tcase_add_test(tc, test_alloc_scenario_echo);
     tcase_add_test(tc, test_alloc_libevent_exec_new);
     tcase_add_test(tc, test_alloc_libevent_scenario_echo);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -223,7 +223,7 @@ static void check_written(cctx_t *x, size_t written) {
     drain_peer(x);
     ck_assert_uint_eq(x->ngot, x->prefill + written);
     for (size_t i = 0; i < x->prefill; i++)
-        ck_assert_int_eq(x->got[i], 0);
+        t_assert_int_eq_at(i, x->got[i], 0);
     ck_assert_int_eq(memcmp(x->got + x->prefill, x->out, written), 0);
 }
 
@@ -236,7 +236,7 @@ static void check_rest(cctx_t *x, tide_stream_t *s, uint64_t from) {
     tide_read_exact_t r;
     ck_assert_int_eq(t_run(x->ex, tide_read_exact(&r, s, x->buf, n)), (intptr_t)n);
     for (size_t i = 0; i < n; i++)
-        ck_assert_int_eq(x->buf[i], pat(from + i));
+        t_assert_int_eq_at(i, x->buf[i], pat(from + i));
 }
 
 static void fill_out(cctx_t *x) {
@@ -264,7 +264,7 @@ static void vf_read_exact(cctx_t *x, tide_future_t *f, bool done) {
     size_t d = x->u.read_exact.done;
     ck_assert_uint_eq(d, done ? 6 : x->fed); /* every fed byte is in buf */
     for (size_t i = 0; i < d; i++)
-        ck_assert_int_eq(x->small[i], pat(i));
+        t_assert_int_eq_at(i, x->small[i], pat(i));
     if (done)
         ck_assert_int_eq(f->result, 6);
     feed_bytes(x, x->peer, 2);
@@ -357,7 +357,7 @@ static void vf_copy(cctx_t *x, tide_future_t *f, bool done) {
     ssize_t n = read(x->peer2, b, sizeof b);
     ck_assert_int_eq(n < 0 ? 0 : n, (ssize_t)copied);
     for (ssize_t i = 0; i < n; i++)
-        ck_assert_int_eq(b[i], pat((uint64_t)i));
+        t_assert_int_eq_at(i, b[i], pat((uint64_t)i));
     if (!done)
         check_rest(x, x->sa, copied);
 }
@@ -935,7 +935,8 @@ static void vf_serve(cctx_t *x, tide_future_t *f, bool done) {
     ck_assert_int_le(served, x->nclients);
     for (int i = served; i < x->nclients; i++) { /* the rest, still queued */
         tide_accept_t a;
-        ck_assert_int_eq(t_run(x->ex, tide_accept(&a, any_listener(x))), 0);
+        t_assert_int_eq_at(i, t_run(x->ex, tide_accept(&a, any_listener(x))),
+                           0);
         tide_conn_free(a.conn);
     }
 }
@@ -1557,10 +1558,8 @@ END_TEST
 
 static Suite *cancel_suite(void) {
     Suite *s = suite_create("cancel");
-    TCase *tc = tcase_create("every_future");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = t_tcase(s, "every_future", 60);
     tcase_add_loop_test(tc, test_cancel_every_pending_point, 0, NENTRIES);
-    suite_add_tcase(s, tc);
     return s;
 }
 

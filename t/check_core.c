@@ -52,52 +52,6 @@ static tide_future_t *probe_init(probe_t *p) {
     return tide_future_init(&p->fut, &probe_vt);
 }
 
-/* job: optionally sleeps, then completes with `value`. Counts its drops
- * and whether it got to the end. Heap jobs free themselves when dropped. */
-typedef struct job {
-    tide_future_t fut;
-    tide_async_t co;
-    tide_sleep_t nap;
-    uint64_t usec;
-    intptr_t value;
-    int *drops;
-    int *done;
-    bool heap;
-} job_t;
-
-static tide_poll_t job_poll(tide_future_t *f, tide_cx_t *cx) {
-    job_t *j = TIDE_CONTAINER_OF(f, job_t, fut);
-    TIDE_BEGIN(&j->co);
-    if (j->usec > 0)
-        TIDE_AWAIT(&j->co, cx, tide_sleep(&j->nap, j->usec));
-    if (j->done != NULL)
-        (*j->done)++;
-    TIDE_END(&j->co, f, j->value);
-}
-
-static void job_drop(tide_future_t *f) {
-    job_t *j = TIDE_CONTAINER_OF(f, job_t, fut);
-    tide_async_drop(&j->co);
-    if (j->drops != NULL)
-        (*j->drops)++;
-    if (j->heap)
-        free(j);
-}
-
-static const tide_future_vtable_t job_vt = {job_poll, job_drop};
-
-static job_t *job_new(uint64_t usec, intptr_t value, int *drops, int *done) {
-    job_t *j = calloc(1, sizeof *j);
-    ck_assert_ptr_nonnull(j);
-    j->usec = usec;
-    j->value = value;
-    j->drops = drops;
-    j->done = done;
-    j->heap = true;
-    tide_future_init(&j->fut, &job_vt);
-    return j;
-}
-
 static bool stats_armed_at_least_cond(void *arg) {
     tide_exec_t **pex = arg;
     return t_stats(*pex).armed_events >= 1;
@@ -400,8 +354,9 @@ static tide_poll_t many_poll(tide_future_t *f, tide_cx_t *cx) {
             m->w[i] = tide_waker_clone(cx->waker);
             m->args[i].m = m;
             m->args[i].i = i;
-            ck_assert_int_eq(
-                pthread_create(&m->th[i], NULL, many_thread, &m->args[i]), 0);
+            t_assert_int_eq_at(
+                i, pthread_create(&m->th[i], NULL, many_thread, &m->args[i]),
+                0);
         }
     }
     return TIDE_PENDING;
@@ -417,7 +372,7 @@ START_TEST(test_waker_remote_wakes_many_threads) {
     tide_future_init(&m.fut, &many_vt);
     ck_assert_int_eq(t_block_on_ms(ex, &m.fut, 20000), 0);
     for (int i = 0; i < REMOTE_THREADS; i++)
-        ck_assert_int_eq(pthread_join(m.th[i], NULL), 0);
+        t_assert_int_eq_at(i, pthread_join(m.th[i], NULL), 0);
     tide_future_drop(&m.fut);
     ck_assert_int_eq(atomic_load(&m.count), REMOTE_THREADS * REMOTE_WAKES);
     ck_assert_int_ge(m.polls, 2);
@@ -435,7 +390,7 @@ END_TEST
 START_TEST(test_task_spawn_runs_from_loop) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(0, 1, &drops, &done)->fut, NULL),
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(0, 1, &drops, &done)->fut, NULL),
                      0);
     tide_exec_stats_t st = t_stats(ex);
     ck_assert_int_eq(done, 0);
@@ -454,7 +409,7 @@ START_TEST(test_task_join_gives_result) {
     int drops = 0, done = 0;
     tide_join_t j;
     ck_assert_int_eq(
-        tide_spawn(ex, &job_new(2000, 42, &drops, &done)->fut, &j), 0);
+        tide_spawn(ex, &t_nap_new(2000, 42, &drops, &done)->fut, &j), 0);
     ck_assert(!tide_join_is_finished(&j));
     ck_assert_int_eq(t_block_on(ex, tide_join(&j)), 0);
     ck_assert_int_eq(tide_join(&j)->result, 42);
@@ -477,7 +432,7 @@ typedef struct parent {
 static tide_poll_t parent_poll(tide_future_t *f, tide_cx_t *cx) {
     parent_t *p = TIDE_CONTAINER_OF(f, parent_t, fut);
     TIDE_BEGIN(&p->co);
-    if (tide_spawn(cx->exec, &job_new(1000, 20, p->drops, p->done)->fut,
+    if (tide_spawn(cx->exec, &t_nap_new(1000, 20, p->drops, p->done)->fut,
                    &p->j) < 0)
         TIDE_RETURN(&p->co, f, -1);
     TIDE_AWAIT(&p->co, cx, tide_join(&p->j));
@@ -505,7 +460,7 @@ START_TEST(test_task_detach_runs_on) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(2000, 1, &drops, &done)->fut, &j),
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j),
                      0);
     tide_join_detach(&j);
     ck_assert_ptr_null(j.task);
@@ -520,7 +475,7 @@ START_TEST(test_task_join_drop_detaches) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(2000, 1, &drops, &done)->fut, &j),
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j),
                      0);
     /* poll the join once by hand (stores a waker), then drop it */
     t_hand_t h;
@@ -540,7 +495,7 @@ START_TEST(test_task_abort_pending) {
     int drops = 0, done = 0;
     tide_join_t j;
     ck_assert_int_eq(
-        tide_spawn(ex, &job_new(10 * TIDE_USEC_PER_SEC, 1, &drops, &done)->fut,
+        tide_spawn(ex, &t_nap_new(10 * TIDE_USEC_PER_SEC, 1, &drops, &done)->fut,
                    &j),
         0);
     ck_assert(t_loop_until(tide_exec_base(ex), stats_armed_at_least_cond, &ex,
@@ -572,7 +527,7 @@ START_TEST(test_task_abort_completed_no_effect) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &job_new(0, 5, &drops, &done)->fut, &j), 0);
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(0, 5, &drops, &done)->fut, &j), 0);
     ck_assert(t_loop_until_int(tide_exec_base(ex), &done, 1));
     ck_assert(tide_join_is_finished(&j));
     tide_join_abort(&j);
@@ -953,18 +908,18 @@ START_TEST(test_waitq_wait_wake_leave_close) {
     for (int i = 0; i < 3; i++) {
         wk[i] = t_waker_new(&c[i]);
         tide_waiter_init(&w[i]);
-        ck_assert(!tide_waiter_is_waiting(&w[i]));
-        ck_assert_int_eq(tide_waiter_error(&w[i]), 0);
+        t_assert_at(i, !tide_waiter_is_waiting(&w[i]));
+        t_assert_int_eq_at(i, tide_waiter_error(&w[i]), 0);
         tide_waiter_wait(&w[i], &q, &wk[i]);
         tide_waiter_wait(&w[i], &q, &wk[i]); /* again: once on the queue */
-        ck_assert(tide_waiter_is_waiting(&w[i]));
+        t_assert_at(i, tide_waiter_is_waiting(&w[i]));
     }
     ck_assert_uint_eq(tide_waitq_len(&q), 3);
     /* a wake reaches every waiter and leaves each on the queue */
     tide_waitq_wake_all(&q);
     tide_waitq_wake_all(&q);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(t_woken(&c[i]), 2);
+        t_assert_int_eq_at(i, t_woken(&c[i]), 2);
     ck_assert_uint_eq(tide_waitq_len(&q), 3);
     /* leaving from the middle, then the ends: on_abandoned only when the
      * last one out was cancelled; one that completes tells nobody */
@@ -985,7 +940,7 @@ START_TEST(test_waitq_wait_wake_leave_close) {
     tide_waiter_leave(&w[0], TIDE_WAITQ_CANCELLED); /* twice: a no-op */
     ck_assert_int_eq(abandoned_calls, 1);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(atomic_load(&c[i].refs), 1); /* only ours left */
+        t_assert_int_eq_at(i, atomic_load(&c[i].refs), 1); /* only ours left */
     /* close: everyone off, woken, with the error, hook not called */
     for (int i = 0; i < 3; i++)
         tide_waiter_wait(&w[i], &q, &wk[i]);
@@ -993,12 +948,12 @@ START_TEST(test_waitq_wait_wake_leave_close) {
     ck_assert(tide_waitq_is_empty(&q));
     ck_assert_int_eq(abandoned_calls, 1);
     for (int i = 0; i < 3; i++) {
-        ck_assert(!tide_waiter_is_waiting(&w[i]));
-        ck_assert_int_eq(tide_waiter_error(&w[i]), -EBADF);
-        ck_assert_int_eq(t_woken(&c[i]), 3);
-        ck_assert_int_eq(atomic_load(&c[i].refs), 1);
+        t_assert_at(i, !tide_waiter_is_waiting(&w[i]));
+        t_assert_int_eq_at(i, tide_waiter_error(&w[i]), -EBADF);
+        t_assert_int_eq_at(i, t_woken(&c[i]), 3);
+        t_assert_int_eq_at(i, atomic_load(&c[i].refs), 1);
         tide_waiter_leave(&w[i], TIDE_WAITQ_CANCELLED); /* safe after close */
-        ck_assert_int_eq(tide_waiter_error(&w[i]), 0);
+        t_assert_int_eq_at(i, tide_waiter_error(&w[i]), 0);
     }
     /* the queue is usable after a close; waiting anew clears the error */
     tide_waitq_close(&q, -ECANCELED);
@@ -1121,7 +1076,7 @@ START_TEST(test_exec_caller_base) {
 
     int drops = 0, done = 0;
     ck_assert_int_eq(
-        tide_spawn(ex, &job_new(2000, 3, &drops, &done)->fut, NULL), 0);
+        tide_spawn(ex, &t_nap_new(2000, 3, &drops, &done)->fut, NULL), 0);
     ck_assert_int_gt(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
                      0);
     /* the host runs its own loop; it returns by itself once tide has no
@@ -1205,7 +1160,7 @@ START_TEST(test_exec_budget_host_timer_keeps_firing) {
         ck_assert_ptr_nonnull(s);
         s->sh = &sh;
         tide_future_init(&s->fut, &spin_vt);
-        ck_assert_int_eq(tide_spawn(ex, &s->fut, NULL), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &s->fut, NULL), 0);
     }
     struct timeval ms1 = {0, 1000};
     event_assign(&sh.tick, base, -1, EV_PERSIST, spin_tick_cb, &sh);
@@ -1321,7 +1276,7 @@ static void spawn_waiters(tide_exec_t *ex, int n, tide_fd_t *reg, int *drops,
         w->drops = drops;
         w->polled = polled;
         tide_future_init(&w->fut, &waiter_vt);
-        ck_assert_int_eq(tide_spawn(ex, &w->fut, i == 0 ? j : NULL), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &w->fut, i == 0 ? j : NULL), 0);
     }
 }
 
@@ -1656,7 +1611,7 @@ START_TEST(test_async_header_example_ticks_in_order) {
     ck_assert_int_eq(t_run(ex, &t.fut), 0);
     ck_assert_int_eq(t.nticks, 3);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(t.ticks[i], i);
+        t_assert_int_eq_at(i, t.ticks[i], i);
     ck_assert_int_eq(t.co.line, -1);
     ck_assert_ptr_null(t.co.awaiting);
     t_exec_free_clean(ex);
@@ -1714,7 +1669,7 @@ START_TEST(test_async_nested_loops_resume_in_place) {
     ck_assert_int_eq(t_run(ex, &t.fut), n);
     ck_assert_int_eq(t.n, n);
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(t.trace[i], expect[i]);
+        t_assert_int_eq_at(i, t.trace[i], expect[i]);
     /* pending at least at each yield (6) and each sleep (6) */
     ck_assert_int_ge(t.polls, 13);
     t_exec_free_clean(ex);
@@ -1845,7 +1800,7 @@ START_TEST(test_cx_coop_budget) {
     t_hand_t h;
     t_hand_init(&h, NULL);
     for (int i = 0; i < TIDE_BUDGET; i++)
-        ck_assert(tide_cx_coop(&h.cx));
+        t_assert_at(i, tide_cx_coop(&h.cx));
     ck_assert_int_eq(t_woken(&h.count), 0);
     ck_assert(!tide_cx_coop(&h.cx));
     ck_assert_int_eq(atomic_load(&h.count.wake_by_refs), 1);
@@ -1901,8 +1856,8 @@ START_TEST(test_join_all_sleeps_and_ready) {
     ck_assert_int_eq(futs[2]->result, 3);
     ck_assert_int_eq(futs[3]->result, 0);
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(w[i].drops, 1);
-        ck_assert(tide_future_is_done(futs[i]));
+        t_assert_int_eq_at(i, w[i].drops, 1);
+        t_assert_at(i, tide_future_is_done(futs[i]));
     }
     ck_assert_int_eq(w[2].polls, 1); /* a finished future isn't polled again */
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
@@ -1931,7 +1886,7 @@ START_TEST(test_join_all_dropped_pending_drops_all) {
     ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     tide_future_drop(f);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(w[i].drops, 1);
+        t_assert_int_eq_at(i, w[i].drops, 1);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
     t_hand_done(&h);
     t_exec_free_clean(ex);
@@ -2077,14 +2032,14 @@ START_TEST(test_alloc_fail_exec_new) {
         int rc = tide_exec_new(&ex, NULL, 0);
         unsigned long made = tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_uint_lt(made, n);
+            t_assert_uint_lt_at(n, made, n);
             tide_ready_t r;
-            ck_assert_int_eq(t_run(ex, tide_ready(&r, 1)), 1);
+            t_assert_int_eq_at(n, t_run(ex, tide_ready(&r, 1)), 1);
             t_exec_free_clean(ex);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert_uint_eq(made, n);
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_uint_eq_at(n, made, n);
         ck_assert_ptr_null(ex);
     }
     ck_assert_uint_gt(n, 1); /* at least one allocation could fail */
@@ -2097,23 +2052,23 @@ START_TEST(test_alloc_fail_spawn) {
     unsigned long n;
     for (n = 1; n < 100; n++) {
         int drops = 0, done = 0;
-        job_t *jb = job_new(0, 4, &drops, &done);
+        t_nap_t *jb = t_nap_new(0, 4, &drops, &done);
         tide_join_t j;
         tide__alloc_fail_at(n);
         int rc = tide_spawn(ex, &jb->fut, &j);
         unsigned long made = tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_uint_lt(made, n);
-            ck_assert_int_eq(t_run(ex, tide_join(&j)), 4);
-            ck_assert_int_eq(drops, 1);
+            t_assert_uint_lt_at(n, made, n);
+            t_assert_int_eq_at(n, t_run(ex, tide_join(&j)), 4);
+            t_assert_int_eq_at(n, drops, 1);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert_uint_eq(made, n);
-        ck_assert_uint_eq(t_stats(ex).tasks, 0);
-        ck_assert_uint_eq(t_stats(ex).queued, 0);
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_uint_eq_at(n, made, n);
+        t_assert_uint_eq_at(n, t_stats(ex).tasks, 0);
+        t_assert_uint_eq_at(n, t_stats(ex).queued, 0);
         tide_future_drop(&jb->fut); /* not taken: ours to drop */
-        ck_assert_int_eq(drops, 1);
+        t_assert_int_eq_at(n, drops, 1);
     }
     ck_assert_uint_eq(n, 2); /* exactly one allocation */
     t_exec_free_clean(ex);
@@ -2130,14 +2085,14 @@ START_TEST(test_alloc_fail_block_on) {
         int rc = t_block_on(ex, f);
         tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_int_eq(f->result, 6);
+            t_assert_int_eq_at(n, f->result, 6);
             tide_future_drop(f);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert(!tide_future_is_done(f));
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_at(n, !tide_future_is_done(f));
         tide_future_drop(f);
-        ck_assert_uint_eq(t_stats(ex).tasks, 0);
+        t_assert_uint_eq_at(n, t_stats(ex).tasks, 0);
     }
     ck_assert_uint_gt(n, 1);
     t_exec_free_clean(ex);
@@ -2174,7 +2129,7 @@ START_TEST(test_error_tide_codes) {
     int codes[] = {TIDE_EBLOCKING, TIDE_EFRAME, TIDE_EEOF, TIDE_EADDR};
     for (size_t i = 0; i < 4; i++)
         for (size_t k = i + 1; k < 4; k++)
-            ck_assert_int_ne(codes[i], codes[k]);
+            t_assert_int_ne_at(k, codes[i], codes[k]);
 }
 END_TEST
 
@@ -2207,7 +2162,7 @@ static tide_poll_t stash_poll(tide_future_t *f, tide_cx_t *cx) {
 typedef struct {
     tide_waker_t *w;
     atomic_int stop;
-    atomic_long wakes;
+    atomic_int wakes;
 } hammer_t;
 
 static void *hammer_main(void *arg) {
@@ -2227,20 +2182,23 @@ START_TEST(test_exec_free_while_other_thread_wakes) {
         tide_waker_t w = TIDE_WAKER_EMPTY;
         stash_t st = {.stash = &w};
         tide_future_init(&st.fut, &stash_vt);
-        ck_assert_int_eq(tide_spawn(ex, &st.fut, NULL), 0);
-        ck_assert(t_run_for(tide_exec_base(ex), 5) >= 0);
-        ck_assert(!tide_waker_is_empty(&w));
+        t_assert_int_eq_at(round, tide_spawn(ex, &st.fut, NULL), 0);
+        t_assert_at(round, t_run_for(tide_exec_base(ex), 5) >= 0);
+        t_assert_at(round, !tide_waker_is_empty(&w));
         hammer_t h = {.w = &w};
         atomic_init(&h.stop, 0);
         atomic_init(&h.wakes, 0);
         pthread_t th;
-        ck_assert_int_eq(pthread_create(&th, NULL, hammer_main, &h), 0);
-        while (atomic_load(&h.wakes) < 100)
-            sched_yield();
+        t_assert_int_eq_at(round, pthread_create(&th, NULL, hammer_main, &h),
+                           0);
+        ck_assert_msg(t_spin_until(&h.wakes, 100, T_BOUND_MS),
+                      "round %d: %d wakes, want 100", round,
+                      atomic_load(&h.wakes));
         t_run_for(tide_exec_base(ex), 2); /* some wakes arrive and run */
         tide_exec_free(ex);               /* ... while others still come */
-        while (atomic_load(&h.wakes) < 200)
-            sched_yield();
+        ck_assert_msg(t_spin_until(&h.wakes, 200, T_BOUND_MS),
+                      "round %d: %d wakes, want 200", round,
+                      atomic_load(&h.wakes));
         atomic_store(&h.stop, 1);
         pthread_join(th, NULL);
         tide_waker_drop(&w); /* the last reference: task and state go */
@@ -2274,8 +2232,7 @@ static Suite *core_suite(void) {
     Suite *s = suite_create("core");
     TCase *tc;
 
-    tc = tcase_create("waker");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "waker", 30);
     tcase_add_test(tc, test_waker_wake_consumes);
     tcase_add_test(tc, test_waker_wake_by_ref_keeps);
     tcase_add_test(tc, test_waker_clone_and_drop);
@@ -2289,10 +2246,8 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_waker_remote_wakes_many_threads);
     tcase_add_test(tc, test_waitq_wait_wake_leave_close);
     tcase_add_test(tc, test_sizes_do_not_grow);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("task");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "task", 30);
     tcase_add_test(tc, test_task_spawn_runs_from_loop);
     tcase_add_test(tc, test_task_join_gives_result);
     tcase_add_test(tc, test_task_join_awaited_by_task);
@@ -2303,10 +2258,8 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_task_abort_completed_no_effect);
     tcase_add_test(tc, test_task_abort_from_inside);
     tcase_add_test(tc, test_task_allocates_once_at_spawn);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("exec");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "exec", 60);
     tcase_add_test(tc, test_exec_invalid_arguments);
     tcase_add_test(tc, test_exec_own_base_block_on);
     tcase_add_test(tc, test_exec_block_on_stop_then_resume);
@@ -2324,18 +2277,14 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_exec_embedded_beside_bufferevents);
     tcase_add_test(tc, test_exec_free_while_other_thread_wakes);
     tcase_add_test(tc, test_spawn_failure_leaves_empty_join);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("async");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "async", 30);
     tcase_add_test(tc, test_async_header_example);
     tcase_add_test(tc, test_async_header_example_ticks_in_order);
     tcase_add_test(tc, test_async_nested_loops_resume_in_place);
     tcase_add_test(tc, test_async_return_early);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("combinators");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "combinators", 30);
     tcase_add_test(tc, test_future_drop_once);
     tcase_add_test_raise_signal(tc, test_future_poll_after_ready_aborts,
                                 SIGABRT);
@@ -2354,22 +2303,17 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_select_zero_futures_einval);
     tcase_add_test(tc, test_timeout_completes_in_time);
     tcase_add_test(tc, test_timeout_expires_disarms_inner);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("alloc");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "alloc", 30);
     tcase_add_test(tc, test_alloc_fail_exec_new);
     tcase_add_test(tc, test_alloc_fail_spawn);
     tcase_add_test(tc, test_alloc_fail_block_on);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("error");
-    tcase_set_timeout(tc, 10);
+    tc = t_tcase(s, "error", 10);
     tcase_add_test(tc, test_error_strerror_errno);
     tcase_add_test(tc, test_error_tide_codes);
     tcase_add_test(tc, test_error_version);
     tcase_add_test(tc, test_error_int_min);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -1208,14 +1208,14 @@ START_TEST(test_fd_alloc_fail_new) {
         int rc = tide_fd_new(&reg, ex, sv[0]);
         unsigned long made = tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_uint_lt(made, n);
+            t_assert_uint_lt_at(n, made, n);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
-        ck_assert_uint_eq(made, n);
-        ck_assert_uint_eq(t_stats(ex).registered, 0);
-        ck_assert(t_is_open(sv[0])); /* not taken on failure */
-        ck_assert(t_is_nonblocking(sv[0]));
+        t_assert_int_eq_at(n, rc, -ENOMEM);
+        t_assert_uint_eq_at(n, made, n);
+        t_assert_uint_eq_at(n, t_stats(ex).registered, 0);
+        t_assert_at(n, t_is_open(sv[0])); /* not taken on failure */
+        t_assert_at(n, t_is_nonblocking(sv[0]));
     }
     ck_assert_uint_ge(n, 2);
     ck_assert_uint_lt(n, 100);
@@ -1320,8 +1320,7 @@ static Suite *fd_suite(void) {
     Suite *s = suite_create("fd");
     TCase *tc;
 
-    tc = tcase_create("register");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "register", 30);
     tcase_add_test(tc, test_fd_new_blocking_refused);
     tcase_add_test(tc, test_fd_new_closed_ebadf);
     tcase_add_test(tc, test_fd_new_regular_file_eperm);
@@ -1330,40 +1329,32 @@ static Suite *fd_suite(void) {
     tcase_add_test(tc, test_fd_into_inner_keeps_open);
     tcase_add_test(tc, test_fd_free_closes_and_number_reusable);
     tcase_add_test(tc, test_fd_alloc_fail_new);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("wait");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "wait", 30);
     tcase_add_test(tc, test_fd_readable_optimistic_then_waits);
     tcase_add_test(tc, test_fd_writable_waits_for_room);
     tcase_add_test(tc, test_fd_ready_interest);
     tcase_add_test(tc, test_fd_two_readers_both_wake);
     tcase_add_test(tc, test_fd_wait_drop_disarms);
     tcase_add_test(tc, test_fd_event_nobody_waits_on_is_removed);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("guard");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "guard", 30);
     tcase_add_test(tc, test_fd_guard_clear_ready_matching);
     tcase_add_test(tc, test_fd_guard_clear_ready_clears_what_it_saw);
     tcase_add_test(tc, test_fd_guard_try_io);
     tcase_add_test(tc, test_fd_try_io_not_ready_skips_fn);
     tcase_add_test(tc, test_fd_try_io_clears_only_on_eagain);
     tcase_add_test(tc, test_fd_stale_guard_does_not_clear);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("async_io");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "async_io", 30);
     tcase_add_test(tc, test_fd_async_io_waits_then_reads);
     tcase_add_test(tc, test_fd_async_io_bad_interest);
     tcase_add_test(tc, test_fd_async_io_drop_never_calls_again);
     tcase_add_test(tc, test_fd_poll_read_ready_last_waker_wins);
     tcase_add_test(tc, test_fd_poll_write_ready_by_hand);
     tcase_add_test(tc, test_fd_poll_ready_spends_budget);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("close");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "close", 30);
     tcase_add_test(tc, test_fd_peer_close_gives_readiness);
     tcase_add_test(tc, test_fd_read_closed_seen_without_armed_wait);
     tcase_add_test(tc, test_fd_write_event_made_on_first_block_enomem_then_ok);
@@ -1374,7 +1365,6 @@ static Suite *fd_suite(void) {
     tcase_add_test(tc, test_fd_wait_out_of_budget_then_free_ebadf);
     tcase_add_test(tc, test_fd_wait_on_detached_ebadf);
     tcase_add_test(tc, test_fd_free_refuses_embedded);
-    suite_add_tcase(s, tc);
     return s;
 }
 

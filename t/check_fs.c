@@ -23,8 +23,6 @@ static void tmp_done(tmp_t *t) {
     rmdir(t->dir);
 }
 
-static unsigned char pat(size_t i) { return (unsigned char)(i * 31 + (i >> 8)); }
-
 static tide_file_t *open_file(tide_exec_t *ex, const char *path, int flags,
                               size_t bufsize) {
     tide_fs_open_t op;
@@ -41,8 +39,7 @@ START_TEST(test_fs_write_then_read_back) {
     tmp_init(&t, "data");
     enum { N = 200000 };
     unsigned char *out = malloc(N), *in = malloc(N + 1);
-    for (size_t i = 0; i < N; i++)
-        out[i] = pat(i);
+    t_pat_fill(out, N, 0);
     tide_file_t *f = open_file(ex, t.path, O_CREAT | O_WRONLY | O_TRUNC, 4096);
     tide_write_all_t wa;
     ck_assert_int_eq(t_run(ex, tide_write_all(&wa, tide_file_stream(f), out, N)), N);
@@ -168,7 +165,7 @@ START_TEST(test_alloc_file_new) {
         int fd = open("/dev/null", O_RDONLY);
         tide_file_t *f;
         tide__alloc_fail_at(n);
-        ck_assert_int_eq(tide_file_new(&f, fd, 0), -ENOMEM);
+        t_assert_int_eq_at(n, tide_file_new(&f, fd, 0), -ENOMEM);
         tide__alloc_fail_at(0);
         close(fd); /* not taken on error */
     }
@@ -189,15 +186,13 @@ END_TEST
 
 static Suite *fs_suite(void) {
     Suite *s = suite_create("fs");
-    TCase *tc = tcase_create("file");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "file", 30);
     tcase_add_test(tc, test_fs_write_then_read_back);
     tcase_add_test(tc, test_fs_open_errors);
     tcase_add_test(tc, test_fs_write_after_read_goes_where_the_reader_stopped);
     tcase_add_test(tc, test_fs_write_error_is_reported_by_flush);
     tcase_add_test(tc, test_fs_free_while_a_job_runs);
     tcase_add_test(tc, test_alloc_file_new);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -34,34 +34,11 @@
  * Utilities
  * ------------------------------------------------------------------------ */
 
-static void small_buffers(int fd) {
-    int sz = 4096;
-    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
-    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz), 0);
-}
-
 static tide_fdstream_t *fds_new(tide_exec_t *ex, int fd) {
     tide_fdstream_t *s = NULL;
     ck_assert_int_eq(tide_fdstream_new(&s, ex, fd), 0);
     return s;
 }
-
-static unsigned char pat(size_t i) {
-    return (unsigned char)((i * 131u) ^ (i >> 8) ^ (i >> 16));
-}
-
-static void fill_pat(unsigned char *p, size_t off, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        p[i] = pat(off + i);
-}
-
-static void check_pat(const unsigned char *p, size_t off, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != pat(off + i))
-            ck_abort_msg("byte %zu: got %u, want %u", off + i, p[i],
-                         pat(off + i));
-}
-
 
 /* Read everything the raw descriptor has now (non-blocking) into
  * out[*got, cap); returns bytes read; sets *eof at end of stream. */
@@ -92,7 +69,7 @@ static void feed_fd(int fd, size_t *sent, size_t n) {
     unsigned char tmp[4096];
     while (n > 0) {
         size_t k = n < sizeof tmp ? n : sizeof tmp;
-        fill_pat(tmp, *sent, k);
+        t_pat_fill(tmp, k, *sent);
         ssize_t w = write(fd, tmp, k);
         if (w <= 0)
             break;
@@ -152,7 +129,7 @@ static intptr_t drive(tide_exec_t *ex, tide_future_t *inner, unsigned k,
                       void (*on_pending)(void *), void *arg, bool *dropped) {
     driver_t d = {.inner = inner, .k = k, .on_pending = on_pending, .arg = arg};
     tide_future_init(&d.fut, &driver_vt);
-    ck_assert_int_eq(tide_exec_block_on(ex, &d.fut), 0);
+    ck_assert_int_eq(t_block_on(ex, &d.fut), 0);
     tide_future_drop(&d.fut);
     *dropped = d.dropped;
     return d.fut.result;
@@ -471,7 +448,7 @@ static const unsigned char mixed[] = {A_OK,    A_SPUR, A_OK,  A_STORE,
 START_TEST(test_io_read_exact_fake_short_counts) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[N_FAKE], dst[N_FAKE];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     fake_t f;
     fake_init(&f, ex, MIXED, 1);
     fake_src(&f, src, sizeof src, 0);
@@ -481,7 +458,7 @@ START_TEST(test_io_read_exact_fake_short_counts) {
                        NULL, NULL, &dropped);
     ck_assert_int_eq(r, N_FAKE);
     ck_assert_uint_eq(op.done, N_FAKE);
-    check_pat(dst, 0, N_FAKE);
+    t_pat_assert(dst, N_FAKE, 0);
     ck_assert_uint_gt(f.pendings[0], 100);
     ck_assert_uint_eq(f.cancels[0], 0); /* completed: cancels nothing */
     fake_fini(&f);
@@ -492,7 +469,7 @@ END_TEST
 START_TEST(test_io_write_all_fake_short_writes) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[N_FAKE], sink[N_FAKE];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     fake_t f;
     fake_init(&f, ex, MIXED, 1);
     fake_sink(&f, sink, sizeof sink);
@@ -503,7 +480,7 @@ START_TEST(test_io_write_all_fake_short_writes) {
     ck_assert_int_eq(r, N_FAKE);
     ck_assert_uint_eq(op.done, N_FAKE);
     ck_assert_uint_eq(f.sink_len, N_FAKE);
-    check_pat(sink, 0, N_FAKE);
+    t_pat_assert(sink, N_FAKE, 0);
     ck_assert_uint_eq(f.cancels[1], 0);
     fake_fini(&f);
     t_exec_free_clean(ex);
@@ -513,7 +490,7 @@ END_TEST
 START_TEST(test_io_write_all_error_reports_done) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[64], sink[20];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     fake_t f;
     fake_init(&f, ex, MIXED, 3);
     fake_sink(&f, sink, sizeof sink);
@@ -524,7 +501,7 @@ START_TEST(test_io_write_all_error_reports_done) {
                        NULL, NULL, &dropped);
     ck_assert_int_eq(r, -EPIPE);
     ck_assert_uint_eq(op.done, 20);
-    check_pat(sink, 0, 20);
+    t_pat_assert(sink, 20, 0);
 
     /* A stream that accepts 0 bytes is an error, not a spin. */
     f.sink_full = 0;
@@ -539,7 +516,7 @@ END_TEST
 START_TEST(test_io_read_exact_eof_part_way) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[37], dst[100];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     fake_t f;
     fake_init(&f, ex, MIXED, 4);
     fake_src(&f, src, sizeof src, 0);
@@ -549,7 +526,7 @@ START_TEST(test_io_read_exact_eof_part_way) {
                        NULL, NULL, &dropped);
     ck_assert_int_eq(r, TIDE_EEOF);
     ck_assert_uint_eq(op.done, 37);
-    check_pat(dst, 0, 37);
+    t_pat_assert(dst, 37, 0);
 
     /* An error part way: the error, and what came before it. */
     fake_src(&f, src, 10, -ECONNRESET);
@@ -594,7 +571,7 @@ END_TEST
 START_TEST(test_io_writev_all_fake_across_buffers) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[200], sink[200];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     struct iovec iov[6] = {{src, 1},         {src + 1, 0},   {src + 1, 50},
                            {src + 51, 100},  {src + 151, 0}, {src + 151, 49}};
     fake_t f;
@@ -607,7 +584,7 @@ START_TEST(test_io_writev_all_fake_across_buffers) {
     ck_assert_int_eq(r, 200);
     ck_assert_uint_eq(op.done, 200);
     ck_assert_uint_eq(f.sink_len, 200);
-    check_pat(sink, 0, 200);
+    t_pat_assert(sink, 200, 0);
 
     /* A stream without poll_writev: one buffer at a time. */
     f.stream.vt = &fake_vt;
@@ -615,11 +592,11 @@ START_TEST(test_io_writev_all_fake_across_buffers) {
     r = drive(ex, tide_writev_all(&op, &f.stream, iov, 6), 0, NULL, NULL,
               &dropped);
     ck_assert_int_eq(r, 200);
-    check_pat(sink, 0, 200);
+    t_pat_assert(sink, 200, 0);
     tide_writev_t wv;
     f.sink_len = 0;
     ck_assert_int_eq(run(ex, tide_writev(&wv, &f.stream, iov + 1, 2)), 7);
-    check_pat(sink, 1, 7);
+    t_pat_assert(sink, 7, 1);
     fake_fini(&f);
     t_exec_free_clean(ex);
 }
@@ -628,7 +605,7 @@ END_TEST
 START_TEST(test_io_copy_fake_flushes_and_counts) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[N_FAKE], sink[N_FAKE], buf[7];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     fake_t r, w;
     fake_init(&r, ex, MIXED, 5);
     fake_init(&w, ex, NULL, 0, false, 3); /* flushes never pend */
@@ -642,7 +619,7 @@ START_TEST(test_io_copy_fake_flushes_and_counts) {
     ck_assert_int_eq(res, N_FAKE);
     ck_assert_uint_eq(tide_copy_copied(&op), N_FAKE);
     ck_assert_uint_eq(w.sink_len, N_FAKE);
-    check_pat(sink, 0, N_FAKE);
+    t_pat_assert(sink, N_FAKE, 0);
     /* Flushed while the reader had nothing, and at the end. */
     ck_assert_uint_gt(w.flushes, 1);
     ck_assert_uint_eq(w.shutdowns, 0);
@@ -666,8 +643,8 @@ END_TEST
 START_TEST(test_io_copy_bidirectional_fake) {
     tide_exec_t *ex = t_exec_new();
     unsigned char sa[N_FAKE], sb[N_FAKE / 2], ka[N_FAKE / 2], kb[N_FAKE];
-    fill_pat(sa, 0, sizeof sa);
-    fill_pat(sb, 1000, sizeof sb);
+    t_pat_fill(sa, sizeof sa, 0);
+    t_pat_fill(sb, sizeof sb, 1000);
     fake_t a, b;
     fake_init(&a, ex, MIXED, 2);
     fake_init(&b, ex, MIXED, 3);
@@ -684,8 +661,8 @@ START_TEST(test_io_copy_bidirectional_fake) {
     ck_assert_int_eq(res, 0);
     ck_assert_uint_eq(tide_copy_bidirectional_a_to_b(&op), N_FAKE);
     ck_assert_uint_eq(tide_copy_bidirectional_b_to_a(&op), N_FAKE / 2);
-    check_pat(kb, 0, N_FAKE);
-    check_pat(ka, 1000, N_FAKE / 2);
+    t_pat_assert(kb, N_FAKE, 0);
+    t_pat_assert(ka, N_FAKE / 2, 1000);
     ck_assert_uint_eq(a.shutdowns, 1);
     ck_assert_uint_eq(b.shutdowns, 1);
     ck_assert_int_eq(run(ex, tide_copy_bidirectional(&op, &a.stream, &b.stream,
@@ -704,7 +681,7 @@ END_TEST
 START_TEST(test_io_read_exact_drop_at_every_pending) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[40], dst[40];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         fake_t f;
@@ -717,21 +694,22 @@ START_TEST(test_io_read_exact_drop_at_every_pending) {
                            k, NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 40);
-            check_pat(dst, 0, 40);
+            t_assert_int_eq_at(k, r, 40);
+            t_pat_assert(dst, 40, 0);
             fake_fini(&f);
             break;
         }
         /* One cancel, for the read side; what arrived is in dst[0,
          * done); the rest is still in the stream. */
-        ck_assert_uint_eq(f.cancels[0], 1);
-        ck_assert_uint_eq(f.cancels[1], 0);
-        ck_assert_uint_eq(f.src_pos, op.done);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
+        t_assert_uint_eq_at(k, f.cancels[1], 0);
+        t_assert_uint_eq_at(k, f.src_pos, op.done);
         size_t done = op.done;
-        ck_assert_int_eq(run(ex, tide_read_exact(&op, &f.stream, dst + done,
-                                                 sizeof dst - done)),
-                         (intptr_t)(sizeof dst - done));
-        check_pat(dst, 0, 40);
+        t_assert_int_eq_at(k,
+                           run(ex, tide_read_exact(&op, &f.stream, dst + done,
+                                                   sizeof dst - done)),
+                           (intptr_t)(sizeof dst - done));
+        t_pat_assert(dst, 40, 0);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 30);
@@ -755,17 +733,17 @@ START_TEST(test_io_read_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 4);
-            ck_assert_uint_eq(f.cancels[0], 0);
+            t_assert_int_eq_at(k, r, 4);
+            t_assert_uint_eq_at(k, f.cancels[0], 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[0], 1);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
         /* Nothing was consumed: the next read sees every byte. */
-        ck_assert_uint_eq(f.src_pos, 0);
-        ck_assert_int_eq(run(ex, tide_read(&op, &f.stream, dst, sizeof dst)),
-                         4);
-        ck_assert_int_eq(memcmp(dst, "abcd", 4), 0);
+        t_assert_uint_eq_at(k, f.src_pos, 0);
+        t_assert_int_eq_at(
+            k, run(ex, tide_read(&op, &f.stream, dst, sizeof dst)), 4);
+        t_assert_int_eq_at(k, memcmp(dst, "abcd", 4), 0);
         fake_fini(&f);
     }
     ck_assert_uint_eq(k, 5);
@@ -788,13 +766,13 @@ START_TEST(test_io_write_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 4);
+            t_assert_int_eq_at(k, r, 4);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
-        ck_assert_uint_eq(f.cancels[0], 0);
-        ck_assert_uint_eq(f.sink_len, 0); /* nothing went out */
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.cancels[0], 0);
+        t_assert_uint_eq_at(k, f.sink_len, 0); /* nothing went out */
         fake_fini(&f);
     }
     ck_assert_uint_eq(k, 4);
@@ -805,7 +783,7 @@ END_TEST
 START_TEST(test_io_write_all_drop_at_every_pending) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[40], sink[40];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         fake_t f;
@@ -817,20 +795,21 @@ START_TEST(test_io_write_all_drop_at_every_pending) {
                            k, NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 40);
-            check_pat(sink, 0, 40);
+            t_assert_int_eq_at(k, r, 40);
+            t_pat_assert(sink, 40, 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
         /* Exactly op.done bytes went out; writing the rest completes the
          * stream byte-exact. */
-        ck_assert_uint_eq(f.sink_len, op.done);
+        t_assert_uint_eq_at(k, f.sink_len, op.done);
         size_t done = op.done;
-        ck_assert_int_eq(run(ex, tide_write_all(&op, &f.stream, src + done,
-                                                sizeof src - done)),
-                         (intptr_t)(sizeof src - done));
-        check_pat(sink, 0, 40);
+        t_assert_int_eq_at(k,
+                           run(ex, tide_write_all(&op, &f.stream, src + done,
+                                                  sizeof src - done)),
+                           (intptr_t)(sizeof src - done));
+        t_pat_assert(sink, 40, 0);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 30);
@@ -841,7 +820,7 @@ END_TEST
 START_TEST(test_io_writev_all_drop_at_every_pending) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[30], sink[30];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     struct iovec iov[3] = {{src, 10}, {src + 10, 0}, {src + 10, 20}};
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
@@ -854,13 +833,13 @@ START_TEST(test_io_writev_all_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 30);
-            check_pat(sink, 0, 30);
+            t_assert_int_eq_at(k, r, 30);
+            t_pat_assert(sink, 30, 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
-        ck_assert_uint_eq(f.sink_len, op.done);
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.sink_len, op.done);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 10);
@@ -884,16 +863,16 @@ START_TEST(test_io_flush_shutdown_drop_at_every_pending) {
             intptr_t r = drive(ex, fut, k, NULL, NULL, &dropped);
             fake_assert_no_waker(&f);
             if (!dropped) {
-                ck_assert_int_eq(r, 0);
-                ck_assert_uint_eq(which == 0 ? f.flushes : f.shutdowns, 1);
+                t_assert_int_eq_at(k, r, 0);
+                t_assert_uint_eq_at(k, which == 0 ? f.flushes : f.shutdowns, 1);
                 fake_fini(&f);
                 break;
             }
-            ck_assert_uint_eq(f.cancels[1], 1);
-            ck_assert_uint_eq(f.flushes + f.shutdowns, 0);
+            t_assert_uint_eq_at(k, f.cancels[1], 1);
+            t_assert_uint_eq_at(k, f.flushes + f.shutdowns, 0);
             fake_fini(&f);
         }
-        ck_assert_uint_eq(k, 4);
+        t_assert_uint_eq_at(which, k, 4);
     }
     /* No poll_shutdown in the vtable: -ENOTSUP; no poll_flush: 0. */
     fake_t f;
@@ -913,7 +892,7 @@ END_TEST
 START_TEST(test_io_copy_drop_at_every_pending) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[40], sink[40], buf[8];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         fake_t r, w;
@@ -929,9 +908,9 @@ START_TEST(test_io_copy_drop_at_every_pending) {
         fake_assert_no_waker(&r);
         fake_assert_no_waker(&w);
         if (!dropped) {
-            ck_assert_int_eq(res, 40);
-            check_pat(sink, 0, 40);
-            ck_assert_uint_eq(r.cancels[0] + w.cancels[1], 0);
+            t_assert_int_eq_at(k, res, 40);
+            t_pat_assert(sink, 40, 0);
+            t_assert_uint_eq_at(k, r.cancels[0] + w.cancels[1], 0);
             fake_fini(&r);
             fake_fini(&w);
             break;
@@ -939,13 +918,13 @@ START_TEST(test_io_copy_drop_at_every_pending) {
         /* It left the queue(s) it was waiting on as cancelled (one at
          * least: it was pending), once each, and never a direction it
          * does not use. */
-        ck_assert_uint_ge(r.cancels[0] + w.cancels[1], 1);
-        ck_assert_uint_le(r.cancels[0], 1);
-        ck_assert_uint_le(w.cancels[1], 1);
-        ck_assert_uint_eq(r.cancels[1] + w.cancels[0], 0);
+        t_assert_uint_ge_at(k, r.cancels[0] + w.cancels[1], 1);
+        t_assert_uint_le_at(k, r.cancels[0], 1);
+        t_assert_uint_le_at(k, w.cancels[1], 1);
+        t_assert_uint_eq_at(k, r.cancels[1] + w.cancels[0], 0);
         /* What reached w is what it counted, and in order. */
-        ck_assert_uint_eq(w.sink_len, tide_copy_copied(&op));
-        check_pat(sink, 0, w.sink_len);
+        t_assert_uint_eq_at(k, w.sink_len, tide_copy_copied(&op));
+        t_pat_assert(sink, w.sink_len, 0);
         fake_fini(&r);
         fake_fini(&w);
     }
@@ -957,8 +936,8 @@ END_TEST
 START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
     tide_exec_t *ex = t_exec_new();
     unsigned char sa[20], sb[20], ka[20], kb[20], buf[8];
-    fill_pat(sa, 0, sizeof sa);
-    fill_pat(sb, 500, sizeof sb);
+    t_pat_fill(sa, sizeof sa, 0);
+    t_pat_fill(sb, sizeof sb, 500);
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         fake_t a, b;
@@ -978,24 +957,23 @@ START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
         fake_assert_no_waker(&a);
         fake_assert_no_waker(&b);
         if (!dropped) {
-            ck_assert_int_eq(res, 0);
-            check_pat(kb, 0, 20);
-            check_pat(ka, 500, 20);
+            t_assert_int_eq_at(k, res, 0);
+            t_pat_assert(kb, 20, 0);
+            t_pat_assert(ka, 20, 500);
             fake_fini(&a);
             fake_fini(&b);
             break;
         }
         /* pending somewhere: at least one queue left as cancelled, each
          * at most once */
-        ck_assert_uint_ge(a.cancels[0] + a.cancels[1] + b.cancels[0] +
-                              b.cancels[1],
-                          1);
+        t_assert_uint_ge_at(
+            k, a.cancels[0] + a.cancels[1] + b.cancels[0] + b.cancels[1], 1);
         for (int d = 0; d < 2; d++) {
-            ck_assert_uint_le(a.cancels[d], 1);
-            ck_assert_uint_le(b.cancels[d], 1);
+            t_assert_uint_le_at(d, a.cancels[d], 1);
+            t_assert_uint_le_at(d, b.cancels[d], 1);
         }
-        ck_assert_uint_eq(b.sink_len, tide_copy_bidirectional_a_to_b(&op));
-        ck_assert_uint_eq(a.sink_len, tide_copy_bidirectional_b_to_a(&op));
+        t_assert_uint_eq_at(k, b.sink_len, tide_copy_bidirectional_a_to_b(&op));
+        t_assert_uint_eq_at(k, a.sink_len, tide_copy_bidirectional_b_to_a(&op));
         fake_fini(&a);
         fake_fini(&b);
     }
@@ -1019,37 +997,50 @@ START_TEST(test_bufreader_read_line_across_chunks) {
         fake_src(&f, lines_src, sizeof lines_src - 1, 0);
         unsigned char bbuf[5]; /* smaller than most lines */
         tide_bufreader_t br;
-        ck_assert_int_eq(tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf),
-                         0);
+        t_assert_int_eq_at(
+            chunk, tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf), 0);
         char line[32];
         tide_read_until_t op;
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         6);
-        ck_assert_str_eq(line, "hello\n");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         7);
-        ck_assert_str_eq(line, "world\r\n");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         1);
-        ck_assert_str_eq(line, "\n");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 6);
+        ck_assert_msg(strcmp(line, "hello\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "hello\n");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 7);
+        ck_assert_msg(strcmp(line, "world\r\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "world\r\n");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 1);
+        ck_assert_msg(strcmp(line, "\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line, "\n");
         /* Too long for dst: TIDE_EFRAME with what fits; the rest follows. */
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, 9)),
-                         TIDE_EFRAME);
-        ck_assert_uint_eq(op.done, 8);
-        ck_assert_str_eq(line, "this one");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         9);
-        ck_assert_str_eq(line, " is long\n");
+        t_assert_int_eq_at(chunk, run(ex, tide_read_line(&op, &br, line, 9)),
+                           TIDE_EFRAME);
+        t_assert_uint_eq_at(chunk, op.done, 8);
+        ck_assert_msg(strcmp(line, "this one") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "this one");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 9);
+        ck_assert_msg(strcmp(line, " is long\n") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      " is long\n");
         /* The last line has no newline; then end of stream, again. */
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         4);
-        ck_assert_str_eq(line, "last");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         0);
-        ck_assert_str_eq(line, "");
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, sizeof line)),
-                         0);
-        ck_assert_int_eq(run(ex, tide_read_line(&op, &br, line, 1)), -EINVAL);
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 4);
+        ck_assert_msg(strcmp(line, "last") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line,
+                      "last");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 0);
+        ck_assert_msg(strcmp(line, "") == 0,
+                      "chunk %zu: got \"%s\", want \"%s\"", chunk, line, "");
+        t_assert_int_eq_at(
+            chunk, run(ex, tide_read_line(&op, &br, line, sizeof line)), 0);
+        t_assert_int_eq_at(chunk, run(ex, tide_read_line(&op, &br, line, 1)),
+                           -EINVAL);
         fake_fini(&f);
     }
     t_exec_free_clean(ex);
@@ -1074,8 +1065,8 @@ START_TEST(test_bufreader_read_until_and_read) {
     for (int i = 0; i < 4; i++) {
         intptr_t r = drive(ex, tide_read_until(&op, &br, ',', out, sizeof out),
                            0, NULL, NULL, &dropped);
-        ck_assert_int_eq(r, (intptr_t)strlen(want[i]));
-        ck_assert_int_eq(memcmp(out, want[i], (size_t)r), 0);
+        t_assert_int_eq_at(i, r, (intptr_t)strlen(want[i]));
+        t_assert_int_eq_at(i, memcmp(out, want[i], (size_t)r), 0);
     }
     /* The bufreader as a stream: reads come from the buffer first. */
     tide_read_exact_t rx;
@@ -1109,18 +1100,22 @@ START_TEST(test_bufreader_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 21);
-            ck_assert_str_eq(line, "0123456789abcdefghij\n");
+            t_assert_int_eq_at(k, r, 21);
+            ck_assert_msg(strcmp(line, "0123456789abcdefghij\n") == 0,
+                          "k %u: got \"%s\", want \"%s\"", k, line,
+                          "0123456789abcdefghij\n");
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[0], 1);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
         /* Nothing lost: what was moved is in line[0, done), the next
          * read_line continues from there. */
         size_t done = op.done;
         r = run(ex, tide_read_line(&op, &br, line + done, sizeof line - done));
-        ck_assert_int_eq((intptr_t)done + r, 21);
-        ck_assert_str_eq(line, "0123456789abcdefghij\n");
+        t_assert_int_eq_at(k, (intptr_t)done + r, 21);
+        ck_assert_msg(strcmp(line, "0123456789abcdefghij\n") == 0,
+                      "k %u: got \"%s\", want \"%s\"", k, line,
+                      "0123456789abcdefghij\n");
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 10);
@@ -1234,11 +1229,13 @@ START_TEST(test_lencodec_roundtrip_and_limits) {
     bool dropped;
     const char *frames[] = {"abc", "", "0123456789abcdef"};
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(drive(ex, tide_lencodec_encode(&en, &c, &w.stream,
-                                                        frames[i],
-                                                        strlen(frames[i])),
-                               0, NULL, NULL, &dropped),
-                         4 + (intptr_t)strlen(frames[i]));
+        t_assert_int_eq_at(
+            i,
+            drive(ex,
+                  tide_lencodec_encode(&en, &c, &w.stream, frames[i],
+                                       strlen(frames[i])),
+                  0, NULL, NULL, &dropped),
+            4 + (intptr_t)strlen(frames[i]));
     /* Over max_frame: nothing written. */
     ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c, &w.stream,
                                                   "0123456789abcdefg", 17)),
@@ -1256,11 +1253,12 @@ START_TEST(test_lencodec_roundtrip_and_limits) {
     tide_bufreader_init(&br, &r.stream, bbuf, sizeof bbuf);
     tide_decode_t de;
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(drive(ex, tide_lencodec_decode(&de, &c, &br), 0,
-                               NULL, NULL, &dropped),
-                         1);
-        ck_assert_uint_eq(de.len, strlen(frames[i]));
-        ck_assert_int_eq(memcmp(de.frame, frames[i], de.len), 0);
+        t_assert_int_eq_at(i,
+                           drive(ex, tide_lencodec_decode(&de, &c, &br), 0,
+                                 NULL, NULL, &dropped),
+                           1);
+        t_assert_uint_eq_at(i, de.len, strlen(frames[i]));
+        t_assert_int_eq_at(i, memcmp(de.frame, frames[i], de.len), 0);
     }
     ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 0);
 
@@ -1333,17 +1331,17 @@ START_TEST(test_codec_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 1);
-            ck_assert_uint_eq(de.len, 3);
+            t_assert_int_eq_at(k, r, 1);
+            t_assert_uint_eq_at(k, de.len, 3);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[0], 1);
-        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
-        ck_assert_uint_eq(de.len, 3);
-        ck_assert_int_eq(memcmp(de.frame, "abc", 3), 0);
-        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
-        ck_assert_int_eq(memcmp(de.frame, "z", 1), 0);
+        t_assert_uint_eq_at(k, f.cancels[0], 1);
+        t_assert_int_eq_at(k, run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        t_assert_uint_eq_at(k, de.len, 3);
+        t_assert_int_eq_at(k, memcmp(de.frame, "abc", 3), 0);
+        t_assert_int_eq_at(k, run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        t_assert_int_eq_at(k, memcmp(de.frame, "z", 1), 0);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 5);
@@ -1364,14 +1362,14 @@ START_TEST(test_codec_drop_at_every_pending) {
                            NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 1);
+            t_assert_int_eq_at(k, r, 1);
             fake_fini(&f);
             break;
         }
-        ck_assert_int_eq(run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
-        ck_assert_int_eq(memcmp(de.frame, "abcdef", 6), 0);
-        ck_assert_int_eq(run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
-        ck_assert_int_eq(memcmp(de.frame, "xy", 2), 0);
+        t_assert_int_eq_at(k, run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
+        t_assert_int_eq_at(k, memcmp(de.frame, "abcdef", 6), 0);
+        t_assert_int_eq_at(k, run(ex, tide_linecodec_decode(&de, &lc, &br)), 1);
+        t_assert_int_eq_at(k, memcmp(de.frame, "xy", 2), 0);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 5);
@@ -1387,13 +1385,13 @@ START_TEST(test_codec_drop_at_every_pending) {
                            k, NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
-            ck_assert_int_eq(r, 7);
-            ck_assert_int_eq(memcmp(sink, "abcdef\n", 7), 0);
+            t_assert_int_eq_at(k, r, 7);
+            t_assert_int_eq_at(k, memcmp(sink, "abcdef\n", 7), 0);
             fake_fini(&f);
             break;
         }
-        ck_assert_uint_eq(f.cancels[1], 1);
-        ck_assert_uint_eq(f.sink_len, en.done);
+        t_assert_uint_eq_at(k, f.cancels[1], 1);
+        t_assert_uint_eq_at(k, f.sink_len, en.done);
         fake_fini(&f);
     }
     ck_assert_uint_gt(k, 5);
@@ -1421,9 +1419,10 @@ START_TEST(test_fdstream_eof_reported_each_time) {
                      2);
     ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
-                                           sizeof buf)),
-                         0);
+        t_assert_int_eq_at(
+            i,
+            run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)),
+            0);
     ck_assert(s->eof_seen);
     /* Half close: we can still write, the peer reads it. */
     tide_write_all_t wa;
@@ -1466,18 +1465,19 @@ START_TEST(test_fdstream_read_exact_drop_at_every_pending) {
                            k, feed_more, &fe, &dropped);
         assert_no_waker(s);
         if (!dropped) {
-            ck_assert_int_eq(r, TOTAL);
-            check_pat(dst, 0, TOTAL);
+            t_assert_int_eq_at(k, r, TOTAL);
+            t_pat_assert(dst, TOTAL, 0);
         } else {
-            ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+            t_assert_uint_eq_at(k, t_stats(ex).armed_events, 0);
             /* Bytes fed but not read are still in the socket. */
             size_t done = op.done;
             feed_fd(sv[1], &fe.sent, TOTAL - fe.sent);
-            ck_assert_int_eq(run(ex, tide_read_exact(&op,
-                                                     tide_fdstream_stream(s),
-                                                     dst + done, TOTAL - done)),
-                             TOTAL - (intptr_t)done);
-            check_pat(dst, 0, TOTAL);
+            t_assert_int_eq_at(
+                k,
+                run(ex, tide_read_exact(&op, tide_fdstream_stream(s),
+                                        dst + done, TOTAL - done)),
+                TOTAL - (intptr_t)done);
+            t_pat_assert(dst, TOTAL, 0);
         }
         tide_fdstream_free(s);
         close(sv[1]);
@@ -1508,7 +1508,7 @@ START_TEST(test_fdstream_read_drop_keeps_bytes) {
     ck_assert_int_eq(run(ex, tide_read(&op, tide_fdstream_stream(s), dst,
                                        sizeof dst)),
                      10);
-    check_pat(dst, 0, 10);
+    t_pat_assert(dst, 10, 0);
     tide_fdstream_free(s);
     close(sv[1]);
     t_exec_free_clean(ex);
@@ -1534,13 +1534,13 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
     tide_exec_t *ex = t_exec_new();
     enum { TOTAL = 128 * 1024 };
     unsigned char *src = malloc(TOTAL), *got = malloc(TOTAL);
-    fill_pat(src, 0, TOTAL);
+    t_pat_fill(src, TOTAL, 0);
     unsigned k;
     for (k = 1; k < MAX_K; k++) {
         int sv[2];
         t_socketpair(sv);
-        small_buffers(sv[0]);
-        small_buffers(sv[1]);
+        t_small_buffers(sv[0]);
+        t_small_buffers(sv[1]);
         tide_fdstream_t *s = fds_new(ex, sv[0]);
         drainer_t dr = {sv[1], got, 0, TOTAL, TOTAL, false};
         tide_write_all_t op;
@@ -1551,7 +1551,7 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
         assert_no_waker(s);
         size_t done = op.done;
         if (dropped) {
-            ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+            t_assert_uint_eq_at(k, t_stats(ex).armed_events, 0);
             /* Exactly op.done bytes went out: the rest, written now,
              * completes the stream byte-exact. */
             tide_write_all_t op2;
@@ -1559,15 +1559,15 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
             r = drive(ex, tide_write_all(&op2, tide_fdstream_stream(s),
                                          src + done, TOTAL - done),
                       0, drain_some, &dr, &d2);
-            ck_assert_int_eq(r, TOTAL - (intptr_t)done);
+            t_assert_int_eq_at(k, r, TOTAL - (intptr_t)done);
         } else {
-            ck_assert_int_eq(r, TOTAL);
+            t_assert_int_eq_at(k, r, TOTAL);
         }
         tide_fdstream_free(s);
         while (!dr.eof)
             drain_fd(sv[1], got, &dr.got, TOTAL, TOTAL, &dr.eof);
-        ck_assert_uint_eq(dr.got, TOTAL);
-        check_pat(got, 0, TOTAL);
+        t_assert_uint_eq_at(k, dr.got, TOTAL);
+        t_pat_assert(got, TOTAL, 0);
         close(sv[1]);
         if (!dropped)
             break;
@@ -1606,8 +1606,8 @@ START_TEST(test_fdstream_copy_drop_at_every_pending) {
         int a[2], b[2];
         t_socketpair(a);
         t_socketpair(b);
-        small_buffers(b[0]);
-        small_buffers(b[1]);
+        t_small_buffers(b[0]);
+        t_small_buffers(b[1]);
         tide_fdstream_t *ra = fds_new(ex, a[0]), *wb = fds_new(ex, b[0]);
         pump_t p = {{a[1], 0, TOTAL, 8192}, {b[1], got, 0, TOTAL, TOTAL, false},
                     false};
@@ -1622,19 +1622,20 @@ START_TEST(test_fdstream_copy_drop_at_every_pending) {
         if (dropped) {
             /* The direction the copy waited on is disarmed at once (the
              * other may keep its event, lazily, with nobody waiting). */
-            ck_assert(!t_fd_armed(tide_fdstream_fd(ra), TIDE_READABLE) ||
-                      !t_fd_armed(tide_fdstream_fd(wb), TIDE_WRITABLE));
+            t_assert_at(k,
+                        !t_fd_armed(tide_fdstream_fd(ra), TIDE_READABLE) ||
+                            !t_fd_armed(tide_fdstream_fd(wb), TIDE_WRITABLE));
         } else {
-            ck_assert_int_eq(r, TOTAL);
+            t_assert_int_eq_at(k, r, TOTAL);
         }
         uint64_t copied = tide_copy_copied(&op);
         tide_fdstream_free(ra);
         tide_fdstream_free(wb);
-        ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+        t_assert_uint_eq_at(k, t_stats(ex).armed_events, 0);
         while (!p.dr.eof)
             drain_fd(b[1], got, &p.dr.got, TOTAL, TOTAL, &p.dr.eof);
-        ck_assert_uint_eq(p.dr.got, copied);
-        check_pat(got, 0, p.dr.got);
+        t_assert_uint_eq_at(k, p.dr.got, copied);
+        t_pat_assert(got, p.dr.got, 0);
         close(a[1]);
         close(b[1]);
         if (!dropped)
@@ -1878,7 +1879,7 @@ static tide_poll_t producer_poll(tide_future_t *f, tide_cx_t *cx) {
             size_t n = t->total - t->sent;
             if (n > t->chunk)
                 n = t->chunk;
-            fill_pat(t->buf, t->sent, n);
+            t_pat_fill(t->buf, n, t->sent);
             TIDE_AWAIT(&t->co, cx, tide_write_all(&t->wa, t->s, t->buf, n));
         }
         if (tide_async_result(&t->co) < 0)
@@ -1910,25 +1911,12 @@ static tide_poll_t consumer_poll(tide_future_t *f, tide_cx_t *cx) {
         {
             size_t n = (size_t)tide_async_result(&t->co);
             for (size_t i = 0; i < n; i++)
-                if (t->buf[i] != pat(t->got + i))
+                if (t->buf[i] != t_pat(t->got + i))
                     t->bad = true;
             t->got += n;
         }
     }
     TIDE_END(&t->co, f, tide_async_result(&t->co));
-}
-
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_sec(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static const tide_future_vtable_t consumer_vt = {consumer_poll, NULL};
@@ -1954,7 +1942,7 @@ START_TEST(test_io_copy_16mib_through_socketpairs) {
     ck_assert_int_eq(tide_spawn(ex, &pr.fut, &jp), 0);
     ck_assert_int_eq(tide_spawn(ex, &co.fut, &jc), 0);
     static tide_copy_buf_t cp;
-    double t0 = now_sec(), c0 = cpu_sec();
+    uint64_t t0 = tide_now(), c0 = t_cpu_usec();
     tide__alloc_fail_at(0); /* reset the allocation count */
     intptr_t r = run(ex, tide_copy_default(&cp, tide_fdstream_stream(ra),
                                            tide_fdstream_stream(wb)));
@@ -1968,12 +1956,12 @@ START_TEST(test_io_copy_16mib_through_socketpairs) {
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(wb))), 0);
     ck_assert_int_eq(run(ex, tide_join(&jp)), 0);
     ck_assert_int_eq(run(ex, tide_join(&jc)), 0);
-    double t1 = now_sec(), c1 = cpu_sec();
+    uint64_t t1 = tide_now(), c1 = t_cpu_usec();
     ck_assert_uint_eq(co.got, TOTAL);
     ck_assert(!co.bad);
     ck_assert_uint_eq(tide_copy_copied(&cp.copy), TOTAL);
     fprintf(stderr, "copy 16 MiB via socketpairs: %.1f ms wall, %.1f ms cpu\n",
-            (t1 - t0) * 1e3, (c1 - c0) * 1e3);
+            (double)(t1 - t0) / 1e3, (double)(c1 - c0) / 1e3);
     tide_fdstream_free(pa);
     tide_fdstream_free(ra);
     tide_fdstream_free(wb);
@@ -2037,20 +2025,20 @@ START_TEST(test_io_copy_bidirectional_half_close_each_way) {
         tide_stream_t *x = tide_fdstream_stream(swap ? B : A);
         tide_stream_t *y = tide_fdstream_stream(swap ? A : B);
         tide_join_t jc, jp;
-        ck_assert_int_eq(tide_spawn(ex, tide_copy_bidirectional_default(&cp, x, y),
-                                    &jc),
-                         0);
+        t_assert_int_eq_at(
+            swap,
+            tide_spawn(ex, tide_copy_bidirectional_default(&cp, x, y), &jc), 0);
         bidi_peer_t peer = {.pa = tide_fdstream_stream(Ap),
                             .pb = tide_fdstream_stream(Bp), .copy = &jc};
         tide_future_init(&peer.fut, &bidi_peer_vt);
-        ck_assert_int_eq(tide_spawn(ex, &peer.fut, &jp), 0);
-        ck_assert_int_eq(run(ex, tide_join(&jp)), 0);
-        ck_assert(peer.still_running);
-        ck_assert_int_eq(run(ex, tide_join(&jc)), 0);
+        t_assert_int_eq_at(swap, tide_spawn(ex, &peer.fut, &jp), 0);
+        t_assert_int_eq_at(swap, run(ex, tide_join(&jp)), 0);
+        t_assert_at(swap, peer.still_running);
+        t_assert_int_eq_at(swap, run(ex, tide_join(&jc)), 0);
         uint64_t ab = tide_copy_bidirectional_a_to_b(&cp.copy);
         uint64_t ba = tide_copy_bidirectional_b_to_a(&cp.copy);
-        ck_assert_uint_eq(swap ? ba : ab, 4);
-        ck_assert_uint_eq(swap ? ab : ba, 5);
+        t_assert_uint_eq_at(swap, swap ? ba : ab, 4);
+        t_assert_uint_eq_at(swap, swap ? ab : ba, 5);
         tide_fdstream_free(A);
         tide_fdstream_free(Ap);
         tide_fdstream_free(B);
@@ -2121,8 +2109,8 @@ START_TEST(test_io_split_two_tasks_at_once) {
     enum { TOTAL = 2 * 1024 * 1024 };
     int sv[2];
     t_socketpair(sv);
-    small_buffers(sv[0]);
-    small_buffers(sv[1]);
+    t_small_buffers(sv[0]);
+    t_small_buffers(sv[1]);
     tide_fdstream_t *s = fds_new(ex, sv[0]), *p = fds_new(ex, sv[1]);
     tide_read_half_t rh;
     tide_write_half_t wh;
@@ -2147,14 +2135,14 @@ START_TEST(test_io_split_two_tasks_at_once) {
     for (int i = 0; i < 2; i++) {
         tide_future_init(&ws[i]->fut, &producer_vt);
         tide_future_init(&rs[i]->fut, &consumer_vt);
-        ck_assert_int_eq(tide_spawn(ex, &ws[i]->fut, &jw[i]), 0);
-        ck_assert_int_eq(tide_spawn(ex, &rs[i]->fut, &jr[i]), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &ws[i]->fut, &jw[i]), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &rs[i]->fut, &jr[i]), 0);
     }
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(run(ex, tide_join(&jw[i])), 0);
-        ck_assert_int_eq(run(ex, tide_join(&jr[i])), 0);
-        ck_assert_uint_eq(rs[i]->got, TOTAL);
-        ck_assert(!rs[i]->bad);
+        t_assert_int_eq_at(i, run(ex, tide_join(&jw[i])), 0);
+        t_assert_int_eq_at(i, run(ex, tide_join(&jr[i])), 0);
+        t_assert_uint_eq_at(i, rs[i]->got, TOTAL);
+        t_assert_at(i, !rs[i]->bad);
     }
     /* The wrong direction on a half is refused. */
     tide_write_t wr;
@@ -2208,14 +2196,14 @@ START_TEST(test_io_split_cancel_touches_own_direction) {
     enum { TOTAL = 512 * 1024 };
     int sv[2];
     t_socketpair(sv);
-    small_buffers(sv[0]);
-    small_buffers(sv[1]);
+    t_small_buffers(sv[0]);
+    t_small_buffers(sv[1]);
     tide_fdstream_t *s = fds_new(ex, sv[0]);
     tide_read_half_t rh;
     tide_write_half_t wh;
     tide_split(tide_fdstream_stream(s), &rh, &wh);
     unsigned char *src = malloc(TOTAL);
-    fill_pat(src, 0, TOTAL);
+    t_pat_fill(src, TOTAL, 0);
     char rbuf[16];
     tide_read_t rd;
     tide_write_all_t wa;
@@ -2252,7 +2240,7 @@ START_TEST(test_io_split_cancel_touches_own_direction) {
     ck_assert_int_eq(run(ex, tide_join(&jw)), TOTAL);
     drain_fd(sv[1], got, &n, TOTAL, TOTAL, &eof);
     ck_assert_uint_eq(n, TOTAL);
-    check_pat(got, 0, TOTAL);
+    t_pat_assert(got, TOTAL, 0);
     tide_fdstream_free(s);
     close(sv[1]);
     free(src);
@@ -2270,13 +2258,14 @@ START_TEST(test_codec_over_socketpair) {
     tide_lencodec_t c;
     tide_lencodec_init(&c, 4, 0, 1000);
     unsigned char payload[1000];
-    fill_pat(payload, 0, sizeof payload);
+    t_pat_fill(payload, sizeof payload, 0);
     tide_encode_t en;
     for (size_t len = 0; len <= 1000; len += 250)
-        ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c,
-                                                      tide_fdstream_stream(w),
-                                                      payload, len)),
-                         4 + (intptr_t)len);
+        t_assert_int_eq_at(
+            len,
+            run(ex, tide_lencodec_encode(&en, &c, tide_fdstream_stream(w),
+                                         payload, len)),
+            4 + (intptr_t)len);
     tide_shutdown_t sd;
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
     unsigned char bbuf[1004];
@@ -2284,9 +2273,9 @@ START_TEST(test_codec_over_socketpair) {
     tide_bufreader_init(&br, tide_fdstream_stream(r), bbuf, sizeof bbuf);
     tide_decode_t de;
     for (size_t len = 0; len <= 1000; len += 250) {
-        ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
-        ck_assert_uint_eq(de.len, len);
-        check_pat(de.frame, 0, len);
+        t_assert_int_eq_at(len, run(ex, tide_lencodec_decode(&de, &c, &br)), 1);
+        t_assert_uint_eq_at(len, de.len, len);
+        t_pat_assert(de.frame, len, 0);
     }
     ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), 0);
     tide_fdstream_free(r);
@@ -2302,7 +2291,7 @@ START_TEST(test_fdstream_writev_all_many_buffers) {
     ck_assert_int_eq(tide_ignore_sigpipe(), 0);
     enum { NIOV = 300, TOTAL = NIOV * (NIOV + 1) / 2 };
     unsigned char *src = malloc(TOTAL), *got = malloc(TOTAL);
-    fill_pat(src, 0, TOTAL);
+    t_pat_fill(src, TOTAL, 0);
     struct iovec iov[NIOV];
     size_t off = 0;
     for (int i = 0; i < NIOV; i++) {
@@ -2314,29 +2303,30 @@ START_TEST(test_fdstream_writev_all_many_buffers) {
         int fds[2];
         if (kind == 0) {
             t_socketpair(fds);
-            small_buffers(fds[0]);
+            t_small_buffers(fds[0]);
         } else {
-            ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+            t_assert_int_eq_at(kind, pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
             int t = fds[0];
             fds[0] = fds[1];
             fds[1] = t; /* fds[0]: the write end */
         }
         tide_fdstream_t *w = fds_new(ex, fds[0]);
-        ck_assert(w->is_socket == (kind == 0));
+        t_assert_at(kind, w->is_socket == (kind == 0));
         drainer_t dr = {fds[1], got, 0, TOTAL, TOTAL, false};
         tide_writev_all_t op;
         bool dropped;
-        ck_assert_int_eq(drive(ex, tide_writev_all(&op, tide_fdstream_stream(w),
-                                                   iov, NIOV),
-                               0, drain_some, &dr, &dropped),
-                         TOTAL);
+        t_assert_int_eq_at(
+            kind,
+            drive(ex, tide_writev_all(&op, tide_fdstream_stream(w), iov, NIOV),
+                  0, drain_some, &dr, &dropped),
+            TOTAL);
         tide_shutdown_t sd;
-        ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))),
-                         0);
+        t_assert_int_eq_at(
+            kind, run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
         while (!dr.eof)
             drain_fd(fds[1], got, &dr.got, TOTAL, TOTAL, &dr.eof);
-        ck_assert_uint_eq(dr.got, TOTAL);
-        check_pat(got, 0, TOTAL);
+        t_assert_uint_eq_at(kind, dr.got, TOTAL);
+        t_pat_assert(got, TOTAL, 0);
         tide_fdstream_free(w);
         close(fds[1]);
     }
@@ -2350,7 +2340,7 @@ END_TEST
 START_TEST(test_bufreader_large_read_bypasses_buffer) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[100], dst[100], bbuf[8];
-    fill_pat(src, 0, sizeof src);
+    t_pat_fill(src, sizeof src, 0);
     fake_t f;
     fake_init(&f, ex, NULL, 0, false, 50);
     fake_src(&f, src, sizeof src, 0);
@@ -2366,11 +2356,11 @@ START_TEST(test_bufreader_large_read_bypasses_buffer) {
     size_t n;
     const unsigned char *p = tide_bufreader_data(&br, &n);
     ck_assert_uint_eq(n, 5);
-    check_pat(p, 53, 5);
+    t_pat_assert(p, 5, 53);
     tide_bufreader_consume(&br, 100); /* clamped */
     tide_bufreader_data(&br, &n);
     ck_assert_uint_eq(n, 0);
-    check_pat(dst, 0, 53);
+    t_pat_assert(dst, 53, 0);
     /* Writes through a bufreader reach the inner stream. */
     unsigned char sink[4];
     fake_sink(&f, sink, sizeof sink);
@@ -2588,8 +2578,8 @@ START_TEST(test_fdstream_two_waiters_both_woken) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
     t_socketpair(sv);
-    small_buffers(sv[0]);
-    small_buffers(sv[1]);
+    t_small_buffers(sv[0]);
+    t_small_buffers(sv[1]);
     tide_fdstream_t *fs = fds_new(ex, sv[0]);
     tide_stream_t *st = tide_fdstream_stream(fs);
 
@@ -2659,8 +2649,8 @@ static void free_under_waiters(bool split) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
     t_socketpair(sv);
-    small_buffers(sv[0]);
-    small_buffers(sv[1]);
+    t_small_buffers(sv[0]);
+    t_small_buffers(sv[1]);
     tide_fdstream_t *fs = fds_new(ex, sv[0]);
     tide_stream_t *st = tide_fdstream_stream(fs);
     tide_read_half_t rh;
@@ -2818,7 +2808,7 @@ START_TEST(test_io_example_stream_with_every_helper) {
     unsigned char *src = malloc(LEN), *dst = malloc(LEN);
     ck_assert_ptr_nonnull(src);
     ck_assert_ptr_nonnull(dst);
-    fill_pat(src, 0, LEN);
+    t_pat_fill(src, LEN, 0);
 
     /* write_all against read_exact: thousands of PENDINGs each way */
     mem_pipe_t m;
@@ -2829,7 +2819,7 @@ START_TEST(test_io_example_stream_with_every_helper) {
     ck_assert_int_eq(tide_spawn(ex, &w.fut, &jw), 0);
     tide_read_exact_t re;
     ck_assert_int_eq(run(ex, tide_read_exact(&re, &m.stream, dst, LEN)), LEN);
-    check_pat(dst, 0, LEN);
+    t_pat_assert(dst, LEN, 0);
     ck_assert_int_eq(run(ex, tide_join(&jw)), 0);
     tide_read_t rd;
     ck_assert_int_eq(run(ex, tide_read(&rd, &m.stream, dst, 1)), 0); /* EOF */
@@ -2849,7 +2839,7 @@ START_TEST(test_io_example_stream_with_every_helper) {
                                      sizeof cbuf), &jc);
     memset(dst, 0, LEN);
     ck_assert_int_eq(run(ex, tide_read_exact(&re, &b.stream, dst, LEN)), LEN);
-    check_pat(dst, 0, LEN);
+    t_pat_assert(dst, LEN, 0);
     ck_assert_int_eq(run(ex, tide_join(&jc)), LEN);
     ck_assert_int_eq(run(ex, tide_join(&jw)), 0);
 
@@ -2901,8 +2891,7 @@ static Suite *io_suite(void) {
     Suite *s = suite_create("io");
     TCase *tc;
 
-    tc = tcase_create("fake");
-    tcase_set_timeout(tc, 20);
+    tc = t_tcase(s, "fake", 20);
     tcase_add_test(tc, test_io_read_exact_fake_short_counts);
     tcase_add_test(tc, test_io_write_all_fake_short_writes);
     tcase_add_test(tc, test_io_write_all_error_reports_done);
@@ -2912,10 +2901,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_io_copy_fake_flushes_and_counts);
     tcase_add_test(tc, test_io_copy_bidirectional_fake);
     tcase_add_test(tc, test_io_copy_yields_over_always_ready_streams);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("cancel");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "cancel", 30);
     tcase_add_test(tc, test_io_read_exact_drop_at_every_pending);
     tcase_add_test(tc, test_io_read_drop_at_every_pending);
     tcase_add_test(tc, test_io_write_drop_at_every_pending);
@@ -2931,10 +2918,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_write_all_drop_at_every_pending);
     tcase_add_test(tc, test_fdstream_copy_drop_at_every_pending);
     tcase_add_test(tc, test_fdstream_copy_bidirectional_drop_disarms);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("bufreader");
-    tcase_set_timeout(tc, 10);
+    tc = t_tcase(s, "bufreader", 10);
     tcase_add_test(tc, test_bufreader_read_line_across_chunks);
     tcase_add_test(tc, test_bufreader_read_until_and_read);
     tcase_add_test(tc, test_bufreader_large_read_bypasses_buffer);
@@ -2942,10 +2927,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_linecodec_encode);
     tcase_add_test(tc, test_lencodec_roundtrip_and_limits);
     tcase_add_test(tc, test_codec_over_socketpair);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("fdstream");
-    tcase_set_timeout(tc, 10);
+    tc = t_tcase(s, "fdstream", 10);
     tcase_add_test(tc, test_fdstream_eof_reported_each_time);
     tcase_add_test(tc, test_fdstream_epipe_after_peer_closed);
     tcase_add_test(tc, test_fdstream_pipe_epipe_with_sigpipe_ignored);
@@ -2961,10 +2944,8 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_freed_under_three_waiters);
     tcase_add_test(tc, test_split_stream_freed_under_both_halves);
     tcase_add_test(tc, test_io_example_stream_with_every_helper);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("tasks");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "tasks", 30);
     tcase_add_test(tc, test_io_copy_16mib_through_socketpairs);
     tcase_add_test(tc, test_io_copy_bidirectional_half_close_each_way);
     tcase_add_test(tc, test_io_copy_bidirectional_reset_ends_it);
@@ -2972,7 +2953,6 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_io_split_cancel_touches_own_direction);
     tcase_add_test(tc, test_io_ping_pong_no_rearm_per_message_tcp);
     tcase_add_test(tc, test_io_ping_pong_no_rearm_per_message_unix);
-    suite_add_tcase(s, tc);
     return s;
 }
 

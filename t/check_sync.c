@@ -11,18 +11,6 @@
 
 #include <tide/sync.h>
 
-/* A bounded spin for other threads: true once *p >= want, false after
- * ms (scaled) have passed. */
-static bool spin_until(atomic_int *p, int want, unsigned ms) {
-    uint64_t deadline = tide_now() + (uint64_t)t_watchdog_ms(ms) * 1000u;
-    while (atomic_load(p) < want) {
-        if (tide_now() > deadline)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
-
 /* ------------------------------------------------------------------------
  * Oneshot
  * ------------------------------------------------------------------------ */
@@ -60,7 +48,7 @@ START_TEST(test_oneshot_recv_waits_for_send) {
     t_hand_init(&h, NULL);
     tide_oneshot_recv(&r, &o);
     for (int i = 0; i < 3; i++) /* polling again registers nothing new */
-        ck_assert_int_eq(t_hand_poll(&h, &r.fut), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, &r.fut), TIDE_PENDING);
     ck_assert_int_eq(atomic_load(&h.count.clones), 1);
     ck_assert_int_eq(t_woken(&h.count), 0);
     ck_assert_int_eq(tide_oneshot_send(&o, 7), 0);
@@ -173,11 +161,11 @@ START_TEST(test_oneshot_from_threads) {
         os_task_t t = {.o = o, .got = -1};
         tide_future_init(&t.fut, &os_task_vt);
         pthread_t th;
-        ck_assert_int_eq(pthread_create(&th, NULL, os_sender, &a), 0);
+        t_assert_int_eq_at(i, pthread_create(&th, NULL, os_sender, &a), 0);
         intptr_t r = t_run(ex, &t.fut);
         pthread_join(th, NULL);
         if (i % 5 == 4)
-            ck_assert_int_eq(r, -EPIPE);
+            t_assert_int_eq_at(i, r, -EPIPE);
         else
             ck_assert_msg(r == 0 && t.got == i, "round %d: %ld, got %ld", i,
                           (long)r, (long)t.got);
@@ -209,7 +197,7 @@ START_TEST(test_mpsc_init_errors_and_enomem) {
             ck_assert_msg(made < n, "succeeded though allocation %lu failed", n);
             break;
         }
-        ck_assert_int_eq(rc, -ENOMEM);
+        t_assert_int_eq_at(n, rc, -ENOMEM);
     }
     ck_assert_int_eq(rc, 0);
     ck_assert_uint_eq(n, 2); /* exactly one allocation */
@@ -224,19 +212,19 @@ START_TEST(test_mpsc_try_send_recv_order) {
     ck_assert_int_eq(tide_mpsc_try_recv(&ch, &out), -EAGAIN);
     for (int round = 0; round < 3; round++) { /* around the ring */
         for (v = 0; v < 4; v++)
-            ck_assert_int_eq(tide_mpsc_try_send(&ch, &v), 0);
-        ck_assert_int_eq(tide_mpsc_try_send(&ch, &v), -EAGAIN);
-        ck_assert_uint_eq(tide_mpsc_len(&ch), 4);
-        ck_assert_int_eq(tide_mpsc_try_recv(&ch, &out), 1);
-        ck_assert_int_eq(out, 0);
+            t_assert_int_eq_at(v, tide_mpsc_try_send(&ch, &v), 0);
+        t_assert_int_eq_at(round, tide_mpsc_try_send(&ch, &v), -EAGAIN);
+        t_assert_uint_eq_at(round, tide_mpsc_len(&ch), 4);
+        t_assert_int_eq_at(round, tide_mpsc_try_recv(&ch, &out), 1);
+        t_assert_int_eq_at(round, out, 0);
         v = 100 + round;
-        ck_assert_int_eq(tide_mpsc_try_send(&ch, &v), 0);
+        t_assert_int_eq_at(round, tide_mpsc_try_send(&ch, &v), 0);
         for (int i = 1; i < 4; i++) {
-            ck_assert_int_eq(tide_mpsc_try_recv(&ch, &out), 1);
-            ck_assert_int_eq(out, i);
+            t_assert_int_eq_at(i, tide_mpsc_try_recv(&ch, &out), 1);
+            t_assert_int_eq_at(i, out, i);
         }
-        ck_assert_int_eq(tide_mpsc_try_recv(&ch, &out), 1);
-        ck_assert_int_eq(out, 100 + round);
+        t_assert_int_eq_at(round, tide_mpsc_try_recv(&ch, &out), 1);
+        t_assert_int_eq_at(round, out, 100 + round);
     }
     tide_mpsc_close(&ch);
     ck_assert_int_eq(tide_mpsc_try_send(&ch, &v), -EPIPE);
@@ -351,8 +339,9 @@ START_TEST(test_mpsc_close_from_either_side) {
     /* what was sent before the close is still received, then 0 */
     tide_mpsc_recv_t r;
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, &ch, &out)), TIDE_READY);
-        ck_assert_int_eq(r.fut.result, 1);
+        t_assert_int_eq_at(i, t_hand_poll(&hr, tide_mpsc_recv(&r, &ch, &out)),
+                           TIDE_READY);
+        t_assert_int_eq_at(i, r.fut.result, 1);
         tide_future_drop(&r.fut);
     }
     ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, &ch, &out)), TIDE_READY);
@@ -480,15 +469,15 @@ START_TEST(test_mpsc_tasks_backpressure) {
     for (int k = 0; k < 3; k++) {
         p[k] = (prod_t){.ch = &ch, .n = 20000, .tag = k};
         tide_future_init(&p[k].fut, &prod_vt);
-        ck_assert_int_eq(tide_spawn(ex, &p[k].fut, &j[k]), 0);
+        t_assert_int_eq_at(k, tide_spawn(ex, &p[k].fut, &j[k]), 0);
     }
     cons_t c = {.ch = &ch, .close_after = 3 * 20000};
     tide_future_init(&c.fut, &cons_vt);
     ck_assert_int_eq(t_run(ex, &c.fut), 0);
     ck_assert_int_eq(c.bad, 0);
     for (int k = 0; k < 3; k++) {
-        ck_assert_int_eq(c.next[k], 20000);
-        ck_assert_int_eq(t_run(ex, tide_join(&j[k])), 0);
+        t_assert_int_eq_at(k, c.next[k], 20000);
+        t_assert_int_eq_at(k, t_run(ex, tide_join(&j[k])), 0);
     }
     tide_mpsc_free(&ch);
     t_exec_free_clean(ex);
@@ -533,7 +522,8 @@ START_TEST(test_mpsc_threads_to_task) {
     pthread_t th[NT];
     for (int k = 0; k < NT; k++) {
         a[k] = (mt_arg_t){.ch = &ch, .tag = k, .n = N, .blocking = k % 2 == 0};
-        ck_assert_int_eq(pthread_create(&th[k], NULL, mt_sender, &a[k]), 0);
+        t_assert_int_eq_at(k, pthread_create(&th[k], NULL, mt_sender, &a[k]),
+                           0);
     }
     /* and a task of the executor among them */
     prod_t p = {.ch = &ch, .n = N, .tag = NT};
@@ -621,7 +611,8 @@ START_TEST(test_notify_one_wakes_in_order) {
     tide_notified_t w[3];
     for (int i = 0; i < 3; i++) {
         t_hand_init(&h[i], NULL);
-        ck_assert_int_eq(t_hand_poll(&h[i], tide_notified(&w[i], &n)), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h[i], tide_notified(&w[i], &n)),
+                           TIDE_PENDING);
     }
     for (int i = 0; i < 3; i++) {
         tide_notify_one(&n);
@@ -629,7 +620,7 @@ START_TEST(test_notify_one_wakes_in_order) {
             ck_assert_msg(t_woken(&h[k].count) == (k <= i),
                           "notify %d: waiter %d woken %d times", i, k,
                           t_woken(&h[k].count));
-        ck_assert_int_eq(t_hand_poll(&h[i], &w[i].fut), TIDE_READY);
+        t_assert_int_eq_at(i, t_hand_poll(&h[i], &w[i].fut), TIDE_READY);
         tide_future_drop(&w[i].fut);
     }
     tide_notify_free(&n);
@@ -646,14 +637,15 @@ START_TEST(test_notify_waiters_wakes_all_present) {
     tide_notified_t w[NW];
     for (int i = 0; i < NW; i++) {
         t_hand_init(&h[i], NULL);
-        ck_assert_int_eq(t_hand_poll(&h[i], tide_notified(&w[i], &n)), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h[i], tide_notified(&w[i], &n)),
+                           TIDE_PENDING);
     }
     tide_notified_t late;
     tide_notified(&late, &n); /* not polled yet: not waiting */
     tide_notify_waiters(&n);
     for (int i = 0; i < NW; i++) {
-        ck_assert_int_eq(t_woken(&h[i].count), 1);
-        ck_assert_int_eq(t_hand_poll(&h[i], &w[i].fut), TIDE_READY);
+        t_assert_int_eq_at(i, t_woken(&h[i].count), 1);
+        t_assert_int_eq_at(i, t_hand_poll(&h[i], &w[i].fut), TIDE_READY);
         tide_future_drop(&w[i].fut);
     }
     ck_assert_int_eq(t_hand_poll(&h[0], &late.fut), TIDE_PENDING);
@@ -730,7 +722,7 @@ static void *nt_thread(void *arg) {
     /* a ping-pong: each notify waits (bounded) for the task to see it */
     for (int i = 0; i < t->want; i++) {
         tide_notify_one(t->n);
-        if (!spin_until(&t->seen, i + 1, 5000))
+        if (!t_spin_until(&t->seen, i + 1, 5000))
             break;
     }
     return NULL;
@@ -808,10 +800,10 @@ START_TEST(test_semaphore_fifo_large_not_starved) {
     ck_assert_int_eq(t_hand_poll(&hs, tide_semaphore_acquire(&small, &s, 1)), TIDE_PENDING);
     /* small ones keep coming and releasing: none gets ahead of big */
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(tide_semaphore_try_acquire(&s, 1), -EAGAIN);
-        ck_assert_int_eq(tide_semaphore_release(&s, 1), 0);
-        ck_assert_int_eq(t_woken(&hb.count), 0);
-        ck_assert_int_eq(t_woken(&hs.count), 0);
+        t_assert_int_eq_at(i, tide_semaphore_try_acquire(&s, 1), -EAGAIN);
+        t_assert_int_eq_at(i, tide_semaphore_release(&s, 1), 0);
+        t_assert_int_eq_at(i, t_woken(&hb.count), 0);
+        t_assert_int_eq_at(i, t_woken(&hs.count), 0);
     }
     ck_assert_int_eq(tide_semaphore_release(&s, 2), 0); /* big has 5, small 1 */
     ck_assert_int_eq(t_woken(&hb.count), 1);
@@ -956,22 +948,23 @@ START_TEST(test_semaphore_tasks_and_threads) {
         t[i] = (sem_task_t){.s = &s, .in_use = &in_use, .cap = CAP,
                             .k = 1 + i % CAP, .n = 500};
         tide_future_init(&t[i].fut, &sem_task_vt);
-        ck_assert_int_eq(tide_spawn(ex, &t[i].fut, &j[i]), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &t[i].fut, &j[i]), 0);
     }
     sem_thread_t a[NTH];
     pthread_t th[NTH];
     for (int i = 0; i < NTH; i++) {
         a[i] = (sem_thread_t){.s = &s, .in_use = &in_use, .cap = CAP, .n = 2000};
-        ck_assert_int_eq(pthread_create(&th[i], NULL, sem_thread, &a[i]), 0);
+        t_assert_int_eq_at(i, pthread_create(&th[i], NULL, sem_thread, &a[i]),
+                           0);
     }
     for (int i = 0; i < NTASK; i++) {
-        ck_assert_int_eq(t_run(ex, tide_join(&j[i])), 0);
-        ck_assert_int_eq(t[i].over, 0);
+        t_assert_int_eq_at(i, t_run(ex, tide_join(&j[i])), 0);
+        t_assert_int_eq_at(i, t[i].over, 0);
     }
     for (int i = 0; i < NTH; i++) {
         pthread_join(th[i], NULL);
-        ck_assert_int_eq(a[i].over, 0);
-        ck_assert_int_eq(a[i].done, 2000);
+        t_assert_int_eq_at(i, a[i].over, 0);
+        t_assert_int_eq_at(i, a[i].done, 2000);
     }
     ck_assert_uint_eq(tide_semaphore_available(&s), CAP);
     tide_semaphore_free(&s);
@@ -981,17 +974,14 @@ END_TEST
 
 static Suite *sync_suite(void) {
     Suite *s = suite_create("sync");
-    TCase *tc = tcase_create("oneshot");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "oneshot", 30);
     tcase_add_test(tc, test_oneshot_send_before_recv);
     tcase_add_test(tc, test_oneshot_recv_waits_for_send);
     tcase_add_test(tc, test_oneshot_sender_closed_is_epipe);
     tcase_add_test(tc, test_oneshot_receiver_dropped_send_fails);
     tcase_add_test(tc, test_oneshot_from_threads);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("mpsc");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "mpsc", 60);
     tcase_add_test(tc, test_mpsc_init_errors_and_enomem);
     tcase_add_test(tc, test_mpsc_try_send_recv_order);
     tcase_add_test(tc, test_mpsc_backpressure_fifo_senders);
@@ -1001,25 +991,20 @@ static Suite *sync_suite(void) {
     tcase_add_test(tc, test_mpsc_tasks_backpressure);
     tcase_add_test(tc, test_mpsc_threads_to_task);
     tcase_add_test(tc, test_mpsc_send_blocking_released_by_close);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("notify");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "notify", 30);
     tcase_add_test(tc, test_notify_one_stores_one_permit);
     tcase_add_test(tc, test_notify_one_wakes_in_order);
     tcase_add_test(tc, test_notify_waiters_wakes_all_present);
     tcase_add_test(tc, test_notify_dropped_chosen_passes_on);
     tcase_add_test(tc, test_notify_one_from_thread);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("semaphore");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "semaphore", 60);
     tcase_add_test(tc, test_semaphore_try_and_release);
     tcase_add_test(tc, test_semaphore_fifo_large_not_starved);
     tcase_add_test(tc, test_semaphore_dropped_acquire_gives_back);
     tcase_add_test(tc, test_semaphore_close_and_free_under_waiters);
     tcase_add_test(tc, test_semaphore_tasks_and_threads);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -6,57 +6,7 @@
 
 #include <tide/task.h>
 
-/* ------------------------------------------------------------------------
- * A child future: sleeps `us` (forever if 0) then completes with `val`;
- * counts its polls' completions and its drops.
- * ------------------------------------------------------------------------ */
-
-typedef struct nap {
-    tide_future_t fut;
-    tide_sleep_t s;
-    uint64_t us;
-    intptr_t val;
-    bool started;
-    int *drops;
-    int *done;
-} nap_t;
-
-static tide_poll_t nap_poll(tide_future_t *f, tide_cx_t *cx) {
-    nap_t *n = TIDE_CONTAINER_OF(f, nap_t, fut);
-    if (n->us == 0)
-        return TIDE_PENDING; /* nothing will wake it: only an abort ends it */
-    if (!n->started) {
-        tide_sleep(&n->s, n->us);
-        n->started = true;
-    }
-    if (tide_future_poll(&n->s.fut, cx) == TIDE_PENDING)
-        return TIDE_PENDING;
-    if (n->done != NULL)
-        (*n->done)++;
-    f->result = n->val;
-    return TIDE_READY;
-}
-
-static void nap_drop(tide_future_t *f) {
-    nap_t *n = TIDE_CONTAINER_OF(f, nap_t, fut);
-    if (n->started)
-        tide_future_drop(&n->s.fut);
-    if (n->drops != NULL)
-        (*n->drops)++;
-}
-
-static const tide_future_vtable_t nap_vt = {nap_poll, nap_drop};
-
-static tide_future_t *nap(nap_t *n, uint64_t us, intptr_t val, int *drops,
-                          int *done) {
-    memset(n, 0, sizeof *n);
-    n->us = us;
-    n->val = val;
-    n->drops = drops;
-    n->done = done;
-    return tide_future_init(&n->fut, &nap_vt);
-}
-
+/* The children of the scopes below are naps (testutil.h's t_nap). */
 #define MS TIDE_USEC_PER_MSEC
 
 /* ------------------------------------------------------------------------
@@ -126,10 +76,15 @@ START_TEST(test_scope_wait_waits_for_every_child) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n[3];
+    t_nap_t n[3];
     int drops = 0, done = 0;
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], (uint64_t)(i + 1) * 3 * MS, i, &drops, &done), NULL), 0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(
+                &s, t_nap(&n[i], (uint64_t)(i + 1) * 3 * MS, i, &drops, &done),
+                NULL),
+            0);
     ck_assert_uint_eq(tide_scope_len(&s), 3);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), 0);
@@ -147,11 +102,15 @@ START_TEST(test_scope_cancel_aborts_children_at_pending_point) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n[4];
+    t_nap_t n[4];
     tide_join_t j;
     int drops = 0;
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), i == 0 ? &j : NULL), 0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(&s, t_nap(&n[i], T_NAP_FOREVER, 0, &drops, NULL),
+                             i == 0 ? &j : NULL),
+            0);
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 5), 0);
     ck_assert_int_eq(drops, 0);
     tide_token_wait_t tw;
@@ -169,8 +128,8 @@ START_TEST(test_scope_cancel_aborts_children_at_pending_point) {
     ck_assert_int_eq(drops, 4);
     ck_assert_int_eq(t_run(ex, tide_join(&j)), -ECANCELED);
     /* a cancelled scope takes no new child */
-    nap_t extra;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&extra, 1, 0, NULL, NULL), NULL), -ECANCELED);
+    t_nap_t extra;
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&extra, 1, 0, NULL, NULL), NULL), -ECANCELED);
     tide_future_drop(&extra.fut);
     tide_scope_free(&s);
     t_hand_done(&h);
@@ -183,9 +142,11 @@ START_TEST(test_scope_token_cancel_cancels_scope) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n;
+    t_nap_t n;
     int drops = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&n, 0, 0, &drops, NULL), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&n, T_NAP_FOREVER, 0, &drops, NULL), NULL),
+        0);
     tide_token_cancel(tide_scope_token(&s));
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), -ECANCELED);
@@ -199,10 +160,13 @@ START_TEST(test_scope_deadline_times_out_children) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t fast, slow;
+    t_nap_t fast, slow;
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&fast, 2 * MS, 7, &drops, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&slow, 0, 0, &drops, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&fast, 2 * MS, 7, &drops, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&slow, T_NAP_FOREVER, 0, &drops, &done),
+                         NULL),
+        0);
     uint64_t t0 = tide_now();
     ck_assert_int_eq(tide_scope_set_deadline(&s, t0 + 30 * MS), 0);
     ck_assert_uint_eq(tide_scope_deadline(&s), t0 + 30 * MS);
@@ -226,8 +190,8 @@ START_TEST(test_scope_deadline_past_and_removed) {
     ck_assert_int_eq(tide_scope_set_deadline(&s, tide_now() + 5 * MS), 0);
     ck_assert_int_eq(tide_scope_set_deadline(&s, UINT64_MAX), 0);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
-    nap_t n;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&n, 15 * MS, 0, NULL, NULL), NULL), 0);
+    t_nap_t n;
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&n, 15 * MS, 0, NULL, NULL), NULL), 0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), 0);
     /* a deadline that has passed cancels at once */
@@ -247,7 +211,7 @@ typedef struct inner {
     tide_scope_t *parent;
     tide_scope_t sub;
     tide_scope_wait_t w;
-    nap_t grand[2];
+    t_nap_t grand[2];
     int *drops;
     uint64_t seen_deadline;
     intptr_t sub_result;
@@ -259,7 +223,12 @@ static tide_poll_t inner_poll(tide_future_t *f, tide_cx_t *cx) {
     ck_assert_int_eq(tide_scope_init_child(&in->sub, in->parent, 0), 0);
     in->seen_deadline = tide_scope_deadline(&in->sub);
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(tide_scope_spawn(&in->sub, nap(&in->grand[i], 0, 0, in->drops, NULL), NULL), 0);
+        t_assert_int_eq_at(i,
+                           tide_scope_spawn(&in->sub,
+                                            t_nap(&in->grand[i], T_NAP_FOREVER,
+                                                  0, in->drops, NULL),
+                                            NULL),
+                           0);
     TIDE_AWAIT(&in->co, cx, tide_scope_wait(&in->w, &in->sub));
     in->sub_result = tide_async_result(&in->co);
     tide_scope_free(&in->sub);
@@ -313,9 +282,11 @@ START_TEST(test_scope_nested_cancel_and_free_order) {
     uint64_t dl = tide_now() + 500 * MS;
     ck_assert_int_eq(tide_scope_set_deadline(&top, dl), 0);
     ck_assert_uint_eq(tide_scope_deadline(&sub), dl); /* the earlier one */
-    nap_t n;
+    t_nap_t n;
     int drops = 0;
-    ck_assert_int_eq(tide_scope_spawn(&sub, nap(&n, 0, 0, &drops, NULL), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&sub, t_nap(&n, T_NAP_FOREVER, 0, &drops, NULL), NULL),
+        0);
     tide_scope_cancel(&top);
     ck_assert(tide_token_is_cancelled(tide_scope_token(&sub)));
     ck_assert_int_eq(tide_scope_error(&sub), -ECANCELED);
@@ -339,11 +310,14 @@ START_TEST(test_scope_fail_fast_cancels_siblings) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, TIDE_SCOPE_FAIL_FAST), 0);
-    nap_t bad, ok, forever;
+    t_nap_t bad, ok, forever;
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&ok, 1 * MS, 0, &drops, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&bad, 5 * MS, -EIO, &drops, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&forever, 0, 0, &drops, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&ok, 1 * MS, 0, &drops, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&bad, 5 * MS, -EIO, &drops, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&forever, T_NAP_FOREVER, 0, &drops, &done),
+                         NULL),
+        0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), -EIO);
     ck_assert_int_eq(done, 2);
@@ -358,10 +332,10 @@ START_TEST(test_scope_failure_without_fail_fast_lets_siblings_finish) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t bad, slow;
+    t_nap_t bad, slow;
     int done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&bad, 1 * MS, -EIO, NULL, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&slow, 10 * MS, 0, NULL, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&bad, 1 * MS, -EIO, NULL, &done), NULL), 0);
+    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&slow, 10 * MS, 0, NULL, &done), NULL), 0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), -EIO);
     ck_assert_int_eq(done, 2);
@@ -376,11 +350,15 @@ START_TEST(test_scope_free_aborts_what_is_left) {
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
     ck_assert_int_eq(tide_scope_set_deadline(&s, tide_now() + 1000 * MS), 0);
-    nap_t n[3];
+    t_nap_t n[3];
     int drops = 0;
     tide_join_t j;
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), i == 0 ? &j : NULL), 0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(&s, t_nap(&n[i], T_NAP_FOREVER, 0, &drops, NULL),
+                             i == 0 ? &j : NULL),
+            0);
     t_hand_t h;
     t_hand_init(&h, ex);
     tide_scope_wait_t w;
@@ -406,10 +384,14 @@ START_TEST(test_scope_exec_free_with_children) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, TIDE_SCOPE_FAIL_FAST), 0);
-    nap_t n[3];
+    t_nap_t n[3];
     int drops = 0;
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(tide_scope_spawn(&s, nap(&n[i], 0, 0, &drops, NULL), NULL), 0);
+        t_assert_int_eq_at(
+            i,
+            tide_scope_spawn(&s, t_nap(&n[i], T_NAP_FOREVER, 0, &drops, NULL),
+                             NULL),
+            0);
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 2), 0);
     tide_scope_free(&s);
     tide_exec_free(ex);
@@ -444,9 +426,12 @@ START_TEST(test_scope_child_cancels_own_scope) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t other;
+    t_nap_t other;
     int drops = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, nap(&other, 0, 0, &drops, NULL), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&other, T_NAP_FOREVER, 0, &drops, NULL),
+                         NULL),
+        0);
     canceller_t c = {.s = &s, .drops = &drops};
     tide_future_init(&c.fut, &canceller_vt);
     ck_assert_int_eq(tide_scope_spawn(&s, &c.fut, NULL), 0);
@@ -467,8 +452,8 @@ START_TEST(test_scope_errors) {
     tide_join_t j;
     ck_assert_int_eq(tide_scope_spawn(&s, NULL, &j), -EINVAL);
     ck_assert(tide_join_is_finished(&j));
-    nap_t n;
-    tide_future_t *f = nap(&n, 1, 0, NULL, NULL);
+    t_nap_t n;
+    tide_future_t *f = t_nap(&n, 1, 0, NULL, NULL);
     ck_assert_int_eq(tide_scope_spawn(&s, f, NULL), 0);
     ck_assert_int_eq(tide_scope_spawn(&s, f, NULL), -EBUSY);
     tide_scope_wait_t w;
@@ -483,8 +468,8 @@ START_TEST(test_alloc_scope_spawn) {
     tide_exec_t *ex = t_exec_new();
     tide_scope_t s;
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
-    nap_t n;
-    tide_future_t *f = nap(&n, 1, 0, NULL, NULL);
+    t_nap_t n;
+    tide_future_t *f = t_nap(&n, 1, 0, NULL, NULL);
     tide__alloc_fail_at(1);
     ck_assert_int_eq(tide_scope_spawn(&s, f, NULL), -ENOMEM);
     tide__alloc_fail_at(0);
@@ -601,7 +586,8 @@ START_TEST(test_handle_spawn_from_threads_under_stress) {
         sp[i].sh = &sh;
         sp[i].id = i;
         sp[i].exec_thread = pthread_self();
-        ck_assert_int_eq(pthread_create(&th[i], NULL, spawner_main, &sp[i]), 0);
+        t_assert_int_eq_at(
+            i, pthread_create(&th[i], NULL, spawner_main, &sp[i]), 0);
     }
     ck_assert_int_eq(t_block_on_ms(ex, &root.fut, 20000), 0);
     tide_future_drop(&root.fut);
@@ -888,8 +874,8 @@ START_TEST(test_blocking_runs_in_order_on_one_thread) {
     tide_join_all_t ja;
     ck_assert_int_eq(t_run(ex, tide_join_all(&ja, futs, N)), 0);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(b[i].fut.result, i * 10);
-        ck_assert_int_eq(g.order[i], i);
+        t_assert_int_eq_at(i, b[i].fut.result, i * 10);
+        t_assert_int_eq_at(i, g.order[i], i);
     }
     tide_blocking_stats_t st;
     tide_blocking_stats(ex, &st);
@@ -917,7 +903,7 @@ START_TEST(test_blocking_threads_are_bounded) {
     for (int i = 0; i < N; i++) {
         jobs[i] = (gjob_t){&g, i};
         futs[i] = tide_spawn_blocking(&b[i], gated, &jobs[i]);
-        ck_assert_int_eq(t_hand_poll(&h, futs[i]), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, futs[i]), TIDE_PENDING);
     }
     ck_assert(gate_wait_started(&g, 4));
     usleep(20000);
@@ -935,8 +921,8 @@ START_TEST(test_blocking_threads_are_bounded) {
         usleep(1000);
     ck_assert_int_eq(t_woken(&h.count), N);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(t_hand_poll(&h, futs[i]), TIDE_READY);
-        ck_assert_int_eq(futs[i]->result, i * 10);
+        t_assert_int_eq_at(i, t_hand_poll(&h, futs[i]), TIDE_READY);
+        t_assert_int_eq_at(i, futs[i]->result, i * 10);
         tide_future_drop(futs[i]);
     }
     pthread_mutex_lock(&g.m);
@@ -1033,7 +1019,7 @@ START_TEST(test_blocking_exec_free_with_jobs_queued_and_running) {
         tide_future_init(&t->fut, &bt_vt);
         jobs[i] = (gjob_t){&g, i};
         t->job = &jobs[i];
-        ck_assert_int_eq(tide_spawn(ex, &t->fut, NULL), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &t->fut, NULL), 0);
     }
     ck_assert_int_eq(t_run_for(tide_exec_base(ex), 5), 0);
     ck_assert(gate_wait_started(&g, 2));
@@ -1094,14 +1080,14 @@ START_TEST(test_alloc_blocking) {
     for (unsigned long n = 1; n <= 2; n++) {
         tide_future_t *f = tide_spawn_blocking(&b, ident, (void *)7);
         tide__alloc_fail_at(n);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
+        t_assert_int_eq_at(n, t_hand_poll(&h, f), TIDE_READY);
         tide__alloc_fail_at(0);
-        ck_assert_int_eq(f->result, -ENOMEM);
+        t_assert_int_eq_at(n, f->result, -ENOMEM);
         tide_future_drop(f);
         if (n == 1) {
             tide_blocking_stats_t st;
             tide_blocking_stats(ex, &st);
-            ck_assert_uint_eq(st.threads, 0);
+            t_assert_uint_eq_at(n, st.threads, 0);
         }
     }
     tide_future_t *f = tide_spawn_blocking(&b, ident, (void *)7);
@@ -1113,14 +1099,11 @@ END_TEST
 
 static Suite *task_suite(void) {
     Suite *s = suite_create("task");
-    TCase *tc = tcase_create("token");
-    tcase_set_timeout(tc, 30);
+    TCase *tc = t_tcase(s, "token", 30);
     tcase_add_test(tc, test_token_cancel_wakes_every_waiter);
     tcase_add_test(tc, test_token_free_completes_waiters_with_ebadf);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("scope");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "scope", 30);
     tcase_add_test(tc, test_scope_wait_waits_for_every_child);
     tcase_add_test(tc, test_scope_cancel_aborts_children_at_pending_point);
     tcase_add_test(tc, test_scope_token_cancel_cancels_scope);
@@ -1135,26 +1118,21 @@ static Suite *task_suite(void) {
     tcase_add_test(tc, test_scope_child_cancels_own_scope);
     tcase_add_test(tc, test_scope_errors);
     tcase_add_test(tc, test_alloc_scope_spawn);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("handle");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "handle", 60);
     tcase_add_test(tc, test_handle_spawn_from_threads_under_stress);
     tcase_add_test(tc, test_handle_spawn_then_exec_free);
     tcase_add_test(tc, test_handle_keeps_idle_host_loop);
     tcase_add_test(tc, test_handle_misuse);
     tcase_add_test(tc, test_alloc_handle_spawn);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("blocking");
-    tcase_set_timeout(tc, 60);
+    tc = t_tcase(s, "blocking", 60);
     tcase_add_test(tc, test_blocking_runs_in_order_on_one_thread);
     tcase_add_test(tc, test_blocking_threads_are_bounded);
     tcase_add_test(tc, test_blocking_cancel_before_and_after_start);
     tcase_add_test(tc, test_blocking_exec_free_with_jobs_queued_and_running);
     tcase_add_test(tc, test_blocking_errors);
     tcase_add_test(tc, test_alloc_blocking);
-    suite_add_tcase(s, tc);
     return s;
 }
 

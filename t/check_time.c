@@ -54,13 +54,13 @@ static void order_spawn(tide_exec_t *ex, order_task_t *t, tide_join_t *j,
         t[i].log = log;
         t[i].id = i;
         tide_future_init(&t[i].fut, &order_vt);
-        ck_assert_int_eq(tide_spawn(ex, &t[i].fut, &j[i]), 0);
+        t_assert_int_eq_at(i, tide_spawn(ex, &t[i].fut, &j[i]), 0);
     }
 }
 
 static void order_join(tide_exec_t *ex, tide_join_t *j, int n) {
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(t_run(ex, tide_join(&j[i])), 0);
+        t_assert_int_eq_at(i, t_run(ex, tide_join(&j[i])), 0);
 }
 
 START_TEST(test_sleep_equal_deadlines_fire_in_start_order) {
@@ -79,7 +79,7 @@ START_TEST(test_sleep_equal_deadlines_fire_in_start_order) {
         }
         order_spawn(ex, t, j, 8, &log);
         order_join(ex, j, 8);
-        ck_assert_int_eq(log.n, 8);
+        t_assert_int_eq_at(round, log.n, 8);
         for (int i = 0; i < 8; i++)
             ck_assert_msg(log.fired[i] == i,
                           "round %d: timer %d fired %dth (order: %d %d %d %d "
@@ -118,8 +118,8 @@ START_TEST(test_sleep_many_fire_sorted_cancelled_never) {
     for (int i = 0; i < NORDER; i += 5)
         tide_join_abort(&j[i]);
     for (int i = 0; i < NORDER; i++)
-        ck_assert_int_eq(t_run(ex, tide_join(&j[i])),
-                         i % 5 == 0 ? -ECANCELED : 0);
+        t_assert_int_eq_at(i, t_run(ex, tide_join(&j[i])),
+                           i % 5 == 0 ? -ECANCELED : 0);
     ck_assert_int_eq(log.n, NORDER - NORDER / 5);
     for (int k = 0; k < log.n; k++) {
         int id = log.fired[k];
@@ -191,7 +191,7 @@ START_TEST(test_sleep_one_base_event_for_many) {
     ck_assert_int_eq(event_base_dispatch(base), 1);
     ck_assert_int_eq(log.n, 50);
     for (int i = 0; i < 50; i++)
-        ck_assert_int_eq(log.fired[i], i);
+        t_assert_int_eq_at(i, log.fired[i], i);
     for (int i = 0; i < 50; i++)
         tide_join_detach(&j[i]);
     t_exec_free_clean(ex);
@@ -227,7 +227,7 @@ static void sleeps_never_early(tide_exec_t *ex) {
         memset(&n, 0, sizeof n);
         n.usec = usecs[i];
         tide_future_init(&n.fut, &napper_vt);
-        ck_assert_int_eq(t_run(ex, &n.fut), 0);
+        t_assert_int_eq_at(i, t_run(ex, &n.fut), 0);
         ck_assert_msg(n.end - n.start >= n.usec,
                       "sleep of %llu us took %llu us",
                       (unsigned long long)n.usec,
@@ -352,9 +352,9 @@ START_TEST(test_sleep_reset_pending) {
     tide_sleep_reset(&s, deadline);
     for (int i = 0; i < 1000 && !tide_future_is_done(f); i++) {
         int w = atomic_load(&h.count.wakes);
-        ck_assert(t_loop_until_count(base, &h.count.wakes, w + 1));
+        t_assert_at(i, t_loop_until_count(base, &h.count.wakes, w + 1));
         if (t_hand_poll(&h, f) == TIDE_READY)
-            ck_assert_uint_ge(tide_now(), deadline);
+            t_assert_uint_ge_at(i, tide_now(), deadline);
     }
     ck_assert(tide_future_is_done(f));
     tide_future_drop(f);
@@ -386,12 +386,12 @@ START_TEST(test_sleep_reset_done_reuses) {
         uint64_t deadline =
             tide_now() + 2 * TIDE_USEC_PER_MSEC * t_slowdown();
         tide_sleep_reset(&s, deadline);
-        ck_assert(!tide_future_is_done(f));
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
-        ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.wakes,
-                                     round + 1));
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
-        ck_assert_uint_ge(tide_now(), deadline);
+        t_assert_at(round, !tide_future_is_done(f));
+        t_assert_int_eq_at(round, t_hand_poll(&h, f), TIDE_PENDING);
+        t_assert_at(round, t_loop_until_count(tide_exec_base(ex),
+                                              &h.count.wakes, round + 1));
+        t_assert_int_eq_at(round, t_hand_poll(&h, f), TIDE_READY);
+        t_assert_uint_ge_at(round, tide_now(), deadline);
     }
     tide_future_drop(f);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
@@ -411,19 +411,19 @@ static void huge_sleeps(tide_exec_t *ex) {
     for (size_t i = 0; i < sizeof usecs / sizeof usecs[0]; i++) {
         tide_sleep_t s;
         tide_future_t *f = tide_sleep(&s, usecs[i]);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
-        ck_assert_uint_eq(t_stats(ex).armed_events, 1);
+        t_assert_int_eq_at(i, t_hand_poll(&h, f), TIDE_PENDING);
+        t_assert_uint_eq_at(i, t_stats(ex).armed_events, 1);
         tide_future_t never;
         tide_timeout_t to;
         tide_future_t *g = tide_timeout(&to, tide_pending(&never), usecs[i]);
-        ck_assert_int_eq(t_hand_poll(&h, g), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, g), TIDE_PENDING);
         t_run_for(tide_exec_base(ex), 10);
-        ck_assert_int_eq(t_woken(&h.count), 0);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
-        ck_assert_int_eq(t_hand_poll(&h, g), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_woken(&h.count), 0);
+        t_assert_int_eq_at(i, t_hand_poll(&h, f), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, g), TIDE_PENDING);
         tide_future_drop(g);
         tide_future_drop(f);
-        ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+        t_assert_uint_eq_at(i, t_stats(ex).armed_events, 0);
     }
     t_hand_done(&h);
 }
@@ -474,8 +474,8 @@ START_TEST(test_interval_ticks) {
     uint64_t sum = 1;
     for (int i = 0; i < 6; i++) {
         f = tide_interval_tick(&iv);
-        ck_assert_int_eq(t_block_on(ex, f), 0);
-        ck_assert_int_ge(f->result, 1);
+        t_assert_int_eq_at(i, t_block_on(ex, f), 0);
+        t_assert_int_ge_at(i, f->result, 1);
         sum += (uint64_t)f->result;
         check_tick(t0, period, sum, tide_now());
         tide_future_drop(f);
@@ -583,7 +583,7 @@ START_TEST(test_interval_huge_period_no_burst) {
     tide_future_drop(f);
     for (int i = 0; i < 3; i++) {
         f = tide_interval_tick(&iv);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, f), TIDE_PENDING);
         tide_future_drop(f);
     }
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
@@ -641,7 +641,7 @@ START_TEST(test_now_monotonic) {
     uint64_t prev = tide_now();
     for (int i = 0; i < 10000; i++) {
         uint64_t n = tide_now();
-        ck_assert_uint_ge(n, prev);
+        t_assert_uint_ge_at(i, n, prev);
         prev = n;
     }
     struct timespec ts;
@@ -919,12 +919,12 @@ START_TEST(test_virtual_clock_interval_exact_ticks) {
     /* on time, three times */
     for (int i = 0; i < 3; i++) {
         f = tide_interval_tick(&iv);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, f), TIDE_PENDING);
         tide__time_advance(ex, period - 1);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
+        t_assert_int_eq_at(i, t_hand_poll(&h, f), TIDE_PENDING);
         tide__time_advance(ex, 1);
-        ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
-        ck_assert_int_eq(f->result, 1);
+        t_assert_int_eq_at(i, t_hand_poll(&h, f), TIDE_READY);
+        t_assert_int_eq_at(i, f->result, 1);
         tide_future_drop(f);
     }
     /* 3.5 periods late: three ticks in one, the next on the grid */
@@ -983,8 +983,8 @@ START_TEST(test_virtual_clock_order_and_reset) {
         tide_cx_init(&cx, ex, &w[i]);
         /* 2 and 4 a microsecond earlier than the others */
         uint64_t d = (i == 2 || i == 4) ? 999 : 1000;
-        ck_assert_int_eq(tide_future_poll(tide_sleep(&s[i], d), &cx),
-                         TIDE_PENDING);
+        t_assert_int_eq_at(i, tide_future_poll(tide_sleep(&s[i], d), &cx),
+                           TIDE_PENDING);
     }
     tide_sleep_reset(&s[0], s[0].deadline); /* same deadline: last now */
     tide__time_advance(ex, 1000);
@@ -1054,8 +1054,8 @@ START_TEST(test_virtual_clock_reset_later) {
         ck_assert_msg(log[i] == want[i], "fired %dth: %d, want %d", i, log[i],
                       want[i]);
     for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(tide_future_poll(&s[i].fut, &(tide_cx_t){0}),
-                         TIDE_READY);
+        t_assert_int_eq_at(i, tide_future_poll(&s[i].fut, &(tide_cx_t){0}),
+                           TIDE_READY);
         tide_future_drop(&s[i].fut);
     }
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
@@ -1069,8 +1069,7 @@ static Suite *time_suite(void) {
     Suite *s = suite_create("time");
     TCase *tc;
 
-    tc = tcase_create("sleep");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "sleep", 30);
     tcase_add_test(tc, test_sleep_never_early);
     tcase_add_test(tc, test_sleep_never_early_precise_timer);
     tcase_add_test(tc, test_sleep_zero_completes);
@@ -1085,36 +1084,28 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_sleep_many_fire_sorted_cancelled_never);
     tcase_add_test(tc, test_sleep_reset_is_a_new_start);
     tcase_add_test(tc, test_sleep_one_base_event_for_many);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("interval");
+    tc = t_tcase(s, "interval", 30);
     /* exact tick counts: under valgrind a poll can be a period late, so
      * make check-valgrind skips these */
     tcase_set_tags(tc, "no-valgrind");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_interval_init_einval);
     tcase_add_test(tc, test_interval_ticks);
     tcase_add_test(tc, test_interval_late_ticks_skipped);
     tcase_add_test(tc, test_interval_tick_drop_keeps_schedule);
     tcase_add_test(tc, test_interval_huge_period_no_burst);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("virtual");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "virtual", 30);
     tcase_add_test(tc, test_virtual_clock_sleep_an_hour_in_no_time);
     tcase_add_test(tc, test_virtual_clock_interval_exact_ticks);
     tcase_add_test(tc, test_virtual_clock_order_and_reset);
     tcase_add_test(tc, test_virtual_clock_reset_later);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("timeout");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "timeout", 30);
     tcase_add_test(tc, test_timeout_around_sleep);
     tcase_add_test(tc, test_timeout_dropped_pending_disarms_both);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("signal");
-    tcase_set_timeout(tc, 30);
+    tc = t_tcase(s, "signal", 30);
     tcase_add_test(tc, test_signal_raise_in_task);
     tcase_add_test(tc, test_signal_raises_coalesce);
     tcase_add_test(tc, test_signal_before_recv_counted);
@@ -1123,7 +1114,6 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_signal_free_wakes_pending_recv);
     tcase_add_test(tc, test_signal_second_executor_ebusy);
     tcase_add_test(tc, test_signal_init_enomem);
-    suite_add_tcase(s, tc);
     return s;
 }
 

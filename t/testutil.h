@@ -13,8 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +39,49 @@
 
 /* Bound for every block_on and loop helper unless a test says otherwise:
  * far above what any test needs, far below the TCase timeout. Scaled by
- * t_slowdown() (see "Watchdogs" below), as every bound here is. */
+ * t_slowdown() (see "Watchdogs" below), as every bound here is. A test
+ * program whose single steps take longer (check_net: connects and copies of
+ * megabytes through loopback under valgrind) defines it before including
+ * this header; its TCase timeouts must stay above it. */
+#ifndef T_BOUND_MS
 #define T_BOUND_MS 5000u
+#endif
+
+/* ------------------------------------------------------------------------
+ * Assertions in loops. Check's ck_assert_int_eq names the expressions and
+ * their values but not the round of a loop that failed; these do:
+ * "iteration 7: n == want: got 3, want == 4". `i` is the loop's counter
+ * (any integer type); each operand is evaluated once, as in Check's own.
+ * ------------------------------------------------------------------------ */
+
+#define T_ASSERT_CMP_AT(i, X, OP, Y, T, F)                                     \
+    do {                                                                       \
+        T t_x_ = (T)(X), t_y_ = (T)(Y);                                        \
+        ck_assert_msg(t_x_ OP t_y_,                                            \
+                      "iteration %jd: %s %s %s: got %" F ", want %s %" F,      \
+                      (intmax_t)(i), #X, #OP, #Y, t_x_, #OP, t_y_);            \
+    } while (0)
+#define t_assert_int_eq_at(i, X, Y) T_ASSERT_CMP_AT(i, X, ==, Y, intmax_t, "jd")
+#define t_assert_int_ne_at(i, X, Y) T_ASSERT_CMP_AT(i, X, !=, Y, intmax_t, "jd")
+#define t_assert_int_lt_at(i, X, Y) T_ASSERT_CMP_AT(i, X, <, Y, intmax_t, "jd")
+#define t_assert_int_le_at(i, X, Y) T_ASSERT_CMP_AT(i, X, <=, Y, intmax_t, "jd")
+#define t_assert_int_gt_at(i, X, Y) T_ASSERT_CMP_AT(i, X, >, Y, intmax_t, "jd")
+#define t_assert_int_ge_at(i, X, Y) T_ASSERT_CMP_AT(i, X, >=, Y, intmax_t, "jd")
+#define t_assert_uint_eq_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, ==, Y, uintmax_t, "ju")
+#define t_assert_uint_ne_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, !=, Y, uintmax_t, "ju")
+#define t_assert_uint_lt_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, <, Y, uintmax_t, "ju")
+#define t_assert_uint_le_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, <=, Y, uintmax_t, "ju")
+#define t_assert_uint_gt_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, >, Y, uintmax_t, "ju")
+#define t_assert_uint_ge_at(i, X, Y)                                           \
+    T_ASSERT_CMP_AT(i, X, >=, Y, uintmax_t, "ju")
+/* t_assert_at: a condition, with the iteration and the condition's text. */
+#define t_assert_at(i, cond)                                                   \
+    ck_assert_msg(cond, "iteration %jd: %s", (intmax_t)(i), #cond)
 
 /* t_watchdog_fail: a watchdog of `ms` (scaled) fired: say so and fail the
  * running test. Does not return. */
@@ -171,13 +214,14 @@ static inline bool t_fd_armed(const tide_fd_t *reg, unsigned interest) {
 }
 
 /* t_exec_free_clean: assert nothing is left (no task, no armed event, no
- * registration), then free. */
+ * registration, no name lookup in flight), then free. */
 static inline void t_exec_free_clean(tide_exec_t *ex) {
     tide_exec_stats_t st = t_stats(ex);
     ck_assert_uint_eq(st.tasks, 0);
     ck_assert_uint_eq(st.queued, 0);
     ck_assert_uint_eq(st.armed_events, 0);
     ck_assert_uint_eq(st.registered, 0);
+    ck_assert_uint_eq(tide__resolve_outstanding(ex), 0);
     tide_exec_free(ex);
 }
 
@@ -241,12 +285,20 @@ static inline int t_block_on(tide_exec_t *ex, tide_future_t *fut) {
     return t_block_on_ms(ex, fut, T_BOUND_MS);
 }
 
-/* t_run: run fut to completion (bounded), drop it, give its result. */
+/* t_run: run fut to completion (bounded: a watchdog of T_BOUND_MS,
+ * scaled, fails the test saying so), drop it, give its result. */
 static inline intptr_t t_run(tide_exec_t *ex, tide_future_t *fut) {
-    ck_assert_int_eq(t_block_on(ex, fut), 0);
+    int rc = t_block_on(ex, fut);
+    ck_assert_msg(rc == 0, "block_on: %s", tide_strerror(rc));
     intptr_t r = fut->result;
     tide_future_drop(fut);
     return r;
+}
+
+/* t_run_usec: let ex run for `usec` (its tasks progress meanwhile). */
+static inline void t_run_usec(tide_exec_t *ex, uint64_t usec) {
+    tide_sleep_t s;
+    ck_assert_int_eq(t_run(ex, tide_sleep(&s, usec)), 0);
 }
 
 static inline void t_nop_cb(evutil_socket_t fd, short what, void *arg) {
@@ -276,6 +328,18 @@ static inline bool t_loop_until(struct event_base *base,
         fprintf(stderr, "watchdog: over %g s in %s (t_loop_until)\n",
                 (double)ms / 1000.0, tcase_name());
     return ok;
+}
+
+/* t_spin_until: a bounded spin for other threads: true once *p >= want,
+ * false after `ms` (scaled) have passed. */
+static inline bool t_spin_until(atomic_int *p, int want, unsigned ms) {
+    uint64_t deadline = tide_now() + (uint64_t)t_watchdog_ms(ms) * 1000u;
+    while (atomic_load(p) < want) {
+        if (tide_now() > deadline)
+            return false;
+        sched_yield();
+    }
+    return true;
 }
 
 typedef struct t_at_least {
@@ -382,9 +446,126 @@ static inline tide_future_t *t_wrap(t_wrap_t *w, tide_future_t *inner) {
     return tide_future_init(&w->fut, &t_wrap_vt);
 }
 
+/* A nap: a future that sleeps `usec`, then completes with `value`,
+ * counting its completions in *done and its drops in *drops (either may be
+ * NULL). usec 0: it completes at its first poll; T_NAP_FOREVER: it stays
+ * pending and nothing wakes it (only a drop ends it). t_nap sets one up in
+ * the caller's memory; t_nap_new makes one on the heap, freed by its
+ * drop. */
+#define T_NAP_FOREVER UINT64_MAX
+
+typedef struct t_nap {
+    tide_future_t fut;
+    tide_sleep_t s;
+    uint64_t usec;
+    intptr_t value;
+    int *drops, *done;
+    bool sleeping, heap;
+} t_nap_t;
+
+static inline tide_poll_t t_nap_poll(tide_future_t *f, tide_cx_t *cx) {
+    t_nap_t *n = TIDE_CONTAINER_OF(f, t_nap_t, fut);
+    if (n->usec == T_NAP_FOREVER)
+        return TIDE_PENDING;
+    if (n->usec > 0) {
+        if (!n->sleeping) {
+            tide_sleep(&n->s, n->usec);
+            n->sleeping = true;
+        }
+        if (tide_future_poll(&n->s.fut, cx) == TIDE_PENDING)
+            return TIDE_PENDING;
+        tide_future_drop(&n->s.fut);
+        n->sleeping = false;
+    }
+    if (n->done != NULL)
+        (*n->done)++;
+    f->result = n->value;
+    return TIDE_READY;
+}
+
+static inline void t_nap_drop(tide_future_t *f) {
+    t_nap_t *n = TIDE_CONTAINER_OF(f, t_nap_t, fut);
+    if (n->sleeping)
+        tide_future_drop(&n->s.fut);
+    n->sleeping = false;
+    if (n->drops != NULL)
+        (*n->drops)++;
+    if (n->heap)
+        free(n);
+}
+
+static inline tide_future_t *t_nap(t_nap_t *n, uint64_t usec, intptr_t value,
+                                   int *drops, int *done) {
+    static const tide_future_vtable_t vt = {t_nap_poll, t_nap_drop};
+    *n = (t_nap_t){.usec = usec, .value = value, .drops = drops, .done = done};
+    return tide_future_init(&n->fut, &vt);
+}
+
+static inline t_nap_t *t_nap_new(uint64_t usec, intptr_t value, int *drops,
+                                 int *done) {
+    t_nap_t *n = malloc(sizeof *n);
+    ck_assert_ptr_nonnull(n);
+    t_nap(n, usec, value, drops, done);
+    n->heap = true;
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Byte patterns: byte i of a test stream is t_pat(i). Not periodic over
+ * any size the tests send, so a reordered, repeated or lost block shows.
+ * ------------------------------------------------------------------------ */
+
+static inline unsigned char t_pat(uint64_t i) {
+    return (unsigned char)(((uint32_t)i * 2654435761u) >> 24 ^
+                           (uint32_t)(i >> 16));
+}
+
+/* t_pat_fill: buf[0, len) = the pattern from stream offset `off`. */
+static inline void t_pat_fill(unsigned char *buf, size_t len, uint64_t off) {
+    for (size_t i = 0; i < len; i++)
+        buf[i] = t_pat(off + i);
+}
+
+/* t_pat_check: index of the first byte of buf[0, len) that differs from
+ * the pattern at `off`, or len. */
+static inline size_t t_pat_check(const unsigned char *buf, size_t len,
+                                 uint64_t off) {
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != t_pat(off + i))
+            return i;
+    return len;
+}
+
+/* t_pat_assert: fail, naming the stream offset and both values, unless
+ * buf[0, len) is the pattern at `off`. */
+static inline void t_pat_assert(const unsigned char *buf, size_t len,
+                                uint64_t off) {
+    size_t i = t_pat_check(buf, len, off);
+    if (i < len)
+        ck_abort_msg("byte %llu: got %u, want %u",
+                     (unsigned long long)(off + i), buf[i], t_pat(off + i));
+}
+
 /* ------------------------------------------------------------------------
  * Descriptors
  * ------------------------------------------------------------------------ */
+
+/* t_open_fds: how many of the descriptors 0..1023 are open. */
+static inline int t_open_fds(void) {
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+/* t_small_buffers: shrink fd's socket buffers to 4 KiB (the kernel doubles
+ * and rounds it), so that a few writes fill them. */
+static inline void t_small_buffers(int fd) {
+    int sz = 4096;
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz), 0);
+}
 
 /* t_socketpair: a connected AF_UNIX stream pair, both O_NONBLOCK. */
 static inline void t_socketpair(int sv[2]) {
@@ -538,6 +719,15 @@ static inline void t_sleep_ms(unsigned ms) {
 /* ------------------------------------------------------------------------
  * Running a suite
  * ------------------------------------------------------------------------ */
+
+/* t_tcase: a test case named `name` with a per-test timeout of `secs`
+ * (scaled like every TCase timeout: see slowdown.h), added to s. */
+static inline TCase *t_tcase(Suite *s, const char *name, double secs) {
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, secs);
+    suite_add_tcase(s, tc);
+    return tc;
+}
 
 static inline int t_run_suite(Suite *s) {
     SRunner *sr = srunner_create(s);
