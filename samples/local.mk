@@ -9,7 +9,8 @@ samples_hello_LDADD = src/libtide.la $(LIBEVENT_LIBS)
 # is a file of its own so that a fuzzer can link it alone.
 bin_PROGRAMS += samples/tide-echod
 samples_tide_echod_SOURCES = samples/echod/echod.h samples/echod/main.c \
-	samples/echod/lifecycle.c samples/echod/listen.c samples/echod/conn.c \
+	samples/echod/lifecycle.c samples/echod/listen.c \
+	samples/echod/activate.c samples/echod/conn.c \
 	samples/echod/pool.c samples/echod/level.c samples/echod/stats.c \
 	samples/echod/log.c samples/echod/options.c samples/echod/options.h
 samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
