@@ -2813,6 +2813,33 @@ START_TEST(test_net_alloc_failures) {
         tide_fdstream_free(w);
         break;
     }
+    /* A listener from a descriptor, on an executor with no registration
+     * yet (the reactor's table is allocated too): on -ENOMEM the
+     * descriptor is still the caller's, open and blocking as it came. */
+    failed = 0;
+    for (unsigned long n = 1; n < 20; n++) {
+        tide_exec_t *ex2 = n_exec();
+        int fd = n_plain_sock(AF_INET, SOCK_STREAM);
+        n_bind_loopback(fd);
+        ck_assert_int_eq(listen(fd, 1), 0);
+        tide__alloc_fail_at(n);
+        tide_listener_t *l = NULL;
+        int rc = tide_listener_from_fd(&l, ex2, fd);
+        tide__alloc_fail_at(0);
+        if (rc == -ENOMEM) {
+            failed++;
+            ck_assert(t_is_open(fd) && !t_is_nonblocking(fd));
+            close(fd);
+            n_free_clean(ex2);
+            continue;
+        }
+        ck_assert_int_eq(rc, 0);
+        tide_listener_free(l);
+        n_free_clean(ex2);
+        break;
+    }
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_eq(n_open_fds(), fds0);
     /* Accept whose wrapping fails: -ENOMEM, the connection is closed. */
     tide_addr_t addr;
     tide_tcp_listener_t *l = n_listen(ex, &addr);
