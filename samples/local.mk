@@ -35,7 +35,7 @@ if HAVE_SYSTEMD_UNITS
 systemdsystemunit_DATA = samples/echod/tide-echod.service \
 	samples/echod/tide-echod.socket
 AM_DISTCHECK_CONFIGURE_FLAGS = \
-	--with-systemdsystemunitdir='$$dc_install_base/$(systemdsystemunitdir)'
+	--with-systemdsystemunitdir=$$dc_install_base/$(systemdsystemunitdir)
 else
 noinst_DATA = samples/echod/tide-echod.service
 AM_DISTCHECK_CONFIGURE_FLAGS = --without-systemdsystemunitdir
