@@ -9,11 +9,40 @@ samples_hello_LDADD = src/libtide.la $(LIBEVENT_LIBS)
 # is a file of its own so that a fuzzer can link it alone.
 bin_PROGRAMS += samples/tide-echod
 samples_tide_echod_SOURCES = samples/echod/echod.h samples/echod/main.c \
-	samples/echod/lifecycle.c samples/echod/listen.c samples/echod/conn.c \
-	samples/echod/limits.c samples/echod/pool.c samples/echod/level.c \
-	samples/echod/stats.c samples/echod/log.c samples/echod/options.c \
-	samples/echod/options.h
+	samples/echod/lifecycle.c samples/echod/listen.c \
+	samples/echod/activate.c samples/echod/conn.c samples/echod/limits.c \
+	samples/echod/pool.c samples/echod/level.c samples/echod/stats.c \
+	samples/echod/log.c samples/echod/options.c samples/echod/options.h
 samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
+
+# Its systemd units: a socket unit (systemd listens, the daemon takes the
+# socket: LISTEN_FDS) and the service, whose ExecStart names the installed
+# binary: @bindir@ is substituted here, at build time, because bindir is
+# "${exec_prefix}/bin" until make expands it. Installed where configure
+# found systemd's unit directory (--with-systemdsystemunitdir); make
+# distcheck installs them under its own prefix instead, never into the
+# system's directory (AM_DISTCHECK_CONFIGURE_FLAGS).
+EXTRA_DIST += samples/echod/tide-echod.service.in \
+	samples/echod/tide-echod.socket
+CLEANFILES += samples/echod/tide-echod.service
+samples/echod/tide-echod.service: $(srcdir)/samples/echod/tide-echod.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) samples/echod && \
+	sed -e 's|@bindir[@]|$(bindir)|g' \
+		$(srcdir)/samples/echod/tide-echod.service.in >$@.tmp && \
+	mv $@.tmp $@
+check_DATA = samples/echod/tide-echod.service
+if HAVE_SYSTEMD_UNITS
+systemdsystemunit_DATA = samples/echod/tide-echod.service \
+	samples/echod/tide-echod.socket
+AM_DISTCHECK_CONFIGURE_FLAGS = \
+	--with-systemdsystemunitdir=$$dc_install_base/$(systemdsystemunitdir)
+else
+noinst_DATA = samples/echod/tide-echod.service
+AM_DISTCHECK_CONFIGURE_FLAGS = --without-systemdsystemunitdir
+endif
+# The units pass systemd-analyze verify (skipped without it).
+TESTS += t/check_units.sh
+EXTRA_DIST += t/check_units.sh
 
 # Its integration tests run the built daemon (through libtool's wrapper,
 # which execs the real binary: signals reach the daemon itself).

@@ -122,6 +122,41 @@ static void set_nonblock(int fd) {
 /* RLIMIT_NOFILE for the next daemon started (0: inherit). */
 static rlim_t child_nofile;
 
+/* What the next daemon started is handed down, as systemd hands it:
+ * child_fds[i] becomes its descriptor 3 + i (inheritable), and each of
+ * child_env ("NAME=VALUE") is set in its environment, with
+ * "LISTEN_PID=self" meaning the daemon's own pid (set after the fork) and
+ * "LISTEN_PID=parent" the test's. Each test runs in a process of its own,
+ * so this is reset for each. */
+static int child_fds[4];
+static int child_nfds;
+static const char *child_env[6];
+static size_t child_nenv;
+
+static void child_handdown(pid_t parent) {
+    int high[4];
+    for (int i = 0; i < child_nfds; i++)
+        if ((high[i] = fcntl(child_fds[i], F_DUPFD, 64)) < 0)
+            _exit(126);
+    for (int i = 0; i < child_nfds; i++) {
+        if (dup2(high[i], 3 + i) < 0) /* not close-on-exec */
+            _exit(126);
+        close(high[i]);
+    }
+    for (size_t i = 0; i < child_nenv; i++) {
+        char name[64], value[64];
+        const char *eq = strchr(child_env[i], '=');
+        snprintf(name, sizeof name, "%.*s", (int)(eq - child_env[i]),
+                 child_env[i]);
+        snprintf(value, sizeof value, "%s", eq + 1);
+        if (strcmp(value, "self") == 0)
+            snprintf(value, sizeof value, "%ld", (long)getpid());
+        else if (strcmp(value, "parent") == 0)
+            snprintf(value, sizeof value, "%ld", (long)parent);
+        setenv(name, value, 1);
+    }
+}
+
 static void spawn_path(const char *path, const char *const *args) {
     static bool atexit_set;
     int out[2], err[2];
@@ -151,6 +186,7 @@ static void spawn_path(const char *path, const char *const *args) {
         }
         dup2(out[1], 1);
         dup2(err[1], 2);
+        child_handdown(parent);
         execv(path, (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
@@ -1816,6 +1852,11 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     const char *log_short[] = {"-L", "x", NULL}; /* no short form */
     const char *log_cannot[] = {"--listen", "127.0.0.1:0", "--log-file",
                                 "/nonexistent-echod-dir/log", NULL};
+    const char *fd_x[] = {"--listen-fd", "x", NULL};
+    const char *fd_neg[] = {"--listen-fd=-1", NULL};
+    const char *fd_big[] = {"--listen-fd", "99999999999", NULL};
+    const char *fd_twice[] = {"--listen-fd", "3", "--listen-fd=3", NULL};
+    const char *fd_missing[] = {"--listen-fd", NULL};
     expect_exit(2, "unknown option '--frobnicate'", unknown);
     expect_exit(2, "bad port '99999'", bad_port);
     expect_exit(2, "missing port", no_port);
@@ -1837,6 +1878,11 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     expect_exit(2, "unknown option '-L'", log_short);
     expect_exit(1, "cannot open the log file /nonexistent-echod-dir/log",
                 log_cannot);
+    expect_exit(2, "--listen-fd wants a descriptor number", fd_x);
+    expect_exit(2, "--listen-fd wants a descriptor number", fd_neg);
+    expect_exit(2, "--listen-fd wants a descriptor number", fd_big);
+    expect_exit(2, "--listen-fd 3 given twice", fd_twice);
+    expect_exit(2, "--listen-fd needs a value", fd_missing);
 }
 END_TEST
 
@@ -1883,6 +1929,178 @@ START_TEST(test_echod_address_in_use_exits_1) {
     const char *args[] = {"--listen", addr, NULL};
     expect_exit(1, "cannot listen on", args);
     close(l);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Sockets handed down: systemd's socket activation, --listen-fd
+ * ------------------------------------------------------------------------ */
+
+/* A listening TCP socket on 127.0.0.1, blocking and inheritable as systemd
+ * makes one; its port in *port. */
+static int listening_tcp(int *port) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(listen(l, 16), 0);
+    socklen_t sl = sizeof sin;
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &sl), 0);
+    *port = ntohs(sin.sin_port);
+    return l;
+}
+
+static void hand_down(int fd) {
+    ck_assert_int_lt(child_nfds, 4);
+    child_fds[child_nfds++] = fd;
+}
+
+static void put_env(const char *kv) {
+    ck_assert_uint_lt(child_nenv, 6);
+    child_env[child_nenv++] = kv;
+}
+
+static void roundtrip_port(int port, const char *msg) {
+    int fd = try_connect(port);
+    ck_assert_msg(fd >= 0, "connect to %d: %s", port, strerror(-fd));
+    roundtrip(fd, msg, strlen(msg));
+    close(fd);
+}
+
+START_TEST(test_echod_systemd_socket_activation) {
+    int port, l = listening_tcp(&port);
+    char dir[] = "/tmp/echod-test-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s", dir);
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(u, 0);
+    ck_assert_int_eq(bind(u, (struct sockaddr *)&sun, sizeof sun), 0);
+    ck_assert_int_eq(listen(u, 16), 0);
+    hand_down(l); /* fd 3 */
+    hand_down(u); /* fd 4 */
+    put_env("LISTEN_FDS=2");
+    put_env("LISTEN_PID=self");
+    put_env("LISTEN_FDNAMES=tcp:local");
+    /* no --listen: systemd's sockets replace the default address */
+    const char *args[] = {"--threads", "2", "--drain-timeout", "1", NULL};
+    spawn_daemon(args);
+    close(l); /* the daemon's copies only, from now on */
+    close(u);
+    wait_listening(2);
+    ck_assert_msg(D.port == port, "listening on %s, not the port handed "
+                  "down (%d)", D.first_addr, port);
+    ck_assert_msg(stderr_wait_for("fd 4 from systemd (local)", T_WAIT_MS),
+                  "%s", D.errbuf);
+    for (int i = 0; i < 8; i++) /* both threads accept on it */
+        roundtrip_port(port, "activated by systemd");
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(c, 0);
+    set_timeouts(c, T_WAIT_MS);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sun, sizeof sun), 0);
+    roundtrip(c, "over systemd's unix socket", 26);
+    close(c);
+    stop_clean();
+    /* systemd's socket file is systemd's: the daemon leaves it */
+    struct stat sb;
+    ck_assert_msg(stat(sun.sun_path, &sb) == 0, "socket file removed");
+    unlink(sun.sun_path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_echod_listen_fd) {
+    int port, l = listening_tcp(&port);
+    hand_down(l); /* fd 3 */
+    const char *args[] = {"--listen", "127.0.0.1:0", "--listen-fd", "3",
+                          "--threads", "3", "--drain-timeout", "1", NULL};
+    spawn_daemon(args);
+    close(l);
+    wait_listening(2); /* --listen's line first, then fd 3's */
+    ck_assert_int_ne(D.port, port);
+    ck_assert_msg(stderr_wait_for("fd 3 from --listen-fd", T_WAIT_MS), "%s",
+                  D.errbuf);
+    for (int i = 0; i < 8; i++) {
+        roundtrip_port(port, "through an inherited socket");
+        roundtrip_port(D.port, "and through --listen");
+    }
+    stop_clean();
+}
+END_TEST
+
+/* LISTEN_PID names another process (here the test's, as a child that
+ * inherited systemd's environment would see it): the sockets are not the
+ * daemon's, which listens on --listen only and leaves fd 3 alone. */
+START_TEST(test_echod_systemd_wrong_pid_ignored) {
+    int port, l = listening_tcp(&port);
+    hand_down(l);
+    put_env("LISTEN_FDS=1");
+    put_env("LISTEN_PID=parent");
+    start_echod("--drain-timeout", "1", NULL);
+    ck_assert_int_ne(D.port, port);
+    ck_assert_msg(stderr_wait_for("not this process", T_WAIT_MS), "%s",
+                  D.errbuf);
+    roundtrip_port(D.port, "on --listen");
+    /* the socket handed down queues the connection, but nobody accepts */
+    int c = try_connect(port);
+    ck_assert_int_ge(c, 0);
+    send_all(c, "anyone?", 7);
+    struct pollfd p = {c, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, 300), 0);
+    close(c);
+    close(l);
+    stop_clean();
+}
+END_TEST
+
+/* A descriptor handed down that is no listening socket: a message that
+ * says so, and exit 1 (the daemon cannot serve what it was given). */
+START_TEST(test_echod_bad_descriptor_exits_1) {
+    int sv[2];
+    ck_assert_int_eq(pipe(sv), 0);
+    hand_down(sv[0]); /* fd 3: a pipe */
+    const char *pipe_args[] = {"--listen-fd", "3", NULL};
+    expect_exit(1, "cannot listen on fd 3 (--listen-fd): not a socket",
+                pipe_args);
+    close(sv[0]);
+    close(sv[1]);
+    child_nfds = 0;
+
+    int s = socket(AF_INET, SOCK_STREAM, 0); /* bound, never listening */
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof sin), 0);
+    hand_down(s);
+    const char *unlistened[] = {"--listen-fd", "3", NULL};
+    expect_exit(1, "fd 3 (--listen-fd): a socket that is not listening",
+                unlistened);
+    const char *closed_fd[] = {"--listen-fd", "9", NULL};
+    expect_exit(1, "fd 9 (--listen-fd): not an open descriptor", closed_fd);
+    put_env("LISTEN_FDS=1");
+    put_env("LISTEN_PID=self");
+    const char *none[] = {NULL};
+    expect_exit(1, "fd 3 (systemd): a socket that is not listening", none);
+    close(s);
+    child_nfds = 0;
+
+    int d = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(d, 0);
+    hand_down(d);
+    expect_exit(1, "fd 3 (systemd): not a stream socket", none);
+    close(d);
+    child_nfds = 0;
+    child_nenv = 0;
+    put_env("LISTEN_FDS=many");
+    put_env("LISTEN_PID=self");
+    expect_exit(1, "bad LISTEN_FDS 'many'", none);
 }
 END_TEST
 
@@ -2013,6 +2231,10 @@ static Suite *echod_suite(void) {
         {"args", test_echod_bad_arguments_exit_2, 60},
         {"help", test_echod_help_and_version, 30},
         {"in_use", test_echod_address_in_use_exits_1, 30},
+        {"systemd", test_echod_systemd_socket_activation, 30},
+        {"listen_fd", test_echod_listen_fd, 30},
+        {"systemd_wrong_pid", test_echod_systemd_wrong_pid_ignored, 30},
+        {"bad_fd", test_echod_bad_descriptor_exits_1, 30},
         {"embed", test_embed_serves_http_and_echo_together, 30},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

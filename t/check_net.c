@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2347,6 +2348,193 @@ START_TEST(test_unix_from_fd_checks_the_socket) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * A listener from a descriptor (socket activation, an inherited socket):
+ * only a listening stream socket of a family tide serves is taken; a
+ * refused one is left open with its flags as they were
+ * ------------------------------------------------------------------------ */
+
+/* Expect tide_listener_from_fd to refuse fd with want, leave it open with
+ * its flags (O_NONBLOCK, FD_CLOEXEC) unchanged, and register nothing; then
+ * close it. */
+static void n_listener_refused(tide_exec_t *ex, int fd, int want,
+                               const char *what) {
+    int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+    int fdfl = fd >= 0 ? fcntl(fd, F_GETFD) : -1;
+    tide_listener_t *l = NULL;
+    int rc = tide_listener_from_fd(&l, ex, fd);
+    if (rc == 0)
+        tide_listener_free(l);
+    ck_assert_msg(rc == want, "listener_from_fd(%s): %s, want %s", what,
+                  tide_err_name(rc), tide_err_name(want));
+    if (fd >= 0 && fl >= 0) {
+        ck_assert_msg(t_is_open(fd), "%s: fd closed on error", what);
+        ck_assert_msg(fcntl(fd, F_GETFL) == fl && fcntl(fd, F_GETFD) == fdfl,
+                      "%s: flags changed on error", what);
+        close(fd);
+    }
+    tide_exec_stats_t st;
+    tide_exec_stats(ex, &st);
+    ck_assert_uint_eq(st.registered, 0);
+}
+
+/* A blocking, inheritable socket (as a parent or systemd passes one). */
+static int n_plain_sock(int family, int type) {
+    int fd = socket(family, type, 0);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+static void n_bind_loopback(int fd) {
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+}
+
+START_TEST(test_listener_from_fd_checks_the_socket) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2], c, s;
+
+    n_listener_refused(ex, -1, -EBADF, "-1");
+    int gone = dup(0);
+    ck_assert_int_ge(gone, 0);
+    close(gone);
+    n_listener_refused(ex, gone, -EBADF, "a closed descriptor");
+    ck_assert_int_eq(pipe2(sv, O_CLOEXEC), 0);
+    close(sv[1]);
+    n_listener_refused(ex, sv[0], -ENOTSOCK, "a pipe");
+    int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (nl >= 0)
+        n_listener_refused(ex, nl, -EAFNOSUPPORT, "a netlink socket");
+    int u = n_plain_sock(AF_INET, SOCK_DGRAM);
+    n_bind_loopback(u);
+    n_listener_refused(ex, u, -EPROTOTYPE, "a bound UDP socket");
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    close(sv[1]);
+    n_listener_refused(ex, sv[0], -EPROTOTYPE, "a Unix datagram socket");
+    int sp = n_plain_sock(AF_UNIX, SOCK_SEQPACKET);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path + 1, sizeof sun.sun_path - 1, "tide-lfd-%d",
+             (int)getpid());
+    socklen_t sunlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                                   strlen(sun.sun_path + 1));
+    ck_assert_int_eq(bind(sp, (struct sockaddr *)&sun, sunlen), 0);
+    ck_assert_int_eq(listen(sp, 1), 0);
+    n_listener_refused(ex, sp, -EPROTOTYPE, "a listening seqpacket socket");
+    int b = n_plain_sock(AF_INET, SOCK_STREAM);
+    n_bind_loopback(b);
+    n_listener_refused(ex, b, -EINVAL, "a bound TCP socket, not listening");
+    n_listener_refused(ex, n_plain_sock(AF_INET, SOCK_STREAM), -EINVAL,
+                       "a fresh TCP socket");
+    t_tcp_pair(&c, &s);
+    close(s);
+    n_listener_refused(ex, c, -EINVAL, "a connected TCP socket");
+    t_socketpair(sv);
+    close(sv[1]);
+    n_listener_refused(ex, sv[0], -EINVAL, "a Unix stream pair");
+
+    /* NULL arguments, and a descriptor already registered (the listener
+     * keeps it: it is not closed by the refusal). */
+    int l = n_plain_sock(AF_INET, SOCK_STREAM);
+    n_bind_loopback(l);
+    ck_assert_int_eq(listen(l, 1), 0);
+    tide_listener_t *ln = NULL;
+    ck_assert_int_eq(tide_listener_from_fd(NULL, ex, l), -EINVAL);
+    ck_assert_int_eq(tide_listener_from_fd(&ln, NULL, l), -EINVAL);
+    ck_assert_int_eq(tide_listener_from_fd(&ln, ex, l), 0);
+    tide_listener_t *again = NULL;
+    ck_assert_int_eq(tide_listener_from_fd(&again, ex, l), -EEXIST);
+    ck_assert_ptr_null(again);
+    ck_assert(t_is_open(l));
+    tide_listener_free(ln);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* Accept on a listener made from fd (blocking and inheritable, as given),
+ * connect with cfd to `to`, echo a few bytes; the listener closes fd. */
+static void n_listener_from_fd_serves(int fd, int cfd,
+                                      const struct sockaddr *to,
+                                      socklen_t tolen, bool unix_) {
+    tide_exec_t *ex = t_exec_new();
+    ck_assert(!t_is_nonblocking(fd));
+    tide_listener_t *l = NULL;
+    ck_assert_int_eq(tide_listener_from_fd(&l, ex, fd), 0);
+    ck_assert_msg(t_is_nonblocking(fd), "the listener's fd is blocking");
+    ck_assert_msg(fcntl(fd, F_GETFD) & FD_CLOEXEC,
+                  "the listener's fd is inheritable");
+    char name[TIDE_ADDR_STRLEN];
+    ck_assert_int_eq(tide_listener_name(l, name, sizeof name), 0);
+    ck_assert_msg(strncmp(name, "unix:", 5) == 0 ? unix_ : !unix_, "%s", name);
+
+    ck_assert_int_eq(connect(cfd, to, tolen), 0); /* queued in the backlog */
+    tide_accept_t a;
+    intptr_t r = t_run(ex, tide_accept(&a, l));
+    ck_assert_msg(r == 0, "accept: %s", tide_strerror((int)r));
+    ck_assert_ptr_nonnull(a.conn);
+    ck_assert(unix_ ? tide_conn_unix(a.conn) != NULL
+                    : tide_conn_tcp(a.conn) != NULL);
+    ck_assert_int_eq(write(cfd, "hi!", 3), 3);
+    char buf[3];
+    tide_read_exact_t rx;
+    ck_assert_int_eq(t_run(ex, tide_read_exact(&rx, tide_conn_stream(a.conn),
+                                               buf, 3)),
+                     3);
+    ck_assert_int_eq(memcmp(buf, "hi!", 3), 0);
+    tide_conn_free(a.conn);
+    close(cfd);
+    tide_listener_free(l);
+    ck_assert_msg(fcntl(fd, F_GETFD) < 0 && errno == EBADF,
+                  "tide_listener_free left the descriptor open");
+    t_exec_free_clean(ex);
+}
+
+START_TEST(test_listener_from_fd_accepts_tcp) {
+    int fd = n_plain_sock(AF_INET, SOCK_STREAM);
+    n_bind_loopback(fd);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(cfd, 0);
+    n_listener_from_fd_serves(fd, cfd, (struct sockaddr *)&sin, len, false);
+
+    /* IPv6, where the host has it */
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    if (fd < 0 || bind(fd, (struct sockaddr *)&s6, sizeof s6) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    ck_assert_int_eq(listen(fd, 4), 0);
+    len = sizeof s6;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&s6, &len), 0);
+    cfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(cfd, 0);
+    n_listener_from_fd_serves(fd, cfd, (struct sockaddr *)&s6, len, false);
+}
+END_TEST
+
+START_TEST(test_listener_from_fd_accepts_unix) {
+    char dir[] = "/tmp/tide-lfd-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s/s", dir);
+    int fd = n_plain_sock(AF_UNIX, SOCK_STREAM);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    int cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(cfd, 0);
+    n_listener_from_fd_serves(fd, cfd, (struct sockaddr *)&sun, sizeof sun,
+                              true);
+    unlink(sun.sun_path);
+    rmdir(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * A TCP connection freed by another task while tasks wait on it (issue 11,
  * item 4: an admin task "kicking" a client; a proxy's writer closing on an
  * error while its reader waits on the other half).
@@ -2545,6 +2733,33 @@ START_TEST(test_net_alloc_failures) {
         tide_fdstream_free(w);
         break;
     }
+    /* A listener from a descriptor, on an executor with no registration
+     * yet (the reactor's table is allocated too): on -ENOMEM the
+     * descriptor is still the caller's, open and blocking as it came. */
+    failed = 0;
+    for (unsigned long n = 1; n < 20; n++) {
+        tide_exec_t *ex2 = t_exec_new();
+        int fd = n_plain_sock(AF_INET, SOCK_STREAM);
+        n_bind_loopback(fd);
+        ck_assert_int_eq(listen(fd, 1), 0);
+        tide__alloc_fail_at(n);
+        tide_listener_t *l = NULL;
+        int rc = tide_listener_from_fd(&l, ex2, fd);
+        tide__alloc_fail_at(0);
+        if (rc == -ENOMEM) {
+            failed++;
+            ck_assert(t_is_open(fd) && !t_is_nonblocking(fd));
+            close(fd);
+            t_exec_free_clean(ex2);
+            continue;
+        }
+        ck_assert_int_eq(rc, 0);
+        tide_listener_free(l);
+        t_exec_free_clean(ex2);
+        break;
+    }
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_eq(t_open_fds(), fds0);
     /* Accept whose wrapping fails: -ENOMEM, the connection is closed. */
     tide_addr_t addr;
     tide_tcp_listener_t *l = n_listen(ex, &addr);
@@ -2631,6 +2846,9 @@ static Suite *net_suite(void) {
     tc = t_tcase(s, "from_fd", 10);
     tcase_add_test(tc, test_tcp_from_fd_checks_the_socket);
     tcase_add_test(tc, test_unix_from_fd_checks_the_socket);
+    tcase_add_test(tc, test_listener_from_fd_checks_the_socket);
+    tcase_add_test(tc, test_listener_from_fd_accepts_tcp);
+    tcase_add_test(tc, test_listener_from_fd_accepts_unix);
 
     tc = t_tcase(s, "watchdog", 30);
     tcase_add_test(tc, test_watchdog_fails_the_test_saying_so);

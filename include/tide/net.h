@@ -598,6 +598,37 @@ TIDE_EXTERN int tide_listener_bind_addr(tide_listener_t **out, tide_exec_t *ex,
                                         const tide_addr_t *addr,
                                         unsigned flags);
 
+/*
+ * tide_listener_from_fd: a listener around a socket that is already bound
+ * and listening: one inherited from systemd's socket activation
+ * (LISTEN_FDS), from a parent process, or made by other code. fd must be
+ * an AF_INET, AF_INET6 or AF_UNIX socket of type SOCK_STREAM on which
+ * listen(2) was called; it is checked first, so that a wrong descriptor
+ * fails here, not at the first connection. It is made non-blocking and
+ * close-on-exec. O_NONBLOCK belongs to the open file description, so a
+ * duplicate of fd (in this process or another, such as systemd's own copy)
+ * becomes non-blocking too; blocking accept(2) calls on such a duplicate
+ * then answer EAGAIN.
+ *
+ * Returns 0 and sets *out; the listener owns fd from then on
+ * (tide_listener_free closes it; a Unix socket's file stays, as always).
+ * Errors (fd is left open, its flags as they were, and still the
+ * caller's): -EBADF (not an open descriptor), -ENOTSOCK (not a socket),
+ * -EAFNOSUPPORT (another family), -EPROTOTYPE (not SOCK_STREAM: UDP, a
+ * Unix datagram or seqpacket socket), -EINVAL (not listening: listen(2)
+ * was never called, or a connected socket; or NULL out or ex), -EEXIST
+ * (fd is already registered with ex), -ESHUTDOWN (ex is being freed),
+ * -ENOMEM, -EIO (libevent refused the listener's timer). Accepting on
+ * the listener is tide_accept, cancel safe as for any listener.
+ *
+ * Threads: call it on ex's thread. To serve one socket from several
+ * executors (threads), give each its own duplicate (fcntl F_DUPFD_CLOEXEC):
+ * each executor needs its own registration, and the kernel hands each
+ * connection to one of them.
+ */
+TIDE_EXTERN int tide_listener_from_fd(tide_listener_t **out, tide_exec_t *ex,
+                                      int fd);
+
 /* tide_listener_stats: what the listener counted (as
  * tide_tcp_listener_stats). */
 TIDE_EXTERN void tide_listener_stats(const tide_listener_t *l,

@@ -10,6 +10,7 @@
  *   lifecycle.c  each worker's start, its main task (signals, the drain)
  *                and its end
  *   listen.c     listening sockets and their accept tasks
+ *   activate.c   sockets handed down: systemd's LISTEN_FDS, --listen-fd
  *   conn.c       a connection's task, its lent buffer, the idle list,
  *                the idle reaper and eviction
  *   limits.c     the door: --max-conns (and eviction at the limit),
@@ -25,7 +26,9 @@
  * the kernel spreads connections among them. Signals are received by the
  * first thread (libevent delivers signals to one event_base per process),
  * which tells the others through a level_t: an atomic level and a
- * tide_notify_t, notified across threads (tide's remote-wake path).
+ * tide_notify_t, notified across threads (tide's remote-wake path). A
+ * socket handed down (systemd, --listen-fd) is one socket: every thread
+ * accepts on it, each through its own duplicate descriptor (listen.c).
  */
 #ifndef ECHOD_H
 #define ECHOD_H
@@ -187,8 +190,18 @@ typedef struct worker {
     int start_rc;
 } worker_t;
 
+/* A listening socket handed down to the daemon (activate.c). */
+typedef struct inherited {
+    int fd;              /* worker 0's listener owns it; the others dup it */
+    const char *origin;  /* "systemd" or "--listen-fd" */
+    char name[64];       /* systemd's LISTEN_FDNAMES entry, or "" */
+    tide_addr_t addr;    /* its address, for the "listening on" line */
+} inherited_t;
+
 extern struct daemon {
     echod_options_t opt;
+    inherited_t inh[ECHOD_MAX_LISTEN];  /* systemd's first, then --listen-fd */
+    size_t ninh;
     tide_addr_t addr[ECHOD_MAX_LISTEN]; /* bound addresses, in order */
     bool unix_bound[ECHOD_MAX_LISTEN];  /* a socket file to remove at exit */
     worker_t *workers;
@@ -261,8 +274,21 @@ void limits_leave(addr_slot_t *slot, bool release_slot);
 /* Bind worker w's socket for --listen number i into w->ls[w->nls] and
  * spawn its accept task. Returns 0, or -errno with a message in err. */
 int listen_start(worker_t *w, size_t i, char *err, size_t errsize);
+/* Make worker w's listener for inherited socket k (D.inh[k]) into
+ * w->ls[w->nls] and spawn its accept task. Returns 0, or -errno with a
+ * message in err. */
+int inherit_start(worker_t *w, size_t k, char *err, size_t errsize);
 /* Close l's socket (its accept task must be gone). */
 void free_listener(listener_t *l);
+
+/* activate.c ------------------------------------------------------------
+ * Collect the sockets handed down into D.inh: systemd's (LISTEN_PID,
+ * LISTEN_FDS, LISTEN_FDNAMES, which it then removes from the environment,
+ * as sd_listen_fds(3) does), then --listen-fd's. With any from systemd
+ * and no --listen, the default address is not bound. Call it on the main
+ * thread before any other starts (it changes the environment). Returns 0,
+ * or -1 with a message in err. */
+int activation_collect(char *err, size_t errsize);
 
 /* lifecycle.c ------------------------------------------------------------ */
 

@@ -30,6 +30,9 @@ int worker_start(worker_t *w, char *err, size_t errsize) {
         if ((rc = listen_start(w, i, err, errsize)) < 0)
             return rc;
     }
+    for (size_t k = 0; k < D.ninh; k++) /* every worker: see listen.c */
+        if ((rc = inherit_start(w, k, err, errsize)) < 0)
+            return rc;
     return 0;
 }
 

@@ -1,10 +1,21 @@
 /*
  * samples/echod/listen.c: the listening sockets, and their accept tasks
  * (one per listener per thread).
+ *
+ * An inherited socket (systemd's LISTEN_FDS, --listen-fd) is one socket
+ * with one accept queue, served by every thread: worker 0's listener
+ * holds the descriptor itself, each other worker a duplicate of it
+ * (F_DUPFD_CLOEXEC) with its own registration on its own event loop. A
+ * new connection wakes every thread's loop; one accept4 takes it, the
+ * others meet EAGAIN and wait again. (SO_REUSEPORT would spread
+ * connections without that, but it needs one socket per thread, and
+ * systemd passes one.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -102,6 +113,27 @@ void free_listener(listener_t *l) {
     l->l = NULL;
 }
 
+/* Spawn the accept task of w's listener l. */
+static int spawn_acceptor(worker_t *w, listener_t *l, char *err,
+                          size_t errsize) {
+    acceptor_t *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return -ENOMEM;
+    }
+    a->w = w;
+    a->l = l;
+    tide_future_init(&a->fut, &acceptor_vt);
+    int rc = tide_spawn(w->ex, &a->fut, &l->accept_task);
+    if (rc < 0) {
+        tide_future_drop(&a->fut);
+        snprintf(err, errsize, "cannot start: %s", tide_strerror(rc));
+        return rc;
+    }
+    l->has_task = true;
+    return 0;
+}
+
 int listen_start(worker_t *w, size_t i, char *err, size_t errsize) {
     listener_t *l = &w->ls[w->nls];
     int rc = bind_one(w, i, l);
@@ -113,21 +145,47 @@ int listen_start(worker_t *w, size_t i, char *err, size_t errsize) {
     w->nls++;
     if (w->index == 0 && tide_addr_family(&D.addr[i]) != AF_UNIX)
         tide_listener_local_addr(l->l, &D.addr[i]);
+    return spawn_acceptor(w, l, err, errsize);
+}
 
-    acceptor_t *a = calloc(1, sizeof *a);
-    if (a == NULL) {
-        snprintf(err, errsize, "out of memory");
-        return -ENOMEM;
+/* What tide_listener_from_fd's refusal means for an operator. */
+static const char *not_a_listener(int rc) {
+    switch (rc) {
+    case -EBADF:
+        return "not an open descriptor";
+    case -ENOTSOCK:
+        return "not a socket";
+    case -EAFNOSUPPORT:
+        return "not a TCP or Unix socket";
+    case -EPROTOTYPE:
+        return "not a stream socket";
+    case -EINVAL:
+        return "a socket that is not listening";
+    default:
+        return tide_strerror(rc);
     }
-    a->w = w;
-    a->l = l;
-    tide_future_init(&a->fut, &acceptor_vt);
-    rc = tide_spawn(w->ex, &a->fut, &l->accept_task);
+}
+
+int inherit_start(worker_t *w, size_t k, char *err, size_t errsize) {
+    inherited_t *in = &D.inh[k];
+    listener_t *l = &w->ls[w->nls];
+    int fd = in->fd;
+    if (w->index > 0 && (fd = fcntl(in->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+        int e = errno;
+        snprintf(err, errsize, "cannot duplicate fd %d: %s", in->fd,
+                 strerror(e));
+        return -e;
+    }
+    int rc = tide_listener_from_fd(&l->l, w->ex, fd);
     if (rc < 0) {
-        tide_future_drop(&a->fut);
-        snprintf(err, errsize, "cannot start: %s", tide_strerror(rc));
+        if (fd != in->fd)
+            close(fd);
+        snprintf(err, errsize, "cannot listen on fd %d (%s): %s", in->fd,
+                 in->origin, not_a_listener(rc));
         return rc;
     }
-    l->has_task = true;
-    return 0;
+    w->nls++;
+    if (w->index == 0)
+        tide_listener_local_addr(l->l, &in->addr);
+    return spawn_acceptor(w, l, err, errsize);
 }

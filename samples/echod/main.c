@@ -81,6 +81,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "echod: %s\n", err);
         return 1;
     }
+    if (activation_collect(err, sizeof err) < 0) {
+        logmsg(ECHOD_QUIET, "%s", err);
+        log_stop();
+        return 1;
+    }
 
     for (size_t i = 0; i < D.opt.nlisten; i++)
         if (resolve(D.opt.listen[i], &D.addr[i], err, sizeof err) < 0) {
@@ -193,6 +198,16 @@ int main(int argc, char **argv) {
         if (tide_addr_format(&D.addr[i], name, sizeof name) < 0)
             snprintf(name, sizeof name, "%s", D.opt.listen[i]);
         printf("echod: listening on %s\n", name);
+    }
+    for (size_t k = 0; k < D.ninh; k++) {
+        const inherited_t *in = &D.inh[k];
+        char name[TIDE_ADDR_STRLEN];
+        if (tide_addr_format(&in->addr, name, sizeof name) < 0)
+            snprintf(name, sizeof name, "fd %d", in->fd);
+        printf("echod: listening on %s\n", name);
+        logmsg(ECHOD_NORMAL, "%s: fd %d from %s%s%s%s", name, in->fd,
+               in->origin, in->name[0] != '\0' ? " (" : "", in->name,
+               in->name[0] != '\0' ? ")" : "");
     }
     fflush(stdout);
     logmsg(ECHOD_NORMAL, "tide %s, %u thread%s, buffers of %zu bytes",

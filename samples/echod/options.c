@@ -153,9 +153,9 @@ int echod_check_addr(const char *text, char *err, size_t errsize) {
 
 /* The options that take a value, their short forms, and what they set. */
 enum {
-    OPT_LISTEN, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT, OPT_PER_ADDR,
-    OPT_EVICT, OPT_IDLE, OPT_BUFFER, OPT_MAX_BUFMEM, OPT_DRAIN, OPT_LOG_FILE,
-    OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
+    OPT_LISTEN, OPT_LISTEN_FD, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT,
+    OPT_PER_ADDR, OPT_EVICT, OPT_IDLE, OPT_BUFFER, OPT_MAX_BUFMEM, OPT_DRAIN,
+    OPT_LOG_FILE, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
 };
 
 static const struct {
@@ -164,6 +164,7 @@ static const struct {
     bool has_arg;
 } optlist[] = {
     [OPT_LISTEN] = {"listen", 'l', true},
+    [OPT_LISTEN_FD] = {"listen-fd", '\0', true},
     [OPT_THREADS] = {"threads", 't', true},
     [OPT_MAX_CONNS] = {"max-conns", 'm', true},
     [OPT_MAX_WAIT] = {"max-conns-wait", 'w', false},
@@ -187,12 +188,27 @@ static int apply(echod_options_t *o, int opt, const char *shown,
     uint64_t v;
     switch (opt) {
     case OPT_LISTEN:
-        if (o->nlisten == ECHOD_MAX_LISTEN)
+        if (o->nlisten + o->nlisten_fd == ECHOD_MAX_LISTEN)
             return fail(err, errsize, "too many --listen options (at most %d)",
                         ECHOD_MAX_LISTEN);
         if (echod_check_addr(val, err, errsize) < 0)
             return -1;
         o->listen[o->nlisten++] = val;
+        return 0;
+    case OPT_LISTEN_FD:
+        if (o->nlisten + o->nlisten_fd == ECHOD_MAX_LISTEN)
+            return fail(err, errsize,
+                        "too many --listen and --listen-fd options (at most "
+                        "%d)",
+                        ECHOD_MAX_LISTEN);
+        if (!parse_uint(val, INT32_MAX, &v))
+            return fail(err, errsize,
+                        "%s wants a descriptor number (0 or more), not '%s'",
+                        shown, val);
+        for (size_t k = 0; k < o->nlisten_fd; k++)
+            if (o->listen_fd[k] == (int)v)
+                return fail(err, errsize, "%s %d given twice", shown, (int)v);
+        o->listen_fd[o->nlisten_fd++] = (int)v;
         return 0;
     case OPT_THREADS:
         if (!parse_uint(val, ECHOD_MAX_THREADS, &v) || v == 0)
@@ -343,8 +359,10 @@ int echod_options_parse(echod_options_t *o, int argc, char *const argv[],
                     "--max-buffer-memory %llu is less than one buffer "
                     "(--buffer-size %zu)",
                     (unsigned long long)o->max_buffer_memory, o->buffer_size);
-    if (o->nlisten == 0)
+    if (o->nlisten == 0 && o->nlisten_fd == 0) {
         o->listen[o->nlisten++] = ECHOD_DEFAULT_LISTEN;
+        o->listen_default = true;
+    }
     return 0;
 }
 
@@ -358,9 +376,15 @@ void echod_usage(FILE *out, const char *prog) {
 "                           HOST:PORT (IPv4 or a name), [IPV6]:PORT, or\n"
 "                           unix:PATH (unix:@NAME: abstract socket).\n"
 "                           Port 0 picks a free port.\n"
+"      --listen-fd N        accept on descriptor N, a listening TCP or unix\n"
+"                           socket handed down by the parent; repeat for\n"
+"                           more. Sockets from systemd (LISTEN_FDS) are\n"
+"                           taken too; either replaces the default address\n"
+"                           unless --listen is given as well\n"
 "  -t, --threads N          N threads, each with its own event loop and its\n"
 "                           own SO_REUSEPORT socket per TCP address (a unix\n"
-"                           socket is served by the first thread); default 1\n"
+"                           socket is served by the first thread, a socket\n"
+"                           handed down by all of them); default 1\n"
 "  -m, --max-conns N        at most N open connections (default 0: no\n"
 "                           limit). At the limit, a newcomer evicts the\n"
 "                           connection of its thread idle the longest (see\n"
@@ -407,8 +431,9 @@ void echod_usage(FILE *out, const char *prog) {
 "closes at once); QUIT stops with a drain bounded by no time; HUP reopens\n"
 "--log-file; USR1 logs the counters above; USR2 is logged and ignored.\n"
 "\n"
-"Exit status: 0 after a signal-initiated stop, 1 if a listener (or\n"
-"--log-file) could not be set up, 2 for a bad command line.\n",
+"Exit status: 0 after a signal-initiated stop, 1 if a listener (a\n"
+"descriptor handed down that is not a listening socket, say) or --log-file\n"
+"could not be set up, 2 for a bad command line.\n",
             prog, ECHOD_DEFAULT_BUFFER,
             (unsigned)(ECHOD_DEFAULT_DRAIN_USEC / 1000000u));
 }

@@ -14,7 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* How many --listen options one daemon takes. */
+/* How many listening sockets one daemon takes (--listen, --listen-fd and
+ * systemd's together). */
 #define ECHOD_MAX_LISTEN 64
 #define ECHOD_MAX_THREADS 256
 #define ECHOD_DEFAULT_LISTEN "127.0.0.1:7000"
@@ -31,6 +32,13 @@ typedef struct echod_options {
      * is "A.B.C.D:PORT", "[V6]:PORT", "NAME:PORT" or "unix:PATH". */
     const char *listen[ECHOD_MAX_LISTEN];
     size_t nlisten;
+    bool listen_default;         /* listen[0] is the default: no --listen
+                                  * and no --listen-fd was given */
+    /* --listen-fd values: descriptors of listening sockets handed down by
+     * whoever started the daemon, each given once. nlisten + nlisten_fd
+     * is at most ECHOD_MAX_LISTEN. */
+    int listen_fd[ECHOD_MAX_LISTEN];
+    size_t nlisten_fd;
     unsigned threads;            /* --threads, 1..ECHOD_MAX_THREADS */
     uint64_t max_conns;          /* --max-conns; 0: no limit */
     bool max_conns_wait;         /* --max-conns-wait: wait, don't refuse */

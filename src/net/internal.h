@@ -56,6 +56,12 @@ void tide__sys_close(int fd);
  * a connect still in progress, listening, or reset). */
 int tide__sys_check_stream(int fd, int fam_a, int fam_b);
 
+/* The checks of tide_listener_from_fd: fd is an open socket of family
+ * AF_INET, AF_INET6 or AF_UNIX, of type SOCK_STREAM, and listening.
+ * Returns the family. Errors: -EBADF, -ENOTSOCK, -EAFNOSUPPORT,
+ * -EPROTOTYPE, -EINVAL (not listening). */
+int tide__sys_check_listener(int fd);
+
 /* ------------------------------------------------------------------------
  * tcp.c
  * ------------------------------------------------------------------------ */

@@ -8,6 +8,7 @@
  * the same as a tide_tcp_t or a tide_unix_t (a struct tide__sock): the
  * kind is told by the socket's family when it matters.
  */
+#include <fcntl.h>
 #include <string.h>
 
 #include "net/internal.h"
@@ -48,6 +49,39 @@ int tide_listener_bind_addr(tide_listener_t **out, tide_exec_t *ex,
     int rc = tide_tcp_listener_bind_addr(&t, ex, addr, 0, flags);
     if (rc == 0)
         *out = (tide_listener_t *)(void *)t;
+    return rc;
+}
+
+/* The descriptor comes from elsewhere (systemd, a parent, another
+ * library): it may be blocking and inheritable. Both flags are set here,
+ * and put back as they were if the listener cannot be made, so that a
+ * refused descriptor is left as the caller gave it. */
+int tide_listener_from_fd(tide_listener_t **out, tide_exec_t *ex, int fd) {
+    if (out == NULL || ex == NULL)
+        return -EINVAL;
+    int rc = tide__sys_check_listener(fd);
+    if (rc < 0)
+        return rc;
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fdfl < 0)
+        return -errno;
+    tide_listener_t *l = tide__malloc(sizeof *l);
+    if (l == NULL)
+        return -ENOMEM;
+    if ((!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) ||
+        (!(fdfl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) != 0)) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = tide__listener_init(&l->l, ex, fd)) < 0)
+        goto fail;
+    *out = l;
+    return 0;
+
+fail:
+    fcntl(fd, F_SETFL, fl);
+    fcntl(fd, F_SETFD, fdfl);
+    tide__free(l);
     return rc;
 }
 

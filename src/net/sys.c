@@ -129,6 +129,31 @@ int tide__sys_check_stream(int fd, int fam_a, int fam_b) {
     return tide__sys_peer_addr(fd, &peer); /* -ENOTCONN */
 }
 
+int tide__sys_check_listener(int fd) {
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+        return -EBADF;
+    tide_addr_t a;
+    int rc = tide__sys_local_addr(fd, &a); /* -ENOTSOCK */
+    if (rc < 0)
+        return rc;
+    int family = a.len >= sizeof a.ss.ss_family ? a.ss.ss_family : AF_UNSPEC;
+    if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+        return -EAFNOSUPPORT;
+    int type = 0, acc = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+        return -errno;
+    if (type != SOCK_STREAM)
+        return -EPROTOTYPE;
+    /* SO_ACCEPTCONN (Linux since 2.6.32, the BSDs): listen(2) was called.
+     * An unlistened socket would answer accept with EINVAL at the first
+     * connection; say it now. */
+    len = sizeof acc;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0)
+        return -errno;
+    return acc ? family : -EINVAL;
+}
+
 int tide__sys_unix_unlink_stale(const tide_addr_t *addr, unsigned flags) {
     const struct sockaddr_un *un = (const void *)&addr->ss;
     if (!(flags & TIDE_NET_UNLINK) || un->sun_path[0] == '\0')

@@ -6,7 +6,10 @@
  * a buffer is tried too); the rest is split at NUL bytes into argv[1..].
  * Invariants: no crash or sanitizer report; the answer is 0 or -1; on -1
  * the message is NUL-terminated within the buffer (and not empty when the
- * buffer has room); on 0 every field is within its documented range, every
+ * buffer has room); on 0 every field is within its documented range (at
+ * least one listener, --listen and --listen-fd together at most
+ * ECHOD_MAX_LISTEN, descriptors non-negative and distinct, the default
+ * address only when neither was given), every
  * listen address points into argv (or is the default) and passes
  * echod_check_addr, --log-file (if given) is not empty and points into
  * argv, and a parse of the same argv gives the same result.
@@ -63,8 +66,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FAIL("failed without a message");
         }
     } else if (rc == 0) {
-        if (o.nlisten < 1 || o.nlisten > ECHOD_MAX_LISTEN)
-            FAIL("nlisten %zu", o.nlisten);
+        if (o.nlisten + o.nlisten_fd < 1 ||
+            o.nlisten + o.nlisten_fd > ECHOD_MAX_LISTEN)
+            FAIL("nlisten %zu, nlisten_fd %zu", o.nlisten, o.nlisten_fd);
+        if (o.listen_default &&
+            (o.nlisten != 1 || o.nlisten_fd != 0 ||
+             strcmp(o.listen[0], ECHOD_DEFAULT_LISTEN) != 0))
+            FAIL("default listen with %zu --listen, %zu --listen-fd",
+                 o.nlisten, o.nlisten_fd);
+        for (size_t i = 0; i < o.nlisten_fd; i++) {
+            if (o.listen_fd[i] < 0)
+                FAIL("listen_fd[%zu] = %d", i, o.listen_fd[i]);
+            for (size_t k = 0; k < i; k++)
+                if (o.listen_fd[k] == o.listen_fd[i])
+                    FAIL("listen_fd %d twice", o.listen_fd[i]);
+        }
         if (o.threads < 1 || o.threads > ECHOD_MAX_THREADS)
             FAIL("threads %u", o.threads);
         if (o.buffer_size < ECHOD_MIN_BUFFER || o.buffer_size > ECHOD_MAX_BUFFER)
