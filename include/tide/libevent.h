@@ -253,10 +253,12 @@ typedef struct tide_evaccept {
     tide_waiter_t w;    /* on the listener's queue while pending */
 } tide_evaccept_t;
 
+/* tide_evlistener_accept: see tide_evaccept_t (result: the descriptor). */
 TIDE_EXTERN tide_future_t *tide_evlistener_accept(tide_evaccept_t *op,
                                                   tide_evlistener_t *l);
 
-/* tide_evlistener_accept_conn: see tide_evaccept_t. */
+/* tide_evlistener_accept_conn: see tide_evaccept_t (result: 0, and
+ * op->conn). */
 TIDE_EXTERN tide_future_t *tide_evlistener_accept_conn(tide_evaccept_t *op,
                                                        tide_evlistener_t *l);
 
