@@ -224,7 +224,7 @@ TIDE_EXTERN void tide_evlistener_free(tide_evlistener_t *l);
 TIDE_EXTERN struct evconnlistener *tide_evlistener_lev(tide_evlistener_t *l);
 
 /*
- * An accept on a tide_evlistener_t (72 + 136 bytes on LP64): the oldest
+ * An accept on a tide_evlistener_t (208 bytes on LP64): the oldest
  * queued descriptor, or the next one to come.
  *
  * tide_evlistener_accept: result: the descriptor (>= 0), also in op->fd;
