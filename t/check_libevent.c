@@ -644,7 +644,7 @@ START_TEST(test_evlistener_accepts_and_echoes) {
     int c[N];
     for (int i = 0; i < N; i++) {
         c[i] = lfx_connect(&f);
-        char msg[5];
+        char msg[16];
         snprintf(msg, sizeof msg, "p%03d", i);
         ck_assert_int_eq(write(c[i], msg, 4), 4);
     }
@@ -655,7 +655,7 @@ START_TEST(test_evlistener_accepts_and_echoes) {
     tide_future_init(&s.fut, &server_vt);
     ck_assert_int_eq(t_run(f.ex, &s.fut), N);
     for (int i = 0; i < N; i++) {
-        char want[5], got[5] = {0};
+        char want[16], got[16] = {0};
         snprintf(want, sizeof want, "p%03d", i);
         ck_assert_int_eq(read(c[i], got, 4), 4);
         ck_assert_str_eq(got, want);
