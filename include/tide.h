@@ -14,6 +14,8 @@
  *   tide/io.h      byte streams and the helpers that work on any stream
  *   tide/net.h     addresses, TCP, UDP, Unix sockets, pipes, name lookups
  *   tide/fs.h      files, on the blocking pool
+ *   tide/libevent.h  bufferevents, evconnlisteners and callbacks as tide
+ *                  streams, listeners and tasks
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -28,5 +30,6 @@
 #include "tide/io.h"
 #include "tide/net.h"
 #include "tide/fs.h"
+#include "tide/libevent.h"
 
 #endif

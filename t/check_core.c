@@ -1008,6 +1008,7 @@ START_TEST(test_sizes_do_not_grow) {
         {"tide_fs_open_t", sizeof(tide_fs_open_t), 128},
         {"tide_accept_t", sizeof(tide_accept_t), 216},
         {"tide_serve_t", sizeof(tide_serve_t), 408},
+        {"tide_evaccept_t", sizeof(tide_evaccept_t), 208},
         /* internal: a registration, and what a TCP connection allocates */
         {"struct tide_fd", sizeof(struct tide_fd), 224},
         {"struct tide__sock", sizeof(struct tide__sock), 256},

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The layers of src/ (doc/design.md): core, sync, reactor, task, io, net, fs, each using
+# The layers of src/ (doc/design.md): core, sync, reactor, task, io, net, fs,
+# libevent, each using
 # only the layers before it. Core knows futures, wakers, tasks and the
 # executor, nothing of descriptors, timers, signals or DNS: the layers above
 # attach their state through tide__exec_attach. This fails when a source
@@ -13,7 +14,7 @@ cd "$top/src"
 
 rank() { # layer -> its place in the order
     case $1 in
-    core) echo 0 ;; sync) echo 1 ;; reactor) echo 2 ;; task) echo 3 ;; io) echo 4 ;; net) echo 5 ;; fs) echo 6 ;;
+    core) echo 0 ;; sync) echo 1 ;; reactor) echo 2 ;; task) echo 3 ;; io) echo 4 ;; net) echo 5 ;; fs) echo 6 ;; libevent) echo 7 ;;
     *) echo 99 ;;
     esac
 }
@@ -27,7 +28,8 @@ header_layer() {
     io/* | tide/io.h) echo io ;;
     net/* | tide/net.h) echo net ;;
     fs/* | tide/fs.h) echo fs ;;
-    tide.h) echo fs ;; # the umbrella includes everything
+    libevent/* | tide/libevent.h) echo libevent ;;
+    tide.h) echo libevent ;; # the umbrella includes everything
     *) echo "" ;;
     esac
 }

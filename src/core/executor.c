@@ -444,6 +444,15 @@ static void join_drop(tide_future_t *f) {
 
 static const tide_future_vtable_t join_vt = {join_poll, join_drop};
 
+void tide__join_init(tide_join_t *j, tide_task_t *t) {
+    tide_future_init(&j->fut, &join_vt);
+    j->task = NULL;
+    if (t != NULL) {
+        task_ref(t);
+        j->task = t;
+    }
+}
+
 int tide_spawn(tide_exec_t *ex, tide_future_t *fut, tide_join_t *join) {
     if (join != NULL) {
         /* An empty handle even on failure: awaiting it gives -EINVAL,

@@ -170,6 +170,10 @@ int tide__spawn(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
 int tide__spawn_ex(tide_exec_t *ex, tide_future_t *fut, unsigned flags,
                    size_t extra, void (*on_finish)(tide_task_t *),
                    tide_task_t **out);
+/* Make *j a join handle on t (taking a reference), or an empty one if t
+ * is NULL: what tide_spawn gives, for the layers that spawn through
+ * tide__spawn_ex. */
+void tide__join_init(tide_join_t *j, tide_task_t *t);
 /* Abort t (tide_join_abort's working part). */
 void tide__task_abort(tide_task_t *t);
 

@@ -1,0 +1,16 @@
+# libevent: the bridges to the libevent objects an application already has
+# (bufferevents as streams, evconnlisteners as listeners, callbacks from
+# futures). The top layer: it uses every layer before it.
+src_libtide_internal_la_SOURCES += \
+	src/libevent/bevstream.c \
+	src/libevent/evlistener.c \
+	src/libevent/spawn.c
+tideinclude_HEADERS += include/tide/libevent.h
+
+if HAVE_CHECK
+check_PROGRAMS += t/check_libevent
+TESTS += t/check_libevent
+endif
+t_check_libevent_SOURCES = t/check_libevent.c t/testutil.h
+t_check_libevent_CFLAGS = $(TEST_CFLAGS)
+t_check_libevent_LDADD = $(TEST_LIBS)
