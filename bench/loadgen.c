@@ -53,11 +53,11 @@
 #include <unistd.h>
 
 enum {
-	PATLEN = 65521,          /* prime */
-	CHUNK = 65536,           /* longest contiguous run of the pattern */
-	RXBUF = 256 * 1024,      /* one read() takes at most this much */
-	MAXEV = 1024,            /* events per epoll_wait */
-	MAX_CONNECTING = 256,    /* connects in progress at once */
+	PATLEN = 65521,       /* prime */
+	CHUNK = 65536,        /* longest contiguous run of the pattern */
+	RXBUF = 256 * 1024,   /* one read() takes at most this much */
+	MAXEV = 1024,         /* events per epoll_wait */
+	MAX_CONNECTING = 256, /* connects in progress at once */
 };
 
 /* ---------------------------------------------------------------- clock */
@@ -153,19 +153,20 @@ static struct {
 	const char *perf_ack;
 	bool quiet;
 } opt = {
-	.host = "127.0.0.1",
-	.port = -1,
-	.conns = 1,
-	.size = 64,
-	.depth = 1,
-	.duration = 2.0,
-	.warmup = 0.5,
-	.connect_timeout = 15.0,
+    .host = "127.0.0.1",
+    .port = -1,
+    .conns = 1,
+    .size = 64,
+    .depth = 1,
+    .duration = 2.0,
+    .warmup = 0.5,
+    .connect_timeout = 15.0,
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
+	fprintf(
+	    f,
 	    "usage: loadgen --port PORT [options]\n"
 	    "  --host ADDR          loopback address to connect to (127.0.0.1)\n"
 	    "  --port PORT          TCP port of the echo server\n"
@@ -217,40 +218,71 @@ static long parse_long(const char *name, const char *s, long min, long max)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"host", required_argument, NULL, 'h'},
-		{"port", required_argument, NULL, 'p'},
-		{"unix", required_argument, NULL, 'u'},
-		{"conns", required_argument, NULL, 'c'},
-		{"size", required_argument, NULL, 's'},
-		{"depth", required_argument, NULL, 'd'},
-		{"duration", required_argument, NULL, 't'},
-		{"warmup", required_argument, NULL, 'w'},
-		{"connect-timeout", required_argument, NULL, 'T'},
-		{"messages", required_argument, NULL, 'm'},
-		{"idle", no_argument, NULL, 'i'},
-		{"server-pid", required_argument, NULL, 'P'},
-		{"usr2", no_argument, NULL, 'U'},
-		{"perf-ctl", required_argument, NULL, 'C'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'H'},
-		{NULL, 0, NULL, 0},
+	    {"host", required_argument, NULL, 'h'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"unix", required_argument, NULL, 'u'},
+	    {"conns", required_argument, NULL, 'c'},
+	    {"size", required_argument, NULL, 's'},
+	    {"depth", required_argument, NULL, 'd'},
+	    {"duration", required_argument, NULL, 't'},
+	    {"warmup", required_argument, NULL, 'w'},
+	    {"connect-timeout", required_argument, NULL, 'T'},
+	    {"messages", required_argument, NULL, 'm'},
+	    {"idle", no_argument, NULL, 'i'},
+	    {"server-pid", required_argument, NULL, 'P'},
+	    {"usr2", no_argument, NULL, 'U'},
+	    {"perf-ctl", required_argument, NULL, 'C'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'H'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'h': opt.host = optarg; break;
-		case 'p': opt.port = (int)parse_long("port", optarg, 1, 65535); break;
-		case 'u': opt.unix_path = optarg; break;
-		case 'c': opt.conns = (int)parse_long("conns", optarg, 1, 1000000); break;
-		case 's': opt.size = (size_t)parse_long("size", optarg, 1, 64L << 20); break;
-		case 'd': opt.depth = (int)parse_long("depth", optarg, 1, 4096); break;
-		case 't': opt.duration = parse_double("duration", optarg, 0.01); break;
-		case 'w': opt.warmup = parse_double("warmup", optarg, 0); break;
-		case 'T': opt.connect_timeout = parse_double("connect-timeout", optarg, 0.1); break;
-		case 'm': opt.messages = (uint64_t)parse_long("messages", optarg, 1, 1L << 40); break;
-		case 'i': opt.idle = true; break;
-		case 'P': opt.server_pid = (pid_t)parse_long("server-pid", optarg, 1, INT_MAX); break;
-		case 'U': opt.usr2 = true; break;
+		case 'h':
+			opt.host = optarg;
+			break;
+		case 'p':
+			opt.port = (int)parse_long("port", optarg, 1, 65535);
+			break;
+		case 'u':
+			opt.unix_path = optarg;
+			break;
+		case 'c':
+			opt.conns =
+			    (int)parse_long("conns", optarg, 1, 1000000);
+			break;
+		case 's':
+			opt.size =
+			    (size_t)parse_long("size", optarg, 1, 64L << 20);
+			break;
+		case 'd':
+			opt.depth = (int)parse_long("depth", optarg, 1, 4096);
+			break;
+		case 't':
+			opt.duration = parse_double("duration", optarg, 0.01);
+			break;
+		case 'w':
+			opt.warmup = parse_double("warmup", optarg, 0);
+			break;
+		case 'T':
+			opt.connect_timeout =
+			    parse_double("connect-timeout", optarg, 0.1);
+			break;
+		case 'm':
+			opt.messages = (uint64_t)parse_long("messages", optarg,
+							    1, 1L << 40);
+			break;
+		case 'i':
+			opt.idle = true;
+			break;
+		case 'P':
+			opt.server_pid =
+			    (pid_t)parse_long("server-pid", optarg, 1, INT_MAX);
+			break;
+		case 'U':
+			opt.usr2 = true;
+			break;
 		case 'C': {
 			char *comma = strchr(optarg, ',');
 			if (comma) {
@@ -260,9 +292,15 @@ static void parse_args(int argc, char **argv)
 			opt.perf_ctl = optarg;
 			break;
 		}
-		case 'q': opt.quiet = true; break;
-		case 'H': usage(stdout); exit(0);
-		default: usage(stderr); exit(64);
+		case 'q':
+			opt.quiet = true;
+			break;
+		case 'H':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(64);
 		}
 	}
 	if (optind != argc || (opt.port < 0 && !opt.unix_path)) {
@@ -270,7 +308,8 @@ static void parse_args(int argc, char **argv)
 		exit(64);
 	}
 	if (opt.messages && opt.idle) {
-		fprintf(stderr, "loadgen: --messages and --idle exclude each other\n");
+		fprintf(stderr,
+			"loadgen: --messages and --idle exclude each other\n");
 		exit(64);
 	}
 	if (opt.usr2 && !opt.server_pid) {
@@ -304,7 +343,9 @@ static void resolve_address(void)
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&addr;
 	if (inet_pton(AF_INET, opt.host, &sin->sin_addr) == 1) {
 		if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) {
-			fprintf(stderr, "loadgen: %s is not a loopback address\n", opt.host);
+			fprintf(stderr,
+				"loadgen: %s is not a loopback address\n",
+				opt.host);
 			exit(64);
 		}
 		sin->sin_family = AF_INET;
@@ -312,14 +353,19 @@ static void resolve_address(void)
 		addrlen = sizeof *sin;
 	} else if (inet_pton(AF_INET6, opt.host, &sin6->sin6_addr) == 1) {
 		if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
-			fprintf(stderr, "loadgen: %s is not a loopback address\n", opt.host);
+			fprintf(stderr,
+				"loadgen: %s is not a loopback address\n",
+				opt.host);
 			exit(64);
 		}
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)opt.port);
 		addrlen = sizeof *sin6;
 	} else {
-		fprintf(stderr, "loadgen: --host takes a numeric loopback address, not %s\n", opt.host);
+		fprintf(
+		    stderr,
+		    "loadgen: --host takes a numeric loopback address, not %s\n",
+		    opt.host);
 		exit(64);
 	}
 }
@@ -349,12 +395,12 @@ enum conn_state { C_NEW, C_CONNECTING, C_OPEN, C_DEAD };
 struct conn {
 	int fd;
 	enum conn_state state;
-	bool out_armed;          /* EPOLLOUT is in the interest set */
-	uint32_t base;           /* pattern offset of stream byte 0 */
-	uint64_t tx;             /* bytes written */
-	uint64_t rx;             /* bytes read back and verified */
-	uint64_t stamped;        /* messages whose send time is recorded */
-	uint64_t *sent;          /* depth send times, indexed by msg % depth */
+	bool out_armed;   /* EPOLLOUT is in the interest set */
+	uint32_t base;    /* pattern offset of stream byte 0 */
+	uint64_t tx;      /* bytes written */
+	uint64_t rx;      /* bytes read back and verified */
+	uint64_t stamped; /* messages whose send time is recorded */
+	uint64_t *sent;   /* depth send times, indexed by msg % depth */
 };
 
 static struct conn *conns;
@@ -374,8 +420,8 @@ static void conn_fail(struct conn *c, const char *what, int err)
 	if (c->state == C_DEAD)
 		return;
 	if (errors < 10)
-		fprintf(stderr, "loadgen: conn %d: %s%s%s\n", (int)(c - conns), what,
-		    err ? ": " : "", err ? strerror(err) : "");
+		fprintf(stderr, "loadgen: conn %d: %s%s%s\n", (int)(c - conns),
+			what, err ? ": " : "", err ? strerror(err) : "");
 	errors++;
 	close(c->fd);
 	c->fd = -1;
@@ -458,13 +504,16 @@ static void on_readable(struct conn *c, uint64_t now)
 				size_t i = 0;
 				while (rxbuf[off + i] == pattern[pos + i])
 					i++;
-				fprintf(stderr,
+				fprintf(
+				    stderr,
 				    "loadgen: conn %d: byte %llu of the stream is 0x%02x, expected 0x%02x\n",
-				    (int)(c - conns), (unsigned long long)(c->rx + off + i),
+				    (int)(c - conns),
+				    (unsigned long long)(c->rx + off + i),
 				    rxbuf[off + i], pattern[pos + i]);
 				reported_mismatch = true;
 			}
-			conn_fail(c, "echoed data does not match what was sent", 0);
+			conn_fail(c, "echoed data does not match what was sent",
+				  0);
 			return;
 		}
 		off += len;
@@ -477,7 +526,8 @@ static void on_readable(struct conn *c, uint64_t now)
 			hist_add(now - c->sent[m % (uint64_t)opt.depth]);
 	}
 	total_msgs += done_after - done_before;
-	if (opt.messages && done_after == opt.messages && done_before < done_after)
+	if (opt.messages && done_after == opt.messages &&
+	    done_before < done_after)
 		conns_done++;
 	if (measuring) {
 		win_msgs += done_after - done_before;
@@ -489,11 +539,14 @@ static void on_readable(struct conn *c, uint64_t now)
  * (a Unix socket whose backlog is full answers EAGAIN, not EINPROGRESS). */
 static bool start_connect(struct conn *c)
 {
-	int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(addr.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		perror("loadgen: socket");
 		if (errno == EMFILE || errno == ENFILE)
-			fprintf(stderr, "loadgen: raise the descriptor limit (ulimit -n)\n");
+			fprintf(
+			    stderr,
+			    "loadgen: raise the descriptor limit (ulimit -n)\n");
 		exit(2);
 	}
 	if (addr.ss_family != AF_UNIX) {
@@ -513,7 +566,8 @@ static bool start_connect(struct conn *c)
 		c->fd = -1;
 		return false;
 	} else {
-		fprintf(stderr, "loadgen: connect to server: %s\n", strerror(errno));
+		fprintf(stderr, "loadgen: connect to server: %s\n",
+			strerror(errno));
 		exit(2);
 	}
 	struct epoll_event e = {.events = ev, .data.ptr = c};
@@ -531,7 +585,8 @@ static void finish_connect(struct conn *c)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
-		fprintf(stderr, "loadgen: connect to server: %s\n", strerror(err));
+		fprintf(stderr, "loadgen: connect to server: %s\n",
+			strerror(err));
 		exit(2);
 	}
 	c->state = C_OPEN;
@@ -561,11 +616,14 @@ static void connect_all(void)
 			break;
 		uint64_t now = now_ns();
 		if (now >= deadline) {
-			fprintf(stderr, "loadgen: only %d of %d connections opened in %.1f s\n",
+			fprintf(
+			    stderr,
+			    "loadgen: only %d of %d connections opened in %.1f s\n",
 			    n_open, opt.conns, opt.connect_timeout);
 			exit(2);
 		}
-		int timeout = stalled ? 1 : (int)((deadline - now) / 1000000 + 1);
+		int timeout =
+		    stalled ? 1 : (int)((deadline - now) / 1000000 + 1);
 		int n = epoll_wait(epfd, evs, MAXEV, timeout);
 		if (n < 0 && errno != EINTR) {
 			perror("loadgen: epoll_wait");
@@ -580,7 +638,9 @@ static void connect_all(void)
 				/* Nothing has been sent yet: any data or EOF is wrong. */
 				on_readable(c, now);
 				if (c->state == C_DEAD) {
-					fprintf(stderr, "loadgen: connection lost while connecting the others\n");
+					fprintf(
+					    stderr,
+					    "loadgen: connection lost while connecting the others\n");
 					exit(2);
 				}
 			}
@@ -628,9 +688,13 @@ static int64_t server_cpu_ns(void)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
 	unsigned long long ut, st;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+		   &st) != 2)
 		return -1;
-	return (int64_t)((ut + st) * (1000000000.0 / (double)sysconf(_SC_CLK_TCK)));
+	return (int64_t)((ut + st) *
+			 (1000000000.0 / (double)sysconf(_SC_CLK_TCK)));
 }
 
 /* A field of /proc/PID/status in kB, or -1. */
@@ -675,13 +739,15 @@ static void perf_open(void)
 	/* Blocks until perf has opened its end; the alarm bounds the wait. */
 	perf_ctl_fd = open(opt.perf_ctl, O_WRONLY | O_CLOEXEC);
 	if (perf_ctl_fd < 0) {
-		fprintf(stderr, "loadgen: %s: %s\n", opt.perf_ctl, strerror(errno));
+		fprintf(stderr, "loadgen: %s: %s\n", opt.perf_ctl,
+			strerror(errno));
 		exit(1);
 	}
 	if (opt.perf_ack) {
 		perf_ack_fd = open(opt.perf_ack, O_RDONLY | O_CLOEXEC);
 		if (perf_ack_fd < 0) {
-			fprintf(stderr, "loadgen: %s: %s\n", opt.perf_ack, strerror(errno));
+			fprintf(stderr, "loadgen: %s: %s\n", opt.perf_ack,
+				strerror(errno));
 			exit(1);
 		}
 	}
@@ -698,16 +764,19 @@ static void perf_command(const char *cmd)
 	if (perf_ack_fd >= 0) {
 		struct pollfd p = {.fd = perf_ack_fd, .events = POLLIN};
 		char ack[16];
-		if (poll(&p, 1, 2000) != 1 || read(perf_ack_fd, ack, sizeof ack) <= 0)
-			fprintf(stderr, "loadgen: perf did not acknowledge '%.*s'\n",
-			    (int)strcspn(cmd, "\n"), cmd);
+		if (poll(&p, 1, 2000) != 1 ||
+		    read(perf_ack_fd, ack, sizeof ack) <= 0)
+			fprintf(stderr,
+				"loadgen: perf did not acknowledge '%.*s'\n",
+				(int)strcspn(cmd, "\n"), cmd);
 	}
 }
 
 static void signal_server(void)
 {
 	if (opt.usr2 && kill(opt.server_pid, SIGUSR2) < 0)
-		fprintf(stderr, "loadgen: kill(SIGUSR2): %s\n", strerror(errno));
+		fprintf(stderr, "loadgen: kill(SIGUSR2): %s\n",
+			strerror(errno));
 }
 
 /* ------------------------------------------------------------------ main */
@@ -715,7 +784,8 @@ static void signal_server(void)
 static void on_alarm(int sig)
 {
 	(void)sig;
-	static const char msg[] = "loadgen: hard time limit reached, giving up\n";
+	static const char msg[] =
+	    "loadgen: hard time limit reached, giving up\n";
 	ssize_t r = write(2, msg, sizeof msg - 1);
 	(void)r;
 	_exit(3);
@@ -745,7 +815,8 @@ int main(int argc, char **argv)
 	alarm((unsigned)(opt.connect_timeout + opt.warmup + opt.duration) + 16);
 
 	conns = calloc((size_t)opt.conns, sizeof *conns);
-	uint64_t *sent = calloc((size_t)opt.conns * (size_t)opt.depth, sizeof *sent);
+	uint64_t *sent =
+	    calloc((size_t)opt.conns * (size_t)opt.depth, sizeof *sent);
 	rxbuf = malloc(RXBUF);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!conns || !sent || !rxbuf || epfd < 0) {
@@ -754,7 +825,8 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < opt.conns; i++) {
 		conns[i].fd = -1;
-		conns[i].base = (uint32_t)(((uint64_t)i * 2654435761u + 12345u) % PATLEN);
+		conns[i].base =
+		    (uint32_t)(((uint64_t)i * 2654435761u + 12345u) % PATLEN);
 		conns[i].sent = sent + (size_t)i * (size_t)opt.depth;
 	}
 	if (opt.perf_ctl)
@@ -764,7 +836,8 @@ int main(int argc, char **argv)
 	int fds_before = -1;
 	if (opt.server_pid) {
 		if (kill(opt.server_pid, 0) < 0) {
-			fprintf(stderr, "loadgen: no process %d\n", (int)opt.server_pid);
+			fprintf(stderr, "loadgen: no process %d\n",
+				(int)opt.server_pid);
 			return 64;
 		}
 		rss_before = server_status_kb("VmRSS");
@@ -781,11 +854,13 @@ int main(int argc, char **argv)
 		 * accept queue; wait until the server has accepted them all
 		 * (its descriptor count says so) before reading its RSS. */
 		uint64_t give_up = now_ns() + 10000000000u;
-		while ((fds_seen = server_fd_count()) >= 0 && fds_seen < fds_before + opt.conns &&
-		    now_ns() < give_up)
+		while ((fds_seen = server_fd_count()) >= 0 &&
+		       fds_seen < fds_before + opt.conns && now_ns() < give_up)
 			usleep(10000);
 		if (fds_seen < fds_before + opt.conns)
-			fprintf(stderr, "loadgen: the server holds %d descriptors, expected %d\n",
+			fprintf(
+			    stderr,
+			    "loadgen: the server holds %d descriptors, expected %d\n",
 			    fds_seen, fds_before + opt.conns);
 		usleep(100000); /* let it finish setting the last ones up */
 		rss_after = server_status_kb("VmRSS");
@@ -822,8 +897,11 @@ int main(int argc, char **argv)
 		bool all_back = opt.messages && conns_done == opt.conns;
 		if (measuring && (now >= t_end || all_back)) {
 			if (opt.messages && !all_back) {
-				fprintf(stderr, "loadgen: %d of %d connections got their %llu messages back in time\n",
-				    conns_done, opt.conns, (unsigned long long)opt.messages);
+				fprintf(
+				    stderr,
+				    "loadgen: %d of %d connections got their %llu messages back in time\n",
+				    conns_done, opt.conns,
+				    (unsigned long long)opt.messages);
 				errors++;
 			}
 			win_end = now;
@@ -872,7 +950,9 @@ int main(int argc, char **argv)
 			if (conns[i].state == C_OPEN && conns[i].rx < opt.size)
 				stalled++;
 		if (stalled) {
-			fprintf(stderr, "loadgen: %d connections got no message back in %.1f s\n",
+			fprintf(
+			    stderr,
+			    "loadgen: %d connections got no message back in %.1f s\n",
 			    stalled, opt.warmup + opt.duration);
 			errors += (uint64_t)stalled;
 		}
@@ -883,7 +963,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < opt.conns; i++) {
 		if (conns[i].fd >= 0) {
 			struct linger lg = {.l_onoff = 1, .l_linger = 0};
-			setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+			setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &lg,
+				   sizeof lg);
 			close(conns[i].fd);
 		}
 	}
@@ -897,36 +978,44 @@ int main(int argc, char **argv)
 
 	if (!opt.quiet) {
 		if (opt.idle)
-			printf("%d idle connections opened in %.3f s and held for %.2f s, %llu errors\n",
-			    opt.conns, (double)(t_connected - t_connect) / 1e9, secs,
-			    (unsigned long long)errors);
+			printf(
+			    "%d idle connections opened in %.3f s and held for %.2f s, %llu errors\n",
+			    opt.conns, (double)(t_connected - t_connect) / 1e9,
+			    secs, (unsigned long long)errors);
 		else
-			printf("%d conns x depth %d x %zu B: %.0f msgs/s, %.1f MB/s, "
+			printf(
+			    "%d conns x depth %d x %zu B: %.0f msgs/s, %.1f MB/s, "
 			    "round trip p50 %.1f us p99 %.1f us p99.9 %.1f us, %llu errors\n",
-			    opt.conns, opt.depth, opt.size, rate, mbps, p50, p99, p999,
-			    (unsigned long long)errors);
+			    opt.conns, opt.depth, opt.size, rate, mbps, p50,
+			    p99, p999, (unsigned long long)errors);
 	}
-	printf("msgs=%llu msgs_per_s=%.0f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+	printf(
+	    "msgs=%llu msgs_per_s=%.0f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
 	    "errors=%llu conns=%d size=%zu depth=%d secs=%.3f msgs_total=%llu connect_s=%.3f",
 	    (unsigned long long)win_msgs, rate, mbps, p50, p99, p999,
 	    (unsigned long long)errors, opt.conns, opt.size, opt.depth, secs,
-	    (unsigned long long)total_msgs, (double)(t_connected - t_connect) / 1e9);
-	printf(" loadgen_cpu_util=%.3f", secs > 0 ? (double)(self_end - self_start) / 1e9 / secs : 0);
+	    (unsigned long long)total_msgs,
+	    (double)(t_connected - t_connect) / 1e9);
+	printf(" loadgen_cpu_util=%.3f",
+	       secs > 0 ? (double)(self_end - self_start) / 1e9 / secs : 0);
 	if (opt.server_pid) {
 		if (cpu_start >= 0 && cpu_end >= 0) {
 			double cpu_us = (double)(cpu_end - cpu_start) / 1e3;
-			printf(" server_cpu_us=%.0f server_cpu_util=%.3f", cpu_us,
-			    secs > 0 ? cpu_us / 1e6 / secs : 0);
+			printf(" server_cpu_us=%.0f server_cpu_util=%.3f",
+			       cpu_us, secs > 0 ? cpu_us / 1e6 / secs : 0);
 			if (win_msgs)
-				printf(" cpu_us_per_msg=%.4f", cpu_us / (double)win_msgs);
+				printf(" cpu_us_per_msg=%.4f",
+				       cpu_us / (double)win_msgs);
 		}
 		printf(" server_hwm_kb=%ld", hwm);
 		if (opt.idle) {
-			printf(" server_rss_before_kb=%ld server_rss_after_kb=%ld server_fds=%d",
+			printf(
+			    " server_rss_before_kb=%ld server_rss_after_kb=%ld server_fds=%d",
 			    rss_before, rss_after, fds_seen);
 			if (rss_before >= 0 && rss_after >= 0)
 				printf(" rss_per_conn_b=%.0f",
-				    (double)(rss_after - rss_before) * 1024.0 / opt.conns);
+				       (double)(rss_after - rss_before) *
+					   1024.0 / opt.conns);
 		}
 	}
 	printf("\n");

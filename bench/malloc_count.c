@@ -125,7 +125,8 @@ static void dump(int sig)
 	line[pos - 1] = '\n';
 	int fd = 2;
 	if (out_path)
-		fd = open(out_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		fd = open(out_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			  0644);
 	if (fd >= 0) {
 		ssize_t w = write(fd, line, pos);
 		(void)w;

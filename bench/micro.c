@@ -127,10 +127,11 @@ static int exec_done(tide_exec_t *ex, long res, const char *name)
 	int bad = res != 0 || st.armed_events != 0 || st.registered != 0;
 	if (res != 0)
 		fprintf(stderr, "micro: %s: %s\n", name,
-		    res < 0 ? tide_strerror((int)res) : "wrong count");
+			res < 0 ? tide_strerror((int)res) : "wrong count");
 	else if (bad)
-		fprintf(stderr, "micro: %s: left %zu armed events, %zu descriptors\n",
-		    name, st.armed_events, st.registered);
+		fprintf(stderr,
+			"micro: %s: left %zu armed events, %zu descriptors\n",
+			name, st.armed_events, st.registered);
 	tide_exec_free(ex);
 	return bad;
 }
@@ -140,7 +141,8 @@ static tide_exec_t *new_exec(unsigned flags)
 	tide_exec_t *ex;
 	int rc = tide_exec_new(&ex, NULL, flags);
 	if (rc < 0) {
-		fprintf(stderr, "micro: tide_exec_new: %s\n", tide_strerror(rc));
+		fprintf(stderr, "micro: tide_exec_new: %s\n",
+			tide_strerror(rc));
 		return NULL;
 	}
 	return ex;
@@ -321,7 +323,8 @@ static void reader_drop(tide_future_t *f)
 
 static int make_pair(int sv[2])
 {
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       sv) < 0) {
 		perror("micro: socketpair");
 		return -1;
 	}
@@ -372,7 +375,8 @@ static int bench_readiness_epoll(uint64_t n)
 	for (uint64_t i = 0; i < n && !bad; i++) {
 		char c = 'x', buf[64];
 		struct epoll_event got;
-		if (write(sv[1], &c, 1) != 1 || epoll_wait(ep, &got, 1, -1) != 1 ||
+		if (write(sv[1], &c, 1) != 1 ||
+		    epoll_wait(ep, &got, 1, -1) != 1 ||
 		    read(got.data.fd, buf, sizeof buf) != 1)
 			bad = 1;
 	}
@@ -412,13 +416,15 @@ static tide_poll_t stream_reader_poll(tide_future_t *f, tide_cx_t *cx)
 	unsigned char c;
 	for (; r->done < r->n; r->done++) {
 		if (!r->pend && r->avail == 0) {
-			if (write(r->wfd, fill, sizeof fill) != (ssize_t)sizeof fill) {
+			if (write(r->wfd, fill, sizeof fill) !=
+			    (ssize_t)sizeof fill) {
 				f->result = -EPROTO;
 				return TIDE_READY;
 			}
 			r->avail = sizeof fill;
 		}
-		tide_poll_t p = tide_future_poll(tide_read(&r->rd, r->s, &c, 1), cx);
+		tide_poll_t p =
+		    tide_future_poll(tide_read(&r->rd, r->s, &c, 1), cx);
 		long got = (long)r->rd.fut.result;
 		tide_future_drop(&r->rd.fut);
 		if (!r->pend && p == TIDE_PENDING)
@@ -447,10 +453,12 @@ static int stream_read_bench(uint64_t n, bool pend, const char *name)
 	tide_fdstream_t *fs;
 	int rc = tide_fdstream_new(&fs, ex, sv[0]);
 	if (rc < 0) {
-		fprintf(stderr, "micro: tide_fdstream_new: %s\n", tide_strerror(rc));
+		fprintf(stderr, "micro: tide_fdstream_new: %s\n",
+			tide_strerror(rc));
 		return 1;
 	}
-	stream_reader_t r = {.s = tide_fdstream_stream(fs), .wfd = sv[1], .pend = pend, .n = n};
+	stream_reader_t r = {
+	    .s = tide_fdstream_stream(fs), .wfd = sv[1], .pend = pend, .n = n};
 	tide_future_init(&r.fut, &stream_reader_vt);
 	long res = run_timed(ex, &r.fut);
 	if (res == 0 && r.done != n)
@@ -460,8 +468,14 @@ static int stream_read_bench(uint64_t n, bool pend, const char *name)
 	return exec_done(ex, res, name);
 }
 
-static int bench_read_ready(uint64_t n) { return stream_read_bench(n, false, "read-ready"); }
-static int bench_read_pend(uint64_t n) { return stream_read_bench(n, true, "read-pend"); }
+static int bench_read_ready(uint64_t n)
+{
+	return stream_read_bench(n, false, "read-ready");
+}
+static int bench_read_pend(uint64_t n)
+{
+	return stream_read_bench(n, true, "read-pend");
+}
 
 /* wake-other: two tasks of one executor take turns: each wakes the other
  * and answers PENDING; the woken one is polled in the same executor turn
@@ -567,7 +581,7 @@ static void sleeper_drop(tide_future_t *f)
 static const tide_future_vtable_t sleeper_vt = {sleeper_poll, sleeper_drop};
 
 static int run_sleeper(uint64_t n, uint64_t usec, bool cancel, unsigned flags,
-    const char *name)
+		       const char *name)
 {
 	tide_exec_t *ex = new_exec(flags);
 	if (ex == NULL)
@@ -602,8 +616,14 @@ static int bench_timer_fire(uint64_t n)
  * touched) or earlier (O(log TIMERS): the sleep moves up the heap). */
 enum { TIMERS = 10000 };
 
-static tide_waker_t nop_clone(const tide_wakeable_t *w) { return TIDE_WAKER(w); }
-static void nop(const tide_wakeable_t *w) { (void)w; }
+static tide_waker_t nop_clone(const tide_wakeable_t *w)
+{
+	return TIDE_WAKER(w);
+}
+static void nop(const tide_wakeable_t *w)
+{
+	(void)w;
+}
 static const tide_waker_vtable_t nop_vt = {nop_clone, nop, nop, nop};
 static const tide_wakeable_t nop_wakeable = {&nop_vt};
 
@@ -622,12 +642,12 @@ static int run_reset(uint64_t n, bool later, const char *name)
 	long res = 0;
 	for (int i = 0; i < TIMERS && res == 0; i++)
 		if (tide_future_poll(tide_sleep_until(&s[i], base + hour),
-		        &cx) != TIDE_PENDING)
+				     &cx) != TIDE_PENDING)
 			res = 1;
 	mark_start();
 	for (uint64_t k = 1; k <= n && res == 0; k++)
 		tide_sleep_reset(&s[k % TIMERS],
-		    later ? base + hour + k : base + hour - k);
+				 later ? base + hour + k : base + hour - k);
 	mark_end();
 	for (int i = 0; i < TIMERS; i++)
 		tide_future_drop(&s[i].fut);
@@ -702,7 +722,8 @@ static tide_poll_t hcons_poll(tide_future_t *f, tide_cx_t *cx)
 	hcons_t *c = TIDE_CONTAINER_OF(f, hcons_t, fut);
 	TIDE_BEGIN(&c->co);
 	while (c->got < c->n) {
-		TIDE_AWAIT(&c->co, cx, tide_mpsc_recv(&c->recv, c->ch, &c->item));
+		TIDE_AWAIT(&c->co, cx,
+			   tide_mpsc_recv(&c->recv, c->ch, &c->item));
 		if (tide_async_result(&c->co) != 1 || c->item != c->got)
 			TIDE_RETURN(&c->co, f, 1);
 		c->got++;
@@ -820,7 +841,8 @@ static tide_poll_t preader_poll(tide_future_t *f, tide_cx_t *cx)
 			/* 8-byte writes to a pipe are atomic: whole messages */
 			ssize_t k = read(r->fd, buf, sizeof buf);
 			if (k < 0 && errno == EAGAIN) {
-				tide_fd_guard_clear_ready_matching(&g, TIDE_READABLE);
+				tide_fd_guard_clear_ready_matching(
+				    &g, TIDE_READABLE);
 				break;
 			}
 			if (k <= 0 || k % 8 != 0) {
@@ -991,7 +1013,8 @@ static int bench_event_active_thread(uint64_t n)
 		return 1;
 	e.cons = event_new(e.base, -1, EV_PERSIST, eva_tcons_cb, &e);
 	/* a timer that keeps the loop alive until the last message */
-	struct event *keep = event_new(e.base, -1, EV_PERSIST, eva_tcons_cb, &e);
+	struct event *keep =
+	    event_new(e.base, -1, EV_PERSIST, eva_tcons_cb, &e);
 	struct timeval tv = {3600, 0};
 	event_add(keep, &tv);
 	pthread_t th;
@@ -1016,23 +1039,23 @@ static const struct bench {
 	int (*run)(uint64_t n);
 	uint64_t ops; /* per timed run, before --scale */
 } benches[] = {
-	{"spawn", bench_spawn, 200000},
-	{"wake", bench_wake, 1000000},
-	{"readiness", bench_readiness, 100000},
-	{"readiness-epoll", bench_readiness_epoll, 100000},
-	{"read-ready", bench_read_ready, 1000000},
-	{"read-pend", bench_read_pend, 200000},
-	{"wake-other", bench_wake_other, 1000000},
-	{"sleep0", bench_sleep0, 1000000},
-	{"timer-cancel", bench_timer_cancel, 1000000},
-	{"timer-fire", bench_timer_fire, 20000},
-	{"timer-reset-later", bench_reset_later, 1000000},
-	{"timer-reset-earlier", bench_reset_earlier, 1000000},
-	{"mpsc-task", bench_mpsc_task, 1000000},
-	{"mpsc-thread", bench_mpsc_thread, 1000000},
-	{"pipe-thread", bench_pipe_thread, 1000000},
-	{"event-active", bench_event_active, 1000000},
-	{"event-active-thread", bench_event_active_thread, 1000000},
+    {"spawn", bench_spawn, 200000},
+    {"wake", bench_wake, 1000000},
+    {"readiness", bench_readiness, 100000},
+    {"readiness-epoll", bench_readiness_epoll, 100000},
+    {"read-ready", bench_read_ready, 1000000},
+    {"read-pend", bench_read_pend, 200000},
+    {"wake-other", bench_wake_other, 1000000},
+    {"sleep0", bench_sleep0, 1000000},
+    {"timer-cancel", bench_timer_cancel, 1000000},
+    {"timer-fire", bench_timer_fire, 20000},
+    {"timer-reset-later", bench_reset_later, 1000000},
+    {"timer-reset-earlier", bench_reset_earlier, 1000000},
+    {"mpsc-task", bench_mpsc_task, 1000000},
+    {"mpsc-thread", bench_mpsc_thread, 1000000},
+    {"pipe-thread", bench_pipe_thread, 1000000},
+    {"event-active", bench_event_active, 1000000},
+    {"event-active-thread", bench_event_active_thread, 1000000},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0], MAXRUNS = 101 };
 
@@ -1059,8 +1082,8 @@ static const struct bench *find(const char *name)
 static int usage(FILE *f)
 {
 	fprintf(f, "usage: micro [--runs R] [--scale X] [NAME...]\n"
-	           "       micro --count N NAME\n"
-	           "benchmarks:");
+		   "       micro --count N NAME\n"
+		   "benchmarks:");
 	for (int i = 0; i < NBENCH; i++)
 		fprintf(f, " %s", benches[i].name);
 	fprintf(f, "\n");
@@ -1089,9 +1112,11 @@ static int time_one(const struct bench *b, int runs, double scale)
 		hi = wall[r] > hi ? wall[r] : hi;
 	}
 	double dn = (double)n;
-	printf("bench=%s ops=%llu runs=%d ns_per_op=%.1f cpu_ns_per_op=%.1f min_ns=%.1f max_ns=%.1f\n",
-	    b->name, (unsigned long long)n, runs, (double)median(wall, runs) / dn,
-	    (double)median(cpu, runs) / dn, (double)lo / dn, (double)hi / dn);
+	printf(
+	    "bench=%s ops=%llu runs=%d ns_per_op=%.1f cpu_ns_per_op=%.1f min_ns=%.1f max_ns=%.1f\n",
+	    b->name, (unsigned long long)n, runs,
+	    (double)median(wall, runs) / dn, (double)median(cpu, runs) / dn,
+	    (double)lo / dn, (double)hi / dn);
 	fflush(stdout);
 	return 0;
 }

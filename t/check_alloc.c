@@ -25,7 +25,7 @@
 
 #include "testutil.h"
 #include "fault/fault.h"
-#include "net/internal.h"     /* tide__resolve_set_base */
+#include "net/internal.h" /* tide__resolve_set_base */
 #include "reactor/internal.h"
 
 #include <tide/net.h>
@@ -60,8 +60,9 @@ static bool verdict(const char *what, unsigned long n, int rc,
     }
     ck_assert_msg(rc == -ENOMEM, "%s with allocation %lu failing: %s (%d)",
                   what, n, tide_err_name(rc), rc);
-    ck_assert_msg(made >= n, "%s failed (%s) without its allocation %lu failing",
-                  what, tide_err_name(rc), n);
+    ck_assert_msg(made >= n,
+                  "%s failed (%s) without its allocation %lu failing", what,
+                  tide_err_name(rc), n);
     return false;
 }
 
@@ -524,7 +525,8 @@ START_TEST(test_alloc_tcp_connect_resolver_state) {
         tide_exec_t *ex = t_exec_new();
         tide_tcp_connect_t c;
         unsigned long made;
-        int rc = run_armed(ex, tide_tcp_connect(&c, "tide.invalid:9"), n, &made);
+        int rc =
+            run_armed(ex, tide_tcp_connect(&c, "tide.invalid:9"), n, &made);
         ck_assert_msg(rc == -ENOMEM, "allocation %lu failing: %s", n,
                       tide_err_name(rc));
         t_assert_uint_eq_at(n, made, n);
@@ -631,7 +633,9 @@ static tide_poll_t echo_srv_poll(tide_future_t *f, tide_cx_t *cx) {
     if (e->copied < 0)
         TIDE_RETURN(&e->co, f, e->copied);
     TIDE_AWAIT(&e->co, cx, tide_shutdown(&e->sh, e->s)); /* the client's EOF */
-    TIDE_END(&e->co, f, tide_async_result(&e->co) < 0 ? tide_async_result(&e->co) : e->copied);
+    TIDE_END(&e->co, f,
+             tide_async_result(&e->co) < 0 ? tide_async_result(&e->co)
+                                           : e->copied);
 }
 
 static void echo_srv_drop(tide_future_t *f) {
@@ -656,10 +660,12 @@ static tide_poll_t echo_cli_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_BEGIN(&c->co);
     for (c->sent = 0; c->sent < SC_BYTES; c->sent += sizeof c->out) {
         t_pat_fill(c->out, sizeof c->out, c->sent);
-        TIDE_AWAIT(&c->co, cx, tide_write_all(&c->wr, c->s, c->out, sizeof c->out));
+        TIDE_AWAIT(&c->co, cx,
+                   tide_write_all(&c->wr, c->s, c->out, sizeof c->out));
         if (tide_async_result(&c->co) < 0)
             TIDE_RETURN(&c->co, f, tide_async_result(&c->co));
-        TIDE_AWAIT(&c->co, cx, tide_read_exact(&c->rd, c->s, c->in, sizeof c->in));
+        TIDE_AWAIT(&c->co, cx,
+                   tide_read_exact(&c->rd, c->s, c->in, sizeof c->in));
         if (tide_async_result(&c->co) < 0)
             TIDE_RETURN(&c->co, f, tide_async_result(&c->co));
         if (memcmp(c->in, c->out, sizeof c->in) != 0)
@@ -821,10 +827,12 @@ START_TEST(test_alloc_libevent_exec_new) {
                 break;
             continue;
         }
-        ck_assert_msg(rc == -ENOMEM || rc == -EIO, "libevent allocation %lu: %s",
-                      n, tide_err_name(rc));
-        ck_assert_msg(ev_live == 0, "libevent allocation %lu failing: %ld "
-                                    "libevent blocks leaked", n, ev_live);
+        ck_assert_msg(rc == -ENOMEM || rc == -EIO,
+                      "libevent allocation %lu: %s", n, tide_err_name(rc));
+        ck_assert_msg(ev_live == 0,
+                      "libevent allocation %lu failing: %ld "
+                      "libevent blocks leaked",
+                      n, ev_live);
         live_zero("exec_new/libevent", n);
     }
     ck_assert_uint_lt(n, 200);
@@ -845,8 +853,10 @@ START_TEST(test_alloc_libevent_scenario_echo) {
         ev_fail_at = 0;
         ck_assert_msg(rc == 0 || rc == -ENOMEM || rc == -EIO,
                       "libevent allocation %lu: %s", n, tide_err_name(rc));
-        ck_assert_msg(ev_live == 0, "libevent allocation %lu failing: %ld "
-                                    "libevent blocks leaked", n, ev_live);
+        ck_assert_msg(ev_live == 0,
+                      "libevent allocation %lu failing: %ld "
+                      "libevent blocks leaked",
+                      n, ev_live);
         live_zero("echo/libevent", n);
         if (made < n)
             break;

@@ -54,9 +54,9 @@ typedef struct cctx {
     tide_unix_listener_t *ul;
     tide_udp_t *udp;
     tide_unix_dgram_t *ud;
-    tide_addr_t addr;   /* where to connect / send */
+    tide_addr_t addr; /* where to connect / send */
     char path[64];
-    int rawfd;          /* a raw datagram socket or client */
+    int rawfd; /* a raw datagram socket or client */
     int clients[64];
     int nclients;
     tide_signal_t sig;
@@ -79,11 +79,11 @@ typedef struct cctx {
     bool os_on, os_sent;
     int sync_item, sync_out;
 
-    uint64_t fed;      /* pattern bytes written to the peer(s) */
-    uint64_t prefill;  /* zero bytes written to fill a's send buffer */
-    size_t ngot;       /* bytes drained from the peer */
+    uint64_t fed;     /* pattern bytes written to the peer(s) */
+    uint64_t prefill; /* zero bytes written to fill a's send buffer */
+    size_t ngot;      /* bytes drained from the peer */
     unsigned char *got;
-    int dgrams;        /* datagrams / connections / signals fed */
+    int dgrams; /* datagrams / connections / signals fed */
     unsigned char out[BIG];
     unsigned char buf[BIG];
     struct iovec iov[3];
@@ -234,7 +234,8 @@ static void check_rest(cctx_t *x, tide_stream_t *s, uint64_t from) {
     if (n == 0)
         return;
     tide_read_exact_t r;
-    ck_assert_int_eq(t_run(x->ex, tide_read_exact(&r, s, x->buf, n)), (intptr_t)n);
+    ck_assert_int_eq(t_run(x->ex, tide_read_exact(&r, s, x->buf, n)),
+                     (intptr_t)n);
     for (size_t i = 0; i < n; i++)
         t_assert_int_eq_at(i, x->buf[i], pat(from + i));
 }
@@ -396,7 +397,8 @@ static void vf_bi(cctx_t *x, tide_future_t *f, bool done) {
 
 static void setup_br(cctx_t *x) {
     pair_a(x);
-    ck_assert_int_eq(tide_bufreader_init(&x->br, x->sa, x->brbuf, sizeof x->brbuf), 0);
+    ck_assert_int_eq(
+        tide_bufreader_init(&x->br, x->sa, x->brbuf, sizeof x->brbuf), 0);
     tide_linecodec_init(&x->lc, 64);
     ck_assert_int_eq(tide_lencodec_init(&x->lenc, 2, 0, 64), 0);
 }
@@ -421,7 +423,8 @@ static void feed_line(cctx_t *x) {
 }
 
 static tide_future_t *mk_read_line(cctx_t *x) {
-    return tide_read_line(&x->u.until, &x->br, (char *)x->small, sizeof x->small);
+    return tide_read_line(&x->u.until, &x->br, (char *)x->small,
+                          sizeof x->small);
 }
 static void vf_read_line(cctx_t *x, tide_future_t *f, bool done) {
     size_t d = x->u.until.done;
@@ -435,14 +438,16 @@ static void vf_read_line(cctx_t *x, tide_future_t *f, bool done) {
     while (x->fed < sizeof line - 1)
         feed_line(x);
     tide_read_until_t r;
-    ck_assert_int_eq(t_run(x->ex, tide_read_line(&r, &x->br, (char *)x->small + d,
-                                                 sizeof x->small - d)),
-                     (intptr_t)(5 - d));
+    ck_assert_int_eq(
+        t_run(x->ex, tide_read_line(&r, &x->br, (char *)x->small + d,
+                                    sizeof x->small - d)),
+        (intptr_t)(5 - d));
     ck_assert_str_eq((char *)x->small, line);
 }
 
 static tide_future_t *mk_read_until(cctx_t *x) {
-    return tide_read_until(&x->u.until, &x->br, '\n', x->small, sizeof x->small);
+    return tide_read_until(&x->u.until, &x->br, '\n', x->small,
+                           sizeof x->small);
 }
 static void vf_read_until(cctx_t *x, tide_future_t *f, bool done) {
     size_t d = x->u.until.done;
@@ -454,9 +459,10 @@ static void vf_read_until(cctx_t *x, tide_future_t *f, bool done) {
     while (x->fed < sizeof line - 1)
         feed_line(x);
     tide_read_until_t r;
-    ck_assert_int_eq(t_run(x->ex, tide_read_until(&r, &x->br, '\n', x->small + d,
-                                                  sizeof x->small - d)),
-                     (intptr_t)(5 - d));
+    ck_assert_int_eq(
+        t_run(x->ex, tide_read_until(&r, &x->br, '\n', x->small + d,
+                                     sizeof x->small - d)),
+        (intptr_t)(5 - d));
     ck_assert_int_eq(memcmp(x->small, line, 5), 0);
 }
 
@@ -468,7 +474,9 @@ static void vf_line_decode(cctx_t *x, tide_future_t *f, bool done) {
         /* documented: a dropped decode leaves every byte in the reader */
         while (x->fed < sizeof line - 1)
             feed_line(x);
-        ck_assert_int_eq(t_block_on(x->ex, tide_linecodec_decode(&x->u.dec, &x->lc, &x->br)), 0);
+        ck_assert_int_eq(
+            t_block_on(x->ex, tide_linecodec_decode(&x->u.dec, &x->lc, &x->br)),
+            0);
     }
     ck_assert_int_eq(x->u.dec.fut.result, 1);
     ck_assert_uint_eq(x->u.dec.len, 4);
@@ -492,7 +500,9 @@ static void vf_len_decode(cctx_t *x, tide_future_t *f, bool done) {
     if (!done) {
         while (x->fed < sizeof lframe)
             feed_lframe(x);
-        ck_assert_int_eq(t_block_on(x->ex, tide_lencodec_decode(&x->u.dec, &x->lenc, &x->br)), 0);
+        ck_assert_int_eq(t_block_on(x->ex, tide_lencodec_decode(
+                                               &x->u.dec, &x->lenc, &x->br)),
+                         0);
     }
     ck_assert_int_eq(x->u.dec.fut.result, 1);
     ck_assert_uint_eq(x->u.dec.len, 3);
@@ -552,7 +562,8 @@ static void setup_reg(cctx_t *x) {
     x->regpeer = sv[1];
     /* readiness starts optimistic: learn that it is not readable */
     x->tio = (t_io_t){(char *)x->small, sizeof x->small, 0};
-    ck_assert_int_eq(tide_fd_try_io(x->reg, TIDE_READABLE, t_read_fn, &x->tio), -EAGAIN);
+    ck_assert_int_eq(tide_fd_try_io(x->reg, TIDE_READABLE, t_read_fn, &x->tio),
+                     -EAGAIN);
 }
 
 /* ... and not writable either (its send buffer is full) */
@@ -562,7 +573,8 @@ static void setup_reg_full(cctx_t *x) {
     set_bufs(fd, 4096);
     t_fill(fd);
     x->tio = (t_io_t){(char *)x->small, sizeof x->small, 0};
-    ck_assert_int_eq(tide_fd_try_io(x->reg, TIDE_WRITABLE, t_write_fn, &x->tio), -EAGAIN);
+    ck_assert_int_eq(tide_fd_try_io(x->reg, TIDE_WRITABLE, t_write_fn, &x->tio),
+                     -EAGAIN);
 }
 
 static void feed_reg(cctx_t *x) {
@@ -604,7 +616,8 @@ static void vf_writable(cctx_t *x, tide_future_t *f, bool done) {
 
 static tide_future_t *mk_async_io(cctx_t *x) {
     x->tio = (t_io_t){(char *)x->small, sizeof x->small, 0};
-    return tide_fd_async_io(&x->u.io, x->reg, TIDE_READABLE, t_read_fn, &x->tio);
+    return tide_fd_async_io(&x->u.io, x->reg, TIDE_READABLE, t_read_fn,
+                            &x->tio);
 }
 static void vf_async_io(cctx_t *x, tide_future_t *f, bool done) {
     if (done) {
@@ -639,7 +652,8 @@ static void vf_none(cctx_t *x, tide_future_t *f, bool done) {
 static void setup_interval(cctx_t *x) {
     ck_assert_int_eq(tide_interval_init(&x->iv, 5000), 0);
     x->iv_on = true;
-    ck_assert_int_ge(t_run(x->ex, tide_interval_tick(&x->iv)), 1); /* 1 unless late */
+    ck_assert_int_ge(t_run(x->ex, tide_interval_tick(&x->iv)),
+                     1); /* 1 unless late */
 }
 static tide_future_t *mk_tick(cctx_t *x) { return tide_interval_tick(&x->iv); }
 static void vf_tick(cctx_t *x, tide_future_t *f, bool done) {
@@ -651,7 +665,8 @@ static void vf_tick(cctx_t *x, tide_future_t *f, bool done) {
 
 static tide_future_t *mk_timeout(cctx_t *x) {
     return tide_timeout(&x->u.timeout,
-                        tide_read(&x->r1, x->sa, x->small, sizeof x->small), 3000);
+                        tide_read(&x->r1, x->sa, x->small, sizeof x->small),
+                        3000);
 }
 static void vf_timeout(cctx_t *x, tide_future_t *f, bool done) {
     if (done)
@@ -826,7 +841,9 @@ static void vf_file_read(cctx_t *x, tide_future_t *f, bool done) {
     }
     /* nothing lost: the next read gets bytes */
     tide_read_t r;
-    ck_assert_int_eq(t_run(x->ex, tide_read(&r, tide_file_stream(x->file), x->small, 16)), 16);
+    ck_assert_int_eq(
+        t_run(x->ex, tide_read(&r, tide_file_stream(x->file), x->small, 16)),
+        16);
 }
 
 static void feed_both(cctx_t *x) {
@@ -858,15 +875,20 @@ static void vf_select(cctx_t *x, tide_future_t *f, bool done) {
 }
 
 static tide_future_t *mk_yield(cctx_t *x) { return tide_yield(&x->u.yield); }
-static tide_future_t *mk_ready_f(cctx_t *x) { return tide_ready(&x->u.ready, 42); }
-static tide_future_t *mk_pending(cctx_t *x) { return tide_pending(&x->u.pending); }
+static tide_future_t *mk_ready_f(cctx_t *x) {
+    return tide_ready(&x->u.ready, 42);
+}
+static tide_future_t *mk_pending(cctx_t *x) {
+    return tide_pending(&x->u.pending);
+}
 
 /* ------------------------------------------------------------------------
  * Net
  * ------------------------------------------------------------------------ */
 
 static void setup_tcp(cctx_t *x) {
-    ck_assert_int_eq(tide_tcp_listener_bind(&x->tl, x->ex, "127.0.0.1:0", 0, 0), 0);
+    ck_assert_int_eq(tide_tcp_listener_bind(&x->tl, x->ex, "127.0.0.1:0", 0, 0),
+                     0);
     ck_assert_int_eq(tide_tcp_listener_local_addr(x->tl, &x->addr), 0);
 }
 static void feed_client(cctx_t *x) {
@@ -962,7 +984,8 @@ static void vf_tcp_connect(cctx_t *x, tide_future_t *f, bool done) {
 
 static void setup_unix(cctx_t *x) {
     static int seq;
-    snprintf(x->path, sizeof x->path, "@tide-cancel-%d-%d", (int)getpid(), seq++);
+    snprintf(x->path, sizeof x->path, "@tide-cancel-%d-%d", (int)getpid(),
+             seq++);
     ck_assert_int_eq(tide_unix_listener_bind(&x->ul, x->ex, x->path, 0, 0), 0);
     ck_assert_int_eq(tide_unix_listener_local_addr(x->ul, &x->addr), 0);
 }
@@ -996,7 +1019,8 @@ static void vf_unix_connect(cctx_t *x, tide_future_t *f, bool done) {
  * until the test accepts one connection. */
 static void setup_unix_full(cctx_t *x) {
     static int seq;
-    snprintf(x->path, sizeof x->path, "@tide-cancel-full-%d-%d", (int)getpid(), seq++);
+    snprintf(x->path, sizeof x->path, "@tide-cancel-full-%d-%d", (int)getpid(),
+             seq++);
     ck_assert_int_eq(tide_unix_listener_bind(&x->ul, x->ex, x->path, 1, 0), 0);
     ck_assert_int_eq(tide_unix_listener_local_addr(x->ul, &x->addr), 0);
     for (;;) {
@@ -1028,7 +1052,8 @@ static void setup_tcp_full(cctx_t *x) {
     ck_assert_int_eq(bind(x->rawfd, (struct sockaddr *)&sin, sizeof sin), 0);
     ck_assert_int_eq(listen(x->rawfd, 0), 0);
     x->addr.len = sizeof x->addr.ss;
-    ck_assert_int_eq(getsockname(x->rawfd, (struct sockaddr *)&x->addr.ss, &x->addr.len), 0);
+    ck_assert_int_eq(
+        getsockname(x->rawfd, (struct sockaddr *)&x->addr.ss, &x->addr.len), 0);
     /* fill the accept queue (backlog 0 still queues one) */
     for (int i = 0; i < 3; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -1057,7 +1082,8 @@ static void setup_udp_connected(cctx_t *x) {
     setup_udp(x);
     tide_addr_t raw;
     raw.len = sizeof raw.ss;
-    ck_assert_int_eq(getsockname(x->rawfd, (struct sockaddr *)&raw.ss, &raw.len), 0);
+    ck_assert_int_eq(
+        getsockname(x->rawfd, (struct sockaddr *)&raw.ss, &raw.len), 0);
     char text[TIDE_ADDR_STRLEN];
     ck_assert_int_gt(tide_addr_format(&raw, text, sizeof text), 0);
     ck_assert_int_eq(tide_udp_connect(x->udp, text), 0);
@@ -1065,8 +1091,9 @@ static void setup_udp_connected(cctx_t *x) {
 static void feed_dgram(cctx_t *x) {
     char d[8];
     snprintf(d, sizeof d, "d%d", x->dgrams);
-    ck_assert_int_eq(sendto(x->rawfd, d, strlen(d), 0, tide_addr_sockaddr(&x->addr),
-                            x->addr.len), (ssize_t)strlen(d));
+    ck_assert_int_eq(sendto(x->rawfd, d, strlen(d), 0,
+                            tide_addr_sockaddr(&x->addr), x->addr.len),
+                     (ssize_t)strlen(d));
     x->dgrams++;
 }
 static tide_future_t *mk_udp_recv_from(cctx_t *x) {
@@ -1085,7 +1112,9 @@ static void vf_udp_recv(cctx_t *x, tide_future_t *f, bool done) {
     if (x->dgrams == 0)
         feed_dgram(x);
     tide_dgram_recv_t r;
-    ck_assert_int_eq(t_run(x->ex, tide_udp_recv_from(&r, x->udp, x->small, sizeof x->small)), 2);
+    ck_assert_int_eq(
+        t_run(x->ex, tide_udp_recv_from(&r, x->udp, x->small, sizeof x->small)),
+        2);
     ck_assert_int_eq(memcmp(x->small, "d0", 2), 0);
 }
 static tide_future_t *mk_udp_send_to(cctx_t *x) {
@@ -1113,13 +1142,15 @@ static void vf_udp_send(cctx_t *x, tide_future_t *f, bool done) {
  * full, so the send waits until the test drains it. */
 static void setup_ud_send(cctx_t *x) {
     static int seq;
-    snprintf(x->path, sizeof x->path, "@tide-cancel-dg-%d-%d", (int)getpid(), seq++);
+    snprintf(x->path, sizeof x->path, "@tide-cancel-dg-%d-%d", (int)getpid(),
+             seq++);
     char text[80];
     snprintf(text, sizeof text, "unix:%s", x->path);
     ck_assert_int_eq(tide_addr_parse(&x->addr, text), 0);
     x->rawfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     ck_assert_int_ge(x->rawfd, 0);
-    ck_assert_int_eq(bind(x->rawfd, tide_addr_sockaddr(&x->addr), x->addr.len), 0);
+    ck_assert_int_eq(bind(x->rawfd, tide_addr_sockaddr(&x->addr), x->addr.len),
+                     0);
     ck_assert_int_eq(tide_unix_dgram_bind(&x->ud, x->ex, NULL, 0), 0);
     ck_assert_int_eq(tide_unix_dgram_connect(x->ud, x->path), 0);
     int fd = tide_fd_get(tide_unix_dgram_fd(x->ud));
@@ -1145,16 +1176,19 @@ static void vf_ud_send(cctx_t *x, tide_future_t *f, bool done) {
 /* The same, unconnected: send_to the receiver's address. */
 static void setup_ud_send_to(cctx_t *x) {
     static int seq;
-    snprintf(x->path, sizeof x->path, "@tide-cancel-dt-%d-%d", (int)getpid(), seq++);
+    snprintf(x->path, sizeof x->path, "@tide-cancel-dt-%d-%d", (int)getpid(),
+             seq++);
     char text[80];
     snprintf(text, sizeof text, "unix:%s", x->path);
     ck_assert_int_eq(tide_addr_parse(&x->addr, text), 0);
     x->rawfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     ck_assert_int_ge(x->rawfd, 0);
-    ck_assert_int_eq(bind(x->rawfd, tide_addr_sockaddr(&x->addr), x->addr.len), 0);
+    ck_assert_int_eq(bind(x->rawfd, tide_addr_sockaddr(&x->addr), x->addr.len),
+                     0);
     ck_assert_int_eq(tide_unix_dgram_bind(&x->ud, x->ex, NULL, 0), 0);
     int fd = tide_fd_get(tide_unix_dgram_fd(x->ud));
-    while (sendto(fd, "p", 1, 0, tide_addr_sockaddr(&x->addr), x->addr.len) == 1)
+    while (sendto(fd, "p", 1, 0, tide_addr_sockaddr(&x->addr), x->addr.len) ==
+           1)
         x->dgrams++;
     ck_assert(errno == EAGAIN || errno == EWOULDBLOCK);
 }
@@ -1164,7 +1198,8 @@ static tide_future_t *mk_ud_send_to(cctx_t *x) {
 
 static void setup_ud_recv(cctx_t *x) {
     static int seq;
-    snprintf(x->path, sizeof x->path, "@tide-cancel-dr-%d-%d", (int)getpid(), seq++);
+    snprintf(x->path, sizeof x->path, "@tide-cancel-dr-%d-%d", (int)getpid(),
+             seq++);
     ck_assert_int_eq(tide_unix_dgram_bind(&x->ud, x->ex, x->path, 0), 0);
     ck_assert_int_eq(tide_unix_dgram_local_addr(x->ud, &x->addr), 0);
     x->rawfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -1187,7 +1222,8 @@ static tide_future_t *mk_ud_recv(cctx_t *x) {
 }
 
 static tide_future_t *mk_ud_recv_from(cctx_t *x) {
-    return tide_unix_dgram_recv_from(&x->u.drecv, x->ud, x->small, sizeof x->small);
+    return tide_unix_dgram_recv_from(&x->u.drecv, x->ud, x->small,
+                                     sizeof x->small);
 }
 static void vf_ud_recv(cctx_t *x, tide_future_t *f, bool done) {
     if (done) {
@@ -1197,7 +1233,9 @@ static void vf_ud_recv(cctx_t *x, tide_future_t *f, bool done) {
     if (x->dgrams == 0)
         feed_dgram(x);
     tide_dgram_recv_t r;
-    ck_assert_int_eq(t_run(x->ex, tide_unix_dgram_recv_from(&r, x->ud, x->small, sizeof x->small)), 2);
+    ck_assert_int_eq(t_run(x->ex, tide_unix_dgram_recv_from(&r, x->ud, x->small,
+                                                            sizeof x->small)),
+                     2);
     ck_assert_int_eq(memcmp(x->small, "d0", 2), 0);
 }
 
@@ -1283,7 +1321,7 @@ static void vf_mpsc_send(cctx_t *x, tide_future_t *f, bool done) {
     if (x->dgrams == 0)
         feed_mpsc_slot(x);
     ck_assert_int_eq(tide_mpsc_try_recv(&x->ch, &out), -EAGAIN); /* not sent */
-    ck_assert_int_eq(tide_mpsc_try_send(&x->ch, &v), 0);          /* slot free */
+    ck_assert_int_eq(tide_mpsc_try_send(&x->ch, &v), 0);         /* slot free */
 }
 
 /* notified: fed by notify_one; a dropped wait leaves the notification */
@@ -1328,8 +1366,10 @@ static void vf_acquire(cctx_t *x, tide_future_t *f, bool done) {
         ck_assert_uint_eq(tide_semaphore_available(&x->sem), 0);
         return;
     }
-    ck_assert_uint_eq(tide_semaphore_available(&x->sem), 1u + (unsigned)x->dgrams);
-    ck_assert_int_eq(tide_semaphore_try_acquire(&x->sem, 1u + (unsigned)x->dgrams), 0);
+    ck_assert_uint_eq(tide_semaphore_available(&x->sem),
+                      1u + (unsigned)x->dgrams);
+    ck_assert_int_eq(
+        tide_semaphore_try_acquire(&x->sem, 1u + (unsigned)x->dgrams), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1351,9 +1391,11 @@ static const centry_t entries[] = {
     {"bufreader_fill", setup_br, mk_fill, feed1, vf_fill, 0},
     {"read_line", setup_br, mk_read_line, feed_line, vf_read_line, 0},
     {"read_until", setup_br, mk_read_until, feed_line, vf_read_until, 0},
-    {"linecodec_decode", setup_br, mk_line_decode, feed_line, vf_line_decode, 0},
+    {"linecodec_decode", setup_br, mk_line_decode, feed_line, vf_line_decode,
+     0},
     {"lencodec_decode", setup_br, mk_len_decode, feed_lframe, vf_len_decode, 0},
-    {"linecodec_encode", setup_enc, mk_line_encode, drain_peer, vf_line_encode, 0},
+    {"linecodec_encode", setup_enc, mk_line_encode, drain_peer, vf_line_encode,
+     0},
     {"lencodec_encode", setup_enc, mk_len_encode, drain_peer, vf_len_encode, 0},
     /* reactor */
     {"fd_readable", setup_reg, mk_readable, feed_reg, vf_readable, 0},
@@ -1385,7 +1427,8 @@ static const centry_t entries[] = {
     {"accept", setup_tcp, mk_accept, feed_client, vf_accept, 0},
     {"serve", setup_tcp, mk_serve, feed_client, vf_serve, 3},
     {"tcp_connect_addr", setup_tcp, mk_tcp_connect, nothing, vf_tcp_connect, 0},
-    {"tcp_connect(name)", setup_tcp, mk_tcp_connect_name, nothing, vf_tcp_connect, 0},
+    {"tcp_connect(name)", setup_tcp, mk_tcp_connect_name, nothing,
+     vf_tcp_connect, 0},
     {"unix_accept", setup_unix, mk_unix_accept, feed_client, vf_unix_accept, 0},
     {"unix_connect", setup_unix, mk_unix_connect, nothing, vf_unix_connect, 0},
     {"unix_connect(full backlog)", setup_unix_full, mk_unix_connect, accept_one,
@@ -1397,13 +1440,17 @@ static const centry_t entries[] = {
     {"udp_send_to", setup_udp, mk_udp_send_to, nothing, vf_udp_send, 0},
     {"udp_send", setup_udp_connected, mk_udp_send, nothing, vf_udp_send, 0},
     {"unix_dgram_send", setup_ud_send, mk_ud_send, drain_ud, vf_ud_send, 0},
-    {"unix_dgram_send_to", setup_ud_send_to, mk_ud_send_to, drain_ud, vf_ud_send, 0},
-    {"unix_dgram_recv_from", setup_ud_recv, mk_ud_recv_from, feed_dgram, vf_ud_recv, 0},
-    {"unix_dgram_recv", setup_ud_recv_connected, mk_ud_recv, feed_dgram, vf_ud_recv, 0},
+    {"unix_dgram_send_to", setup_ud_send_to, mk_ud_send_to, drain_ud,
+     vf_ud_send, 0},
+    {"unix_dgram_recv_from", setup_ud_recv, mk_ud_recv_from, feed_dgram,
+     vf_ud_recv, 0},
+    {"unix_dgram_recv", setup_ud_recv_connected, mk_ud_recv, feed_dgram,
+     vf_ud_recv, 0},
     /* sync */
     {"oneshot_recv", setup_oneshot, mk_oneshot, feed_oneshot, vf_oneshot, 0},
     {"mpsc_recv", setup_mpsc, mk_mpsc_recv, feed_mpsc_item, vf_mpsc_recv, 0},
-    {"mpsc_send", setup_mpsc_full, mk_mpsc_send, feed_mpsc_slot, vf_mpsc_send, 0},
+    {"mpsc_send", setup_mpsc_full, mk_mpsc_send, feed_mpsc_slot, vf_mpsc_send,
+     0},
     {"notified", setup_notify, mk_notified, feed_notify, vf_notified, 0},
     {"semaphore_acquire", setup_sem, mk_acquire, feed_sem, vf_acquire, 0},
 };
@@ -1415,7 +1462,8 @@ static void teardown(cctx_t *x) {
     if (x->scope_on) {
         /* the child left is aborted: dropped at the executor's next turn */
         tide_scope_free(&x->scope);
-        ck_assert(t_loop_until(tide_exec_base(x->ex), no_tasks, x->ex, T_BOUND_MS));
+        ck_assert(
+            t_loop_until(tide_exec_base(x->ex), no_tasks, x->ex, T_BOUND_MS));
     }
     if (x->tick_on)
         event_del(&x->tick);
@@ -1509,8 +1557,9 @@ static bool run_k(const centry_t *e, int k, int *pendings) {
         e->feed(x);
         if (e->max_k != 0)
             continue; /* nothing will ever wake it */
-        ck_assert_msg(t_loop_until(tide_exec_base(x->ex), woken_since, &w, T_BOUND_MS),
-                      "%s: not woken after pending %d", e->name, pend);
+        ck_assert_msg(
+            t_loop_until(tide_exec_base(x->ex), woken_since, &w, T_BOUND_MS),
+            "%s: not woken after pending %d", e->name, pend);
     }
     tide_future_drop(f);
     /* the dropped future left no waker behind: only our own reference */
@@ -1525,15 +1574,17 @@ static bool run_k(const centry_t *e, int k, int *pendings) {
         /* and nothing wakes us later */
         int w0 = t_woken(&h.count);
         t_run_for(tide_exec_base(x->ex), 3);
-        ck_assert_msg(t_woken(&h.count) == w0, "%s: woken after its drop", e->name);
+        ck_assert_msg(t_woken(&h.count) == w0, "%s: woken after its drop",
+                      e->name);
     }
     e->verify(x, f, done);
     t_hand_done(&h);
     teardown(x);
     /* the lazily kept events went with their registrations */
     t_exec_free_clean(x->ex);
-    ck_assert_msg(fault_live_allocs() == 0, "%s dropped at pending %d: %ld leaked",
-                  e->name, pend, fault_live_allocs());
+    ck_assert_msg(fault_live_allocs() == 0,
+                  "%s dropped at pending %d: %ld leaked", e->name, pend,
+                  fault_live_allocs());
     free(x->got);
     free(x);
     *pendings = pend;
@@ -1552,7 +1603,8 @@ START_TEST(test_cancel_every_pending_point) {
     ck_assert_msg(k < 200, "%s: still pending after 200 polls", e->name);
     bool never = e->max_k != 0 && k >= e->max_k;
     printf("cancel: %-27s dropped at each of %d pending point(s)%s\n", e->name,
-           never ? k : k - 1, never ? " (never completes)" : ", then completed");
+           never ? k : k - 1,
+           never ? " (never completes)" : ", then completed");
 }
 END_TEST
 

@@ -460,8 +460,8 @@ START_TEST(test_task_detach_runs_on) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j), 0);
     tide_join_detach(&j);
     ck_assert_ptr_null(j.task);
     ck_assert(t_loop_until_int(tide_exec_base(ex), &drops, 1));
@@ -475,8 +475,8 @@ START_TEST(test_task_join_drop_detaches) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn(ex, &t_nap_new(2000, 1, &drops, &done)->fut, &j), 0);
     /* poll the join once by hand (stores a waker), then drop it */
     t_hand_t h;
     t_hand_init(&h, ex);
@@ -495,8 +495,8 @@ START_TEST(test_task_abort_pending) {
     int drops = 0, done = 0;
     tide_join_t j;
     ck_assert_int_eq(
-        tide_spawn(ex, &t_nap_new(10 * TIDE_USEC_PER_SEC, 1, &drops, &done)->fut,
-                   &j),
+        tide_spawn(
+            ex, &t_nap_new(10 * TIDE_USEC_PER_SEC, 1, &drops, &done)->fut, &j),
         0);
     ck_assert(t_loop_until(tide_exec_base(ex), stats_armed_at_least_cond, &ex,
                            T_BOUND_MS));
@@ -527,7 +527,8 @@ START_TEST(test_task_abort_completed_no_effect) {
     tide_exec_t *ex = t_exec_new();
     int drops = 0, done = 0;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(0, 5, &drops, &done)->fut, &j), 0);
+    ck_assert_int_eq(tide_spawn(ex, &t_nap_new(0, 5, &drops, &done)->fut, &j),
+                     0);
     ck_assert(t_loop_until_int(tide_exec_base(ex), &done, 1));
     ck_assert(tide_join_is_finished(&j));
     tide_join_abort(&j);
@@ -564,8 +565,8 @@ static void selfabort_drop(tide_future_t *f) {
     s->drops++;
 }
 
-static const tide_future_vtable_t selfabort_vt = {
-    selfabort_poll, selfabort_drop};
+static const tide_future_vtable_t selfabort_vt = {selfabort_poll,
+                                                  selfabort_drop};
 
 START_TEST(test_task_abort_from_inside) {
     tide_exec_t *ex = t_exec_new();
@@ -693,8 +694,8 @@ static tide_poll_t stop_and_finish_poll(tide_future_t *f, tide_cx_t *cx) {
     return TIDE_READY;
 }
 
-static const tide_future_vtable_t stop_and_finish_vt = {
-    stop_and_finish_poll, NULL};
+static const tide_future_vtable_t stop_and_finish_vt = {stop_and_finish_poll,
+                                                        NULL};
 
 START_TEST(test_exec_block_on_completion_wins_over_stop) {
     tide_exec_t *ex = t_exec_new();
@@ -1086,9 +1087,10 @@ START_TEST(test_exec_caller_base) {
     ck_assert_int_eq(done, 1);
     ck_assert_int_eq(drops, 1);
     t_exec_free_clean(ex);
-    ck_assert_int_eq(event_base_get_num_events(
-                         base, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE),
-                     0);
+    ck_assert_int_eq(
+        event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED |
+                                            EVENT_BASE_COUNT_ACTIVE),
+        0);
     event_base_free(base);
 }
 END_TEST
@@ -1333,13 +1335,15 @@ START_TEST(test_exec_free_caller_base_removes_events) {
                      1);
     tide_exec_free(ex);
     ck_assert_int_eq(drops, 30);
-    ck_assert_int_eq(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 1);
+    ck_assert_int_eq(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
+                     1);
     ck_assert_int_eq(event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE),
                      0);
     /* the base is still the host's and still works */
     ck_assert_int_eq(event_base_dispatch(base), 1);
     ck_assert_int_eq(fired, 1);
-    ck_assert_int_eq(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 0);
+    ck_assert_int_eq(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
+                     0);
     tide_fd_free(reg);
     ck_assert(!t_is_open(sv[0]));
     close(sv[1]);
@@ -1367,8 +1371,8 @@ static void late_spawner_drop(tide_future_t *f) {
         tide_future_drop(&l->orphan.fut); /* not taken: still ours */
 }
 
-static const tide_future_vtable_t late_spawner_vt = {
-    late_spawner_poll, late_spawner_drop};
+static const tide_future_vtable_t late_spawner_vt = {late_spawner_poll,
+                                                     late_spawner_drop};
 
 START_TEST(test_exec_spawn_while_freeing_eshutdown) {
     tide_exec_t *ex = t_exec_new();
@@ -1400,7 +1404,8 @@ typedef struct host {
 } host_t;
 
 static void echo_b_read_cb(struct bufferevent *bev, void *arg) {
-    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+    evbuffer_add_buffer(bufferevent_get_output(bev),
+                        bufferevent_get_input(bev));
 }
 
 static void echo_a_read_cb(struct bufferevent *bev, void *arg) {
@@ -1447,9 +1452,9 @@ static tide_poll_t pinger_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_BEGIN(&p->co);
     while (p->total < 12) {
         p->rd = (t_io_t){p->buf, sizeof p->buf, 0};
-        TIDE_AWAIT(&p->co, cx,
-                   tide_fd_async_io(&p->io, p->reg, TIDE_READABLE, t_read_fn,
-                                    &p->rd));
+        TIDE_AWAIT(
+            &p->co, cx,
+            tide_fd_async_io(&p->io, p->reg, TIDE_READABLE, t_read_fn, &p->rd));
         if (tide_async_result(&p->co) <= 0)
             TIDE_RETURN(&p->co, f, -EIO);
         p->total += (int)tide_async_result(&p->co);
@@ -2004,8 +2009,8 @@ START_TEST(test_timeout_expires_disarms_inner) {
     t_wrap_t w;
     tide_timeout_t to;
     uint64_t t0 = tide_now();
-    tide_future_t *f = tide_timeout(
-        &to, t_wrap(&w, tide_fd_readable(&rd, reg)), 10 * TIDE_USEC_PER_MSEC);
+    tide_future_t *f = tide_timeout(&to, t_wrap(&w, tide_fd_readable(&rd, reg)),
+                                    10 * TIDE_USEC_PER_MSEC);
     ck_assert_int_eq(t_block_on(ex, f), 0);
     ck_assert_int_eq(f->result, -ETIMEDOUT);
     ck_assert_uint_ge(tide_now() - t0, 10 * TIDE_USEC_PER_MSEC);

@@ -211,8 +211,8 @@ static void drain_stderr(void) {
     for (;;) {
         if (D.errlen + 1 >= sizeof D.errbuf)
             return;
-        ssize_t r = read(D.err, D.errbuf + D.errlen,
-                         sizeof D.errbuf - 1 - D.errlen);
+        ssize_t r =
+            read(D.err, D.errbuf + D.errlen, sizeof D.errbuf - 1 - D.errlen);
         if (r <= 0)
             return;
         D.errlen += (size_t)r;
@@ -264,8 +264,7 @@ static void wait_listening(int count) {
         len += (size_t)r;
         buf[len] = '\0';
         seen = 0;
-        for (char *p2 = buf; (p2 = strstr(p2, "listening on ")) != NULL;
-             p2++) {
+        for (char *p2 = buf; (p2 = strstr(p2, "listening on ")) != NULL; p2++) {
             char *eol = strchr(p2, '\n');
             if (eol == NULL)
                 break;
@@ -292,7 +291,8 @@ static void start_echod(const char *first, ...) {
     args[n++] = "127.0.0.1:0";
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a != NULL && n < 46; a = va_arg(ap, const char *))
+    for (const char *a = first; a != NULL && n < 46;
+         a = va_arg(ap, const char *))
         args[n++] = a;
     va_end(ap);
     args[n] = NULL;
@@ -388,8 +388,8 @@ static void recv_exact(int fd, void *buf, size_t len) {
         ssize_t r = recv(fd, p, len, 0);
         if (r < 0 && errno == EINTR)
             continue;
-        ck_assert_msg(r > 0, "recv: %s", r == 0 ? "end of stream"
-                                                 : strerror(errno));
+        ck_assert_msg(r > 0, "recv: %s",
+                      r == 0 ? "end of stream" : strerror(errno));
         p += r;
         len -= (size_t)r;
     }
@@ -508,8 +508,7 @@ START_TEST(test_echod_streams_64mib) {
         }
         if (p.revents & POLLIN) {
             ssize_t r = recv(fd, rbuf, sizeof rbuf, 0);
-            ck_assert_msg(r != 0, "end of stream after %zu of %zu", got,
-                          total);
+            ck_assert_msg(r != 0, "end of stream after %zu of %zu", got, total);
             if (r < 0) {
                 ck_assert_msg(errno == EAGAIN || errno == EINTR, "recv: %s",
                               strerror(errno));
@@ -680,8 +679,9 @@ static long daemon_cpu_ticks(void) {
     ck_assert_ptr_nonnull(p);
     unsigned long ut = 0, st = 0;
     /* Fields after ')': state(3) ... utime(14) stime(15). */
-    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-                                   "%*u %*u %lu %lu",
+    ck_assert_int_eq(sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+                            "%*u %*u %lu %lu",
                             &ut, &st),
                      2);
     return (long)(ut + st);
@@ -858,7 +858,7 @@ START_TEST(test_echod_idle_timeout_stalled_writer) {
         }
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
             roundtrip(busy, "tick", 4); /* never idle */
-            sleep_ms(20); /* the daemon may still take more */
+            sleep_ms(20);               /* the daemon may still take more */
             if (send(stall, junk, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
                 errno == EAGAIN)
                 break;
@@ -1105,9 +1105,10 @@ START_TEST(test_echod_slowloris_evicted) {
         sleep_ms(10);
     }
     echod_ctr_t c = daemon_counters();
-    ck_assert_msg(admitted == CLIENTS, "%d of %d clients served (%llu "
-                  "evicted, %llu refused)", admitted, CLIENTS, c.evicted,
-                  c.refused);
+    ck_assert_msg(admitted == CLIENTS,
+                  "%d of %d clients served (%llu "
+                  "evicted, %llu refused)",
+                  admitted, CLIENTS, c.evicted, c.refused);
     ck_assert_uint_ge(c.evicted, CLIENTS);
     for (int i = 0; i < N; i++)
         close(slow[i]);
@@ -1265,8 +1266,9 @@ static void burst_finish(burst_t *b) {
             echod_ctr_t c = daemon_counters();
             ck_abort_msg("%d clients did not get all back (%zu bytes sent, "
                          "%zu received of %zu; the daemon: %llu in, %llu "
-                         "out, %llu buffer waits)", busy, sent, got,
-                         (size_t)b->n * b->len, c.in, c.out, c.waits);
+                         "out, %llu buffer waits)",
+                         busy, sent, got, (size_t)b->n * b->len, c.in, c.out,
+                         c.waits);
         }
         if (poll(p, (nfds_t)b->n, 1000) <= 0)
             continue;
@@ -1294,8 +1296,8 @@ static void burst_finish(burst_t *b) {
                 gen_t save = b->tx[i];
                 for (size_t j = 0; j < k; j++)
                     chunk[j] = gen_byte(&b->tx[i]);
-                ssize_t w = send(b->fd[i], chunk, k,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t w =
+                    send(b->fd[i], chunk, k, MSG_NOSIGNAL | MSG_DONTWAIT);
                 b->tx[i] = save;
                 for (ssize_t j = 0; j < (w > 0 ? w : 0); j++)
                     gen_byte(&b->tx[i]);
@@ -1336,10 +1338,14 @@ START_TEST(test_echod_memory_returns_after_burst) {
     burst_close(&b);
     wait_no_conns();
     long after = settle_rss_kib();
-    fprintf(stderr, "memory_returns: RSS %ld KiB before, %ld at the peak, "
-            "%ld after\n", base, peak, after);
-    ck_assert_msg(peak - base > N * 8, "the burst cost only %ld KiB: it "
-                  "tests nothing", peak - base);
+    fprintf(stderr,
+            "memory_returns: RSS %ld KiB before, %ld at the peak, "
+            "%ld after\n",
+            base, peak, after);
+    ck_assert_msg(peak - base > N * 8,
+                  "the burst cost only %ld KiB: it "
+                  "tests nothing",
+                  peak - base);
     ck_assert_msg(after - base < (peak - base) / 4,
                   "RSS %ld KiB before, %ld at the peak, %ld after", base, peak,
                   after);
@@ -1353,8 +1359,8 @@ END_TEST
 START_TEST(test_echod_max_buffer_memory) {
     enum { N = 500 };
     raise_nofile(2 * N + 64);
-    start_echod("--quiet", "--buffer-size", "64k", "--max-buffer-memory",
-                "2M", NULL);
+    start_echod("--quiet", "--buffer-size", "64k", "--max-buffer-memory", "2M",
+                NULL);
     int warm = connect_echod();
     roundtrip(warm, "warm up", 7);
     close(warm);
@@ -1363,8 +1369,10 @@ START_TEST(test_echod_max_buffer_memory) {
     burst_open(&b, N, 256u << 10);
     burst_fill(&b);
     long peak = settle_rss_kib();
-    fprintf(stderr, "max_buffer_memory: RSS %ld KiB before, %ld with %d "
-            "stalled clients\n", base, peak, N);
+    fprintf(stderr,
+            "max_buffer_memory: RSS %ld KiB before, %ld with %d "
+            "stalled clients\n",
+            base, peak, N);
     /* 2 MiB of buffers, ~1 KiB per connection, and slack */
     ck_assert_msg(peak - base < 2048 + N * 2 + 4096,
                   "RSS %ld KiB before, %ld during", base, peak);
@@ -1418,8 +1426,7 @@ static int connect_small_buffers(void) {
     return fd;
 }
 
-static void streamer_init(streamer_t *st, int fd, size_t total,
-                          uint64_t seed) {
+static void streamer_init(streamer_t *st, int fd, size_t total, uint64_t seed) {
     memset(st, 0, sizeof *st);
     st->fd = fd;
     st->total = total;
@@ -1548,12 +1555,12 @@ START_TEST(test_echod_sigterm_drains) {
     close(st.fd);
     close(idle);
     int status = wait_exit(T_WAIT_MS);
-    ck_assert_msg(status != -1 && WIFEXITED(status) &&
-                      WEXITSTATUS(status) == 0,
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "exit status %d; stderr: %s", status, D.errbuf);
     ck_assert_int_lt(now_ms() - t0, 15000); /* not the 20 s deadline */
-    fprintf(stderr, "sigterm: idle closed after %lld ms; %zu bytes in "
-                    "flight, all back\n",
+    fprintf(stderr,
+            "sigterm: idle closed after %lld ms; %zu bytes in "
+            "flight, all back\n",
             (long long)idle_ms, in_flight);
 }
 END_TEST
@@ -1581,8 +1588,7 @@ START_TEST(test_echod_sigterm_threads_idle) {
                   "the idle connections took %lld ms to close",
                   (long long)took);
     int status = wait_exit(T_WAIT_MS);
-    ck_assert_msg(status != -1 && WIFEXITED(status) &&
-                      WEXITSTATUS(status) == 0,
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "exit status %d; stderr: %s", status, D.errbuf);
     ck_assert_int_lt(now_ms() - t0, 4000 * (int64_t)t_slowdown());
 }
@@ -1640,8 +1646,7 @@ START_TEST(test_echod_sigquit_drains) {
                   "exit status %d; stderr: %s", s, D.errbuf);
     ck_assert_msg(strstr(D.errbuf, "SIGQUIT: stopping") != NULL, "%s",
                   D.errbuf);
-    ck_assert_msg(strstr(D.errbuf, "drain timeout") == NULL, "%s",
-                  D.errbuf);
+    ck_assert_msg(strstr(D.errbuf, "drain timeout") == NULL, "%s", D.errbuf);
 }
 END_TEST
 
@@ -1655,8 +1660,8 @@ START_TEST(test_echod_sighup_sigusr2_keep_serving) {
     ck_assert_msg(stderr_wait_for("SIGHUP: ", T_WAIT_MS), "stderr: %s",
                   D.errbuf);
     kill(D.pid, SIGUSR2);
-    ck_assert_msg(stderr_wait_for("SIGUSR2: ignored", T_WAIT_MS),
-                  "stderr: %s", D.errbuf);
+    ck_assert_msg(stderr_wait_for("SIGUSR2: ignored", T_WAIT_MS), "stderr: %s",
+                  D.errbuf);
     ck_assert(daemon_alive());
     roundtrip(fd, "after", 5);
     int fresh = connect_echod();
@@ -1770,8 +1775,9 @@ START_TEST(test_echod_log_reader_never_reads) {
     ck_assert_ptr_nonnull(c);
     unsigned long long dropped = strtoull(c + 18, NULL, 10);
     ck_assert_msg(dropped > 0, "%s", c);
-    fprintf(stderr, "log reader: %d connections in %lld ms, %llu lines "
-                    "dropped\n",
+    fprintf(stderr,
+            "log reader: %d connections in %lld ms, %llu lines "
+            "dropped\n",
             N, (long long)took, dropped);
     stop_clean();
 }
@@ -1796,8 +1802,8 @@ START_TEST(test_echod_sigusr1_prints_counters) {
     kill(D.pid, SIGUSR1);
     ck_assert_msg(stderr_wait_for("accept backoffs", T_WAIT_MS),
                   "no counters; stderr: %s", D.errbuf);
-    ck_assert_msg(strstr(D.errbuf, "1 open, 1 total, 0 refused") != NULL,
-                  "%s", D.errbuf);
+    ck_assert_msg(strstr(D.errbuf, "1 open, 1 total, 0 refused") != NULL, "%s",
+                  D.errbuf);
     ck_assert_msg(strstr(D.errbuf, "bytes 360 in, 360 out") != NULL, "%s",
                   D.errbuf);
     ck_assert(daemon_alive()); /* SIGUSR1 does not stop it */
@@ -1823,8 +1829,8 @@ static void expect_exit(int status, const char *needle,
                   "status %d, wanted exit %d (args: %s ...)", st, status,
                   args[0] != NULL ? args[0] : "");
     if (needle != NULL)
-        ck_assert_msg(strstr(D.errbuf, needle) != NULL,
-                      "stderr lacks '%s': %s", needle, D.errbuf);
+        ck_assert_msg(strstr(D.errbuf, needle) != NULL, "stderr lacks '%s': %s",
+                      needle, D.errbuf);
     daemon_kill(); /* closes the pipes */
 }
 
@@ -1845,8 +1851,8 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     const char *evict_neg[] = {"--evict-idle", "-1", NULL};
     const char *bufmem_x[] = {"--max-buffer-memory", "lots", NULL};
     /* less than one buffer, whichever option comes first */
-    const char *bufmem_small[] = {"--max-buffer-memory", "64k",
-                                  "--buffer-size", "128k", NULL};
+    const char *bufmem_small[] = {"--max-buffer-memory", "64k", "--buffer-size",
+                                  "128k", NULL};
     const char *log_empty[] = {"--log-file=", NULL};
     const char *log_missing[] = {"--log-file", NULL};
     const char *log_short[] = {"-L", "x", NULL}; /* no short form */
@@ -1993,10 +1999,12 @@ START_TEST(test_echod_systemd_socket_activation) {
     close(l); /* the daemon's copies only, from now on */
     close(u);
     wait_listening(2);
-    ck_assert_msg(D.port == port, "listening on %s, not the port handed "
-                  "down (%d)", D.first_addr, port);
-    ck_assert_msg(stderr_wait_for("fd 4 from systemd (local)", T_WAIT_MS),
-                  "%s", D.errbuf);
+    ck_assert_msg(D.port == port,
+                  "listening on %s, not the port handed "
+                  "down (%d)",
+                  D.first_addr, port);
+    ck_assert_msg(stderr_wait_for("fd 4 from systemd (local)", T_WAIT_MS), "%s",
+                  D.errbuf);
     for (int i = 0; i < 8; i++) /* both threads accept on it */
         roundtrip_port(port, "activated by systemd");
     int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -2017,8 +2025,9 @@ END_TEST
 START_TEST(test_echod_listen_fd) {
     int port, l = listening_tcp(&port);
     hand_down(l); /* fd 3 */
-    const char *args[] = {"--listen", "127.0.0.1:0", "--listen-fd", "3",
-                          "--threads", "3", "--drain-timeout", "1", NULL};
+    const char *args[] = {"--listen",  "127.0.0.1:0", "--listen-fd",     "3",
+                          "--threads", "3",           "--drain-timeout", "1",
+                          NULL};
     spawn_daemon(args);
     close(l);
     wait_listening(2); /* --listen's line first, then fd 3's */
@@ -2121,8 +2130,7 @@ static void read_stdout_lines(char *buf, size_t cap, int lines) {
             return;
         int64_t left = end - now_ms();
         drain_stderr();
-        ck_assert_msg(left > 0, "stdout so far: %s; stderr: %s", buf,
-                      D.errbuf);
+        ck_assert_msg(left > 0, "stdout so far: %s; stderr: %s", buf, D.errbuf);
         struct pollfd p = {D.out, POLLIN, 0};
         poll(&p, 1, (int)left);
         ssize_t r = read(D.out, buf + len, cap - 1 - len);
@@ -2148,8 +2156,8 @@ static void http_get(int port, const char *path, char *resp, size_t cap) {
     int fd = try_connect(port);
     ck_assert_msg(fd >= 0, "connect: %s", strerror(-fd));
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
-                     path);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
     send_all(fd, req, (size_t)n);
     size_t len = 0;
     for (;;) {
@@ -2181,8 +2189,7 @@ START_TEST(test_embed_serves_http_and_echo_together) {
     http_get(http, "/", resp, sizeof resp);
     ck_assert_msg(strstr(resp, " 200 ") != NULL, "%s", resp);
     ck_assert_msg(strstr(resp, "hello from evhttp") != NULL, "%s", resp);
-    ck_assert_msg(strstr(resp, "1 connections (1 open)") != NULL, "%s",
-                  resp);
+    ck_assert_msg(strstr(resp, "1 connections (1 open)") != NULL, "%s", resp);
     roundtrip(e, "still echoing", 13); /* both sides keep working */
     close(e);
 

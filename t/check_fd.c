@@ -536,9 +536,9 @@ START_TEST(test_fd_try_io_not_ready_skips_fn) {
     ck_assert_int_eq(tide_fd_try_io(reg, TIDE_READABLE, t_read_fn, &io),
                      -EAGAIN);
     ck_assert_int_eq(io.calls, 0);
-    ck_assert_int_eq(tide_fd_try_io(reg, TIDE_READABLE | TIDE_WRITABLE,
-                                    t_read_fn, &io),
-                     -EINVAL);
+    ck_assert_int_eq(
+        tide_fd_try_io(reg, TIDE_READABLE | TIDE_WRITABLE, t_read_fn, &io),
+        -EINVAL);
     ck_assert_int_eq(tide_fd_try_io(reg, 0, t_read_fn, &io), -EINVAL);
     ck_assert_int_eq(io.calls, 0);
     /* the write direction is still ready */
@@ -644,8 +644,8 @@ START_TEST(test_fd_async_io_bad_interest) {
     char buf[4];
     t_io_t io = {buf, sizeof buf, 0};
     tide_fd_io_t op;
-    tide_future_t *f = tide_fd_async_io(
-        &op, reg, TIDE_READABLE | TIDE_WRITABLE, t_read_fn, &io);
+    tide_future_t *f = tide_fd_async_io(&op, reg, TIDE_READABLE | TIDE_WRITABLE,
+                                        t_read_fn, &io);
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     ck_assert_int_eq(f->result, -EINVAL);
     tide_future_drop(f);
@@ -908,8 +908,8 @@ START_TEST(test_fd_write_event_made_on_first_block_enomem_then_ok) {
     ck_assert_int_eq(t_woken(&h.count), woken);
     ck_assert_uint_eq(t_stats(ex).armed_events, 1);
     t_drain(sv[1]);
-    ck_assert(t_loop_until_count(tide_exec_base(ex), &h.count.woken,
-                                 woken + 1));
+    ck_assert(
+        t_loop_until_count(tide_exec_base(ex), &h.count.woken, woken + 1));
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_READY);
     tide_future_drop(f);
     t_hand_done(&h);
@@ -1096,9 +1096,9 @@ static tide_poll_t aio_task_poll(tide_future_t *f, tide_cx_t *cx) {
     aio_task_t *a = TIDE_CONTAINER_OF(f, aio_task_t, fut);
     TIDE_BEGIN(&a->co);
     a->io = (t_io_t){a->buf, sizeof a->buf, 0};
-    TIDE_AWAIT(&a->co, cx,
-               tide_fd_async_io(&a->op, a->reg, TIDE_READABLE, t_read_fn,
-                                &a->io));
+    TIDE_AWAIT(
+        &a->co, cx,
+        tide_fd_async_io(&a->op, a->reg, TIDE_READABLE, t_read_fn, &a->io));
     TIDE_END(&a->co, f, tide_async_result(&a->co));
 }
 

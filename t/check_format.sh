@@ -2,6 +2,7 @@
 # The C sources and headers are formatted as .clang-format says: runs
 # clang-format --dry-run -Werror over every tracked *.c and *.h (outside a
 # git checkout, every *.c and *.h under src/ include/ t/ samples/ bench/)
+# (but samples/first-echo.c, see below)
 # and fails naming each file that differs, with the number of lines the
 # formatter would change. Not part of `make check`; .ci/run runs it.
 #
@@ -34,6 +35,12 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
     files=$(find src include t samples bench -name '*.[ch]' 2>/dev/null | sort)
 fi
+
+# Left as written: samples/first-echo.c is the README's first example, the
+# reference echo server on one screen (at most 30 non-blank lines:
+# t/check_samples.sh), laid out by hand to be read at a glance; the
+# formatter would spread it over 41.
+files=$(echo "$files" | grep -v '^samples/first-echo\.c$')
 
 if [ "${1:-}" = --fix ]; then
     # shellcheck disable=SC2086

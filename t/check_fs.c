@@ -42,7 +42,8 @@ START_TEST(test_fs_write_then_read_back) {
     t_pat_fill(out, N, 0);
     tide_file_t *f = open_file(ex, t.path, O_CREAT | O_WRONLY | O_TRUNC, 4096);
     tide_write_all_t wa;
-    ck_assert_int_eq(t_run(ex, tide_write_all(&wa, tide_file_stream(f), out, N)), N);
+    ck_assert_int_eq(
+        t_run(ex, tide_write_all(&wa, tide_file_stream(f), out, N)), N);
     tide_file_sync_t sy;
     ck_assert_int_eq(t_run(ex, tide_file_sync(&sy, f, false)), 0);
     tide_file_free(f);
@@ -52,11 +53,14 @@ START_TEST(test_fs_write_then_read_back) {
 
     f = open_file(ex, t.path, O_RDONLY, 0);
     tide_read_exact_t re;
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&re, tide_file_stream(f), in, N)), N);
+    ck_assert_int_eq(
+        t_run(ex, tide_read_exact(&re, tide_file_stream(f), in, N)), N);
     ck_assert_int_eq(memcmp(in, out, N), 0);
     tide_read_t rd;
-    ck_assert_int_eq(t_run(ex, tide_read(&rd, tide_file_stream(f), in, 10)), 0); /* end */
-    ck_assert_int_eq(t_run(ex, tide_read(&rd, tide_file_stream(f), in, 10)), 0); /* again */
+    ck_assert_int_eq(t_run(ex, tide_read(&rd, tide_file_stream(f), in, 10)),
+                     0); /* end */
+    ck_assert_int_eq(t_run(ex, tide_read(&rd, tide_file_stream(f), in, 10)),
+                     0); /* again */
     tide_file_free(f);
     free(out);
     free(in);
@@ -68,7 +72,9 @@ END_TEST
 START_TEST(test_fs_open_errors) {
     tide_exec_t *ex = t_exec_new();
     tide_fs_open_t op;
-    ck_assert_int_eq(t_run(ex, tide_fs_open(&op, "/nonexistent/tide/x", O_RDONLY, 0)), -ENOENT);
+    ck_assert_int_eq(
+        t_run(ex, tide_fs_open(&op, "/nonexistent/tide/x", O_RDONLY, 0)),
+        -ENOENT);
     tide_file_t *f;
     ck_assert_int_eq(tide_file_new(&f, -1, 0), -EINVAL);
     ck_assert_int_eq(tide_file_new(NULL, 0, 0), -EINVAL);
@@ -92,13 +98,16 @@ START_TEST(test_fs_write_after_read_goes_where_the_reader_stopped) {
     ck_assert_int_eq(tide_file_new(&f, fd, 0), 0);
     char b[8] = {0};
     tide_read_exact_t re;
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&re, tide_file_stream(f), b, 2)), 2);
+    ck_assert_int_eq(t_run(ex, tide_read_exact(&re, tide_file_stream(f), b, 2)),
+                     2);
     ck_assert_int_eq(memcmp(b, "ab", 2), 0);
     tide_write_all_t wa;
-    ck_assert_int_eq(t_run(ex, tide_write_all(&wa, tide_file_stream(f), "XY", 2)), 2);
+    ck_assert_int_eq(
+        t_run(ex, tide_write_all(&wa, tide_file_stream(f), "XY", 2)), 2);
     tide_flush_t fl;
     ck_assert_int_eq(t_run(ex, tide_flush(&fl, tide_file_stream(f))), 0);
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&re, tide_file_stream(f), b, 2)), 2);
+    ck_assert_int_eq(t_run(ex, tide_read_exact(&re, tide_file_stream(f), b, 2)),
+                     2);
     ck_assert_int_eq(memcmp(b, "ef", 2), 0);
     tide_file_free(f);
     char all[8] = {0};

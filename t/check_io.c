@@ -369,7 +369,8 @@ static tide_poll_t fake_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
 static void fake_abandoned(tide_waitq_t *q) {
     int d = 0;
     fake_t *f = NULL;
-    for (size_t i = 0; f == NULL && i < sizeof live_fakes / sizeof live_fakes[0]; i++)
+    for (size_t i = 0;
+         f == NULL && i < sizeof live_fakes / sizeof live_fakes[0]; i++)
         for (d = 0; d < 2; d++)
             if (live_fakes[i] != NULL && &live_fakes[i]->q[d] == q) {
                 f = live_fakes[i];
@@ -435,7 +436,7 @@ static void fake_fini(fake_t *f) {
 
 /* The script of the cancellation sweeps: every kind of PENDING, and an
  * -EINTR, between 1-byte operations. */
-static const unsigned char mixed[] = {A_OK,    A_SPUR, A_OK,  A_STORE,
+static const unsigned char mixed[] = {A_OK,    A_SPUR, A_OK,   A_STORE,
                                       A_EINTR, A_OK,   A_TWAKE};
 #define MIXED mixed, sizeof mixed, true
 
@@ -572,15 +573,15 @@ START_TEST(test_io_writev_all_fake_across_buffers) {
     tide_exec_t *ex = t_exec_new();
     unsigned char src[200], sink[200];
     t_pat_fill(src, sizeof src, 0);
-    struct iovec iov[6] = {{src, 1},         {src + 1, 0},   {src + 1, 50},
-                           {src + 51, 100},  {src + 151, 0}, {src + 151, 49}};
+    struct iovec iov[6] = {{src, 1},        {src + 1, 0},   {src + 1, 50},
+                           {src + 51, 100}, {src + 151, 0}, {src + 151, 49}};
     fake_t f;
     fake_init(&f, ex, MIXED, 7);
     fake_sink(&f, sink, sizeof sink);
     tide_writev_all_t op;
     bool dropped;
-    intptr_t r = drive(ex, tide_writev_all(&op, &f.stream, iov, 6), 0,
-                       NULL, NULL, &dropped);
+    intptr_t r = drive(ex, tide_writev_all(&op, &f.stream, iov, 6), 0, NULL,
+                       NULL, &dropped);
     ck_assert_int_eq(r, 200);
     ck_assert_uint_eq(op.done, 200);
     ck_assert_uint_eq(f.sink_len, 200);
@@ -613,9 +614,9 @@ START_TEST(test_io_copy_fake_flushes_and_counts) {
     fake_sink(&w, sink, sizeof sink);
     tide_copy_t op;
     bool dropped;
-    intptr_t res = drive(ex, tide_copy(&op, &r.stream, &w.stream, buf,
-                                       sizeof buf),
-                         0, NULL, NULL, &dropped);
+    intptr_t res =
+        drive(ex, tide_copy(&op, &r.stream, &w.stream, buf, sizeof buf), 0,
+              NULL, NULL, &dropped);
     ck_assert_int_eq(res, N_FAKE);
     ck_assert_uint_eq(tide_copy_copied(&op), N_FAKE);
     ck_assert_uint_eq(w.sink_len, N_FAKE);
@@ -665,9 +666,9 @@ START_TEST(test_io_copy_bidirectional_fake) {
     t_pat_assert(ka, N_FAKE / 2, 1000);
     ck_assert_uint_eq(a.shutdowns, 1);
     ck_assert_uint_eq(b.shutdowns, 1);
-    ck_assert_int_eq(run(ex, tide_copy_bidirectional(&op, &a.stream, &b.stream,
-                                                     buf, 1)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        run(ex, tide_copy_bidirectional(&op, &a.stream, &b.stream, buf, 1)),
+        -EINVAL);
     fake_fini(&a);
     fake_fini(&b);
     t_exec_free_clean(ex);
@@ -762,8 +763,8 @@ START_TEST(test_io_write_drop_at_every_pending) {
         fake_sink(&f, sink, sizeof sink);
         tide_write_t op;
         bool dropped;
-        intptr_t r = drive(ex, tide_write(&op, &f.stream, "wxyz", 4), k,
-                           NULL, NULL, &dropped);
+        intptr_t r = drive(ex, tide_write(&op, &f.stream, "wxyz", 4), k, NULL,
+                           NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
             t_assert_int_eq_at(k, r, 4);
@@ -829,8 +830,8 @@ START_TEST(test_io_writev_all_drop_at_every_pending) {
         fake_sink(&f, sink, sizeof sink);
         tide_writev_all_t op;
         bool dropped;
-        intptr_t r = drive(ex, tide_writev_all(&op, &f.stream, iov, 3), k,
-                           NULL, NULL, &dropped);
+        intptr_t r = drive(ex, tide_writev_all(&op, &f.stream, iov, 3), k, NULL,
+                           NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
             t_assert_int_eq_at(k, r, 30);
@@ -857,8 +858,8 @@ START_TEST(test_io_flush_shutdown_drop_at_every_pending) {
             fake_init(&f, ex, script, sizeof script, false, 1);
             tide_flush_t fl;
             tide_shutdown_t sd;
-            tide_future_t *fut =
-                which == 0 ? tide_flush(&fl, &f.stream) : tide_shutdown(&sd, &f.stream);
+            tide_future_t *fut = which == 0 ? tide_flush(&fl, &f.stream)
+                                            : tide_shutdown(&sd, &f.stream);
             bool dropped;
             intptr_t r = drive(ex, fut, k, NULL, NULL, &dropped);
             fake_assert_no_waker(&f);
@@ -902,9 +903,9 @@ START_TEST(test_io_copy_drop_at_every_pending) {
         fake_sink(&w, sink, sizeof sink);
         tide_copy_t op;
         bool dropped;
-        intptr_t res = drive(
-            ex, tide_copy(&op, &r.stream, &w.stream, buf, sizeof buf), k,
-            NULL, NULL, &dropped);
+        intptr_t res =
+            drive(ex, tide_copy(&op, &r.stream, &w.stream, buf, sizeof buf), k,
+                  NULL, NULL, &dropped);
         fake_assert_no_waker(&r);
         fake_assert_no_waker(&w);
         if (!dropped) {
@@ -949,11 +950,10 @@ START_TEST(test_io_copy_bidirectional_drop_at_every_pending) {
         fake_sink(&b, kb, sizeof kb);
         tide_copy_bidirectional_t op;
         bool dropped;
-        intptr_t res =
-            drive(ex,
-                  tide_copy_bidirectional(&op, &a.stream, &b.stream, buf,
-                                          sizeof buf),
-                  k, NULL, NULL, &dropped);
+        intptr_t res = drive(
+            ex,
+            tide_copy_bidirectional(&op, &a.stream, &b.stream, buf, sizeof buf),
+            k, NULL, NULL, &dropped);
         fake_assert_no_waker(&a);
         fake_assert_no_waker(&b);
         if (!dropped) {
@@ -1070,9 +1070,9 @@ START_TEST(test_bufreader_read_until_and_read) {
     }
     /* The bufreader as a stream: reads come from the buffer first. */
     tide_read_exact_t rx;
-    intptr_t r = drive(ex, tide_read_exact(&rx, tide_bufreader_stream(&br),
-                                           out, 4),
-                       0, NULL, NULL, &dropped);
+    intptr_t r =
+        drive(ex, tide_read_exact(&rx, tide_bufreader_stream(&br), out, 4), 0,
+              NULL, NULL, &dropped);
     ck_assert_int_eq(r, 4);
     ck_assert_int_eq(memcmp(out, "dddd", 4), 0);
     tide_bufreader_fill_t fl;
@@ -1138,7 +1138,8 @@ START_TEST(test_linecodec_decode) {
     tide_linecodec_init(&lc, 10);
     tide_decode_t op;
     bool dropped;
-#define NEXT() drive(ex, tide_linecodec_decode(&op, &lc, &br), 0, NULL, NULL, &dropped)
+#define NEXT()                                                                 \
+    drive(ex, tide_linecodec_decode(&op, &lc, &br), 0, NULL, NULL, &dropped)
 #define FRAME_IS(s)                                                            \
     do {                                                                       \
         ck_assert_uint_eq(op.len, strlen(s));                                  \
@@ -1193,19 +1194,20 @@ START_TEST(test_linecodec_encode) {
     tide_linecodec_init(&lc, 8);
     tide_encode_t op;
     bool dropped;
-    ck_assert_int_eq(drive(ex, tide_linecodec_encode(&op, &lc, &f.stream,
-                                                     "hello", 5),
-                           0, NULL, NULL, &dropped),
-                     6);
-    ck_assert_int_eq(drive(ex, tide_linecodec_encode(&op, &lc, &f.stream, "", 0),
-                           0, NULL, NULL, &dropped),
+    ck_assert_int_eq(
+        drive(ex, tide_linecodec_encode(&op, &lc, &f.stream, "hello", 5), 0,
+              NULL, NULL, &dropped),
+        6);
+    ck_assert_int_eq(drive(ex,
+                           tide_linecodec_encode(&op, &lc, &f.stream, "", 0), 0,
+                           NULL, NULL, &dropped),
                      1);
-    ck_assert_int_eq(run(ex, tide_linecodec_encode(&op, &lc, &f.stream,
-                                                   "123456789", 9)),
-                     TIDE_EFRAME);
-    ck_assert_int_eq(run(ex, tide_linecodec_encode(&op, &lc, &f.stream,
-                                                   "a\nb", 3)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        run(ex, tide_linecodec_encode(&op, &lc, &f.stream, "123456789", 9)),
+        TIDE_EFRAME);
+    ck_assert_int_eq(
+        run(ex, tide_linecodec_encode(&op, &lc, &f.stream, "a\nb", 3)),
+        -EINVAL);
     ck_assert_uint_eq(op.done, 0);
     ck_assert_uint_eq(f.sink_len, 7);
     ck_assert_int_eq(memcmp(sink, "hello\n\n", 7), 0);
@@ -1285,18 +1287,18 @@ START_TEST(test_lencodec_roundtrip_and_limits) {
     ck_assert_int_eq(run(ex, tide_lencodec_decode(&de, &c, &br)), TIDE_EEOF);
 
     /* 2-byte little-endian lengths; a length that does not fit. */
-    ck_assert_int_eq(tide_lencodec_init(&c, 2, TIDE_LENCODEC_LITTLE_ENDIAN,
-                                        (size_t)1 << 20),
-                     0);
+    ck_assert_int_eq(
+        tide_lencodec_init(&c, 2, TIDE_LENCODEC_LITTLE_ENDIAN, (size_t)1 << 20),
+        0);
     w.sink_len = 0;
     ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c, &w.stream, "hi", 2)),
                      4);
     static const unsigned char le[] = {2, 0, 'h', 'i'};
     ck_assert_int_eq(memcmp(sink, le, 4), 0);
     static unsigned char huge[70000];
-    ck_assert_int_eq(run(ex, tide_lencodec_encode(&en, &c, &w.stream, huge,
-                                                  sizeof huge)),
-                     TIDE_EFRAME);
+    ck_assert_int_eq(
+        run(ex, tide_lencodec_encode(&en, &c, &w.stream, huge, sizeof huge)),
+        TIDE_EFRAME);
     ck_assert_uint_eq(w.sink_len, 4);
     tide_lencodec_init(&c, 2, TIDE_LENCODEC_LITTLE_ENDIAN, 10);
     tide_bufreader_init(&br, &r.stream, bbuf, sizeof bbuf);
@@ -1314,7 +1316,8 @@ START_TEST(test_codec_drop_at_every_pending) {
     tide_exec_t *ex = t_exec_new();
     /* Decoding is cancel safe: a dropped decode leaves every byte, so
      * decoding again from scratch yields the same frames. */
-    static const unsigned char src[] = {0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 1, 'z'};
+    static const unsigned char src[] = {0,   0, 0, 3, 'a', 'b',
+                                        'c', 0, 0, 0, 1,   'z'};
     tide_lencodec_t c;
     tide_lencodec_init(&c, 4, 0, 8);
     unsigned k;
@@ -1327,8 +1330,8 @@ START_TEST(test_codec_drop_at_every_pending) {
         tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
         tide_decode_t de;
         bool dropped;
-        intptr_t r = drive(ex, tide_lencodec_decode(&de, &c, &br), k,
-                           NULL, NULL, &dropped);
+        intptr_t r = drive(ex, tide_lencodec_decode(&de, &c, &br), k, NULL,
+                           NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
             t_assert_int_eq_at(k, r, 1);
@@ -1358,8 +1361,8 @@ START_TEST(test_codec_drop_at_every_pending) {
         tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
         tide_decode_t de;
         bool dropped;
-        intptr_t r = drive(ex, tide_linecodec_decode(&de, &lc, &br), k,
-                           NULL, NULL, &dropped);
+        intptr_t r = drive(ex, tide_linecodec_decode(&de, &lc, &br), k, NULL,
+                           NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
             t_assert_int_eq_at(k, r, 1);
@@ -1380,9 +1383,9 @@ START_TEST(test_codec_drop_at_every_pending) {
         fake_sink(&f, sink, sizeof sink);
         tide_encode_t en;
         bool dropped;
-        intptr_t r = drive(ex, tide_linecodec_encode(&en, &lc, &f.stream,
-                                                     "abcdef", 6),
-                           k, NULL, NULL, &dropped);
+        intptr_t r =
+            drive(ex, tide_linecodec_encode(&en, &lc, &f.stream, "abcdef", 6),
+                  k, NULL, NULL, &dropped);
         fake_assert_no_waker(&f);
         if (!dropped) {
             t_assert_int_eq_at(k, r, 7);
@@ -1414,9 +1417,8 @@ START_TEST(test_fdstream_eof_reported_each_time) {
     ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, 0)),
                      0); /* len 0: 0 at once, not an EOF */
     ck_assert(!s->eof_seen);
-    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
-                                       sizeof buf)),
-                     2);
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)), 2);
     ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
     for (int i = 0; i < 3; i++)
         t_assert_int_eq_at(
@@ -1426,9 +1428,8 @@ START_TEST(test_fdstream_eof_reported_each_time) {
     ck_assert(s->eof_seen);
     /* Half close: we can still write, the peer reads it. */
     tide_write_all_t wa;
-    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_fdstream_stream(s),
-                                            "back", 4)),
-                     4);
+    ck_assert_int_eq(
+        run(ex, tide_write_all(&wa, tide_fdstream_stream(s), "back", 4)), 4);
     ck_assert_int_eq(read(sv[1], buf, sizeof buf), 4);
     tide_fdstream_free(s);
     close(sv[1]);
@@ -1460,9 +1461,9 @@ START_TEST(test_fdstream_read_exact_drop_at_every_pending) {
         feeder_t fe = {sv[1], 0, TOTAL, 100};
         tide_read_exact_t op;
         bool dropped;
-        intptr_t r = drive(ex, tide_read_exact(&op, tide_fdstream_stream(s),
-                                               dst, TOTAL),
-                           k, feed_more, &fe, &dropped);
+        intptr_t r =
+            drive(ex, tide_read_exact(&op, tide_fdstream_stream(s), dst, TOTAL),
+                  k, feed_more, &fe, &dropped);
         assert_no_waker(s);
         if (!dropped) {
             t_assert_int_eq_at(k, r, TOTAL);
@@ -1505,9 +1506,8 @@ START_TEST(test_fdstream_read_drop_keeps_bytes) {
     ck_assert(dropped);
     assert_no_waker(s);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
-    ck_assert_int_eq(run(ex, tide_read(&op, tide_fdstream_stream(s), dst,
-                                       sizeof dst)),
-                     10);
+    ck_assert_int_eq(
+        run(ex, tide_read(&op, tide_fdstream_stream(s), dst, sizeof dst)), 10);
     t_pat_assert(dst, 10, 0);
     tide_fdstream_free(s);
     close(sv[1]);
@@ -1545,9 +1545,9 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
         drainer_t dr = {sv[1], got, 0, TOTAL, TOTAL, false};
         tide_write_all_t op;
         bool dropped;
-        intptr_t r = drive(ex, tide_write_all(&op, tide_fdstream_stream(s),
-                                              src, TOTAL),
-                           k, drain_some, &dr, &dropped);
+        intptr_t r =
+            drive(ex, tide_write_all(&op, tide_fdstream_stream(s), src, TOTAL),
+                  k, drain_some, &dr, &dropped);
         assert_no_waker(s);
         size_t done = op.done;
         if (dropped) {
@@ -1556,8 +1556,9 @@ START_TEST(test_fdstream_write_all_drop_at_every_pending) {
              * completes the stream byte-exact. */
             tide_write_all_t op2;
             bool d2;
-            r = drive(ex, tide_write_all(&op2, tide_fdstream_stream(s),
-                                         src + done, TOTAL - done),
+            r = drive(ex,
+                      tide_write_all(&op2, tide_fdstream_stream(s), src + done,
+                                     TOTAL - done),
                       0, drain_some, &dr, &d2);
             t_assert_int_eq_at(k, r, TOTAL - (intptr_t)done);
         } else {
@@ -1609,13 +1610,13 @@ START_TEST(test_fdstream_copy_drop_at_every_pending) {
         t_small_buffers(b[0]);
         t_small_buffers(b[1]);
         tide_fdstream_t *ra = fds_new(ex, a[0]), *wb = fds_new(ex, b[0]);
-        pump_t p = {{a[1], 0, TOTAL, 8192}, {b[1], got, 0, TOTAL, TOTAL, false},
-                    false};
+        pump_t p = {
+            {a[1], 0, TOTAL, 8192}, {b[1], got, 0, TOTAL, TOTAL, false}, false};
         tide_copy_t op;
         bool dropped;
-        intptr_t r = drive(ex, tide_copy(&op, tide_fdstream_stream(ra),
-                                         tide_fdstream_stream(wb), buf,
-                                         sizeof buf),
+        intptr_t r = drive(ex,
+                           tide_copy(&op, tide_fdstream_stream(ra),
+                                     tide_fdstream_stream(wb), buf, sizeof buf),
                            k, pump_step, &p, &dropped);
         assert_no_waker(ra);
         assert_no_waker(wb);
@@ -1655,9 +1656,9 @@ START_TEST(test_fdstream_epipe_after_peer_closed) {
     close(sv[1]);
     /* SIGPIPE keeps its default action: a signal would kill this test. */
     tide_write_all_t wa;
-    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_fdstream_stream(s),
-                                            "abc", 3)),
-                     -EPIPE);
+    ck_assert_int_eq(
+        run(ex, tide_write_all(&wa, tide_fdstream_stream(s), "abc", 3)),
+        -EPIPE);
     ck_assert_uint_eq(wa.done, 0);
     struct iovec iov[2] = {{"ab", 2}, {"cd", 2}};
     tide_writev_t wv;
@@ -1665,9 +1666,8 @@ START_TEST(test_fdstream_epipe_after_peer_closed) {
                      -EPIPE);
     tide_read_t rd;
     char buf[4];
-    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
-                                       sizeof buf)),
-                     0);
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)), 0);
     tide_fdstream_free(s);
     t_exec_free_clean(ex);
 }
@@ -1708,9 +1708,8 @@ START_TEST(test_fdstream_pipe_shutdown_closes_write_end) {
     ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
     tide_fdstream_t *r = fds_new(ex, p[0]), *w = fds_new(ex, p[1]);
     tide_write_all_t wa;
-    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_fdstream_stream(w),
-                                            "abc", 3)),
-                     3);
+    ck_assert_int_eq(
+        run(ex, tide_write_all(&wa, tide_fdstream_stream(w), "abc", 3)), 3);
     tide_shutdown_t sd;
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_fdstream_stream(w))), 0);
     tide_exec_stats_t st;
@@ -1719,9 +1718,9 @@ START_TEST(test_fdstream_pipe_shutdown_closes_write_end) {
     /* The reader sees the bytes, then end of stream. */
     char buf[8];
     tide_read_exact_t rx;
-    ck_assert_int_eq(run(ex, tide_read_exact(&rx, tide_fdstream_stream(r), buf,
-                                             sizeof buf)),
-                     TIDE_EEOF);
+    ck_assert_int_eq(
+        run(ex, tide_read_exact(&rx, tide_fdstream_stream(r), buf, sizeof buf)),
+        TIDE_EEOF);
     ck_assert_uint_eq(rx.done, 3);
     /* After shutdown: writes fail, a second shutdown is fine. */
     tide_write_t wr;
@@ -1745,7 +1744,6 @@ START_TEST(test_fdstream_pipe_shutdown_closes_write_end) {
 }
 END_TEST
 
-
 START_TEST(test_fdstream_econnreset_after_peer_reset) {
     tide_exec_t *ex = t_exec_new();
     int c, sv;
@@ -1757,9 +1755,9 @@ START_TEST(test_fdstream_econnreset_after_peer_reset) {
     tide_read_t rd;
     char buf[8];
     close(sv);
-    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
-                                       sizeof buf)),
-                     -ECONNRESET);
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)),
+        -ECONNRESET);
     /* Then writes fail without a signal, and shutdown says why. */
     tide_write_all_t wa;
     intptr_t w = run(ex, tide_write_all(&wa, tide_fdstream_stream(s), "x", 1));
@@ -1800,9 +1798,9 @@ START_TEST(test_fdstream_econnreset_while_pending) {
     ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
     tide_read_t rd;
     char buf[8];
-    ck_assert_int_eq(run(ex, tide_read(&rd, tide_fdstream_stream(s), buf,
-                                       sizeof buf)),
-                     -ECONNRESET);
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)),
+        -ECONNRESET);
     ck_assert_int_eq(run(ex, tide_join(&j)), 0);
     tide_fdstream_free(s);
     t_exec_free_clean(ex);
@@ -1932,10 +1930,12 @@ START_TEST(test_io_copy_16mib_through_socketpairs) {
     tide_fdstream_t *pa = fds_new(ex, a[0]), *ra = fds_new(ex, a[1]);
     tide_fdstream_t *wb = fds_new(ex, b[0]), *cb = fds_new(ex, b[1]);
     static unsigned char pbuf[65536], cbuf[65536];
-    producer_t pr = {.s = tide_fdstream_stream(pa), .total = TOTAL,
-                     .chunk = sizeof pbuf, .buf = pbuf};
-    consumer_t co = {.s = tide_fdstream_stream(cb), .cap = sizeof cbuf,
-                     .buf = cbuf};
+    producer_t pr = {.s = tide_fdstream_stream(pa),
+                     .total = TOTAL,
+                     .chunk = sizeof pbuf,
+                     .buf = pbuf};
+    consumer_t co = {
+        .s = tide_fdstream_stream(cb), .cap = sizeof cbuf, .buf = cbuf};
     tide_future_init(&pr.fut, &producer_vt);
     tide_future_init(&co.fut, &consumer_vt);
     tide_join_t jp, jc;
@@ -2029,7 +2029,8 @@ START_TEST(test_io_copy_bidirectional_half_close_each_way) {
             swap,
             tide_spawn(ex, tide_copy_bidirectional_default(&cp, x, y), &jc), 0);
         bidi_peer_t peer = {.pa = tide_fdstream_stream(Ap),
-                            .pb = tide_fdstream_stream(Bp), .copy = &jc};
+                            .pb = tide_fdstream_stream(Bp),
+                            .copy = &jc};
         tide_future_init(&peer.fut, &bidi_peer_vt);
         t_assert_int_eq_at(swap, tide_spawn(ex, &peer.fut, &jp), 0);
         t_assert_int_eq_at(swap, run(ex, tide_join(&jp)), 0);
@@ -2061,10 +2062,10 @@ START_TEST(test_io_copy_bidirectional_reset_ends_it) {
     tide_join_t j;
     ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
     static tide_copy_bidirectional_buf_t cp;
-    ck_assert_int_eq(run(ex, tide_copy_bidirectional_default(
-                                 &cp, tide_fdstream_stream(A),
-                                 tide_fdstream_stream(B))),
-                     -ECONNRESET);
+    ck_assert_int_eq(
+        run(ex, tide_copy_bidirectional_default(&cp, tide_fdstream_stream(A),
+                                                tide_fdstream_stream(B))),
+        -ECONNRESET);
     ck_assert_int_eq(run(ex, tide_join(&j)), 0);
     assert_no_waker(A);
     assert_no_waker(B);
@@ -2087,8 +2088,9 @@ START_TEST(test_fdstream_copy_bidirectional_drop_disarms) {
     bool dropped;
     /* Data flows a -> b for a few rounds, then the copy is dropped while
      * both reads are pending. */
-    drive(ex, tide_copy_bidirectional(&op, tide_fdstream_stream(A),
-                                      tide_fdstream_stream(B), buf, sizeof buf),
+    drive(ex,
+          tide_copy_bidirectional(&op, tide_fdstream_stream(A),
+                                  tide_fdstream_stream(B), buf, sizeof buf),
           4, feed_more, &fe, &dropped);
     ck_assert(dropped);
     assert_no_waker(A);
@@ -2121,14 +2123,18 @@ START_TEST(test_io_split_two_tasks_at_once) {
     tide_read_half_t prh;
     tide_write_half_t pwh;
     tide_split(tide_fdstream_stream(p), &prh, &pwh);
-    producer_t w1 = {.s = tide_write_half_stream(&wh), .total = TOTAL,
-                     .chunk = sizeof b1, .buf = b1};
-    producer_t w2 = {.s = tide_write_half_stream(&pwh), .total = TOTAL,
-                     .chunk = sizeof b2, .buf = b2};
-    consumer_t r1 = {.s = tide_read_half_stream(&rh), .cap = sizeof b3,
-                     .buf = b3};
-    consumer_t r2 = {.s = tide_read_half_stream(&prh), .cap = sizeof b4,
-                     .buf = b4};
+    producer_t w1 = {.s = tide_write_half_stream(&wh),
+                     .total = TOTAL,
+                     .chunk = sizeof b1,
+                     .buf = b1};
+    producer_t w2 = {.s = tide_write_half_stream(&pwh),
+                     .total = TOTAL,
+                     .chunk = sizeof b2,
+                     .buf = b2};
+    consumer_t r1 = {
+        .s = tide_read_half_stream(&rh), .cap = sizeof b3, .buf = b3};
+    consumer_t r2 = {
+        .s = tide_read_half_stream(&prh), .cap = sizeof b4, .buf = b4};
     producer_t *ws[2] = {&w1, &w2};
     consumer_t *rs[2] = {&r1, &r2};
     tide_join_t jw[2], jr[2];
@@ -2148,12 +2154,12 @@ START_TEST(test_io_split_two_tasks_at_once) {
     tide_write_t wr;
     tide_read_t rd;
     tide_shutdown_t sd;
-    ck_assert_int_eq(run(ex, tide_write(&wr, tide_read_half_stream(&rh), "x", 1)),
-                     -EBADF);
+    ck_assert_int_eq(
+        run(ex, tide_write(&wr, tide_read_half_stream(&rh), "x", 1)), -EBADF);
     ck_assert_int_eq(run(ex, tide_shutdown(&sd, tide_read_half_stream(&rh))),
                      -EBADF);
-    ck_assert_int_eq(run(ex, tide_read(&rd, tide_write_half_stream(&wh), b1, 1)),
-                     -EBADF);
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_write_half_stream(&wh), b1, 1)), -EBADF);
     tide_fdstream_free(s);
     tide_fdstream_free(p);
     t_exec_free_clean(ex);
@@ -2207,10 +2213,10 @@ START_TEST(test_io_split_cancel_touches_own_direction) {
     char rbuf[16];
     tide_read_t rd;
     tide_write_all_t wa;
-    one_op_t tr = {.op = tide_read(&rd, tide_read_half_stream(&rh), rbuf,
-                                   sizeof rbuf)};
-    one_op_t tw = {.op = tide_write_all(&wa, tide_write_half_stream(&wh), src,
-                                        TOTAL)};
+    one_op_t tr = {
+        .op = tide_read(&rd, tide_read_half_stream(&rh), rbuf, sizeof rbuf)};
+    one_op_t tw = {
+        .op = tide_write_all(&wa, tide_write_half_stream(&wh), src, TOTAL)};
     tide_future_init(&tr.fut, &one_op_vt);
     tide_future_init(&tw.fut, &one_op_vt);
     tide_join_t jr, jw;
@@ -2347,12 +2353,12 @@ START_TEST(test_bufreader_large_read_bypasses_buffer) {
     tide_bufreader_t br;
     tide_bufreader_init(&br, &f.stream, bbuf, sizeof bbuf);
     tide_read_t rd;
-    ck_assert_int_eq(run(ex, tide_read(&rd, tide_bufreader_stream(&br), dst,
-                                       sizeof dst)),
-                     50); /* straight from the fake: more than bbuf holds */
-    ck_assert_int_eq(run(ex, tide_read(&rd, tide_bufreader_stream(&br), dst + 50,
-                                       3)),
-                     3); /* small: through the buffer, which keeps 5 */
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_bufreader_stream(&br), dst, sizeof dst)),
+        50); /* straight from the fake: more than bbuf holds */
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_bufreader_stream(&br), dst + 50, 3)),
+        3); /* small: through the buffer, which keeps 5 */
     size_t n;
     const unsigned char *p = tide_bufreader_data(&br, &n);
     ck_assert_uint_eq(n, 5);
@@ -2365,9 +2371,8 @@ START_TEST(test_bufreader_large_read_bypasses_buffer) {
     unsigned char sink[4];
     fake_sink(&f, sink, sizeof sink);
     tide_write_all_t wa;
-    ck_assert_int_eq(run(ex, tide_write_all(&wa, tide_bufreader_stream(&br),
-                                            "abcd", 4)),
-                     4);
+    ck_assert_int_eq(
+        run(ex, tide_write_all(&wa, tide_bufreader_stream(&br), "abcd", 4)), 4);
     ck_assert_int_eq(memcmp(sink, "abcd", 4), 0);
     fake_fini(&f);
     t_exec_free_clean(ex);
@@ -2406,18 +2411,22 @@ static tide_poll_t pp_poll(tide_future_t *f, tide_cx_t *cx) {
     for (p->i = 0; p->i < PP_ROUNDS; p->i++) {
         if (p->pinger) {
             memset(p->buf, (int)(p->i & 0xff), sizeof p->buf);
-            TIDE_AWAIT(&p->co, cx, tide_write_all(&p->wr, p->s, p->buf, sizeof p->buf));
+            TIDE_AWAIT(&p->co, cx,
+                       tide_write_all(&p->wr, p->s, p->buf, sizeof p->buf));
             if (tide_async_result(&p->co) < 0)
                 TIDE_RETURN(&p->co, f, tide_async_result(&p->co));
-            TIDE_AWAIT(&p->co, cx, tide_read_exact(&p->rx, p->s, p->buf, sizeof p->buf));
+            TIDE_AWAIT(&p->co, cx,
+                       tide_read_exact(&p->rx, p->s, p->buf, sizeof p->buf));
             if (tide_async_result(&p->co) != (intptr_t)sizeof p->buf ||
                 p->buf[63] != (unsigned char)(p->i & 0xff))
                 TIDE_RETURN(&p->co, f, -EPROTO);
         } else {
-            TIDE_AWAIT(&p->co, cx, tide_read_exact(&p->rx, p->s, p->buf, sizeof p->buf));
+            TIDE_AWAIT(&p->co, cx,
+                       tide_read_exact(&p->rx, p->s, p->buf, sizeof p->buf));
             if (tide_async_result(&p->co) != (intptr_t)sizeof p->buf)
                 TIDE_RETURN(&p->co, f, -EPROTO);
-            TIDE_AWAIT(&p->co, cx, tide_write_all(&p->wr, p->s, p->buf, sizeof p->buf));
+            TIDE_AWAIT(&p->co, cx,
+                       tide_write_all(&p->wr, p->s, p->buf, sizeof p->buf));
             if (tide_async_result(&p->co) < 0)
                 TIDE_RETURN(&p->co, f, tide_async_result(&p->co));
         }
@@ -2429,7 +2438,6 @@ static void pp_drop(tide_future_t *f) {
     pp_t *p = TIDE_CONTAINER_OF(f, pp_t, fut);
     tide_async_drop(&p->co);
 }
-
 
 static const tide_future_vtable_t pp_vt = {pp_poll, pp_drop};
 
@@ -2470,7 +2478,9 @@ static void ping_pong_arms(bool tcp) {
 START_TEST(test_io_ping_pong_no_rearm_per_message_tcp) { ping_pong_arms(true); }
 END_TEST
 
-START_TEST(test_io_ping_pong_no_rearm_per_message_unix) { ping_pong_arms(false); }
+START_TEST(test_io_ping_pong_no_rearm_per_message_unix) {
+    ping_pong_arms(false);
+}
 END_TEST
 
 /* Copy is cooperative by itself (issue 10, item 11): over streams that are
@@ -2491,16 +2501,16 @@ static tide_poll_t eager_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
     return TIDE_READY;
 }
 
-static tide_poll_t eager_write(tide_stream_t *s, tide_cx_t *cx,
-                               const void *buf, size_t len, ssize_t *out) {
+static tide_poll_t eager_write(tide_stream_t *s, tide_cx_t *cx, const void *buf,
+                               size_t len, ssize_t *out) {
     eager_t *e = TIDE_CONTAINER_OF(s, eager_t, stream);
     e->written += len;
     *out = (ssize_t)len;
     return TIDE_READY;
 }
 
-static const tide_stream_vt_t eager_vt = {eager_read, eager_write, NULL,
-                                          NULL, NULL};
+static const tide_stream_vt_t eager_vt = {eager_read, eager_write, NULL, NULL,
+                                          NULL};
 
 #define EAGER_TOTAL (UINT64_C(256) << 20)
 
@@ -2549,16 +2559,16 @@ START_TEST(test_io_copy_yields_over_always_ready_streams) {
     eager_t src = {{&eager_vt, NULL, NULL}, EAGER_TOTAL, 0};
     eager_t dst = {{&eager_vt, NULL, NULL}, 0, 0};
     tide_copy_t cp;
-    copy_yields_check(ex, tide_copy(&cp, &src.stream, &dst.stream, buf,
-                                    sizeof buf),
+    copy_yields_check(ex,
+                      tide_copy(&cp, &src.stream, &dst.stream, buf, sizeof buf),
                       &dst.written);
     /* and both directions of copy_bidirectional */
     eager_t a = {{&eager_vt, NULL, NULL}, EAGER_TOTAL, 0};
     eager_t b = {{&eager_vt, NULL, NULL}, EAGER_TOTAL, 0};
     tide_copy_bidirectional_t bd;
-    copy_yields_check(ex, tide_copy_bidirectional(&bd, &a.stream, &b.stream,
-                                                  buf, sizeof buf),
-                      &b.written);
+    copy_yields_check(
+        ex, tide_copy_bidirectional(&bd, &a.stream, &b.stream, buf, sizeof buf),
+        &b.written);
     ck_assert_uint_gt(a.written, 0); /* b -> a had its turns too */
     t_exec_free_clean(ex);
 }
@@ -2764,8 +2774,7 @@ static tide_poll_t mp_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
 }
 
 static const tide_stream_vt_t mem_pipe_vt = {
-    .poll_read = mp_read, .poll_write = mp_write,
-    .poll_shutdown = mp_shutdown};
+    .poll_read = mp_read, .poll_write = mp_write, .poll_shutdown = mp_shutdown};
 
 static void mem_pipe_init(mem_pipe_t *m) {
     memset(m, 0, sizeof *m);
@@ -2799,8 +2808,8 @@ static void mp_writer_drop(tide_future_t *f) {
     tide_async_drop(&TIDE_CONTAINER_OF(f, mp_writer_t, fut)->co);
 }
 
-static const tide_future_vtable_t mp_writer_vt = {
-    mp_writer_poll, mp_writer_drop};
+static const tide_future_vtable_t mp_writer_vt = {mp_writer_poll,
+                                                  mp_writer_drop};
 
 START_TEST(test_io_example_stream_with_every_helper) {
     tide_exec_t *ex = t_exec_new();
@@ -2835,8 +2844,8 @@ START_TEST(test_io_example_stream_with_every_helper) {
     one_op_t tc;
     tide_join_t jc;
     unsigned char cbuf[100];
-    one_op_spawn(ex, &tc, tide_copy(&cp, &a.stream, &b.stream, cbuf,
-                                     sizeof cbuf), &jc);
+    one_op_spawn(ex, &tc,
+                 tide_copy(&cp, &a.stream, &b.stream, cbuf, sizeof cbuf), &jc);
     memset(dst, 0, LEN);
     ck_assert_int_eq(run(ex, tide_read_exact(&re, &b.stream, dst, LEN)), LEN);
     t_pat_assert(dst, LEN, 0);
@@ -2847,8 +2856,8 @@ START_TEST(test_io_example_stream_with_every_helper) {
     mem_pipe_t l;
     mem_pipe_init(&l);
     static const char text[] = "one\ntwo\nthree\n";
-    mp_writer_t wl = {.s = &l.stream, .src = (unsigned char *)text,
-                      .len = sizeof text - 1};
+    mp_writer_t wl = {
+        .s = &l.stream, .src = (unsigned char *)text, .len = sizeof text - 1};
     tide_future_init(&wl.fut, &mp_writer_vt);
     ck_assert_int_eq(tide_spawn(ex, &wl.fut, &jw), 0);
     tide_bufreader_t br;
@@ -2878,8 +2887,10 @@ START_TEST(test_io_example_stream_with_every_helper) {
     memset(&z, 0xa5, sizeof z); /* as good as freed */
     ck_assert_int_eq(join_within(ex, &jz), -EBADF);
 
-    for (mem_pipe_t *p = &m; p != NULL; p = p == &m ? &a : p == &a ? &b
-                                                     : p == &b ? &l : NULL)
+    for (mem_pipe_t *p = &m; p != NULL; p = p == &m   ? &a
+                                            : p == &a ? &b
+                                            : p == &b ? &l
+                                                      : NULL)
         ck_assert_uint_eq(tide_waitq_len(&p->rq) + tide_waitq_len(&p->wq), 0);
     free(src);
     free(dst);

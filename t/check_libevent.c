@@ -36,8 +36,7 @@ static int filter_calls;
 /* A filter that copies everything through, as a TLS bufferevent would
  * move bytes, without changing them. */
 static enum bufferevent_filter_result pass(struct evbuffer *src,
-                                           struct evbuffer *dst,
-                                           ev_ssize_t lim,
+                                           struct evbuffer *dst, ev_ssize_t lim,
                                            enum bufferevent_flush_mode mode,
                                            void *ctx) {
     (void)mode;
@@ -113,9 +112,7 @@ static void peer_read(fx_t *f, char *buf, size_t n) {
     }
 }
 
-static unsigned char pat(size_t i) {
-    return (unsigned char)(i * 7 + i / 251);
-}
+static unsigned char pat(size_t i) { return (unsigned char)(i * 7 + i / 251); }
 
 /* ------------------------------------------------------------------------
  * The stream
@@ -181,9 +178,9 @@ static tide_poll_t slow_reader_poll(tide_future_t *f, tide_cx_t *cx) {
     slow_reader_t *r = TIDE_CONTAINER_OF(f, slow_reader_t, fut);
     TIDE_BEGIN(&r->co);
     while (r->got < BIG_N) {
-        TIDE_AWAIT(&r->co, cx,
-                   tide_read(&r->rd, tide_unix_stream(r->u), r->buf,
-                             sizeof r->buf));
+        TIDE_AWAIT(
+            &r->co, cx,
+            tide_read(&r->rd, tide_unix_stream(r->u), r->buf, sizeof r->buf));
         {
             intptr_t n = tide_async_result(&r->co);
             ck_assert_msg(n > 0, "read at %zu: %jd", r->got, (intmax_t)n);
@@ -572,8 +569,8 @@ static void lfx_open(lfx_t *f, unsigned flags) {
     struct sockaddr_in sin = {.sin_family = AF_INET,
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     f->lev = evconnlistener_new_bind(
-        f->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        256, (struct sockaddr *)&sin, sizeof sin);
+        f->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 256,
+        (struct sockaddr *)&sin, sizeof sin);
     ck_assert_ptr_nonnull(f->lev);
     socklen_t len = sizeof f->addr;
     ck_assert_int_eq(getsockname(evconnlistener_get_fd(f->lev),
@@ -586,8 +583,8 @@ static void lfx_open(lfx_t *f, unsigned flags) {
 static int lfx_connect(lfx_t *f) {
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(c, 0);
-    ck_assert_int_eq(
-        connect(c, (struct sockaddr *)&f->addr, sizeof f->addr), 0);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&f->addr, sizeof f->addr),
+                     0);
     struct timeval tv = {5, 0};
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return c;
@@ -615,13 +612,13 @@ static tide_poll_t server_poll(tide_future_t *f, tide_cx_t *cx) {
         ck_assert_int_eq(s->acc.peer.ss.ss_family, AF_INET);
         ck_assert_uint_gt(s->acc.peer.len, 0);
         s->conn = s->acc.conn;
-        TIDE_AWAIT(&s->co, cx,
-                   tide_read_exact(&s->re, tide_conn_stream(s->conn), s->buf,
-                                   4));
+        TIDE_AWAIT(
+            &s->co, cx,
+            tide_read_exact(&s->re, tide_conn_stream(s->conn), s->buf, 4));
         ck_assert_int_eq(tide_async_result(&s->co), 4);
-        TIDE_AWAIT(&s->co, cx,
-                   tide_write_all(&s->wa, tide_conn_stream(s->conn), s->buf,
-                                  4));
+        TIDE_AWAIT(
+            &s->co, cx,
+            tide_write_all(&s->wa, tide_conn_stream(s->conn), s->buf, 4));
         ck_assert_int_eq(tide_async_result(&s->co), 4);
         tide_conn_free(s->conn);
         s->conn = NULL;
@@ -824,9 +821,8 @@ START_TEST(test_spawn_cb_runs_once_with_the_result) {
     done_rec_t d = {.dropped = &dropped, .ex = ex};
     tide_join_t j;
     d.detach = &j;
-    ck_assert_int_eq(tide_spawn_cb(ex, later(&l, 3, 42, &dropped), on_done, &d,
-                                   &j),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn_cb(ex, later(&l, 3, 42, &dropped), on_done, &d, &j), 0);
     ck_assert_int_eq(d.calls, 0); /* never from inside the spawn */
     ck_assert(t_loop_until_int(tide_exec_base(ex), &d.calls, 1));
     t_run_for(tide_exec_base(ex), 20);
@@ -867,9 +863,8 @@ START_TEST(test_spawn_cb_abort_calls_done_with_ecanceled) {
     /* freeing the executor: done runs from inside tide_exec_free */
     done_rec_t d2 = {.ex = ex};
     tide_future_t pend2;
-    ck_assert_int_eq(tide_spawn_cb(ex, tide_pending(&pend2), on_done, &d2,
-                                   NULL),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn_cb(ex, tide_pending(&pend2), on_done, &d2, NULL), 0);
     t_run_for(tide_exec_base(ex), 10);
     tide_exec_free(ex);
     ck_assert_int_eq(d2.calls, 1);
@@ -899,9 +894,8 @@ START_TEST(test_spawn_event_fires_once_with_the_result) {
     ev_rec_t r = {.result = &result};
     struct event *ev = event_new(base, -1, 0, ev_fired, &r);
     later_t l;
-    ck_assert_int_eq(tide_spawn_event(ex, later(&l, 2, 7, NULL), ev, &result,
-                                      NULL),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn_event(ex, later(&l, 2, 7, NULL), ev, &result, NULL), 0);
     ck_assert_int_eq(r.calls, 0);
     ck_assert(t_loop_until_int(base, &r.calls, 1));
     t_run_for(base, 20);
@@ -924,12 +918,10 @@ START_TEST(test_spawn_event_fires_once_with_the_result) {
     /* an event on another base is refused */
     tide_exec_t *other = t_exec_new();
     struct event *ev2 = event_new(tide_exec_base(other), -1, 0, ev_fired, &r);
-    ck_assert_int_eq(tide_spawn_event(ex, later(&l, 0, 1, NULL), ev2, NULL,
-                                      &j),
+    ck_assert_int_eq(tide_spawn_event(ex, later(&l, 0, 1, NULL), ev2, NULL, &j),
                      -EINVAL);
-    ck_assert_int_eq(tide_spawn_event(ex, later(&l, 0, 1, NULL), NULL, NULL,
-                                      NULL),
-                     -EINVAL);
+    ck_assert_int_eq(
+        tide_spawn_event(ex, later(&l, 0, 1, NULL), NULL, NULL, NULL), -EINVAL);
     event_free(ev2);
     t_exec_free_clean(other);
 
@@ -942,9 +934,8 @@ START_TEST(test_spawn_event_fires_once_with_the_result) {
     ck_assert_ptr_nonnull(host);
     ck_assert_int_eq(tide_exec_new(&ex, host, 0), 0);
     ev = event_new(host, -1, 0, ev_fired, &r);
-    ck_assert_int_eq(tide_spawn_event(ex, tide_pending(&pend), ev, &result,
-                                      NULL),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn_event(ex, tide_pending(&pend), ev, &result, NULL), 0);
     event_base_loop(host, EVLOOP_NONBLOCK);
     result = 0;
     tide_exec_free(ex);

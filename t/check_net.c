@@ -39,7 +39,7 @@
  * under valgrind than the core's steps: every bound here is 10 s (scaled),
  * not the default 5 s. */
 #define T_BOUND_MS 10000u
-#include "testutil.h"      /* the fixtures; core and net internals */
+#include "testutil.h" /* the fixtures; core and net internals */
 
 /* ------------------------------------------------------------------------
  * Helpers
@@ -108,7 +108,8 @@ START_TEST(test_addr_parse_format) {
     roundtrip("unix:@tide-abstract");
     if (if_nametoindex("lo") > 0) {
         char scoped[64];
-        snprintf(scoped, sizeof scoped, "[fe80::1%%%u]:22", if_nametoindex("lo"));
+        snprintf(scoped, sizeof scoped, "[fe80::1%%%u]:22",
+                 if_nametoindex("lo"));
         tide_addr_t s6;
         ck_assert_int_eq(tide_addr_parse(&s6, scoped), 0);
         roundtrip("[fe80::1%lo]:22"); /* a scope by name comes back by name */
@@ -132,11 +133,31 @@ START_TEST(test_addr_parse_format) {
     ck_assert_int_eq(tide_addr_port(&a), -EAFNOSUPPORT);
 
     static const char *const bad[] = {
-        "", "localhost:80", "example.com:443", "1.2.3.4", "1.2.3.4:",
-        "1.2.3.4:65536", "1.2.3.4:-1", "1.2.3.4:+80", "1.2.3.4:80x",
-        "1.2.3.4: 80", " 1.2.3.4:80", "1.2.3:80", "127.1:80", "::1:80",
-        "[::1]", "[::1]80", "[::1]:", "[::1:80", "[]:80", "[1.2.3.4]:80",
-        "[::1%]:80", "[::1%no-such-if0]:80", "unix:", "unix:@", ":80",
+        "",
+        "localhost:80",
+        "example.com:443",
+        "1.2.3.4",
+        "1.2.3.4:",
+        "1.2.3.4:65536",
+        "1.2.3.4:-1",
+        "1.2.3.4:+80",
+        "1.2.3.4:80x",
+        "1.2.3.4: 80",
+        " 1.2.3.4:80",
+        "1.2.3:80",
+        "127.1:80",
+        "::1:80",
+        "[::1]",
+        "[::1]80",
+        "[::1]:",
+        "[::1:80",
+        "[]:80",
+        "[1.2.3.4]:80",
+        "[::1%]:80",
+        "[::1%no-such-if0]:80",
+        "unix:",
+        "unix:@",
+        ":80",
         "1.2.3.4:123456",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -170,9 +191,8 @@ START_TEST(test_addr_parse_format) {
     sin.sin_family = AF_INET;
     sin.sin_port = htons(1234);
     sin.sin_addr.s_addr = htonl(0x7f000001);
-    ck_assert_int_eq(tide_addr_from_sockaddr(&a, (struct sockaddr *)&sin,
-                                             sizeof sin),
-                     0);
+    ck_assert_int_eq(
+        tide_addr_from_sockaddr(&a, (struct sockaddr *)&sin, sizeof sin), 0);
     char buf[TIDE_ADDR_STRLEN];
     ck_assert_int_gt(tide_addr_format(&a, buf, sizeof buf), 0);
     ck_assert_str_eq(buf, "127.0.0.1:1234");
@@ -191,14 +211,13 @@ START_TEST(test_tcp_listener_bind) {
     tide_tcp_listener_t *l2 = NULL;
     ck_assert_int_eq(tide_tcp_listener_bind(&l2, ex, text, 0, 0), -EADDRINUSE);
     tide_tcp_listener_free(l);
-    ck_assert_int_eq(tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 16,
-                                            TIDE_NET_REUSEPORT),
-                     0);
+    ck_assert_int_eq(
+        tide_tcp_listener_bind(&l, ex, "127.0.0.1:0", 16, TIDE_NET_REUSEPORT),
+        0);
     ck_assert_int_eq(tide_tcp_listener_local_addr(l, &addr), 0);
     ck_assert_int_gt(tide_addr_format(&addr, text, sizeof text), 0);
-    ck_assert_int_eq(tide_tcp_listener_bind(&l2, ex, text, 16,
-                                            TIDE_NET_REUSEPORT),
-                     0);
+    ck_assert_int_eq(
+        tide_tcp_listener_bind(&l2, ex, text, 16, TIDE_NET_REUSEPORT), 0);
     tide_tcp_listener_free(l2);
     tide_tcp_listener_free(l);
 
@@ -241,9 +260,9 @@ static tide_poll_t srv_rx_poll(tide_future_t *f, tide_cx_t *cx) {
     if (tide_async_result(&t->co) < 0)
         TIDE_RETURN(&t->co, f, tide_async_result(&t->co));
     t->conn = t->acc.conn;
-    TIDE_AWAIT(&t->co, cx,
-               tide_read_exact(&t->rx, tide_tcp_stream(t->conn), t->buf,
-                               t->want));
+    TIDE_AWAIT(
+        &t->co, cx,
+        tide_read_exact(&t->rx, tide_tcp_stream(t->conn), t->buf, t->want));
     t->rx_result = tide_async_result(&t->co);
     t->rx_done = t->rx.done;
     tide_tcp_free(t->conn);
@@ -520,8 +539,8 @@ START_TEST(test_tcp_copy_64mib_between_connections) {
     ck_assert_int_eq(tide_spawn(ex, &rel.fut, &jr), 0);
     intptr_t got = t_run(ex, &chk.fut);
     uint64_t t1 = tide_now();
-    ck_assert_msg(got == (intptr_t)total, "received %ld of %llu",
-                  (long)got, (unsigned long long)total);
+    ck_assert_msg(got == (intptr_t)total, "received %ld of %llu", (long)got,
+                  (unsigned long long)total);
     ck_assert_int_eq(t_run(ex, tide_join(&jg)), 0);
     ck_assert_int_eq(t_run(ex, tide_join(&jr)), 0);
     ck_assert_int_eq(rel.copied, (intptr_t)total);
@@ -591,9 +610,9 @@ static tide_poll_t backend_poll(tide_future_t *f, tide_cx_t *cx) {
         TIDE_RETURN(&t->co, f, -EIO);
     TIDE_AWAIT(&t->co, cx, tide_shutdown(&t->sd, tide_tcp_stream(t->conn)));
     /* The proxy closes its side once both directions are done: EOF. */
-    TIDE_AWAIT(&t->co, cx,
-               tide_read(&t->rd2, tide_tcp_stream(t->conn), t->buf,
-                         sizeof t->buf));
+    TIDE_AWAIT(
+        &t->co, cx,
+        tide_read(&t->rd2, tide_tcp_stream(t->conn), t->buf, sizeof t->buf));
     t->after_shutdown_read = tide_async_result(&t->co);
     tide_tcp_free(t->conn);
     t->conn = NULL;
@@ -937,9 +956,9 @@ START_TEST(test_tcp_connect_by_name_enomem_ends) {
     unsigned long made = tide__alloc_fail_at(0);
     ck_assert_msg(p == TIDE_READY && f->result == -ENOMEM,
                   "the first address's allocation failed, yet the connect %s",
-                  p == TIDE_PENDING    ? "went on to the next (pending)"
-                  : f->result == 0     ? "connected to the next address"
-                                       : tide_err_name((int)f->result));
+                  p == TIDE_PENDING ? "went on to the next (pending)"
+                  : f->result == 0  ? "connected to the next address"
+                                    : tide_err_name((int)f->result));
     ck_assert_ptr_null(c.conn);
     ck_assert_uint_eq(made, 2);
     tide_future_drop(f);
@@ -959,11 +978,11 @@ END_TEST
 
 /* Which errors move a connect by name on to the next address (net.h). */
 START_TEST(test_tcp_connect_errors_per_address) {
-    static const int next[] = {ECONNREFUSED, ETIMEDOUT,     ENETUNREACH,
-                               EHOSTUNREACH, ENETDOWN,      EHOSTDOWN,
+    static const int next[] = {ECONNREFUSED,  ETIMEDOUT,    ENETUNREACH,
+                               EHOSTUNREACH,  ENETDOWN,     EHOSTDOWN,
                                EADDRNOTAVAIL, EAFNOSUPPORT, EPROTONOSUPPORT,
-                               EACCES,       EPERM};
-    static const int end[] = {ENOMEM, EMFILE, ENFILE, ENOBUFS, EINVAL,
+                               EACCES,        EPERM};
+    static const int end[] = {ENOMEM, EMFILE, ENFILE, ENOBUFS,  EINVAL,
                               EBADF,  EIO,    ENOSPC, ECANCELED};
     for (size_t i = 0; i < sizeof next / sizeof next[0]; i++)
         ck_assert_msg(tide__connect_err_per_address(-next[i]),
@@ -1040,11 +1059,10 @@ START_TEST(test_tcp_ipv6_loopback) {
     tide_write_all_t wa;
     tide_read_exact_t rx;
     char buf[5];
-    ck_assert_int_eq(t_run(ex, tide_write_all(&wa, tide_tcp_stream(c.conn),
-                                              "six!!", 5)),
-                     5);
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&rx, tide_tcp_stream(s), buf, 5)),
-                     5);
+    ck_assert_int_eq(
+        t_run(ex, tide_write_all(&wa, tide_tcp_stream(c.conn), "six!!", 5)), 5);
+    ck_assert_int_eq(
+        t_run(ex, tide_read_exact(&rx, tide_tcp_stream(s), buf, 5)), 5);
     ck_assert_int_eq(memcmp(buf, "six!!", 5), 0);
     tide_tcp_free(c.conn);
     tide_tcp_free(s);
@@ -1167,8 +1185,8 @@ START_TEST(test_tcp_connect_dropped_while_pending) {
     socklen_t sl = sizeof sin;
     ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
     tide_addr_t addr;
-    ck_assert_int_eq(tide_addr_from_sockaddr(&addr, (struct sockaddr *)&sin, sl),
-                     0);
+    ck_assert_int_eq(
+        tide_addr_from_sockaddr(&addr, (struct sockaddr *)&sin, sl), 0);
     int fillers[8];
     for (int i = 0; i < 8; i++) {
         fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -1179,8 +1197,8 @@ START_TEST(test_tcp_connect_dropped_while_pending) {
 
     tide_tcp_connect_t c;
     tide_timeout_t to;
-    intptr_t r = t_run(ex, tide_timeout(&to, tide_tcp_connect_addr(&c, &addr),
-                                        100 * 1000));
+    intptr_t r = t_run(
+        ex, tide_timeout(&to, tide_tcp_connect_addr(&c, &addr), 100 * 1000));
     if (r == 0) {
         /* This kernel completed it after all: nothing to cancel. */
         tide_tcp_free(c.conn);
@@ -1255,7 +1273,8 @@ START_TEST(test_tcp_accept_emfile_backs_off) {
             "net: EMFILE flood: %llu backoffs, CPU %.1f%% of %.0f ms wall\n",
             (unsigned long long)ls.backoffs, cpu * 100,
             (double)(w1 - w0) / 1000);
-    ck_assert_msg(cpu < 0.30, "CPU %.0f%% of wall time during EMFILE", cpu * 100);
+    ck_assert_msg(cpu < 0.30, "CPU %.0f%% of wall time during EMFILE",
+                  cpu * 100);
     /* Doubling from 1 ms: ~9 pauses in 300 ms, certainly not thousands. */
     ck_assert_uint_lt(ls.backoffs, 30);
 
@@ -1300,8 +1319,9 @@ START_TEST(test_tcp_accept_emfile_cancel_while_paused) {
 
     tide_tcp_accept_t a;
     tide_timeout_t to;
-    ck_assert_int_eq(t_run(ex, tide_timeout(&to, tide_tcp_accept(&a, l), 20000)),
-                     -ETIMEDOUT);
+    ck_assert_int_eq(
+        t_run(ex, tide_timeout(&to, tide_tcp_accept(&a, l), 20000)),
+        -ETIMEDOUT);
     tide_listener_stats_t ls;
     tide_tcp_listener_stats(l, &ls);
     ck_assert_uint_gt(ls.backoffs, 0);
@@ -1337,7 +1357,8 @@ typedef struct fake_dns {
     int queries;
 } fake_dns_t;
 
-static size_t dns_answer(const unsigned char *q, size_t qlen, unsigned char *a) {
+static size_t dns_answer(const unsigned char *q, size_t qlen,
+                         unsigned char *a) {
     /* Header (12) + question: name labels, then type and class. */
     size_t p = 12;
     char name[256];
@@ -1356,7 +1377,7 @@ static size_t dns_answer(const unsigned char *q, size_t qlen, unsigned char *a) 
     p += 4;
     memcpy(a, q, p);
     a[2] = (unsigned char)(0x80 | (q[2] & 0x01)); /* QR, keep RD */
-    a[3] = 0x80;                                   /* RA, NOERROR */
+    a[3] = 0x80;                                  /* RA, NOERROR */
     a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
     bool ok = nl > 8 && strcasecmp(name + nl - 8, ".ok.test") == 0;
     if (!ok) {
@@ -1365,8 +1386,8 @@ static size_t dns_answer(const unsigned char *q, size_t qlen, unsigned char *a) 
     }
     if (qtype != 1)
         return p; /* NOERROR, no data (AAAA) */
-    a[7] = 1; /* one answer */
-    static const unsigned char rr[] = {0xc0, 0x0c, 0, 1,   0, 1, 0, 0,
+    a[7] = 1;     /* one answer */
+    static const unsigned char rr[] = {0xc0, 0x0c, 0, 1, 0,   1, 0, 0,
                                        0,    60,   0, 4, 127, 0, 0, 1};
     memcpy(a + p, rr, sizeof rr);
     return p + sizeof rr;
@@ -1376,7 +1397,8 @@ static tide_poll_t fake_dns_poll(tide_future_t *f, tide_cx_t *cx) {
     fake_dns_t *t = TIDE_CONTAINER_OF(f, fake_dns_t, fut);
     TIDE_BEGIN(&t->co);
     for (;;) {
-        TIDE_AWAIT(&t->co, cx, tide_udp_recv_from(&t->rx, t->u, t->q, sizeof t->q));
+        TIDE_AWAIT(&t->co, cx,
+                   tide_udp_recv_from(&t->rx, t->u, t->q, sizeof t->q));
         if (tide_async_result(&t->co) < 12)
             continue;
         t->queries++;
@@ -1462,7 +1484,8 @@ START_TEST(test_dns_lookup_cancelled) {
     tide_tcp_connect_t c;
     tide_timeout_t to;
     ck_assert_int_eq(
-        t_run(ex, tide_timeout(&to, tide_tcp_connect(&c, "slow.test:80"), 50000)),
+        t_run(ex,
+              tide_timeout(&to, tide_tcp_connect(&c, "slow.test:80"), 50000)),
         -ETIMEDOUT);
     ck_assert_int_ge(srv.queries, 1); /* it did ask */
     /* evdns calls back the cancelled lookup on the loop's next turn. */
@@ -1494,15 +1517,17 @@ typedef struct udp_rx {
 static tide_poll_t udp_rx_poll(tide_future_t *f, tide_cx_t *cx) {
     udp_rx_t *t = TIDE_CONTAINER_OF(f, udp_rx_t, fut);
     TIDE_BEGIN(&t->co);
-    TIDE_AWAIT(&t->co, cx, tide_udp_recv_from(&t->rx, t->u, t->buf, sizeof t->buf));
+    TIDE_AWAIT(&t->co, cx,
+               tide_udp_recv_from(&t->rx, t->u, t->buf, sizeof t->buf));
     t->n = tide_async_result(&t->co);
     if (t->n < 0)
         TIDE_RETURN(&t->co, f, t->n);
     for (intptr_t i = 0; i < t->n; i++)
         if (t->buf[i] >= 'a' && t->buf[i] <= 'z')
             t->buf[i] = (char)(t->buf[i] - 32);
-    TIDE_AWAIT(&t->co, cx,
-               tide_udp_send_to(&t->tx, t->u, t->buf, (size_t)t->n, &t->rx.peer));
+    TIDE_AWAIT(
+        &t->co, cx,
+        tide_udp_send_to(&t->tx, t->u, t->buf, (size_t)t->n, &t->rx.peer));
     TIDE_END(&t->co, f, tide_async_result(&t->co));
 }
 
@@ -1564,9 +1589,9 @@ START_TEST(test_udp_round_trip) {
     /* A pending receive, dropped, leaves nothing armed; freeing the socket
      * under a waiting receive completes it with -EBADF. */
     tide_timeout_t to;
-    ck_assert_int_eq(t_run(ex, tide_timeout(&to, tide_udp_recv(&rx, a, buf, 4),
-                                            2000)),
-                     -ETIMEDOUT);
+    ck_assert_int_eq(
+        t_run(ex, tide_timeout(&to, tide_udp_recv(&rx, a, buf, 4), 2000)),
+        -ETIMEDOUT);
     ck_assert(!t_fd_armed(tide_udp_fd(a), TIDE_READABLE));
     udp_rx_t w = {0};
     w.u = a;
@@ -1614,8 +1639,9 @@ typedef struct sv_ctx {
 static tide_future_t *sv_on_conn(tide_conn_t *c, void *arg) {
     sv_ctx_t *x = arg;
     /* a connection is the TCP or Unix object it is */
-    ck_assert(x->is_unix ? tide_conn_unix(c) != NULL && tide_conn_tcp(c) == NULL
-                         : tide_conn_tcp(c) != NULL && tide_conn_unix(c) == NULL);
+    ck_assert(x->is_unix
+                  ? tide_conn_unix(c) != NULL && tide_conn_tcp(c) == NULL
+                  : tide_conn_tcp(c) != NULL && tide_conn_unix(c) == NULL);
     tide_addr_t peer;
     ck_assert_int_eq(tide_conn_peer_addr(c, &peer), 0);
     if (x->refuse)
@@ -1674,8 +1700,8 @@ static void serve_round(const char *addr_text) {
     x.is_unix = strncmp(addr_text, "unix:", 5) == 0;
     tide_serve_t sv;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, tide_serve(&sv, l, sv_on_conn, &x, NULL), &j),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn(ex, tide_serve(&sv, l, sv_on_conn, &x, NULL), &j), 0);
     int c1 = sv_client(&a), c2 = sv_client(&a);
     ck_assert_int_eq(send(c1, "one", 3, 0), 3);
     ck_assert_int_eq(send(c2, "two", 3, 0), 3);
@@ -1735,8 +1761,8 @@ START_TEST(test_serve_limit_and_drop) {
     sv_ctx_t x = {0};
     tide_serve_t sv;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, tide_serve(&sv, l, sv_on_conn, &x, &slots), &j),
-                     0);
+    ck_assert_int_eq(
+        tide_spawn(ex, tide_serve(&sv, l, sv_on_conn, &x, &slots), &j), 0);
     int c1 = sv_client(&a), c2 = sv_client(&a);
     ck_assert_int_eq(send(c1, "one", 3, 0), 3);
     ck_assert_int_eq(send(c2, "two", 3, 0), 3);
@@ -1827,7 +1853,8 @@ START_TEST(test_unix_stream_round_trip) {
     tide_unix_accept_t a;
     ck_assert_int_eq(t_run(ex, tide_unix_accept(&a, l)), 0);
     exchange(ex, tide_unix_stream(c.conn), tide_unix_stream(a.conn), "hi unix");
-    exchange(ex, tide_unix_stream(a.conn), tide_unix_stream(c.conn), "and back");
+    exchange(ex, tide_unix_stream(a.conn), tide_unix_stream(c.conn),
+             "and back");
     tide_addr_t pa;
     ck_assert_int_eq(tide_unix_peer_addr(c.conn, &pa), 0);
     ck_assert_int_gt(tide_addr_format(&pa, text, sizeof text), 0);
@@ -1892,8 +1919,8 @@ static void uconnector_drop(tide_future_t *f) {
     co_drop(f, &TIDE_CONTAINER_OF(f, uconnector_t, fut)->co);
 }
 
-static const tide_future_vtable_t uconnector_vt = {
-    uconnector_poll, uconnector_drop};
+static const tide_future_vtable_t uconnector_vt = {uconnector_poll,
+                                                   uconnector_drop};
 
 START_TEST(test_unix_connect_backlog_full_retries) {
     tide_exec_t *ex = t_exec_new();
@@ -1923,9 +1950,9 @@ START_TEST(test_unix_connect_backlog_full_retries) {
      * nothing armed. */
     tide_unix_connect_t c;
     tide_timeout_t to;
-    ck_assert_int_eq(t_run(ex, tide_timeout(&to, tide_unix_connect(&c, name),
-                                            20000)),
-                     -ETIMEDOUT);
+    ck_assert_int_eq(
+        t_run(ex, tide_timeout(&to, tide_unix_connect(&c, name), 20000)),
+        -ETIMEDOUT);
     tide_exec_stats_t st;
     tide_exec_stats(ex, &st);
     ck_assert_uint_eq(st.armed_events, 0);
@@ -1964,7 +1991,8 @@ START_TEST(test_unix_abstract_and_socketpair) {
     ck_assert_int_eq(t_run(ex, tide_unix_connect(&c, name)), 0);
     tide_unix_accept_t a;
     ck_assert_int_eq(t_run(ex, tide_unix_accept(&a, l)), 0);
-    exchange(ex, tide_unix_stream(c.conn), tide_unix_stream(a.conn), "abstract");
+    exchange(ex, tide_unix_stream(c.conn), tide_unix_stream(a.conn),
+             "abstract");
     tide_addr_t la;
     char text[TIDE_ADDR_STRLEN];
     ck_assert_int_eq(tide_unix_local_addr(a.conn, &la), 0);
@@ -2010,23 +2038,25 @@ START_TEST(test_unix_dgram_round_trip) {
     tide_dgram_send_t tx;
     tide_dgram_recv_t rx;
     char buf[32];
-    ck_assert_int_eq(t_run(ex, tide_unix_dgram_send_to(&tx, cli, "query", 5, &to)),
-                     5);
-    ck_assert_int_eq(t_run(ex, tide_unix_dgram_recv_from(&rx, srv, buf, sizeof buf)),
-                     5);
+    ck_assert_int_eq(
+        t_run(ex, tide_unix_dgram_send_to(&tx, cli, "query", 5, &to)), 5);
+    ck_assert_int_eq(
+        t_run(ex, tide_unix_dgram_recv_from(&rx, srv, buf, sizeof buf)), 5);
     ck_assert_int_eq(memcmp(buf, "query", 5), 0);
     ck_assert_uint_eq(rx.peer.len, ca.len);
     /* Answer to whoever asked. */
     tide_addr_t back = rx.peer;
-    ck_assert_int_eq(t_run(ex, tide_unix_dgram_send_to(&tx, srv, "reply", 5, &back)),
+    ck_assert_int_eq(
+        t_run(ex, tide_unix_dgram_send_to(&tx, srv, "reply", 5, &back)), 5);
+    ck_assert_int_eq(t_run(ex, tide_unix_dgram_recv(&rx, cli, buf, sizeof buf)),
                      5);
-    ck_assert_int_eq(t_run(ex, tide_unix_dgram_recv(&rx, cli, buf, sizeof buf)), 5);
     ck_assert_int_eq(memcmp(buf, "reply", 5), 0);
 
     /* Connected. */
     ck_assert_int_eq(tide_unix_dgram_connect(cli, path), 0);
     ck_assert_int_eq(t_run(ex, tide_unix_dgram_send(&tx, cli, "c", 1)), 1);
-    ck_assert_int_eq(t_run(ex, tide_unix_dgram_recv(&rx, srv, buf, sizeof buf)), 1);
+    ck_assert_int_eq(t_run(ex, tide_unix_dgram_recv(&rx, srv, buf, sizeof buf)),
+                     1);
 
     /* The path exists: in use; replacing a stale one on request. */
     tide_unix_dgram_t *d2 = NULL;
@@ -2070,8 +2100,8 @@ static void full_receiver_no_spin(bool level_triggered) {
     int cfd = tide_fd_get(tide_unix_dgram_fd(cli));
     int sfd = tide_fd_get(tide_unix_dgram_fd(srv));
     int queued = 0;
-    while (sendto(cfd, "x", 1, MSG_DONTWAIT, tide_addr_sockaddr(&to),
-                  to.len) == 1)
+    while (sendto(cfd, "x", 1, MSG_DONTWAIT, tide_addr_sockaddr(&to), to.len) ==
+           1)
         queued++;
     ck_assert_int_eq(errno, EAGAIN);
     ck_assert_int_gt(queued, 0);
@@ -2126,8 +2156,8 @@ START_TEST(test_unix_dgram_full_receiver_senders_share_timer) {
     ck_assert_int_eq(tide_addr_parse(&to, text), 0);
     int cfd = tide_fd_get(tide_unix_dgram_fd(cli));
     int sfd = tide_fd_get(tide_unix_dgram_fd(srv));
-    while (sendto(cfd, "x", 1, MSG_DONTWAIT, tide_addr_sockaddr(&to),
-                  to.len) == 1)
+    while (sendto(cfd, "x", 1, MSG_DONTWAIT, tide_addr_sockaddr(&to), to.len) ==
+           1)
         ;
     ck_assert_int_eq(errno, EAGAIN);
 
@@ -2189,7 +2219,8 @@ START_TEST(test_pipe_round_trip) {
     int rfd = tide_fd_get(tide_fdstream_fd(r));
     ck_assert_int_ne(fcntl(rfd, F_GETFL) & O_NONBLOCK, 0);
     ck_assert_int_ne(fcntl(rfd, F_GETFD) & FD_CLOEXEC, 0);
-    exchange(ex, tide_fdstream_stream(w), tide_fdstream_stream(r), "through a pipe");
+    exchange(ex, tide_fdstream_stream(w), tide_fdstream_stream(r),
+             "through a pipe");
 
     /* More than the pipe holds, by two tasks: the writer must wait. */
     static gen_tx_t gen;
@@ -2213,8 +2244,9 @@ START_TEST(test_pipe_round_trip) {
     ck_assert_int_eq(tide_pipe(&r, &w, ex), 0);
     tide_fdstream_free(r);
     tide_write_all_t wa;
-    ck_assert_int_eq(t_run(ex, tide_write_all(&wa, tide_fdstream_stream(w), "x", 1)),
-                     -EPIPE);
+    ck_assert_int_eq(
+        t_run(ex, tide_write_all(&wa, tide_fdstream_stream(w), "x", 1)),
+        -EPIPE);
     tide_fdstream_free(w);
     tide_fdstream_free(NULL);
     t_exec_free_clean(ex);
@@ -2296,8 +2328,8 @@ START_TEST(test_tcp_from_fd_checks_the_socket) {
     ck_assert_int_eq(write(s, "ok", 2), 2);
     char buf[2];
     tide_read_exact_t rx;
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&rx, tide_tcp_stream(t), buf, 2)),
-                     2);
+    ck_assert_int_eq(
+        t_run(ex, tide_read_exact(&rx, tide_tcp_stream(t), buf, 2)), 2);
     ck_assert_int_eq(memcmp(buf, "ok", 2), 0);
     ck_assert_int_eq(tide_tcp_from_fd(NULL, ex, s), -EINVAL);
     ck_assert_int_eq(tide_tcp_from_fd(&t, NULL, s), -EINVAL);
@@ -2319,7 +2351,8 @@ START_TEST(test_unix_from_fd_checks_the_socket) {
     close(s);
     n_refused(ex, true, c, -EAFNOSUPPORT, "a TCP socket");
     ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+        0);
     close(sv[1]);
     n_refused(ex, true, sv[0], -EPROTOTYPE, "a Unix datagram pair");
     ck_assert_int_eq(socketpair(AF_UNIX,
@@ -2339,8 +2372,8 @@ START_TEST(test_unix_from_fd_checks_the_socket) {
     ck_assert_int_eq(tide_unix_from_fd(&u, ex, sv[0]), 0);
     char buf[2];
     tide_read_exact_t rx;
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&rx, tide_unix_stream(u), buf, 2)),
-                     2);
+    ck_assert_int_eq(
+        t_run(ex, tide_read_exact(&rx, tide_unix_stream(u), buf, 2)), 2);
     ck_assert_int_eq(memcmp(buf, "ok", 2), 0);
     tide_unix_free(u);
     t_exec_free_clean(ex);
@@ -2476,9 +2509,8 @@ static void n_listener_from_fd_serves(int fd, int cfd,
     ck_assert_int_eq(write(cfd, "hi!", 3), 3);
     char buf[3];
     tide_read_exact_t rx;
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&rx, tide_conn_stream(a.conn),
-                                               buf, 3)),
-                     3);
+    ck_assert_int_eq(
+        t_run(ex, tide_read_exact(&rx, tide_conn_stream(a.conn), buf, 3)), 3);
     ck_assert_int_eq(memcmp(buf, "hi!", 3), 0);
     tide_conn_free(a.conn);
     close(cfd);
@@ -2594,8 +2626,8 @@ START_TEST(test_tcp_freed_by_another_task_under_readers) {
     /* the client sees the connection closed */
     tide_read_t cr;
     char cb[4];
-    ck_assert_int_eq(t_run(ex, tide_read(&cr, tide_tcp_stream(c), cb, sizeof cb)),
-                     0);
+    ck_assert_int_eq(
+        t_run(ex, tide_read(&cr, tide_tcp_stream(c), cb, sizeof cb)), 0);
     tide_tcp_free(c);
     tide_tcp_listener_free(l);
     t_exec_free_clean(ex);
@@ -2632,10 +2664,10 @@ START_TEST(test_watchdog_fails_the_test_saying_so) {
     ck_assert_int_eq(srunner_ntests_failed(sr), 1);
     TestResult **res = srunner_results(sr);
     const char *msg = tr_msg(res[0]);
-    ck_assert_msg(strncmp(msg, "watchdog: over 1 s in test_watchdog_victim",
-                          strlen("watchdog: over 1 s in test_watchdog_victim")) ==
-                      0,
-                  "the victim failed with \"%s\"", msg);
+    ck_assert_msg(
+        strncmp(msg, "watchdog: over 1 s in test_watchdog_victim",
+                strlen("watchdog: over 1 s in test_watchdog_victim")) == 0,
+        "the victim failed with \"%s\"", msg);
     free(res);
     srunner_free(sr);
     /* It fired at its bound, not at once. The watchdog is a libevent

@@ -32,7 +32,8 @@ START_TEST(test_oneshot_send_before_recv) {
     t_hand_init(&h, NULL);
     ck_assert_int_eq(t_hand_poll(&h, tide_oneshot_recv(&r, &o)), TIDE_READY);
     ck_assert_int_eq(r.fut.result, 0);
-    ck_assert_int_eq(tide_oneshot_recv_value(&r), -42); /* a negative value is a value */
+    ck_assert_int_eq(tide_oneshot_recv_value(&r),
+                     -42); /* a negative value is a value */
     tide_future_drop(&r.fut);
     ck_assert_int_eq(atomic_load(&released), 1);
     t_hand_done(&h);
@@ -55,7 +56,8 @@ START_TEST(test_oneshot_recv_waits_for_send) {
     ck_assert_int_eq(atomic_load(&h.count.wakes), 1);
     ck_assert_int_eq(t_hand_poll(&h, &r.fut), TIDE_READY);
     ck_assert_int_eq(tide_oneshot_recv_value(&r), 7);
-    ck_assert_int_eq(atomic_load(&released), 0); /* the receiver has not finished */
+    ck_assert_int_eq(atomic_load(&released),
+                     0); /* the receiver has not finished */
     tide_future_drop(&r.fut);
     ck_assert_int_eq(atomic_load(&released), 1);
     t_hand_done(&h);
@@ -194,7 +196,8 @@ START_TEST(test_mpsc_init_errors_and_enomem) {
         rc = tide_mpsc_init(&ch, sizeof(int), 16);
         unsigned long made = tide__alloc_fail_at(0);
         if (rc == 0) {
-            ck_assert_msg(made < n, "succeeded though allocation %lu failed", n);
+            ck_assert_msg(made < n, "succeeded though allocation %lu failed",
+                          n);
             break;
         }
         t_assert_int_eq_at(n, rc, -ENOMEM);
@@ -275,7 +278,8 @@ START_TEST(test_mpsc_backpressure_fifo_senders) {
     ck_assert_int_eq(t_hand_poll(&hr, fr), TIDE_PENDING);
     /* one receiver: a second receive is refused */
     tide_mpsc_recv_t r2;
-    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r2, &ch, &out)), TIDE_READY);
+    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r2, &ch, &out)),
+                     TIDE_READY);
     ck_assert_int_eq(r2.fut.result, -EBUSY);
     tide_future_drop(&r2.fut);
     int w0 = t_woken(&hr.count);
@@ -344,14 +348,16 @@ START_TEST(test_mpsc_close_from_either_side) {
         t_assert_int_eq_at(i, r.fut.result, 1);
         tide_future_drop(&r.fut);
     }
-    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, &ch, &out)), TIDE_READY);
+    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, &ch, &out)),
+                     TIDE_READY);
     ck_assert_int_eq(r.fut.result, 0);
     tide_future_drop(&r.fut);
     tide_mpsc_free(&ch);
 
     /* a sender closes: the waiting receiver wakes and sees the end */
     ck_assert_int_eq(tide_mpsc_init(&ch, sizeof(int), 2), 0);
-    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, &ch, &out)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, &ch, &out)),
+                     TIDE_PENDING);
     int w0 = t_woken(&hr.count);
     tide_mpsc_close(&ch);
     ck_assert_int_eq(t_woken(&hr.count), w0 + 1);
@@ -372,7 +378,8 @@ START_TEST(test_mpsc_free_under_waiters) {
     t_hand_init(&hr, NULL);
     int v = 1, out;
     tide_mpsc_recv_t r;
-    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, ch, &out)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&hr, tide_mpsc_recv(&r, ch, &out)),
+                     TIDE_PENDING);
     tide_mpsc_free(ch);
     free(ch); /* the futures must not touch it again (ASan says) */
     ck_assert_int_eq(t_woken(&hr.count), 1);
@@ -384,9 +391,12 @@ START_TEST(test_mpsc_free_under_waiters) {
     ck_assert_int_eq(tide_mpsc_init(ch, sizeof(int), 1), 0);
     ck_assert_int_eq(tide_mpsc_try_send(ch, &v), 0);
     tide_mpsc_send_t s1, s2;
-    ck_assert_int_eq(t_hand_poll(&hs, tide_mpsc_send(&s1, ch, &v)), TIDE_PENDING);
-    ck_assert_int_eq(t_hand_poll(&hs, tide_mpsc_send(&s2, ch, &v)), TIDE_PENDING);
-    ck_assert_int_eq(tide_mpsc_try_recv(ch, &out), 1); /* s1 is given the slot */
+    ck_assert_int_eq(t_hand_poll(&hs, tide_mpsc_send(&s1, ch, &v)),
+                     TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&hs, tide_mpsc_send(&s2, ch, &v)),
+                     TIDE_PENDING);
+    ck_assert_int_eq(tide_mpsc_try_recv(ch, &out),
+                     1); /* s1 is given the slot */
     tide_mpsc_free(ch);
     free(ch);
     ck_assert_int_eq(t_hand_poll(&hs, &s1.fut), TIDE_READY);
@@ -535,7 +545,8 @@ START_TEST(test_mpsc_threads_to_task) {
     ck_assert_int_eq(t_run(ex, &c.fut), 0);
     for (int k = 0; k < NT; k++) {
         pthread_join(th[k], NULL);
-        ck_assert_msg(a[k].sent == N, "thread %d sent %d of %d", k, a[k].sent, N);
+        ck_assert_msg(a[k].sent == N, "thread %d sent %d of %d", k, a[k].sent,
+                      N);
     }
     ck_assert_int_eq(t_run(ex, tide_join(&j)), 0);
     ck_assert_int_eq(c.bad, 0);
@@ -752,7 +763,8 @@ END_TEST
 START_TEST(test_semaphore_try_and_release) {
     tide_semaphore_t s;
     ck_assert_int_eq(tide_semaphore_init(NULL, 1), -EINVAL);
-    ck_assert_int_eq(tide_semaphore_init(&s, TIDE_SEMAPHORE_MAX + 1), -EOVERFLOW);
+    ck_assert_int_eq(tide_semaphore_init(&s, TIDE_SEMAPHORE_MAX + 1),
+                     -EOVERFLOW);
     ck_assert_int_eq(tide_semaphore_init(&s, 3), 0);
     ck_assert_int_eq(tide_semaphore_try_acquire(&s, 2), 0);
     ck_assert_int_eq(tide_semaphore_try_acquire(&s, 2), -EAGAIN);
@@ -760,26 +772,30 @@ START_TEST(test_semaphore_try_and_release) {
     ck_assert_uint_eq(tide_semaphore_available(&s), 1);
     ck_assert_int_eq(tide_semaphore_release(&s, 2), 0);
     ck_assert_uint_eq(tide_semaphore_available(&s), 3);
-    ck_assert_int_eq(tide_semaphore_release(&s, TIDE_SEMAPHORE_MAX), -EOVERFLOW);
+    ck_assert_int_eq(tide_semaphore_release(&s, TIDE_SEMAPHORE_MAX),
+                     -EOVERFLOW);
     ck_assert_uint_eq(tide_semaphore_available(&s), 3);
     t_hand_t h;
     t_hand_init(&h, NULL);
     tide_semaphore_acquire_t a;
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 3)), TIDE_READY);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 3)),
+                     TIDE_READY);
     ck_assert_int_eq(a.fut.result, 0);
     tide_future_drop(&a.fut); /* completed: the permits are the caller's */
     ck_assert_uint_eq(tide_semaphore_available(&s), 0);
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 0)), TIDE_READY);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 0)),
+                     TIDE_READY);
     tide_future_drop(&a.fut);
     /* more than any semaphore can hold: refused, not waited for ever */
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s,
-                                                           TIDE_SEMAPHORE_MAX + 1)),
-                     TIDE_READY);
+    ck_assert_int_eq(
+        t_hand_poll(&h, tide_semaphore_acquire(&a, &s, TIDE_SEMAPHORE_MAX + 1)),
+        TIDE_READY);
     ck_assert_int_eq(a.fut.result, -EINVAL);
     tide_future_drop(&a.fut);
     tide_semaphore_close(&s);
     ck_assert_int_eq(tide_semaphore_try_acquire(&s, 0), -EPIPE);
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 1)), TIDE_READY);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, &s, 1)),
+                     TIDE_READY);
     ck_assert_int_eq(a.fut.result, -EPIPE);
     tide_future_drop(&a.fut);
     tide_semaphore_free(&s);
@@ -794,10 +810,12 @@ START_TEST(test_semaphore_fifo_large_not_starved) {
     t_hand_init(&hb, NULL);
     t_hand_init(&hs, NULL);
     tide_semaphore_acquire_t big, small;
-    ck_assert_int_eq(t_hand_poll(&hb, tide_semaphore_acquire(&big, &s, 5)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&hb, tide_semaphore_acquire(&big, &s, 5)),
+                     TIDE_PENDING);
     ck_assert_uint_eq(big.got, 2); /* white-box: it holds what there was */
     ck_assert_uint_eq(tide_semaphore_available(&s), 0);
-    ck_assert_int_eq(t_hand_poll(&hs, tide_semaphore_acquire(&small, &s, 1)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&hs, tide_semaphore_acquire(&small, &s, 1)),
+                     TIDE_PENDING);
     /* small ones keep coming and releasing: none gets ahead of big */
     for (int i = 0; i < 2; i++) {
         t_assert_int_eq_at(i, tide_semaphore_try_acquire(&s, 1), -EAGAIN);
@@ -828,8 +846,10 @@ START_TEST(test_semaphore_dropped_acquire_gives_back) {
     t_hand_init(&hb, NULL);
     t_hand_init(&hs, NULL);
     tide_semaphore_acquire_t big, small;
-    ck_assert_int_eq(t_hand_poll(&hb, tide_semaphore_acquire(&big, &s, 5)), TIDE_PENDING);
-    ck_assert_int_eq(t_hand_poll(&hs, tide_semaphore_acquire(&small, &s, 1)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&hb, tide_semaphore_acquire(&big, &s, 5)),
+                     TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&hs, tide_semaphore_acquire(&small, &s, 1)),
+                     TIDE_PENDING);
     tide_future_drop(&big.fut); /* its 2 go on: 1 to small, 1 free */
     ck_assert_int_eq(atomic_load(&hb.count.refs), 1);
     ck_assert_int_eq(t_woken(&hs.count), 1);
@@ -849,8 +869,10 @@ START_TEST(test_semaphore_close_and_free_under_waiters) {
     t_hand_t h;
     t_hand_init(&h, NULL);
     tide_semaphore_acquire_t a, b, c;
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, s, 2)), TIDE_PENDING);
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&b, s, 1)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, s, 2)),
+                     TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&b, s, 1)),
+                     TIDE_PENDING);
     tide_semaphore_close(s);
     ck_assert_uint_eq(tide_semaphore_available(s), 1); /* a's partial one */
     ck_assert_int_eq(t_hand_poll(&h, &a.fut), TIDE_READY);
@@ -864,9 +886,12 @@ START_TEST(test_semaphore_close_and_free_under_waiters) {
 
     s = malloc(sizeof *s);
     ck_assert_int_eq(tide_semaphore_init(s, 0), 0);
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, s, 1)), TIDE_PENDING);
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&b, s, 1)), TIDE_PENDING);
-    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&c, s, 1)), TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&a, s, 1)),
+                     TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&b, s, 1)),
+                     TIDE_PENDING);
+    ck_assert_int_eq(t_hand_poll(&h, tide_semaphore_acquire(&c, s, 1)),
+                     TIDE_PENDING);
     ck_assert_int_eq(tide_semaphore_release(s, 1), 0); /* a is granted */
     tide_semaphore_free(s);
     free(s);
@@ -896,7 +921,8 @@ static tide_poll_t sem_task_poll(tide_future_t *f, tide_cx_t *cx) {
     sem_task_t *t = TIDE_CONTAINER_OF(f, sem_task_t, fut);
     TIDE_BEGIN(&t->co);
     for (t->i = 0; t->i < t->n; t->i++) {
-        TIDE_AWAIT(&t->co, cx, tide_semaphore_acquire(&t->acq, t->s, (size_t)t->k));
+        TIDE_AWAIT(&t->co, cx,
+                   tide_semaphore_acquire(&t->acq, t->s, (size_t)t->k));
         if (tide_async_result(&t->co) != 0)
             TIDE_RETURN(&t->co, f, tide_async_result(&t->co));
         if (atomic_fetch_add(t->in_use, t->k) + t->k > t->cap)
@@ -945,15 +971,16 @@ START_TEST(test_semaphore_tasks_and_threads) {
     sem_task_t t[NTASK];
     tide_join_t j[NTASK];
     for (int i = 0; i < NTASK; i++) {
-        t[i] = (sem_task_t){.s = &s, .in_use = &in_use, .cap = CAP,
-                            .k = 1 + i % CAP, .n = 500};
+        t[i] = (sem_task_t){
+            .s = &s, .in_use = &in_use, .cap = CAP, .k = 1 + i % CAP, .n = 500};
         tide_future_init(&t[i].fut, &sem_task_vt);
         t_assert_int_eq_at(i, tide_spawn(ex, &t[i].fut, &j[i]), 0);
     }
     sem_thread_t a[NTH];
     pthread_t th[NTH];
     for (int i = 0; i < NTH; i++) {
-        a[i] = (sem_thread_t){.s = &s, .in_use = &in_use, .cap = CAP, .n = 2000};
+        a[i] =
+            (sem_thread_t){.s = &s, .in_use = &in_use, .cap = CAP, .n = 2000};
         t_assert_int_eq_at(i, pthread_create(&th[i], NULL, sem_thread, &a[i]),
                            0);
     }

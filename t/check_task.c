@@ -129,7 +129,9 @@ START_TEST(test_scope_cancel_aborts_children_at_pending_point) {
     ck_assert_int_eq(t_run(ex, tide_join(&j)), -ECANCELED);
     /* a cancelled scope takes no new child */
     t_nap_t extra;
-    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&extra, 1, 0, NULL, NULL), NULL), -ECANCELED);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&extra, 1, 0, NULL, NULL), NULL),
+        -ECANCELED);
     tide_future_drop(&extra.fut);
     tide_scope_free(&s);
     t_hand_done(&h);
@@ -162,7 +164,8 @@ START_TEST(test_scope_deadline_times_out_children) {
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
     t_nap_t fast, slow;
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&fast, 2 * MS, 7, &drops, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&fast, 2 * MS, 7, &drops, &done), NULL), 0);
     ck_assert_int_eq(
         tide_scope_spawn(&s, t_nap(&slow, T_NAP_FOREVER, 0, &drops, &done),
                          NULL),
@@ -191,7 +194,8 @@ START_TEST(test_scope_deadline_past_and_removed) {
     ck_assert_int_eq(tide_scope_set_deadline(&s, UINT64_MAX), 0);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
     t_nap_t n;
-    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&n, 15 * MS, 0, NULL, NULL), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&n, 15 * MS, 0, NULL, NULL), NULL), 0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), 0);
     /* a deadline that has passed cancels at once */
@@ -312,8 +316,11 @@ START_TEST(test_scope_fail_fast_cancels_siblings) {
     ck_assert_int_eq(tide_scope_init(&s, ex, TIDE_SCOPE_FAIL_FAST), 0);
     t_nap_t bad, ok, forever;
     int drops = 0, done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&ok, 1 * MS, 0, &drops, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&bad, 5 * MS, -EIO, &drops, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&ok, 1 * MS, 0, &drops, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&bad, 5 * MS, -EIO, &drops, &done), NULL),
+        0);
     ck_assert_int_eq(
         tide_scope_spawn(&s, t_nap(&forever, T_NAP_FOREVER, 0, &drops, &done),
                          NULL),
@@ -334,8 +341,10 @@ START_TEST(test_scope_failure_without_fail_fast_lets_siblings_finish) {
     ck_assert_int_eq(tide_scope_init(&s, ex, 0), 0);
     t_nap_t bad, slow;
     int done = 0;
-    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&bad, 1 * MS, -EIO, NULL, &done), NULL), 0);
-    ck_assert_int_eq(tide_scope_spawn(&s, t_nap(&slow, 10 * MS, 0, NULL, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&bad, 1 * MS, -EIO, NULL, &done), NULL), 0);
+    ck_assert_int_eq(
+        tide_scope_spawn(&s, t_nap(&slow, 10 * MS, 0, NULL, &done), NULL), 0);
     tide_scope_wait_t w;
     ck_assert_int_eq(t_run(ex, tide_scope_wait(&w, &s)), -EIO);
     ck_assert_int_eq(done, 2);
@@ -491,8 +500,8 @@ END_TEST
 
 typedef struct xshared {
     tide_handle_t *h;
-    int done;            /* executor thread only */
-    tide_waker_t root;   /* executor thread only */
+    int done;          /* executor thread only */
+    tide_waker_t root; /* executor thread only */
     int target;
 } xshared_t;
 
@@ -593,7 +602,8 @@ START_TEST(test_handle_spawn_from_threads_under_stress) {
     tide_future_drop(&root.fut);
     for (int i = 0; i < SPAWNERS; i++) {
         pthread_join(th[i], NULL);
-        ck_assert_msg(sp[i].errors == 0, "spawner %d: %d errors", i, sp[i].errors);
+        ck_assert_msg(sp[i].errors == 0, "spawner %d: %d errors", i,
+                      sp[i].errors);
     }
     ck_assert_int_eq(sh.done, SPAWNERS * PER_SPAWNER);
     /* the join handles' references went with the detaches: let the last
@@ -729,12 +739,13 @@ START_TEST(test_handle_keeps_idle_host_loop) {
     int64_t t0 = (int64_t)tide_now();
     /* returns when nothing is pending any more: the deadline would be the
      * only thing left, so delete it once the task ran (a second pass) */
-    while (!atomic_load(&ran) && (int64_t)tide_now() - t0 <
-                                     (int64_t)t_watchdog_ms(5000) * 1000)
+    while (!atomic_load(&ran) &&
+           (int64_t)tide_now() - t0 < (int64_t)t_watchdog_ms(5000) * 1000)
         event_base_loop(base, EVLOOP_ONCE);
     pthread_join(th, NULL);
     ck_assert_int_eq(a.rc, 0);
-    ck_assert_msg(atomic_load(&ran), "the spawn onto an idle executor was not run");
+    ck_assert_msg(atomic_load(&ran),
+                  "the spawn onto an idle executor was not run");
     event_free(deadline);
     /* no task, no handle: nothing of tide's keeps the loop alive */
     ck_assert_int_eq(event_base_loop(base, 0), 1); /* 1: no events */
@@ -950,7 +961,7 @@ START_TEST(test_blocking_cancel_before_and_after_start) {
     ck_assert_int_eq(t_hand_poll(&h, f1), TIDE_PENDING);
     ck_assert_int_eq(t_hand_poll(&h, f2), TIDE_PENDING);
     ck_assert(gate_wait_started(&g, 1)); /* j0 runs, j1 and j2 queued */
-    tide_future_drop(f1); /* before it started: never runs */
+    tide_future_drop(f1);                /* before it started: never runs */
     tide_future_drop(f0); /* while it runs: runs on, result discarded */
     tide_blocking_stats_t st;
     tide_blocking_stats(ex, &st);
@@ -1112,7 +1123,8 @@ static Suite *task_suite(void) {
     tcase_add_test(tc, test_scope_nested_inherits_deadline);
     tcase_add_test(tc, test_scope_nested_cancel_and_free_order);
     tcase_add_test(tc, test_scope_fail_fast_cancels_siblings);
-    tcase_add_test(tc, test_scope_failure_without_fail_fast_lets_siblings_finish);
+    tcase_add_test(tc,
+                   test_scope_failure_without_fail_fast_lets_siblings_finish);
     tcase_add_test(tc, test_scope_free_aborts_what_is_left);
     tcase_add_test(tc, test_scope_exec_free_with_children);
     tcase_add_test(tc, test_scope_child_cancels_own_scope);

@@ -48,8 +48,8 @@ static const tide_future_vtable_t order_vt = {order_poll, order_drop};
 
 /* Spawn n order tasks; all are first polled, in spawn order, in the
  * executor's next turn. */
-static void order_spawn(tide_exec_t *ex, order_task_t *t, tide_join_t *j,
-                        int n, order_log_t *log) {
+static void order_spawn(tide_exec_t *ex, order_task_t *t, tide_join_t *j, int n,
+                        order_log_t *log) {
     for (int i = 0; i < n; i++) {
         t[i].log = log;
         t[i].id = i;
@@ -128,9 +128,10 @@ START_TEST(test_sleep_many_fire_sorted_cancelled_never) {
             int prev = log.fired[k - 1];
             bool ordered = t[prev].deadline < t[id].deadline ||
                            (t[prev].deadline == t[id].deadline && prev < id);
-            ck_assert_msg(ordered, "timer %d (at +%llu) fired after %d (at +%llu)",
-                          id, (unsigned long long)(t[id].deadline - base),
-                          prev, (unsigned long long)(t[prev].deadline - base));
+            ck_assert_msg(ordered,
+                          "timer %d (at +%llu) fired after %d (at +%llu)", id,
+                          (unsigned long long)(t[id].deadline - base), prev,
+                          (unsigned long long)(t[prev].deadline - base));
         }
     }
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
@@ -154,7 +155,7 @@ START_TEST(test_sleep_reset_is_a_new_start) {
     tide_yield_t y;
     ck_assert_int_eq(t_run(ex, tide_yield(&y)), 0);
     ck_assert_uint_eq(t_stats(ex).armed_events, 4); /* none fired yet */
-    tide_sleep_reset(&t[0].nap, deadline);       /* same deadline: last now */
+    tide_sleep_reset(&t[0].nap, deadline); /* same deadline: last now */
     tide_sleep_reset(&t[1].nap, deadline + 20 * ms); /* later: fires last */
     order_join(ex, j, 4);
     ck_assert_int_eq(log.n, 4);
@@ -187,7 +188,8 @@ START_TEST(test_sleep_one_base_event_for_many) {
     event_base_loop(base, EVLOOP_NONBLOCK); /* one turn: all start */
     ck_assert_uint_eq(t_stats(ex).armed_events, 50);
     /* the eventfd event and the one timer */
-    ck_assert_int_le(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 2);
+    ck_assert_int_le(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
+                     2);
     ck_assert_int_eq(event_base_dispatch(base), 1);
     ck_assert_int_eq(log.n, 50);
     for (int i = 0; i < 50; i++)
@@ -220,7 +222,7 @@ static tide_poll_t napper_poll(tide_future_t *f, tide_cx_t *cx) {
 static const tide_future_vtable_t napper_vt = {napper_poll, NULL};
 
 static void sleeps_never_early(tide_exec_t *ex) {
-    static const uint64_t usecs[] = {1,   50,   250,  999,  1000, 1001,
+    static const uint64_t usecs[] = {1,    50,   250,  999,  1000, 1001,
                                      1500, 2000, 3333, 5000, 10000};
     for (size_t i = 0; i < sizeof usecs / sizeof usecs[0]; i++) {
         napper_t n;
@@ -228,10 +230,9 @@ static void sleeps_never_early(tide_exec_t *ex) {
         n.usec = usecs[i];
         tide_future_init(&n.fut, &napper_vt);
         t_assert_int_eq_at(i, t_run(ex, &n.fut), 0);
-        ck_assert_msg(n.end - n.start >= n.usec,
-                      "sleep of %llu us took %llu us",
-                      (unsigned long long)n.usec,
-                      (unsigned long long)(n.end - n.start));
+        ck_assert_msg(
+            n.end - n.start >= n.usec, "sleep of %llu us took %llu us",
+            (unsigned long long)n.usec, (unsigned long long)(n.end - n.start));
     }
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
 }
@@ -383,8 +384,7 @@ START_TEST(test_sleep_reset_done_reuses) {
     for (int round = 0; round < 3; round++) {
         /* far enough that the poll below still finds it pending under
          * valgrind (t_slowdown) */
-        uint64_t deadline =
-            tide_now() + 2 * TIDE_USEC_PER_MSEC * t_slowdown();
+        uint64_t deadline = tide_now() + 2 * TIDE_USEC_PER_MSEC * t_slowdown();
         tide_sleep_reset(&s, deadline);
         t_assert_at(round, !tide_future_is_done(f));
         t_assert_int_eq_at(round, t_hand_poll(&h, f), TIDE_PENDING);
@@ -453,8 +453,8 @@ END_TEST
 
 /* Each tick k completes no earlier than (sum of results - 1) periods after
  * the first tick, and its result counts no more periods than elapsed. */
-static void check_tick(uint64_t t_before_first, uint64_t period,
-                       uint64_t sum, uint64_t t_done) {
+static void check_tick(uint64_t t_before_first, uint64_t period, uint64_t sum,
+                       uint64_t t_done) {
     ck_assert_uint_ge(t_done - t_before_first, (sum - 1) * period);
 }
 
@@ -602,16 +602,16 @@ START_TEST(test_timeout_around_sleep) {
     tide_sleep_t s;
     tide_timeout_t to;
     uint64_t t0 = tide_now();
-    tide_future_t *f = tide_timeout(
-        &to, tide_sleep(&s, 10 * TIDE_USEC_PER_SEC), 5 * TIDE_USEC_PER_MSEC);
+    tide_future_t *f = tide_timeout(&to, tide_sleep(&s, 10 * TIDE_USEC_PER_SEC),
+                                    5 * TIDE_USEC_PER_MSEC);
     ck_assert_int_eq(t_block_on(ex, f), 0);
     ck_assert_int_eq(f->result, -ETIMEDOUT);
     ck_assert_uint_ge(tide_now() - t0, 5 * TIDE_USEC_PER_MSEC);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0); /* inner disarmed */
     tide_future_drop(f);
-    ck_assert_int_eq(t_run(ex, tide_timeout(&to, tide_sleep(&s, 1000),
-                                            TIDE_USEC_PER_SEC)),
-                     0);
+    ck_assert_int_eq(
+        t_run(ex, tide_timeout(&to, tide_sleep(&s, 1000), TIDE_USEC_PER_SEC)),
+        0);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
     t_exec_free_clean(ex);
 }
@@ -624,9 +624,9 @@ START_TEST(test_timeout_dropped_pending_disarms_both) {
     tide_sleep_t s;
     tide_timeout_t to;
     t_wrap_t w;
-    tide_future_t *f = tide_timeout(
-        &to, t_wrap(&w, tide_sleep(&s, 10 * TIDE_USEC_PER_SEC)),
-        10 * TIDE_USEC_PER_SEC);
+    tide_future_t *f =
+        tide_timeout(&to, t_wrap(&w, tide_sleep(&s, 10 * TIDE_USEC_PER_SEC)),
+                     10 * TIDE_USEC_PER_SEC);
     ck_assert_int_eq(t_hand_poll(&h, f), TIDE_PENDING);
     ck_assert_uint_eq(t_stats(ex).armed_events, 2);
     tide_future_drop(f);
@@ -646,7 +646,8 @@ START_TEST(test_now_monotonic) {
     }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t mono = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t mono =
+        (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     ck_assert_uint_le(prev, mono);
     ck_assert_uint_lt(mono - prev, TIDE_USEC_PER_SEC);
 }
@@ -957,9 +958,7 @@ typedef struct order_waker {
     int *log, *n;
 } order_waker_t;
 
-static tide_waker_t ow_clone(const tide_wakeable_t *w) {
-    return TIDE_WAKER(w);
-}
+static tide_waker_t ow_clone(const tide_wakeable_t *w) { return TIDE_WAKER(w); }
 static void ow_wake_by_ref(const tide_wakeable_t *w) {
     const order_waker_t *o = TIDE_CONTAINER_OF(w, order_waker_t, wk);
     o->log[(*o->n)++] = o->id;

@@ -28,7 +28,8 @@
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)arg;
-	evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+	evbuffer_add_buffer(bufferevent_get_output(bev),
+			    bufferevent_get_input(bev));
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -39,15 +40,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+		      struct sockaddr *sa, int salen, void *arg)
 {
 	(void)sa;
 	(void)salen;
 	(void)arg;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	struct bufferevent *bev = bufferevent_socket_new(evconnlistener_get_base(lis), fd,
-	    BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = bufferevent_socket_new(
+	    evconnlistener_get_base(lis), fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		evutil_closesocket(fd);
 		return;
@@ -63,18 +64,24 @@ int main(int argc, char **argv)
 		return 64;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1]))};
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)atoi(argv[1]))};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct event_base *base = event_base_new();
-	struct evconnlistener *lis = base ? evconnlistener_new_bind(base, on_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, SOMAXCONN,
-	    (struct sockaddr *)&sin, sizeof sin) : NULL;
+	struct evconnlistener *lis =
+	    base ? evconnlistener_new_bind(
+		       base, on_accept, NULL,
+		       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+			   LEV_OPT_CLOSE_ON_EXEC,
+		       SOMAXCONN, (struct sockaddr *)&sin, sizeof sin)
+		 : NULL;
 	if (!lis) {
 		perror("listen");
 		return 1;
 	}
 	socklen_t len = sizeof sin;
-	if (getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&sin, &len) < 0) {
+	if (getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&sin,
+			&len) < 0) {
 		perror("getsockname");
 		return 1;
 	}

@@ -97,7 +97,8 @@ static void on_readable(struct conn *c)
 	for (int i = 0; i < READS_PER_EVENT; i++) {
 		ssize_t n = read(c->fd, buf, sizeof buf);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
 				conn_close(c);
 			return;
 		}
@@ -132,7 +133,8 @@ static void on_accept(int lfd)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				perror("accept4"); /* EMFILE and the like: try later */
+				perror(
+				    "accept4"); /* EMFILE and the like: try later */
 			return;
 		}
 		int one = 1;
@@ -155,11 +157,14 @@ static int listen_on(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port)};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t len = sizeof sin;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, SOMAXCONN) < 0 ||
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+	    listen(fd, SOMAXCONN) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
 		perror("listen");
 		exit(1);

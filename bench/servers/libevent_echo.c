@@ -83,7 +83,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < READS_PER_EVENT; i++) {
 		ssize_t n = read(fd, buf, sizeof buf);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
 				conn_close(c);
 			return;
 		}
@@ -159,17 +160,22 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1]))};
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)atoi(argv[1]))};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t len = sizeof sin;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, SOMAXCONN) < 0 ||
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+	    listen(fd, SOMAXCONN) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
 		perror("listen");
 		return 1;
 	}
 	base = event_base_new();
-	struct event *lev = base ? event_new(base, fd, EV_READ | EV_PERSIST, on_accept, NULL) : NULL;
+	struct event *lev =
+	    base ? event_new(base, fd, EV_READ | EV_PERSIST, on_accept, NULL)
+		 : NULL;
 	if (!lev || event_add(lev, NULL) < 0) {
 		fprintf(stderr, "libevent setup failed\n");
 		return 1;

@@ -26,9 +26,9 @@
 enum { BUFSZ = 16 * 1024 };
 
 struct conn {
-	uv_tcp_t tcp;   /* first, so a handle pointer is a conn pointer */
+	uv_tcp_t tcp; /* first, so a handle pointer is a conn pointer */
 	uv_write_t wreq;
-	char *pend;     /* allocated on the first partial write */
+	char *pend; /* allocated on the first partial write */
 };
 
 static char buf[BUFSZ];
@@ -59,7 +59,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void on_written(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
-	if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+	if (status < 0 ||
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
 		conn_close(c);
 }
 
@@ -119,15 +120,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PORT\n", argv[0]);
 		return 64;
 	}
-	signal(SIGPIPE, SIG_IGN); /* libuv writes with write(), not MSG_NOSIGNAL */
+	signal(SIGPIPE,
+	       SIG_IGN); /* libuv writes with write(), not MSG_NOSIGNAL */
 	loop = uv_default_loop();
 	uv_tcp_t server;
 	struct sockaddr_in sin;
 	int err;
 	uv_tcp_init(loop, &server);
 	if ((err = uv_ip4_addr("127.0.0.1", atoi(argv[1]), &sin)) < 0 ||
-	    (err = uv_tcp_bind(&server, (const struct sockaddr *)&sin, 0)) < 0 ||
-	    (err = uv_listen((uv_stream_t *)&server, SOMAXCONN, on_connection)) < 0) {
+	    (err = uv_tcp_bind(&server, (const struct sockaddr *)&sin, 0)) <
+		0 ||
+	    (err = uv_listen((uv_stream_t *)&server, SOMAXCONN,
+			     on_connection)) < 0) {
 		fprintf(stderr, "listen: %s\n", uv_strerror(err));
 		return 1;
 	}

@@ -109,7 +109,7 @@ typedef struct tide_cx tide_cx_t;
 /* TIDE_CONTAINER_OF: the `type` whose member `member` is at ptr: how a poll
  * function finds its state from the tide_future_t * it is given. */
 #define TIDE_CONTAINER_OF(ptr, type, member)                                   \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ------------------------------------------------------------------------
  * Wakers
@@ -129,9 +129,9 @@ typedef struct tide_wakeable tide_wakeable_t;
 /* What the wakers of one kind do; each function gets the woken object. */
 typedef struct tide_waker_vtable {
     tide_waker_t (*clone)(const tide_wakeable_t *w); /* a new reference */
-    void (*wake)(const tide_wakeable_t *w);        /* wake, consuming it */
-    void (*wake_by_ref)(const tide_wakeable_t *w); /* wake, keeping it */
-    void (*drop)(const tide_wakeable_t *w);        /* release the ref */
+    void (*wake)(const tide_wakeable_t *w);          /* wake, consuming it */
+    void (*wake_by_ref)(const tide_wakeable_t *w);   /* wake, keeping it */
+    void (*drop)(const tide_wakeable_t *w);          /* release the ref */
 } tide_waker_vtable_t;
 
 /* The first member of anything a waker can point at. */
@@ -257,7 +257,7 @@ TIDE_EXTERN extern const tide_waker_vtable_t tide__waitq_sentinel_vtable;
 
 /* TIDE_WAITQ_OPS: the initializer of a tide_waitq_ops_t. */
 #define TIDE_WAITQ_OPS(on_abandoned)                                           \
-    {{&tide__waitq_sentinel_vtable}, (on_abandoned)}
+    { {&tide__waitq_sentinel_vtable}, (on_abandoned) }
 
 /* A wait queue (24 bytes; private fields). A queue is a circular list
  * around a sentinel that points at itself: initialize it where it will
@@ -375,7 +375,7 @@ static inline int tide_waiter_error(const tide_waiter_t *w) {
 struct tide_cx {
     const tide_waker_t *waker; /* the task's waker: clone it to be woken */
     tide_exec_t *exec;         /* the executor polling, or NULL */
-    unsigned budget; /* private: use tide_cx_init */
+    unsigned budget;           /* private: use tide_cx_init */
 };
 
 /* TIDE_BUDGET: the operations a task may do in one poll before tide's I/O
@@ -626,7 +626,7 @@ typedef struct tide_async {
 
 /* TIDE_TASK: see above. */
 #define TIDE_TASK(type, name)                                                  \
-    static tide_poll_t name##_body(type *self, tide_cx_t *cx);                \
+    static tide_poll_t name##_body(type *self, tide_cx_t *cx);                 \
     static tide_poll_t name##_poll(tide_future_t *f, tide_cx_t *cx) {          \
         return name##_body(TIDE_CONTAINER_OF(f, type, fut), cx);               \
     }                                                                          \
@@ -773,13 +773,13 @@ TIDE_EXTERN void tide_exec_set_budget(tide_exec_t *ex, unsigned polls);
 
 /* Counters, for tests, benchmarks and the curious. */
 typedef struct tide_exec_stats {
-    size_t tasks;        /* live tasks */
-    size_t queued;       /* tasks waiting to be polled */
-    size_t armed_events; /* I/O, timer and signal events tide has pending */
-    size_t registered;   /* descriptors registered with tide_fd */
-    uint64_t polls;      /* task polls since creation */
-    uint64_t turns;      /* runs of the executor's internal event */
-    uint64_t yields;     /* turns that left tasks queued for the next turn
+    size_t tasks;          /* live tasks */
+    size_t queued;         /* tasks waiting to be polled */
+    size_t armed_events;   /* I/O, timer and signal events tide has pending */
+    size_t registered;     /* descriptors registered with tide_fd */
+    uint64_t polls;        /* task polls since creation */
+    uint64_t turns;        /* runs of the executor's internal event */
+    uint64_t yields;       /* turns that left tasks queued for the next turn
                             (out of budget, or tasks that yielded) */
     uint64_t remote_wakes; /* wakes that came from another thread */
     uint64_t io_arms;      /* descriptor events added (an epoll_ctl each) */
@@ -940,8 +940,8 @@ typedef struct tide_select {
     size_t n;
 } tide_select_t;
 
-TIDE_EXTERN tide_future_t *tide_select(tide_select_t *s,
-                                       tide_future_t **futs, size_t n);
+TIDE_EXTERN tide_future_t *tide_select(tide_select_t *s, tide_future_t **futs,
+                                       size_t n);
 
 /* yield now: PENDING once (after waking itself), READY the next time;
  * result 0. Lets the executor run other tasks and the loop its events: a

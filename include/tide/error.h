@@ -28,7 +28,7 @@ extern "C" {
 
 /* name, offset, message */
 #define TIDE_ERRNO_MAP(XX)                                                     \
-    XX(EBLOCKING, 1, "descriptor is in blocking mode")                        \
+    XX(EBLOCKING, 1, "descriptor is in blocking mode")                         \
     XX(EFRAME, 2, "frame exceeds the maximum size")                            \
     XX(EEOF, 3, "unexpected end of stream")                                    \
     XX(EADDR, 4, "malformed address")                                          \

@@ -64,7 +64,7 @@ enum {
 typedef struct tide_fd_guard {
     tide_fd_t *fd;  /* the registration it was taken on */
     unsigned ready; /* TIDE_READABLE, TIDE_WRITABLE, ..._CLOSED bits */
-    unsigned tick; /* private */
+    unsigned tick;  /* private */
 } tide_fd_guard_t;
 
 /* An I/O function for try_io and async_io: perform one non-blocking
@@ -224,8 +224,8 @@ typedef struct tide_fd_io {
 } tide_fd_io_t;
 
 TIDE_EXTERN tide_future_t *tide_fd_async_io(tide_fd_io_t *op, tide_fd_t *fd,
-                                            unsigned interest,
-                                            tide_fd_io_fn fn, void *arg);
+                                            unsigned interest, tide_fd_io_fn fn,
+                                            void *arg);
 
 #ifdef __cplusplus
 }

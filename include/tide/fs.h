@@ -86,8 +86,8 @@ typedef struct tide_file_sync {
  * fdatasync(2) if data_only) on the pool. Result: 0 or -errno. Cancel
  * safe: dropped, the sync may still run; nothing is lost. Do not free the
  * file while it is pending. */
-TIDE_EXTERN tide_future_t *tide_file_sync(tide_file_sync_t *op,
-                                          tide_file_t *f, bool data_only);
+TIDE_EXTERN tide_future_t *tide_file_sync(tide_file_sync_t *op, tide_file_t *f,
+                                          bool data_only);
 
 /* tide_file_free: close the file: futures waiting on its stream complete
  * with -EBADF; a buffered write that has not reached the pool is lost

@@ -111,7 +111,7 @@ typedef struct tide_stream_vt {
 /* A stream: embed one in your type (tide_stream_init). */
 struct tide_stream {
     const tide_stream_vt_t *vt; /* the stream's operations */
-    tide_waitq_t *rq; /* waiters for reads; NULL: reads never pend */
+    tide_waitq_t *rq;           /* waiters for reads; NULL: reads never pend */
     tide_waitq_t *wq; /* waiters for writes, flushes, shutdowns; NULL: never */
 };
 
@@ -205,7 +205,6 @@ static inline tide_poll_t tide_stream_poll_shutdown(tide_stream_t *s,
     while (p == TIDE_READY && *out == -EINTR);
     return p;
 }
-
 
 /* ------------------------------------------------------------------------
  * Any non-blocking descriptor as a stream (a pipe end, a socket, a tty).
@@ -358,7 +357,7 @@ TIDE_EXTERN tide_future_t *tide_writev(tide_writev_t *op, tide_stream_t *s,
  */
 typedef struct tide_read_exact {
     tide_future_t fut;
-    size_t done; /* read-only: bytes in buf so far */
+    size_t done;      /* read-only: bytes in buf so far */
     tide_stream_t *s; /* private */
     unsigned char *buf;
     size_t len;
@@ -379,7 +378,7 @@ TIDE_EXTERN tide_future_t *tide_read_exact(tide_read_exact_t *op,
  */
 typedef struct tide_write_all {
     tide_future_t fut;
-    size_t done; /* read-only: bytes written so far */
+    size_t done;      /* read-only: bytes written so far */
     tide_stream_t *s; /* private */
     const unsigned char *buf;
     size_t len;
@@ -399,19 +398,18 @@ TIDE_EXTERN tide_future_t *tide_write_all(tide_write_all_t *op,
  */
 typedef struct tide_writev_all {
     tide_future_t fut;
-    size_t done; /* read-only: bytes written so far */
+    size_t done;      /* read-only: bytes written so far */
     tide_stream_t *s; /* private */
     const struct iovec *iov;
     int iovcnt;
-    int idx;    /* first buffer not fully written */
-    size_t off; /* bytes of iov[idx] written */
+    int idx;         /* first buffer not fully written */
+    size_t off;      /* bytes of iov[idx] written */
     tide_waiter_t w; /* on the stream's queue while pending */
 } tide_writev_all_t;
 
 TIDE_EXTERN tide_future_t *tide_writev_all(tide_writev_all_t *op,
                                            tide_stream_t *s,
-                                           const struct iovec *iov,
-                                           int iovcnt);
+                                           const struct iovec *iov, int iovcnt);
 
 /*
  * tide_flush: push what the stream buffers to its destination (nothing to
@@ -421,7 +419,7 @@ TIDE_EXTERN tide_future_t *tide_writev_all(tide_writev_all_t *op,
 typedef struct tide_flush {
     tide_future_t fut;
     tide_stream_t *s; /* private */
-    tide_waiter_t w; /* on the stream's queue while pending */
+    tide_waiter_t w;  /* on the stream's queue while pending */
 } tide_flush_t;
 
 TIDE_EXTERN tide_future_t *tide_flush(tide_flush_t *op, tide_stream_t *s);
@@ -438,11 +436,10 @@ TIDE_EXTERN tide_future_t *tide_flush(tide_flush_t *op, tide_stream_t *s);
 typedef struct tide_shutdown {
     tide_future_t fut;
     tide_stream_t *s; /* private */
-    tide_waiter_t w; /* on the stream's queue while pending */
+    tide_waiter_t w;  /* on the stream's queue while pending */
 } tide_shutdown_t;
 
-TIDE_EXTERN tide_future_t *tide_shutdown(tide_shutdown_t *op,
-                                         tide_stream_t *s);
+TIDE_EXTERN tide_future_t *tide_shutdown(tide_shutdown_t *op, tide_stream_t *s);
 
 /* ------------------------------------------------------------------------
  * Copying
@@ -529,19 +526,19 @@ typedef struct tide_copy_bidirectional {
     bool ba_first; /* which direction this poll starts with */
 } tide_copy_bidirectional_t;
 
-TIDE_EXTERN tide_future_t *
-tide_copy_bidirectional(tide_copy_bidirectional_t *op, tide_stream_t *a,
-                        tide_stream_t *b, void *buf, size_t len);
+TIDE_EXTERN tide_future_t *tide_copy_bidirectional(
+    tide_copy_bidirectional_t *op, tide_stream_t *a, tide_stream_t *b,
+    void *buf, size_t len);
 
 /* tide_copy_bidirectional_a_to_b: bytes written to b so far. */
-static inline uint64_t
-tide_copy_bidirectional_a_to_b(const tide_copy_bidirectional_t *op) {
+static inline uint64_t tide_copy_bidirectional_a_to_b(
+    const tide_copy_bidirectional_t *op) {
     return op->ab.copied;
 }
 
 /* tide_copy_bidirectional_b_to_a: bytes written to a so far. */
-static inline uint64_t
-tide_copy_bidirectional_b_to_a(const tide_copy_bidirectional_t *op) {
+static inline uint64_t tide_copy_bidirectional_b_to_a(
+    const tide_copy_bidirectional_t *op) {
     return op->ba.copied;
 }
 
@@ -553,9 +550,8 @@ typedef struct tide_copy_bidirectional_buf {
 
 /* tide_copy_bidirectional_default: tide_copy_bidirectional with op's own
  * buffers. */
-static inline tide_future_t *
-tide_copy_bidirectional_default(tide_copy_bidirectional_buf_t *op,
-                                tide_stream_t *a, tide_stream_t *b) {
+static inline tide_future_t *tide_copy_bidirectional_default(
+    tide_copy_bidirectional_buf_t *op, tide_stream_t *a, tide_stream_t *b) {
     return tide_copy_bidirectional(&op->copy, a, b, op->buf, sizeof op->buf);
 }
 
@@ -674,7 +670,7 @@ TIDE_EXTERN tide_poll_t tide_bufreader_poll_more(tide_bufreader_t *br,
 typedef struct tide_bufreader_fill {
     tide_future_t fut;
     tide_bufreader_t *br; /* private */
-    tide_waiter_t w; /* on the stream's queue while pending */
+    tide_waiter_t w;      /* on the stream's queue while pending */
 } tide_bufreader_fill_t;
 
 TIDE_EXTERN tide_future_t *tide_bufreader_fill(tide_bufreader_fill_t *op,
@@ -694,7 +690,7 @@ TIDE_EXTERN tide_future_t *tide_bufreader_fill(tide_bufreader_fill_t *op,
  */
 typedef struct tide_read_until {
     tide_future_t fut;
-    size_t done; /* read-only: bytes stored in dst */
+    size_t done;          /* read-only: bytes stored in dst */
     tide_bufreader_t *br; /* private */
     unsigned char *dst;
     size_t cap;
@@ -757,7 +753,7 @@ typedef struct tide_decode {
 /* An encode: one frame written to a stream (the codecs' encode futures). */
 typedef struct tide_encode {
     tide_future_t fut;
-    size_t done; /* read-only: bytes written so far */
+    size_t done;      /* read-only: bytes written so far */
     tide_stream_t *s; /* private */
     struct iovec iov[2];
     int idx;

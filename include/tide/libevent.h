@@ -210,8 +210,7 @@ typedef struct tide_evlistener tide_evlistener_t;
  * Threads: the executor's thread only.
  */
 TIDE_EXTERN int tide_evlistener_new(tide_evlistener_t **out, tide_exec_t *ex,
-                                    struct evconnlistener *lev,
-                                    unsigned flags);
+                                    struct evconnlistener *lev, unsigned flags);
 
 /* tide_evlistener_free: close queued descriptors, complete every pending
  * accept with -EBADF (at its next poll), and free the evconnlistener if
@@ -245,12 +244,12 @@ TIDE_EXTERN struct evconnlistener *tide_evlistener_lev(tide_evlistener_t *l);
  */
 typedef struct tide_evaccept {
     tide_future_t fut;
-    int fd;             /* out, for tide_evlistener_accept */
-    tide_conn_t *conn;  /* out, for tide_evlistener_accept_conn */
-    tide_addr_t peer;   /* out */
+    int fd;               /* out, for tide_evlistener_accept */
+    tide_conn_t *conn;    /* out, for tide_evlistener_accept_conn */
+    tide_addr_t peer;     /* out */
     tide_evlistener_t *l; /* private */
     bool want_conn;
-    tide_waiter_t w;    /* on the listener's queue while pending */
+    tide_waiter_t w; /* on the listener's queue while pending */
 } tide_evaccept_t;
 
 /* tide_evlistener_accept: see tide_evaccept_t (result: the descriptor). */
@@ -301,8 +300,7 @@ typedef void (*tide_done_fn)(intptr_t result, void *arg);
  * Executor's thread only.
  */
 TIDE_EXTERN int tide_spawn_cb(tide_exec_t *ex, tide_future_t *fut,
-                              tide_done_fn done, void *arg,
-                              tide_join_t *join);
+                              tide_done_fn done, void *arg, tide_join_t *join);
 
 /*
  * tide_spawn_event: spawn fut as a task (as tide_spawn_cb) and, when it

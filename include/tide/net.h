@@ -39,7 +39,6 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-
 #include "tide/core.h"
 #include "tide/fd.h"
 #include "tide/io.h"
@@ -60,8 +59,8 @@ extern "C" {
 
 /* A socket address, as a value (see above). */
 typedef struct tide_addr {
-    socklen_t len;               /* bytes of ss in use; 0: no address */
-    struct sockaddr_storage ss;  /* the address (AF_INET, AF_INET6, AF_UNIX) */
+    socklen_t len;              /* bytes of ss in use; 0: no address */
+    struct sockaddr_storage ss; /* the address (AF_INET, AF_INET6, AF_UNIX) */
 } tide_addr_t;
 
 /* Room for any address tide_addr_format writes, NUL included. */
@@ -165,11 +164,11 @@ typedef struct tide_listener_stats {
 
 /* Machinery shared by the accept futures (private). */
 typedef struct tide__accept {
-    tide_waiter_t node;  /* waits on the descriptor, or holds the waker
+    tide_waiter_t node; /* waits on the descriptor, or holds the waker
                           * while parked */
-    void *listener;      /* struct tide__listener; NULL once it is freed */
+    void *listener;     /* struct tide__listener; NULL once it is freed */
     struct tide__accept *prev, *next; /* the listener's live accepts */
-    bool parked;         /* waiting for the end of a pause */
+    bool parked;                      /* waiting for the end of a pause */
 } tide__accept_t;
 
 /* ------------------------------------------------------------------------
@@ -238,8 +237,8 @@ TIDE_EXTERN void tide_tcp_listener_stats(const tide_tcp_listener_t *l,
  */
 typedef struct tide_tcp_accept {
     tide_future_t fut;
-    tide_tcp_t *conn; /* out, when result is 0 */
-    tide_addr_t peer; /* out, when result is 0 */
+    tide_tcp_t *conn;    /* out, when result is 0 */
+    tide_addr_t peer;    /* out, when result is 0 */
     tide__accept_t priv; /* private */
 } tide_tcp_accept_t;
 
@@ -507,8 +506,8 @@ TIDE_EXTERN void tide_unix_listener_stats(const tide_unix_listener_t *l,
  * peer is usually an unnamed address ("unix:"). */
 typedef struct tide_unix_accept {
     tide_future_t fut;
-    tide_unix_t *conn; /* out, when result is 0 */
-    tide_addr_t peer;  /* out, when result is 0 */
+    tide_unix_t *conn;   /* out, when result is 0 */
+    tide_addr_t peer;    /* out, when result is 0 */
     tide__accept_t priv; /* private */
 } tide_unix_accept_t;
 
@@ -654,8 +653,8 @@ TIDE_EXTERN void tide_listener_free(tide_listener_t *l);
  * by itself while descriptors run out). Cancel safe. */
 typedef struct tide_accept {
     tide_future_t fut;
-    tide_conn_t *conn; /* out, when result is 0 */
-    tide_addr_t peer;  /* out, when result is 0 */
+    tide_conn_t *conn;   /* out, when result is 0 */
+    tide_addr_t peer;    /* out, when result is 0 */
     tide__accept_t priv; /* private */
 } tide_accept_t;
 
@@ -685,14 +684,14 @@ typedef tide_future_t *(*tide_serve_fn)(tide_conn_t *conn, void *arg);
  * handed to the handler's peer, during the handler's call). */
 typedef struct tide_serve {
     tide_future_t fut;
-    tide_listener_t *l;       /* what it accepts on */
-    tide_serve_fn handler;    /* and gives each connection to */
-    void *arg;                /* with this */
-    tide_semaphore_t *limit;  /* one permit per connection, or NULL */
-    unsigned char state;      /* waiting for a slot, accepting, pausing */
-    bool has_slot;            /* holds the next connection's permit */
-    tide_accept_t acc;        /* the accept in progress */
-    tide_sleep_t pause;       /* after a passing accept error */
+    tide_listener_t *l;            /* what it accepts on */
+    tide_serve_fn handler;         /* and gives each connection to */
+    void *arg;                     /* with this */
+    tide_semaphore_t *limit;       /* one permit per connection, or NULL */
+    unsigned char state;           /* waiting for a slot, accepting, pausing */
+    bool has_slot;                 /* holds the next connection's permit */
+    tide_accept_t acc;             /* the accept in progress */
+    tide_sleep_t pause;            /* after a passing accept error */
     tide_semaphore_acquire_t slot; /* the wait for a permit */
 } tide_serve_t;
 
@@ -734,8 +733,7 @@ TIDE_EXTERN int tide_unix_dgram_bind(tide_unix_dgram_t **out, tide_exec_t *ex,
 
 /* tide_unix_dgram_connect: set the default peer. Returns 0. Errors:
  * TIDE_EADDR, -ENOENT, -ECONNREFUSED, -EACCES... (connect(2)). */
-TIDE_EXTERN int tide_unix_dgram_connect(tide_unix_dgram_t *d,
-                                        const char *path);
+TIDE_EXTERN int tide_unix_dgram_connect(tide_unix_dgram_t *d, const char *path);
 
 /* The futures, as for UDP (to: a Unix address, e.g. from tide_addr_parse
  * of "unix:/path", or a received op->peer). */
@@ -750,8 +748,8 @@ TIDE_EXTERN tide_future_t *tide_unix_dgram_recv_from(tide_dgram_recv_t *op,
                                                      tide_unix_dgram_t *d,
                                                      void *buf, size_t len);
 TIDE_EXTERN tide_future_t *tide_unix_dgram_recv(tide_dgram_recv_t *op,
-                                                tide_unix_dgram_t *d,
-                                                void *buf, size_t len);
+                                                tide_unix_dgram_t *d, void *buf,
+                                                size_t len);
 TIDE_EXTERN int tide_unix_dgram_local_addr(const tide_unix_dgram_t *d,
                                            tide_addr_t *out);
 /* tide_unix_dgram_fd: the registration; it belongs to d (see tide_udp_fd). */

@@ -81,7 +81,8 @@ typedef struct tide_oneshot {
  * (may be NULL) is called once, by the end that finishes last, with arg;
  * nothing touches o after it. Nothing to free. */
 TIDE_EXTERN void tide_oneshot_init(tide_oneshot_t *o,
-                                   void (*release)(tide_oneshot_t *o, void *arg),
+                                   void (*release)(tide_oneshot_t *o,
+                                                   void *arg),
                                    void *arg);
 
 /* tide_oneshot_send: deliver value and finish the sending end. Never waits;
@@ -194,8 +195,8 @@ typedef struct tide_mpsc_send {
  * waiting for a free slot (backpressure). Result: 0, or -EPIPE (closed or
  * freed: the item was not sent). Cancel safe: a send dropped while pending
  * sent nothing, and a slot reserved for it passes to the next sender. */
-TIDE_EXTERN tide_future_t *tide_mpsc_send(tide_mpsc_send_t *op,
-                                          tide_mpsc_t *ch, const void *item);
+TIDE_EXTERN tide_future_t *tide_mpsc_send(tide_mpsc_send_t *op, tide_mpsc_t *ch,
+                                          const void *item);
 
 /* A receive (64 bytes on LP64): tide_mpsc_recv sets it up. */
 typedef struct tide_mpsc_recv {
@@ -210,8 +211,8 @@ typedef struct tide_mpsc_recv {
  * close was received), -EPIPE (freed under it), -EBUSY (another receive
  * is waiting on the channel: there is one receiver). Cancel safe: a
  * receive dropped while pending took nothing. */
-TIDE_EXTERN tide_future_t *tide_mpsc_recv(tide_mpsc_recv_t *op,
-                                          tide_mpsc_t *ch, void *out);
+TIDE_EXTERN tide_future_t *tide_mpsc_recv(tide_mpsc_recv_t *op, tide_mpsc_t *ch,
+                                          void *out);
 
 /* tide_mpsc_try_recv: take the oldest item into out if there is one. For
  * the receiver (any thread, but one receiver). Returns 1 (an item), 0
@@ -264,8 +265,7 @@ typedef struct tide_notified {
  * starts waiting at its first poll. Cancel safe: one dropped after a
  * notify_one chose it, before it saw it, passes the notification on (to
  * the next waiter, or as the permit); nothing else is lost. */
-TIDE_EXTERN tide_future_t *tide_notified(tide_notified_t *op,
-                                         tide_notify_t *n);
+TIDE_EXTERN tide_future_t *tide_notified(tide_notified_t *op, tide_notify_t *n);
 
 /* ------------------------------------------------------------------------
  * Semaphore: a count of permits, acquired and released in any amounts.

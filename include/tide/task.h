@@ -93,20 +93,20 @@ enum {
 /* A scope (216 bytes on LP64; private fields): initialize it where it
  * stays, and never copy or move it. */
 typedef struct tide_scope {
-    tide_token_t token;        /* private: cancelled with the scope */
-    tide_waitq_t q;            /* private: tide_scope_wait's futures */
-    tide_exec_t *exec;         /* private */
-    struct tide_scope *parent; /* private */
-    struct tide_scope *kids;   /* private: child scopes */
+    tide_token_t token;               /* private: cancelled with the scope */
+    tide_waitq_t q;                   /* private: tide_scope_wait's futures */
+    tide_exec_t *exec;                /* private */
+    struct tide_scope *parent;        /* private */
+    struct tide_scope *kids;          /* private: child scopes */
     struct tide_scope *sprev, *snext; /* private: siblings in parent->kids */
-    void *children;            /* private: the child tasks */
-    size_t nchildren;          /* private */
-    uint64_t deadline;         /* private: own; UINT64_MAX: none */
-    tide_sleep_t timer;        /* private: fires at the deadline */
-    tide_wakeable_t wk;        /* private: what the timer wakes */
-    intptr_t error;            /* private */
-    unsigned flags;            /* private */
-    bool timer_on;             /* private */
+    void *children;                   /* private: the child tasks */
+    size_t nchildren;                 /* private */
+    uint64_t deadline;                /* private: own; UINT64_MAX: none */
+    tide_sleep_t timer;               /* private: fires at the deadline */
+    tide_wakeable_t wk;               /* private: what the timer wakes */
+    intptr_t error;                   /* private */
+    unsigned flags;                   /* private */
+    bool timer_on;                    /* private */
 } tide_scope_t;
 
 /* tide_scope_init: an empty scope of tasks on ex, with no deadline.
@@ -209,15 +209,15 @@ typedef intptr_t (*tide_blocking_fn)(void *arg);
  * it is also the job's node in the pool's queue. */
 typedef struct tide_blocking {
     tide_future_t fut;
-    tide_blocking_fn fn;                 /* private */
-    void *arg;                           /* private */
-    struct tide_blocking *prev, *next;   /* private: the pool's queue */
-    void *pool;                          /* private */
-    void *worker;                        /* private: running it */
-    tide_waker_t waker;                  /* private */
-    intptr_t value;                      /* private */
-    void (*discard)(intptr_t value);     /* private */
-    int state;                           /* private */
+    tide_blocking_fn fn;               /* private */
+    void *arg;                         /* private */
+    struct tide_blocking *prev, *next; /* private: the pool's queue */
+    void *pool;                        /* private */
+    void *worker;                      /* private: running it */
+    tide_waker_t waker;                /* private */
+    intptr_t value;                    /* private */
+    void (*discard)(intptr_t value);   /* private */
+    int state;                         /* private */
 } tide_blocking_t;
 
 /*

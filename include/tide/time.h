@@ -46,11 +46,11 @@ typedef struct tide_sleep {
     uint64_t key;      /* where it sits in the heap: <= deadline */
     tide_exec_t *exec; /* set at the first poll */
     tide_waker_t waker;
-    uint32_t seq;      /* start order of deadline, among equal deadlines */
-    uint32_t kseq;     /* start order of key */
-    uint32_t slot;     /* position in the executor's heap + 1; 0: stopped */
+    uint32_t seq;  /* start order of deadline, among equal deadlines */
+    uint32_t kseq; /* start order of key */
+    uint32_t slot; /* position in the executor's heap + 1; 0: stopped */
     bool relative;
-    bool fired;        /* taken off the heap as due, not yet polled */
+    bool fired; /* taken off the heap as due, not yet polled */
 } tide_sleep_t;
 
 /* tide_sleep: a future ready `usec` microseconds after its first poll. */
@@ -76,7 +76,7 @@ TIDE_EXTERN void tide_sleep_reset(tide_sleep_t *s, uint64_t deadline);
  * tick is immediate.
  */
 typedef struct tide_interval {
-    tide_future_t fut;  /* private: the current tick */
+    tide_future_t fut; /* private: the current tick */
     tide_sleep_t timer;
     uint64_t period;
     uint64_t next;

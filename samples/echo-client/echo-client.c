@@ -119,13 +119,12 @@ static void roundtrip_drop(tide_future_t *f) {
     tide_async_drop(&r->co);
 }
 
-static const tide_future_vtable_t roundtrip_vt = {
-    roundtrip_poll, roundtrip_drop};
+static const tide_future_vtable_t roundtrip_vt = {roundtrip_poll,
+                                                  roundtrip_drop};
 
 /* Run one round trip; returns 0 or -errno (-EBADMSG: echo differs,
  * TIDE_EEOF: the server closed). */
-static int do_roundtrip(client_t *cl, const void *msg, void *back,
-                        size_t len) {
+static int do_roundtrip(client_t *cl, const void *msg, void *back, size_t len) {
     roundtrip_t r;
     memset(&r, 0, sizeof r);
     r.cl = cl;
@@ -169,9 +168,8 @@ static void report(uint64_t *lat, size_t n, size_t bytes, bool vary) {
     fprintf(stderr,
             "echo-client: %zu round trip%s (%s), all echoed intact; latency "
             "us: min %.1f avg %.1f p99 %.1f max %.1f\n",
-            n, n == 1 ? "" : "s", size, (double)lat[0],
-            (double)sum / (double)n, (double)lat[p99 - 1],
-            (double)lat[n - 1]);
+            n, n == 1 ? "" : "s", size, (double)lat[0], (double)sum / (double)n,
+            (double)lat[p99 - 1], (double)lat[n - 1]);
 }
 
 /* ------------------------------------------------------------------------
@@ -179,16 +177,21 @@ static void report(uint64_t *lat, size_t n, size_t bytes, bool vary) {
  * ------------------------------------------------------------------------ */
 
 static void usage(FILE *out) {
-    fprintf(out,
-"Usage: echo-client [--bytes N --count N] [--timeout SECS] ADDR\n"
-"Send messages to an echo server at ADDR (HOST:PORT, [IPV6]:PORT or\n"
-"unix:PATH), check each echo byte for byte, report round-trip latency.\n"
-"\n"
-"  --bytes N      send generated messages of N bytes (default: the lines\n"
-"                 of standard input, each echoed to standard output)\n"
-"  --count N      how many generated messages (default 1000 with --bytes)\n"
-"  --timeout SECS bound on connecting and on each round trip (default 10)\n"
-"  --help\n");
+    fprintf(
+        out,
+        "Usage: echo-client [--bytes N --count N] [--timeout SECS] ADDR\n"
+        "Send messages to an echo server at ADDR (HOST:PORT, [IPV6]:PORT or\n"
+        "unix:PATH), check each echo byte for byte, report round-trip "
+        "latency.\n"
+        "\n"
+        "  --bytes N      send generated messages of N bytes (default: the "
+        "lines\n"
+        "                 of standard input, each echoed to standard output)\n"
+        "  --count N      how many generated messages (default 1000 with "
+        "--bytes)\n"
+        "  --timeout SECS bound on connecting and on each round trip (default "
+        "10)\n"
+        "  --help\n");
 }
 
 static bool parse_num(const char *s, unsigned long long max,
@@ -330,8 +333,8 @@ int main(int argc, char **argv) {
         lat[n] = tide_now() - t0;
         if (rc < 0) {
             fprintf(stderr, "echo-client: message %zu: %s\n", n + 1,
-                    rc == -EBADMSG ? "the echo differs from what was sent"
-                    : rc == TIDE_EEOF ? "the server closed the connection"
+                    rc == -EBADMSG     ? "the echo differs from what was sent"
+                    : rc == TIDE_EEOF  ? "the server closed the connection"
                     : rc == -ETIMEDOUT ? "no echo in time"
                                        : tide_strerror(rc));
             status = 1;

@@ -80,19 +80,19 @@ typedef struct idle_link {
 } idle_link_t;
 
 enum {
-    CONN_WRITING = 1, /* op is wr (else rd, sd or mem) */
-    CONN_EVICTED = 2, /* closed by an eviction: its slot was handed on */
-    CONN_PAUSED = 4,  /* op is mem: waiting for a buffer permit */
-    CONN_PERMIT = 8,  /* holds a buffer permit for its next read */
+    CONN_WRITING = 1,  /* op is wr (else rd, sd or mem) */
+    CONN_EVICTED = 2,  /* closed by an eviction: its slot was handed on */
+    CONN_PAUSED = 4,   /* op is mem: waiting for a buffer permit */
+    CONN_PERMIT = 8,   /* holds a buffer permit for its next read */
     CONN_DRAINED = 16, /* ended by the drain, idle: as at end of stream */
     CONN_CLOSING = 32, /* op is sd: the half close; no buffer is lent */
 };
 
 struct conn {
-    tide_future_t fut;   /* the task; its result, once it ends, is why it
+    tide_future_t fut; /* the task; its result, once it ends, is why it
                           * ended: 0 end of stream, -errno */
     tide_async_t co;
-    tide_conn_t *sock;   /* TCP or Unix; NULL once the reaper closed it */
+    tide_conn_t *sock; /* TCP or Unix; NULL once the reaper closed it */
     tide_stream_t *s;
     unsigned id;
     unsigned char flags; /* CONN_* */
@@ -159,8 +159,7 @@ static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
             goto done;
         }
     }
-    if (tide_stream_poll_read(c->s, cx, rd->buf, p->size, &n) ==
-        TIDE_PENDING) {
+    if (tide_stream_poll_read(c->s, cx, rd->buf, p->size, &n) == TIDE_PENDING) {
         pool_put(p, rd->buf);
         rd->buf = NULL;
         if (self->draining && nothing_to_read(c)) {
@@ -185,8 +184,8 @@ static void lend_read_drop(tide_future_t *f) {
     tide_waiter_leave(&rd->dw, TIDE_WAITQ_CANCELLED);
 }
 
-static const tide_future_vtable_t lend_read_vt = {
-    lend_read_poll, lend_read_drop};
+static const tide_future_vtable_t lend_read_vt = {lend_read_poll,
+                                                  lend_read_drop};
 
 static tide_future_t *lend_read(conn_t *c) {
     tide_waiter_init(&c->op.rd.w);
@@ -352,12 +351,12 @@ static void conn_drop(tide_future_t *f) {
     int why = (int)f->result;
     if (verbosity >= ECHOD_VERBOSE)
         logmsg(ECHOD_VERBOSE, "conn %u closed (%s)", c->id,
-               !done                ? "shutting down"
+               !done                                   ? "shutting down"
                : why == 0 && (c->flags & CONN_DRAINED) ? "idle at the drain"
-               : why == 0           ? "end of stream"
-               : why == -ETIMEDOUT  ? "idle timeout"
-               : why == -ECONNABORTED ? "evicted (--max-conns)"
-                                    : tide_strerror(why));
+               : why == 0                              ? "end of stream"
+               : why == -ETIMEDOUT                     ? "idle timeout"
+               : why == -ECONNABORTED                  ? "evicted (--max-conns)"
+                                                       : tide_strerror(why));
     limits_leave(conn_addr(c), !(c->flags & CONN_EVICTED));
     free(c);
     ctr_add(&w->ctr.open, -1);
@@ -399,9 +398,9 @@ static bool busy(conn_t *c) {
 static tide_poll_t reaper_poll(tide_future_t *f, tide_cx_t *cx) {
     reaper_t *r = TIDE_CONTAINER_OF(f, reaper_t, fut);
     worker_t *w = self;
-    uint32_t limit = (uint32_t)((D.opt.idle_timeout_usec +
-                                 TIDE_USEC_PER_MSEC - 1) /
-                                TIDE_USEC_PER_MSEC);
+    uint32_t limit =
+        (uint32_t)((D.opt.idle_timeout_usec + TIDE_USEC_PER_MSEC - 1) /
+                   TIDE_USEC_PER_MSEC);
     TIDE_BEGIN(&r->co);
     for (;;) {
         uint32_t now = now_ms(), wait = limit;
@@ -450,8 +449,8 @@ int reaper_start(worker_t *w) {
 
 bool conn_evict_idlest(worker_t *w) {
     uint32_t now = now_ms();
-    uint64_t min = (D.opt.evict_idle_usec + TIDE_USEC_PER_MSEC - 1) /
-                   TIDE_USEC_PER_MSEC;
+    uint64_t min =
+        (D.opt.evict_idle_usec + TIDE_USEC_PER_MSEC - 1) / TIDE_USEC_PER_MSEC;
     uint64_t left = ctr_get(&w->ctr.open);
     conn_t *c;
     while ((c = w->idle_head) != NULL && left-- > 0) {

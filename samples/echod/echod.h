@@ -109,8 +109,8 @@ typedef struct until {
 
 /* A future ready once holds(arg), rechecked at each notification of n.
  * Cancel safe. */
-tide_future_t *until(until_t *u, tide_notify_t *n,
-                     bool (*holds)(const void *), const void *arg);
+tide_future_t *until(until_t *u, tide_notify_t *n, bool (*holds)(const void *),
+                     const void *arg);
 
 /* A level that one thread raises and another's task awaits. */
 typedef struct level {
@@ -181,41 +181,41 @@ typedef struct worker {
     size_t nls;
     pool_t pool;
     counters_t ctr;
-    unsigned next_id;          /* connection numbers, for --verbose */
-    tide_notify_t closed;      /* notified when the last connection closes */
+    unsigned next_id;     /* connection numbers, for --verbose */
+    tide_notify_t closed; /* notified when the last connection closes */
     struct conn *idle_head, *idle_tail; /* D.track_idle: see conn.c */
-    level_t stop;              /* 1: stop accepting and drain; 2: now */
-    bool draining;             /* connections end rather than wait to read */
-    tide_waitq_t drain_q;      /* connections waiting to read: see conn.c */
+    level_t stop;         /* 1: stop accepting and drain; 2: now */
+    bool draining;        /* connections end rather than wait to read */
+    tide_waitq_t drain_q; /* connections waiting to read: see conn.c */
     int start_rc;
 } worker_t;
 
 /* A listening socket handed down to the daemon (activate.c). */
 typedef struct inherited {
-    int fd;              /* worker 0's listener owns it; the others dup it */
-    const char *origin;  /* "systemd" or "--listen-fd" */
-    char name[64];       /* systemd's LISTEN_FDNAMES entry, or "" */
-    tide_addr_t addr;    /* its address, for the "listening on" line */
+    int fd;             /* worker 0's listener owns it; the others dup it */
+    const char *origin; /* "systemd" or "--listen-fd" */
+    char name[64];      /* systemd's LISTEN_FDNAMES entry, or "" */
+    tide_addr_t addr;   /* its address, for the "listening on" line */
 } inherited_t;
 
 extern struct daemon {
     echod_options_t opt;
-    inherited_t inh[ECHOD_MAX_LISTEN];  /* systemd's first, then --listen-fd */
+    inherited_t inh[ECHOD_MAX_LISTEN]; /* systemd's first, then --listen-fd */
     size_t ninh;
     tide_addr_t addr[ECHOD_MAX_LISTEN]; /* bound addresses, in order */
     bool unix_bound[ECHOD_MAX_LISTEN];  /* a socket file to remove at exit */
     worker_t *workers;
-    tide_semaphore_t slots;             /* --max-conns: one per connection */
-    tide_semaphore_t bufmem;            /* --max-buffer-memory: one permit
+    tide_semaphore_t slots;     /* --max-conns: one per connection */
+    tide_semaphore_t bufmem;    /* --max-buffer-memory: one permit
                                          * per buffer (see pool.c) */
-    atomic_uint bufmem_waiting;         /* connections waiting for one */
-    bool track_idle;                    /* connections are on idle lists:
+    atomic_uint bufmem_waiting; /* connections waiting for one */
+    bool track_idle;            /* connections are on idle lists:
                                          * --idle-timeout, or eviction */
-    bool evict;                         /* evict at --max-conns */
-    level_t finished;                   /* worker threads that are done */
+    bool evict;                 /* evict at --max-conns */
+    level_t finished;           /* worker threads that are done */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
-    unsigned started;                   /* workers that tried to start */
+    unsigned started; /* workers that tried to start */
 } D;
 
 /* The worker whose thread this is: every connection of a thread belongs
@@ -298,8 +298,13 @@ int activation_collect(char *err, size_t errsize);
  * HUP reopens --log-file, USR1 prints the counters, USR2 is logged and
  * ignored. Every other thread blocks them all. */
 enum {
-    SIGNAL_INT, SIGNAL_TERM, SIGNAL_QUIT, SIGNAL_HUP, SIGNAL_USR1,
-    SIGNAL_USR2, NSIGNALS
+    SIGNAL_INT,
+    SIGNAL_TERM,
+    SIGNAL_QUIT,
+    SIGNAL_HUP,
+    SIGNAL_USR1,
+    SIGNAL_USR2,
+    NSIGNALS
 };
 
 extern const int signal_number[NSIGNALS];

@@ -32,8 +32,8 @@ static void until_drop(tide_future_t *f) {
 
 static const tide_future_vtable_t until_vt = {until_poll, until_drop};
 
-tide_future_t *until(until_t *u, tide_notify_t *n,
-                     bool (*holds)(const void *), const void *arg) {
+tide_future_t *until(until_t *u, tide_notify_t *n, bool (*holds)(const void *),
+                     const void *arg) {
     u->n = n;
     u->holds = holds;
     u->arg = arg;
@@ -62,4 +62,3 @@ bool level_reached(const void *arg) {
     const level_at_t *a = arg;
     return level_get(a->l) >= a->target;
 }
-

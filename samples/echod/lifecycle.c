@@ -68,8 +68,8 @@ static bool no_conns(const void *arg) {
 }
 
 const int signal_number[NSIGNALS] = {
-    [SIGNAL_INT] = SIGINT,   [SIGNAL_TERM] = SIGTERM, [SIGNAL_QUIT] = SIGQUIT,
-    [SIGNAL_HUP] = SIGHUP,   [SIGNAL_USR1] = SIGUSR1, [SIGNAL_USR2] = SIGUSR2,
+    [SIGNAL_INT] = SIGINT, [SIGNAL_TERM] = SIGTERM, [SIGNAL_QUIT] = SIGQUIT,
+    [SIGNAL_HUP] = SIGHUP, [SIGNAL_USR1] = SIGUSR1, [SIGNAL_USR2] = SIGUSR2,
 };
 const char *const signal_name[NSIGNALS] = {
     [SIGNAL_INT] = "SIGINT",   [SIGNAL_TERM] = "SIGTERM",
@@ -89,23 +89,22 @@ typedef struct main_task {
     tide_future_t fut;
     tide_async_t co;
     worker_t *w;
-    signals_t *sig;         /* worker 0 only */
+    signals_t *sig; /* worker 0 only */
     tide_select_t sel;
     tide_future_t *arms[NSIGNALS + 3];
     size_t narms;
-    size_t sig0;            /* arms[sig0 ...]: the signals' */
-    int stop;               /* the SIGNAL_* that stopped us, or -1 */
-    until_t nw;     /* a level */
+    size_t sig0; /* arms[sig0 ...]: the signals' */
+    int stop;    /* the SIGNAL_* that stopped us, or -1 */
+    until_t nw;  /* a level */
     level_at_t at;
-    until_t cw;     /* no connection open */
+    until_t cw; /* no connection open */
     tide_sleep_t nap;
     uint64_t deadline;
     size_t i;
 } main_task_t;
 
 /* The main task's wait for a level (one at a time: m->nw, m->at). */
-static tide_future_t *level_wait(main_task_t *m, level_t *l,
-                                 unsigned target) {
+static tide_future_t *level_wait(main_task_t *m, level_t *l, unsigned target) {
     m->at = (level_at_t){l, target};
     return until(&m->nw, &l->raised, level_reached, &m->at);
 }

@@ -46,10 +46,10 @@
 #include "echod.h"
 
 struct addr_slot {
-    addr_slot_t *next;   /* in its bucket */
+    addr_slot_t *next; /* in its bucket */
     uint64_t hash;
-    uint32_t count;      /* open connections from the address */
-    uint8_t len;         /* of key: 4 (IPv4) or 16 (IPv6) */
+    uint32_t count; /* open connections from the address */
+    uint8_t len;    /* of key: 4 (IPv4) or 16 (IPv6) */
     unsigned char key[16];
 };
 
@@ -97,7 +97,8 @@ static bool addr_key(const tide_addr_t *peer, unsigned char key[16],
         return true;
     }
     if (tide_addr_family(peer) == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)ss)->sin6_addr;
         if (IN6_IS_ADDR_V4MAPPED(a)) {
             memcpy(key, a->s6_addr + 12, 4);
             *len = 4;

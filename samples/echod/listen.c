@@ -42,7 +42,8 @@ static tide_poll_t acceptor_poll(tide_future_t *f, tide_cx_t *cx) {
         if (D.opt.max_conns != 0 && D.opt.max_conns_wait && !a->has_slot) {
             /* Full: accept nothing until a connection closes; newcomers
              * wait in the kernel's backlog meanwhile. */
-            TIDE_AWAIT(&a->co, cx, tide_semaphore_acquire(&a->slot, &D.slots, 1));
+            TIDE_AWAIT(&a->co, cx,
+                       tide_semaphore_acquire(&a->slot, &D.slots, 1));
             if (tide_async_result(&a->co) < 0)
                 break;
             a->has_slot = true;

@@ -59,17 +59,17 @@ enum {
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t work;    /* to the writer: lines, reopen, stop */
-    pthread_cond_t moved;   /* from the writer: progress, or it ended */
+    pthread_cond_t work;  /* to the writer: lines, reopen, stop */
+    pthread_cond_t moved; /* from the writer: progress, or it ended */
     pthread_t thread;
-    int state;              /* LOG_* */
-    int fd;                 /* stderr (2), or --log-file's */
-    const char *path;       /* --log-file, or NULL */
-    size_t start, len;      /* the ring's used part */
-    uint64_t dropped;       /* lines dropped, in all */
-    uint64_t unreported;    /* of which the log has not said so yet */
-    uint64_t progress;      /* bytes written, in all */
-    bool broken;            /* writing failed: drop until a reopen */
+    int state;           /* LOG_* */
+    int fd;              /* stderr (2), or --log-file's */
+    const char *path;    /* --log-file, or NULL */
+    size_t start, len;   /* the ring's used part */
+    uint64_t dropped;    /* lines dropped, in all */
+    uint64_t unreported; /* of which the log has not said so yet */
+    uint64_t progress;   /* bytes written, in all */
+    bool broken;         /* writing failed: drop until a reopen */
     bool reopen, stop, ended;
     char ring[LOG_RING];
 } L = {.mu = PTHREAD_MUTEX_INITIALIZER, .state = LOG_DIRECT, .fd = 2};
@@ -127,8 +127,9 @@ static void report_dropped(size_t need) {
     if (L.unreported == 0 || L.broken)
         return;
     char note[LOG_LINE];
-    size_t n = format(note, "%llu log line(s) dropped: the log's reader "
-                            "did not keep up",
+    size_t n = format(note,
+                      "%llu log line(s) dropped: the log's reader "
+                      "did not keep up",
                       (unsigned long long)L.unreported);
     if (L.len + n + need <= LOG_RING && ring_put(note, n))
         L.unreported = 0;
@@ -171,8 +172,8 @@ void logmsg(int level, const char *fmt, ...) {
 
 /* Reopen --log-file (the writer, L.mu not held): logrotate renamed it. */
 static void reopen_file(void) {
-    int fd = open(L.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-                              O_NOCTTY, 0644);
+    int fd = open(L.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+                  0644);
     int e = errno;
     char line[LOG_LINE];
     size_t n = 0;
@@ -234,8 +235,7 @@ static void *writer(void *arg) {
             L.start = (L.start + (size_t)w) % LOG_RING;
             L.len -= (size_t)w;
             L.progress += (uint64_t)w;
-        } else if (w == 0 || (e != EINTR && e != EAGAIN &&
-                              e != EWOULDBLOCK)) {
+        } else if (w == 0 || (e != EINTR && e != EAGAIN && e != EWOULDBLOCK)) {
             /* EPIPE, EBADF, ENOSPC, EIO: the lines queued are lost; so
              * are the next ones, until a reopen works */
             uint64_t lines = 0;
@@ -258,8 +258,8 @@ static void *writer(void *arg) {
 
 int log_start(const char *path, char *err, size_t errsize) {
     if (path != NULL) {
-        L.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-                              O_NOCTTY, 0644);
+        L.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+                    0644);
         if (L.fd < 0) {
             int e = errno;
             L.fd = 2;

@@ -149,8 +149,8 @@ int main(int argc, char **argv) {
     }
     size_t nsig = 0;
     for (rc = 0; nsig < NSIGNALS; nsig++)
-        if ((rc = tide_signal_init(&sig.s[nsig], w0->ex,
-                                   signal_number[nsig])) < 0)
+        if ((rc = tide_signal_init(&sig.s[nsig], w0->ex, signal_number[nsig])) <
+            0)
             break;
     if (rc < 0) {
         logmsg(ECHOD_QUIET, "signals (%s): %s", signal_name[nsig],

@@ -132,8 +132,10 @@ int echod_check_addr(const char *text, char *err, size_t errsize) {
         return fail(err, errsize, "bad port '%s' in '%s' (0 to 65535)",
                     colon + 1, text);
     if (colon == text)
-        return fail(err, errsize, "missing host in '%s' (use 0.0.0.0:PORT "
-                                  "for every interface)", text);
+        return fail(err, errsize,
+                    "missing host in '%s' (use 0.0.0.0:PORT "
+                    "for every interface)",
+                    text);
     /* Not numeric: a host name, looked up when the daemon binds. A name
      * made only of digits and dots is a mistyped IPv4 address. */
     bool dotted = true;
@@ -153,9 +155,22 @@ int echod_check_addr(const char *text, char *err, size_t errsize) {
 
 /* The options that take a value, their short forms, and what they set. */
 enum {
-    OPT_LISTEN, OPT_LISTEN_FD, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_WAIT,
-    OPT_PER_ADDR, OPT_EVICT, OPT_IDLE, OPT_BUFFER, OPT_MAX_BUFMEM, OPT_DRAIN,
-    OPT_LOG_FILE, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION
+    OPT_LISTEN,
+    OPT_LISTEN_FD,
+    OPT_THREADS,
+    OPT_MAX_CONNS,
+    OPT_MAX_WAIT,
+    OPT_PER_ADDR,
+    OPT_EVICT,
+    OPT_IDLE,
+    OPT_BUFFER,
+    OPT_MAX_BUFMEM,
+    OPT_DRAIN,
+    OPT_LOG_FILE,
+    OPT_QUIET,
+    OPT_VERBOSE,
+    OPT_HELP,
+    OPT_VERSION
 };
 
 static const struct {
@@ -367,73 +382,111 @@ int echod_options_parse(echod_options_t *o, int argc, char *const argv[],
 }
 
 void echod_usage(FILE *out, const char *prog) {
-    fprintf(out,
-"Usage: %s [OPTION]...\n"
-"An echo server: sends back every byte it receives, on every connection.\n"
-"\n"
-"  -l, --listen ADDR        listen on ADDR; repeat for more listeners\n"
-"                           (default " ECHOD_DEFAULT_LISTEN "). ADDR is\n"
-"                           HOST:PORT (IPv4 or a name), [IPV6]:PORT, or\n"
-"                           unix:PATH (unix:@NAME: abstract socket).\n"
-"                           Port 0 picks a free port.\n"
-"      --listen-fd N        accept on descriptor N, a listening TCP or unix\n"
-"                           socket handed down by the parent; repeat for\n"
-"                           more. Sockets from systemd (LISTEN_FDS) are\n"
-"                           taken too; either replaces the default address\n"
-"                           unless --listen is given as well\n"
-"  -t, --threads N          N threads, each with its own event loop and its\n"
-"                           own SO_REUSEPORT socket per TCP address (a unix\n"
-"                           socket is served by the first thread, a socket\n"
-"                           handed down by all of them); default 1\n"
-"  -m, --max-conns N        at most N open connections (default 0: no\n"
-"                           limit). At the limit, a newcomer evicts the\n"
-"                           connection of its thread idle the longest (see\n"
-"                           --evict-idle); if none is, it is closed at once\n"
-"  -e, --evict-idle SECS    evict only a connection idle at least SECS\n"
-"                           (default 1; 0: never evict, close newcomers)\n"
-"  -w, --max-conns-wait     at the limit, accept nothing until a connection\n"
-"                           closes (newcomers wait in the listen backlog)\n"
-"                           instead of evicting or closing\n"
-"  -a, --max-conns-per-addr N  at most N open connections from one client\n"
-"                           address; more are closed at once (default 0:\n"
-"                           no limit; unix sockets are not counted)\n"
-"  -i, --idle-timeout SECS  close a connection after SECS without progress\n"
-"                           either way (fractions allowed; default 0: never)\n"
-"  -b, --buffer-size BYTES  bytes read at a time per connection (suffix k, M;\n"
-"                           default %u). Buffers are lent from a per-thread\n"
-"                           pool while a message is echoed: an idle\n"
-"                           connection holds none\n"
-"  -M, --max-buffer-memory BYTES  at most BYTES of buffers (suffix k, M;\n"
-"                           default 0: no limit). At the limit, connections\n"
-"                           with data to read wait until a buffer is free\n"
-"  -d, --drain-timeout SECS on SIGINT or SIGTERM, stop accepting, close idle\n"
-"                           connections and give the others SECS to finish\n"
-"                           before closing them (default %u; a second signal\n"
-"                           ends it early)\n"
-"      --log-file PATH      log to PATH (appended to; reopened on SIGHUP)\n"
-"                           instead of standard error\n"
-"  -q, --quiet              print only the listening lines and errors\n"
-"  -v, --verbose            also log every connection\n"
-"  -h, --help               print this help and exit\n"
-"  -V, --version            print the version of tide and exit\n"
-"\n"
-"On start, one line per listener goes to standard output, even with --quiet,\n"
-"so a script can find the port it got:\n"
-"  echod: listening on 127.0.0.1:7000\n"
-"SIGUSR1 logs counters (connections open, total, refused (those over\n"
-"--max-conns-per-addr apart) and evicted, bytes in and out, log lines\n"
-"dropped, accept backoffs, reads paused for --max-buffer-memory), even with\n"
-"--quiet.\n"
-"The log never slows the daemon: a line that finds its buffer full (a reader\n"
-"that does not keep up) is dropped and counted.\n"
-"\n"
-"Signals: INT, TERM stop (a drain bounded by --drain-timeout; a second one\n"
-"closes at once); QUIT stops with a drain bounded by no time; HUP reopens\n"
-"--log-file; USR1 logs the counters above; USR2 is logged and ignored.\n"
-"\n"
-"Exit status: 0 after a signal-initiated stop, 1 if a listener (a\n"
-"descriptor handed down that is not a listening socket, say) or --log-file\n"
-"could not be set up, 2 for a bad command line.\n",
-            prog, ECHOD_DEFAULT_BUFFER,
-            (unsigned)(ECHOD_DEFAULT_DRAIN_USEC / 1000000u));
+    fprintf(
+        out,
+        "Usage: %s [OPTION]...\n"
+        "An echo server: sends back every byte it receives, on every "
+        "connection.\n"
+        "\n"
+        "  -l, --listen ADDR        listen on ADDR; repeat for more listeners\n"
+        "                           (default " ECHOD_DEFAULT_LISTEN
+        "). ADDR is\n"
+        "                           HOST:PORT (IPv4 or a name), [IPV6]:PORT, "
+        "or\n"
+        "                           unix:PATH (unix:@NAME: abstract socket).\n"
+        "                           Port 0 picks a free port.\n"
+        "      --listen-fd N        accept on descriptor N, a listening TCP or "
+        "unix\n"
+        "                           socket handed down by the parent; repeat "
+        "for\n"
+        "                           more. Sockets from systemd (LISTEN_FDS) "
+        "are\n"
+        "                           taken too; either replaces the default "
+        "address\n"
+        "                           unless --listen is given as well\n"
+        "  -t, --threads N          N threads, each with its own event loop "
+        "and its\n"
+        "                           own SO_REUSEPORT socket per TCP address (a "
+        "unix\n"
+        "                           socket is served by the first thread, a "
+        "socket\n"
+        "                           handed down by all of them); default 1\n"
+        "  -m, --max-conns N        at most N open connections (default 0: no\n"
+        "                           limit). At the limit, a newcomer evicts "
+        "the\n"
+        "                           connection of its thread idle the longest "
+        "(see\n"
+        "                           --evict-idle); if none is, it is closed at "
+        "once\n"
+        "  -e, --evict-idle SECS    evict only a connection idle at least "
+        "SECS\n"
+        "                           (default 1; 0: never evict, close "
+        "newcomers)\n"
+        "  -w, --max-conns-wait     at the limit, accept nothing until a "
+        "connection\n"
+        "                           closes (newcomers wait in the listen "
+        "backlog)\n"
+        "                           instead of evicting or closing\n"
+        "  -a, --max-conns-per-addr N  at most N open connections from one "
+        "client\n"
+        "                           address; more are closed at once (default "
+        "0:\n"
+        "                           no limit; unix sockets are not counted)\n"
+        "  -i, --idle-timeout SECS  close a connection after SECS without "
+        "progress\n"
+        "                           either way (fractions allowed; default 0: "
+        "never)\n"
+        "  -b, --buffer-size BYTES  bytes read at a time per connection "
+        "(suffix k, M;\n"
+        "                           default %u). Buffers are lent from a "
+        "per-thread\n"
+        "                           pool while a message is echoed: an idle\n"
+        "                           connection holds none\n"
+        "  -M, --max-buffer-memory BYTES  at most BYTES of buffers (suffix k, "
+        "M;\n"
+        "                           default 0: no limit). At the limit, "
+        "connections\n"
+        "                           with data to read wait until a buffer is "
+        "free\n"
+        "  -d, --drain-timeout SECS on SIGINT or SIGTERM, stop accepting, "
+        "close idle\n"
+        "                           connections and give the others SECS to "
+        "finish\n"
+        "                           before closing them (default %u; a second "
+        "signal\n"
+        "                           ends it early)\n"
+        "      --log-file PATH      log to PATH (appended to; reopened on "
+        "SIGHUP)\n"
+        "                           instead of standard error\n"
+        "  -q, --quiet              print only the listening lines and errors\n"
+        "  -v, --verbose            also log every connection\n"
+        "  -h, --help               print this help and exit\n"
+        "  -V, --version            print the version of tide and exit\n"
+        "\n"
+        "On start, one line per listener goes to standard output, even with "
+        "--quiet,\n"
+        "so a script can find the port it got:\n"
+        "  echod: listening on 127.0.0.1:7000\n"
+        "SIGUSR1 logs counters (connections open, total, refused (those over\n"
+        "--max-conns-per-addr apart) and evicted, bytes in and out, log lines\n"
+        "dropped, accept backoffs, reads paused for --max-buffer-memory), even "
+        "with\n"
+        "--quiet.\n"
+        "The log never slows the daemon: a line that finds its buffer full (a "
+        "reader\n"
+        "that does not keep up) is dropped and counted.\n"
+        "\n"
+        "Signals: INT, TERM stop (a drain bounded by --drain-timeout; a second "
+        "one\n"
+        "closes at once); QUIT stops with a drain bounded by no time; HUP "
+        "reopens\n"
+        "--log-file; USR1 logs the counters above; USR2 is logged and "
+        "ignored.\n"
+        "\n"
+        "Exit status: 0 after a signal-initiated stop, 1 if a listener (a\n"
+        "descriptor handed down that is not a listening socket, say) or "
+        "--log-file\n"
+        "could not be set up, 2 for a bad command line.\n",
+        prog, ECHOD_DEFAULT_BUFFER,
+        (unsigned)(ECHOD_DEFAULT_DRAIN_USEC / 1000000u));
 }

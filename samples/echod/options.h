@@ -32,7 +32,7 @@ typedef struct echod_options {
      * is "A.B.C.D:PORT", "[V6]:PORT", "NAME:PORT" or "unix:PATH". */
     const char *listen[ECHOD_MAX_LISTEN];
     size_t nlisten;
-    bool listen_default;         /* listen[0] is the default: no --listen
+    bool listen_default; /* listen[0] is the default: no --listen
                                   * and no --listen-fd was given */
     /* --listen-fd values: descriptors of listening sockets handed down by
      * whoever started the daemon, each given once. nlisten + nlisten_fd

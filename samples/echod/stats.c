@@ -45,4 +45,3 @@ void publish_backoffs(worker_t *w) {
     }
     atomic_store_explicit(&w->ctr.backoffs, n, memory_order_relaxed);
 }
-

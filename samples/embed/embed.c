@@ -83,9 +83,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
                             "tide echo: %lu connections (%lu open); the "
                             "closed ones echoed %llu bytes\n"
                             "tide ticks: %lu\n",
-                            tide_version(), app->http_requests,
-                            app->echo_conns, app->echo_open, app->echo_bytes,
-                            app->ticks);
+                            tide_version(), app->http_requests, app->echo_conns,
+                            app->echo_open, app->echo_bytes, app->ticks);
         evhttp_add_header(evhttp_request_get_output_headers(req),
                           "Content-Type", "text/plain");
         evhttp_send_reply(req, HTTP_OK, "OK", out);
@@ -121,7 +120,8 @@ static void echo_conn_cleanup(echo_conn_t *self) {
 TIDE_TASK(echo_conn_t, echo_conn) {
     tide_stream_t *s = tide_conn_stream(self->conn);
     TIDE_TASK_BEGIN;
-    TIDE_TASK_AWAIT(tide_copy(&self->op.copy, s, s, self->buf, sizeof self->buf));
+    TIDE_TASK_AWAIT(
+        tide_copy(&self->op.copy, s, s, self->buf, sizeof self->buf));
     self->app->echo_bytes += tide_copy_copied(&self->op.copy);
     if (TIDE_TASK_RESULT >= 0)
         TIDE_TASK_AWAIT(tide_shutdown(&self->op.sd, s));
@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
     app_t app;
     memset(&app, 0, sizeof app);
     int http_port = argc > 1 ? parse_port(argv[1]) : 8080;
-    int echo_port = argc > 2 ? parse_port(argv[2])
+    int echo_port = argc > 2        ? parse_port(argv[2])
                     : http_port > 0 ? http_port + 1
                                     : 0;
     if (argc > 3 || http_port < 0 || echo_port < 0 || echo_port > 65535) {
@@ -222,8 +222,8 @@ int main(int argc, char **argv) {
 
     /* 2. Tasks on it: the echo listener's accept loop (a task per
      * connection) and the ticker. */
-    rc = tide_spawn(app.ex, tide_serve(&app.serve, app.echo, on_echo_conn,
-                                       &app, NULL),
+    rc = tide_spawn(app.ex,
+                    tide_serve(&app.serve, app.echo, on_echo_conn, &app, NULL),
                     NULL);
     if (rc == 0)
         rc = ticker_spawn(app.ex, t, NULL);

@@ -13,7 +13,8 @@ static atomic_ulong count;
 
 static bool should_fail(void) {
     atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
-    unsigned long n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    unsigned long n =
+        atomic_load_explicit(&fail_countdown, memory_order_relaxed);
     if (n == 0)
         return false;
     if (n == 1) {
@@ -41,7 +42,8 @@ void *tide__realloc(void *p, size_t size) {
 
 void tide__free(void *p) { free(p); }
 
-_Noreturn void tide__check_failed(const char *what, const char *file, int line) {
+_Noreturn void tide__check_failed(const char *what, const char *file,
+                                  int line) {
     /* The one place the library writes to stderr: the process is about to
      * abort on a broken invariant and the message is all there is. */
     fprintf(stderr, "tide: internal check failed: %s (%s:%d)\n", what, file,

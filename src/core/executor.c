@@ -90,8 +90,7 @@ static void task_waker_drop(const tide_wakeable_t *w) {
 }
 
 const tide_waker_vtable_t tide__task_waker_vtable = {
-    task_waker_clone, task_waker_wake, task_waker_wake_by_ref,
-    task_waker_drop};
+    task_waker_clone, task_waker_wake, task_waker_wake_by_ref, task_waker_drop};
 
 /* ------------------------------------------------------------------------
  * Run queues
@@ -254,10 +253,10 @@ static void notify_update(tide_exec_t *ex) {
      * while there are tasks that could be woken from elsewhere, or handles
      * that other threads may spawn through. (A handle freed by another
      * thread is seen here at the next update, a task's start or end.) */
-    bool want = (ex->ntasks > 0 ||
-                 atomic_load_explicit(&ex->remote->handles,
-                                      memory_order_relaxed) > 0) &&
-                !ex->closing;
+    bool want =
+        (ex->ntasks > 0 || atomic_load_explicit(&ex->remote->handles,
+                                                memory_order_relaxed) > 0) &&
+        !ex->closing;
     if (want == ex->notify_added)
         return;
     if (want) {
@@ -376,7 +375,8 @@ static int task_new(struct tide__remote *r, tide_future_t *fut, unsigned flags,
         return -EBUSY;
     size_t size = sizeof(tide_task_t);
     if (on_finish != NULL)
-        size = TIDE__TASK_SIZE + TIDE__ALIGN_UP(sizeof(tide__task_hook_fn)) + extra;
+        size = TIDE__TASK_SIZE + TIDE__ALIGN_UP(sizeof(tide__task_hook_fn)) +
+               extra;
     tide_task_t *t = tide__calloc(1, size);
     if (t == NULL)
         return -ENOMEM;
@@ -705,7 +705,7 @@ void tide_exec_free(tide_exec_t *ex) {
     while (t != NULL) {
         tide_task_t *next = t->qnext;
         if (t->flags & TASK_NEW) {
-            task_link(ex, t); /* the queue's reference is the executor's */
+            task_link(ex, t);    /* the queue's reference is the executor's */
             tide__task_unref(t); /* the run queue's, taken at the spawn */
         } else {
             tide__task_unref(t);
@@ -717,7 +717,8 @@ void tide_exec_free(tide_exec_t *ex) {
      * wake tasks (ignored now), but cannot add tasks: spawn refuses. */
     while (ex->tasks != NULL) {
         t = ex->tasks;
-        atomic_fetch_or_explicit(&t->state, TASK_NOTIFIED, memory_order_acq_rel);
+        atomic_fetch_or_explicit(&t->state, TASK_NOTIFIED,
+                                 memory_order_acq_rel);
         task_finish(ex, t, -ECANCELED);
     }
     while ((t = queue_pop(ex)) != NULL)
@@ -738,7 +739,9 @@ void tide_exec_free(tide_exec_t *ex) {
     tide__remote_unref(r);
 }
 
-struct event_base *tide_exec_base(tide_exec_t *ex) { return ex->base; }
+struct event_base *tide_exec_base(tide_exec_t *ex) {
+    return ex->base;
+}
 
 int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut) {
     if (ex == NULL || fut == NULL)

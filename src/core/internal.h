@@ -56,24 +56,24 @@ enum {
 
 struct tide_task {
     tide_wakeable_t wk; /* what the task's wakers point at */
-    atomic_uint refs;  /* executor (while live), join handle, wakers, queue */
-    atomic_uint state; /* TASK_NOTIFIED | TASK_COMPLETE */
-    unsigned flags;    /* TASK_RUNNING | TASK_ABORT | TASK_BORROWED */
-    tide_task_t *qnext;        /* run queue link */
-    tide_task_t *prev, *next;  /* the executor's list of live tasks */
+    atomic_uint refs;   /* executor (while live), join handle, wakers, queue */
+    atomic_uint state;  /* TASK_NOTIFIED | TASK_COMPLETE */
+    unsigned flags;     /* TASK_RUNNING | TASK_ABORT | TASK_BORROWED */
+    tide_task_t *qnext; /* run queue link */
+    tide_task_t *prev, *next;    /* the executor's list of live tasks */
     struct tide__remote *remote; /* the executor's, for wakes from elsewhere,
                                   * and the executor itself (remote->exec) */
     union {
         tide_future_t *fut; /* until TASK_COMPLETE */
         intptr_t output;    /* from TASK_COMPLETE on: the future's result */
     };
-    tide_waker_t join_waker;  /* the joiner's waker, if it waits */
+    tide_waker_t join_waker; /* the joiner's waker, if it waits */
 };
 
 /* A task spawned by tide__spawn_ex is followed by its hook (TASK_HOOKED)
  * and the layer's extra bytes, each max_align_t-aligned: a task that has
  * none pays nothing for them. */
-#define TIDE__ALIGN_UP(n)                                                     \
+#define TIDE__ALIGN_UP(n)                                                      \
     (((n) + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1))
 #define TIDE__TASK_SIZE TIDE__ALIGN_UP(sizeof(struct tide_task))
 typedef void (*tide__task_hook_fn)(tide_task_t *t);
@@ -82,7 +82,8 @@ static inline tide__task_hook_fn *tide__task_hook(tide_task_t *t) {
 }
 /* The extra bytes of a task spawned by tide__spawn_ex with a hook. */
 static inline void *tide__task_extra(tide_task_t *t) {
-    return (char *)t + TIDE__TASK_SIZE + TIDE__ALIGN_UP(sizeof(tide__task_hook_fn));
+    return (char *)t + TIDE__TASK_SIZE +
+           TIDE__ALIGN_UP(sizeof(tide__task_hook_fn));
 }
 
 /* What a wake from another thread touches. It outlives the executor for as
@@ -90,15 +91,15 @@ static inline void *tide__task_extra(tide_task_t *t) {
  * wakes a task while the executor is being freed finds `closed` set under
  * the lock instead of freed memory. */
 struct tide__remote {
-    atomic_uint refs;  /* the executor's and one per task */
-    pthread_t owner;   /* the executor's thread: wakes from it take no lock */
+    atomic_uint refs; /* the executor's and one per task */
+    pthread_t owner;  /* the executor's thread: wakes from it take no lock */
     pthread_mutex_t lock;
-    pthread_cond_t done;  /* tide_join_wait: a task with bwaiters finished */
-    tide_exec_t *exec;    /* dereferenced on the owner thread only */
-    atomic_uint handles;  /* live tide_handle_t: they keep notify_ev pending */
-    bool closed;       /* the executor is gone: drop what comes */
+    pthread_cond_t done; /* tide_join_wait: a task with bwaiters finished */
+    tide_exec_t *exec;   /* dereferenced on the owner thread only */
+    atomic_uint handles; /* live tide_handle_t: they keep notify_ev pending */
+    bool closed;         /* the executor is gone: drop what comes */
     tide_task_t *head, *tail;
-    int efd;           /* eventfd the executor's loop watches */
+    int efd; /* eventfd the executor's loop watches */
 };
 
 void tide__remote_unref(struct tide__remote *r);
@@ -128,11 +129,11 @@ struct tide_exec {
     struct event_base *base;
     bool own_base;
     bool closing;
-    bool in_run;       /* inside run_cb */
-    bool run_pending;  /* run_ev made active or scheduled, not yet run */
+    bool in_run;      /* inside run_cb */
+    bool run_pending; /* run_ev made active or scheduled, not yet run */
     bool in_block_on;
     bool stop;
-    unsigned budget;   /* task polls per turn */
+    unsigned budget; /* task polls per turn */
     struct tide__remote *remote;
 
     struct event run_ev;    /* polls queued tasks */
@@ -155,7 +156,7 @@ struct tide_exec {
 
     tide__ext_t ext[TIDE__EXT_MAX]; /* the upper layers' (see above) */
 
-    size_t armed; /* events tide has made pending (I/O, timers, signals) */
+    size_t armed;      /* events tide has made pending (I/O, timers, signals) */
     size_t registered; /* descriptors registered (kept by the reactor) */
     tide_exec_stats_t stats;
 };
@@ -180,7 +181,8 @@ void tide__task_abort(tide_task_t *t);
 extern const tide_waker_vtable_t tide__task_waker_vtable;
 
 /* A layer's state on ex, or NULL before it attached any. */
-static inline void *tide__exec_ext(const tide_exec_t *ex, enum tide__ext_id id) {
+static inline void *tide__exec_ext(const tide_exec_t *ex,
+                                   enum tide__ext_id id) {
     return ex->ext[id].state;
 }
 

@@ -71,8 +71,7 @@ void tide__waiter_unlink(tide_waiter_t *w, tide_waitq_left_t why) {
 
 size_t tide_waitq_len(const tide_waitq_t *q) {
     size_t n = 0;
-    for (const tide_waiter_t *w = q->head.next; w != &q->head;
-         w = w->next)
+    for (const tide_waiter_t *w = q->head.next; w != &q->head; w = w->next)
         n++;
     return n;
 }

@@ -26,16 +26,16 @@ struct tide_file {
     tide_stream_t stream;
     tide_waitq_t rq, wq;
     int fd;
-    int op;              /* the job in flight */
+    int op; /* the job in flight */
     tide_blocking_t job;
-    atomic_uint life;    /* FN_DONE | ORPHANED, for the job in flight */
+    atomic_uint life; /* FN_DONE | ORPHANED, for the job in flight */
     unsigned char *buf;
     size_t cap;
-    size_t pos, len;     /* read ahead, not consumed: buf[pos, len) */
-    size_t wlen;         /* the write job's bytes: buf[0, wlen) */
-    size_t rewind;       /* the write job first seeks back this much */
-    intptr_t rerr;       /* a read's error or end (1: end), for the next read */
-    intptr_t werr;       /* a background write's error */
+    size_t pos, len; /* read ahead, not consumed: buf[pos, len) */
+    size_t wlen;     /* the write job's bytes: buf[0, wlen) */
+    size_t rewind;   /* the write job first seeks back this much */
+    intptr_t rerr;   /* a read's error or end (1: end), for the next read */
+    intptr_t werr;   /* a background write's error */
 };
 
 /* ------------------------------------------------------------------------
@@ -69,8 +69,8 @@ static intptr_t read_fn(void *arg) {
 static intptr_t write_fn(void *arg) {
     tide_file_t *f = arg;
     intptr_t r = 0;
-    if (f->rewind > 0 &&
-        lseek(f->fd, -(off_t)f->rewind, SEEK_CUR) < 0 && errno != ESPIPE)
+    if (f->rewind > 0 && lseek(f->fd, -(off_t)f->rewind, SEEK_CUR) < 0 &&
+        errno != ESPIPE)
         r = -errno;
     for (size_t done = 0; r == 0 && done < f->wlen;) {
         ssize_t n = write(f->fd, f->buf + done, f->wlen - done);

@@ -131,7 +131,8 @@ int tide_bufreader_init(tide_bufreader_t *br, tide_stream_t *inner, void *buf,
 /* fill -------------------------------------------------------------------- */
 
 static tide_poll_t fill_poll(tide_future_t *f, tide_cx_t *cx) {
-    tide_bufreader_fill_t *op = TIDE_CONTAINER_OF(f, tide_bufreader_fill_t, fut);
+    tide_bufreader_fill_t *op =
+        TIDE_CONTAINER_OF(f, tide_bufreader_fill_t, fut);
     TIDE__IO_GONE(&op->w, f);
     ssize_t n;
     if (tide_bufreader_poll_fill(op->br, cx, &n) == TIDE_PENDING) {
@@ -144,7 +145,8 @@ static tide_poll_t fill_poll(tide_future_t *f, tide_cx_t *cx) {
 }
 
 static void fill_drop(tide_future_t *f) {
-    tide_bufreader_fill_t *op = TIDE_CONTAINER_OF(f, tide_bufreader_fill_t, fut);
+    tide_bufreader_fill_t *op =
+        TIDE_CONTAINER_OF(f, tide_bufreader_fill_t, fut);
     tide__io_cancel(&op->w);
 }
 

@@ -151,8 +151,8 @@ static tide_poll_t line_decode_poll(tide_future_t *f, tide_cx_t *cx) {
     }
 }
 
-static const tide_future_vtable_t line_decode_vt = {
-    line_decode_poll, decode_drop};
+static const tide_future_vtable_t line_decode_vt = {line_decode_poll,
+                                                    decode_drop};
 
 tide_future_t *tide_linecodec_decode(tide_decode_t *op, tide_linecodec_t *c,
                                      tide_bufreader_t *br) {
@@ -244,8 +244,8 @@ static tide_poll_t len_decode_poll(tide_future_t *f, tide_cx_t *cx) {
     }
 }
 
-static const tide_future_vtable_t len_decode_vt = {
-    len_decode_poll, decode_drop};
+static const tide_future_vtable_t len_decode_vt = {len_decode_poll,
+                                                   decode_drop};
 
 tide_future_t *tide_lencodec_decode(tide_decode_t *op, const tide_lencodec_t *c,
                                     tide_bufreader_t *br) {
@@ -265,8 +265,7 @@ tide_future_t *tide_lencodec_encode(tide_encode_t *op, const tide_lencodec_t *c,
     if (c->len_bytes < 1 || c->len_bytes > 8)
         err = -EINVAL;
     else if (len > c->max_frame ||
-             (c->len_bytes < 8 &&
-              (uint64_t)len >> (8 * c->len_bytes) != 0))
+             (c->len_bytes < 8 && (uint64_t)len >> (8 * c->len_bytes) != 0))
         err = TIDE_EFRAME;
     else
         put_len(c, op->hdr, (uint64_t)len);

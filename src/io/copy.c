@@ -88,8 +88,8 @@ static tide_poll_t dir_poll(tide__copy_dir_t *d, tide_stream_t *r,
         }
         while (d->pos < d->end) {
             ssize_t n;
-            if (tide_stream_poll_write(w, cx, d->buf + d->pos,
-                                       d->end - d->pos, &n) == TIDE_PENDING) {
+            if (tide_stream_poll_write(w, cx, d->buf + d->pos, d->end - d->pos,
+                                       &n) == TIDE_PENDING) {
                 tide__io_wait(&d->ww, w, TIDE_WRITABLE, cx);
                 return TIDE_PENDING;
             }

@@ -41,8 +41,8 @@ static bool usable(const struct tide_fdstream *fs) {
     return !fs->closed && fs->reg.exec != NULL;
 }
 
-tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx,
-                                     void *buf, size_t len, ssize_t *out) {
+tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
+                                     size_t len, ssize_t *out) {
     struct tide_fdstream *fs = fs_of(s);
     if (len == 0) {
         *out = 0;

@@ -24,7 +24,7 @@ struct tide_fdstream {
     bool short_read_clears; /* stream socket or pipe: a short read means
                              * "drained", so read readiness is cleared
                              * without the EAGAIN system call */
-    bool closed;    /* the descriptor is closed (poll_shutdown of a pipe's
+    bool closed; /* the descriptor is closed (poll_shutdown of a pipe's
                      * write end, or deinit): every operation fails, the
                      * descriptor number is never touched again */
 };
@@ -47,8 +47,8 @@ int tide__fdstream_deinit(struct tide_fdstream *s, bool close_fd);
  * tide__fdstream and override only some entries. Each takes the
  * tide_stream_t * of the embedded struct tide_fdstream (&fs->stream). */
 extern const tide_stream_vt_t tide__fdstream_vt;
-tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx,
-                                     void *buf, size_t len, ssize_t *out);
+tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
+                                     size_t len, ssize_t *out);
 tide_poll_t tide__fdstream_poll_write(tide_stream_t *s, tide_cx_t *cx,
                                       const void *buf, size_t len,
                                       ssize_t *out);
@@ -100,8 +100,8 @@ static inline void tide__io_cancel(tide_waiter_t *w) {
  * them and *done; w waits on s's wq while PENDING. READY with *out = *done,
  * or -errno (-EIO for a write of 0). */
 tide_poll_t tide__poll_writev_all(tide_stream_t *s, tide_cx_t *cx,
-                                  const struct iovec *iov, int iovcnt,
-                                  int *idx, size_t *off, size_t *done,
-                                  tide_waiter_t *w, ssize_t *out);
+                                  const struct iovec *iov, int iovcnt, int *idx,
+                                  size_t *off, size_t *done, tide_waiter_t *w,
+                                  ssize_t *out);
 
 #endif

@@ -143,8 +143,8 @@ static void read_exact_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
-static const tide_future_vtable_t read_exact_vt = {
-    read_exact_poll, read_exact_drop};
+static const tide_future_vtable_t read_exact_vt = {read_exact_poll,
+                                                   read_exact_drop};
 
 tide_future_t *tide_read_exact(tide_read_exact_t *op, tide_stream_t *s,
                                void *buf, size_t len) {
@@ -186,8 +186,8 @@ static void write_all_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
-static const tide_future_vtable_t write_all_vt = {
-    write_all_poll, write_all_drop};
+static const tide_future_vtable_t write_all_vt = {write_all_poll,
+                                                  write_all_drop};
 
 tide_future_t *tide_write_all(tide_write_all_t *op, tide_stream_t *s,
                               const void *buf, size_t len) {
@@ -205,9 +205,9 @@ tide_future_t *tide_write_all(tide_write_all_t *op, tide_stream_t *s,
 #define WRITEV_BATCH 64
 
 tide_poll_t tide__poll_writev_all(tide_stream_t *s, tide_cx_t *cx,
-                                  const struct iovec *iov, int iovcnt,
-                                  int *idx, size_t *off, size_t *done,
-                                  tide_waiter_t *wt, ssize_t *out) {
+                                  const struct iovec *iov, int iovcnt, int *idx,
+                                  size_t *off, size_t *done, tide_waiter_t *wt,
+                                  ssize_t *out) {
     for (;;) {
         /* Skip what is written (and empty buffers). */
         while (*idx < iovcnt && *off >= iov[*idx].iov_len) {
@@ -268,8 +268,7 @@ static tide_poll_t writev_all_poll(tide_future_t *f, tide_cx_t *cx) {
     }
     ssize_t r;
     if (tide__poll_writev_all(op->s, cx, op->iov, op->iovcnt, &op->idx,
-                              &op->off, &op->done, &op->w,
-                              &r) == TIDE_PENDING)
+                              &op->off, &op->done, &op->w, &r) == TIDE_PENDING)
         return TIDE_PENDING;
     f->result = r;
     return TIDE_READY;
@@ -280,8 +279,8 @@ static void writev_all_drop(tide_future_t *f) {
     tide__io_cancel(&op->w);
 }
 
-static const tide_future_vtable_t writev_all_vt = {
-    writev_all_poll, writev_all_drop};
+static const tide_future_vtable_t writev_all_vt = {writev_all_poll,
+                                                   writev_all_drop};
 
 tide_future_t *tide_writev_all(tide_writev_all_t *op, tide_stream_t *s,
                                const struct iovec *iov, int iovcnt) {

@@ -23,8 +23,8 @@ static tide_poll_t wrong_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
     return TIDE_READY;
 }
 
-static tide_poll_t wrong_write(tide_stream_t *s, tide_cx_t *cx,
-                               const void *buf, size_t len, ssize_t *out) {
+static tide_poll_t wrong_write(tide_stream_t *s, tide_cx_t *cx, const void *buf,
+                               size_t len, ssize_t *out) {
     *out = -EBADF;
     return TIDE_READY;
 }

@@ -81,8 +81,8 @@ static void ensure_enabled(struct tide_bevstream *s, short what) {
         bufferevent_enable(bev, what);
 }
 
-static void in_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                       void *arg) {
+static void in_changed(struct evbuffer *buf,
+                       const struct evbuffer_cb_info *info, void *arg) {
     (void)buf;
     struct tide_bevstream *s = arg;
     if (info->n_added > 0 && !s->in_op)

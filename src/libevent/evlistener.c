@@ -33,8 +33,8 @@ struct tide_evlistener {
     struct evconnlistener *lev;
     tide_exec_t *ex;
     unsigned flags;
-    int err;        /* an error the evconnlistener reported, to answer once */
-    bool paused;    /* we disabled it (ring full, or an error) */
+    int err;     /* an error the evconnlistener reported, to answer once */
+    bool paused; /* we disabled it (ring full, or an error) */
     unsigned head, count;
     unsigned long dropped;
     struct slot ring[TIDE_EVL_QUEUE];

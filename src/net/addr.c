@@ -197,9 +197,9 @@ int tide_addr_format(const tide_addr_t *a, char *buf, size_t size) {
         const struct sockaddr_in6 *s6 = (const void *)&a->ss;
         inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
         if (s6->sin6_scope_id == 0)
-            return fit(snprintf(buf, size, "[%s]:%u", host,
-                                ntohs(s6->sin6_port)),
-                       size);
+            return fit(
+                snprintf(buf, size, "[%s]:%u", host, ntohs(s6->sin6_port)),
+                size);
         char ifname[IF_NAMESIZE];
         if (if_indextoname(s6->sin6_scope_id, ifname) != NULL)
             return fit(snprintf(buf, size, "[%s%%%s]:%u", host, ifname,
@@ -221,8 +221,8 @@ int tide_addr_format(const tide_addr_t *a, char *buf, size_t size) {
             return fit(snprintf(buf, size, "unix:@%.*s", (int)(n - 1),
                                 un->sun_path + 1),
                        size);
-        return fit(snprintf(buf, size, "unix:%.*s", (int)strnlen(un->sun_path, n),
-                            un->sun_path),
+        return fit(snprintf(buf, size, "unix:%.*s",
+                            (int)strnlen(un->sun_path, n), un->sun_path),
                    size);
     }
     default:
@@ -250,7 +250,8 @@ int tide_addr_family(const tide_addr_t *a) {
 int tide_addr_port(const tide_addr_t *a) {
     switch (tide_addr_family(a)) {
     case AF_INET:
-        return ntohs(((const struct sockaddr_in *)(const void *)&a->ss)->sin_port);
+        return ntohs(
+            ((const struct sockaddr_in *)(const void *)&a->ss)->sin_port);
     case AF_INET6:
         return ntohs(
             ((const struct sockaddr_in6 *)(const void *)&a->ss)->sin6_port);

@@ -88,8 +88,7 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_dgram_send_t *op = TIDE_CONTAINER_OF(f, tide_dgram_send_t, fut);
     struct tide__dgram *d = op->d;
     for (;;) {
-        if (tide_waiter_error(&op->node) || d == NULL ||
-            d->reg.exec == NULL) {
+        if (tide_waiter_error(&op->node) || d == NULL || d->reg.exec == NULL) {
             f->result = -EBADF;
             return TIDE_READY;
         }
@@ -110,8 +109,8 @@ static tide_poll_t send_poll(tide_future_t *f, tide_cx_t *cx) {
             } else {
                 tide_waiter_leave(&op->node, TIDE_WAITQ_DONE);
             }
-        } else if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node,
-                                       &g) == TIDE_PENDING) {
+        } else if (tide__fd_poll_ready(reg, cx, TIDE_WRITABLE, &op->node, &g) ==
+                   TIDE_PENDING) {
             return TIDE_PENDING;
         }
         ssize_t n = sendto(reg->fd, op->buf, op->len, MSG_NOSIGNAL,

@@ -13,13 +13,14 @@
 
 #include "net/internal.h"
 
-_Static_assert(sizeof(struct tide_listener) == sizeof(struct tide_tcp_listener) &&
+_Static_assert(sizeof(struct tide_listener) ==
+                       sizeof(struct tide_tcp_listener) &&
                    sizeof(struct tide_listener) ==
                        sizeof(struct tide_unix_listener),
                "the listeners are one object");
 
-int tide_listener_bind(tide_listener_t **out, tide_exec_t *ex,
-                       const char *addr, unsigned flags) {
+int tide_listener_bind(tide_listener_t **out, tide_exec_t *ex, const char *addr,
+                       unsigned flags) {
     if (out == NULL || addr == NULL)
         return -EINVAL;
     if (strncmp(addr, "unix:", 5) == 0) {
@@ -116,8 +117,7 @@ static tide_poll_t accept_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_accept_t *a = TIDE_CONTAINER_OF(f, tide_accept_t, fut);
     struct tide__sock *s;
     int rc;
-    if (tide__accept_sock_poll(&a->priv, cx, &a->peer, &s, &rc) ==
-        TIDE_PENDING)
+    if (tide__accept_sock_poll(&a->priv, cx, &a->peer, &s, &rc) == TIDE_PENDING)
         return TIDE_PENDING;
     if (rc == 0)
         a->conn = (tide_conn_t *)(void *)s;
@@ -167,9 +167,8 @@ tide_unix_t *tide_conn_unix(tide_conn_t *c) {
 int tide_conn_peer_addr(const tide_conn_t *c, tide_addr_t *out) {
     if (c == NULL || out == NULL)
         return -EINVAL;
-    return tide__sys_peer_addr(((const struct tide__sock *)(const void *)c)
-                                   ->fs.reg.fd,
-                               out);
+    return tide__sys_peer_addr(
+        ((const struct tide__sock *)(const void *)c)->fs.reg.fd, out);
 }
 
 void tide_conn_free(tide_conn_t *c) {

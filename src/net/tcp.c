@@ -98,8 +98,7 @@ static tide_poll_t accept_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_tcp_accept_t *a = TIDE_CONTAINER_OF(f, tide_tcp_accept_t, fut);
     struct tide__sock *s;
     int rc;
-    if (tide__accept_sock_poll(&a->priv, cx, &a->peer, &s, &rc) ==
-        TIDE_PENDING)
+    if (tide__accept_sock_poll(&a->priv, cx, &a->peer, &s, &rc) == TIDE_PENDING)
         return TIDE_PENDING;
     if (rc == 0)
         a->conn = tcp_of(s);
@@ -147,11 +146,11 @@ static void connect_cleanup(tide_tcp_connect_t *c) {
 
 bool tide__connect_err_per_address(int err) {
     switch (-err) {
-    case ECONNREFUSED:    /* nobody listens at that address */
-    case ETIMEDOUT:       /* no answer from it */
-    case ENETUNREACH:     /* no route to its network */
-    case EHOSTUNREACH:    /* no route to the host (ICMP) */
-    case ENETDOWN:        /* the interface towards it is down */
+    case ECONNREFUSED: /* nobody listens at that address */
+    case ETIMEDOUT:    /* no answer from it */
+    case ENETUNREACH:  /* no route to its network */
+    case EHOSTUNREACH: /* no route to the host (ICMP) */
+    case ENETDOWN:     /* the interface towards it is down */
     case EHOSTDOWN:
     case EADDRNOTAVAIL:   /* no local address of its family (::1 without
                            * IPv6), or its 4-tuples are all in use */
@@ -265,8 +264,7 @@ static tide_poll_t connect_poll(tide_future_t *f, tide_cx_t *cx) {
         }
 
         case C_WAIT:
-            if (tide__sock_poll_connected(&c->conn->s, cx, &rc) ==
-                TIDE_PENDING)
+            if (tide__sock_poll_connected(&c->conn->s, cx, &rc) == TIDE_PENDING)
                 return TIDE_PENDING;
             if (rc < 0) {
                 connect_failed(c, rc);

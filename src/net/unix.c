@@ -84,8 +84,7 @@ static tide_poll_t accept_poll(tide_future_t *f, tide_cx_t *cx) {
     tide_unix_accept_t *a = TIDE_CONTAINER_OF(f, tide_unix_accept_t, fut);
     struct tide__sock *s;
     int rc;
-    if (tide__accept_sock_poll(&a->priv, cx, &a->peer, &s, &rc) ==
-        TIDE_PENDING)
+    if (tide__accept_sock_poll(&a->priv, cx, &a->peer, &s, &rc) == TIDE_PENDING)
         return TIDE_PENDING;
     if (rc == 0)
         a->conn = unix_of(s);
@@ -138,8 +137,7 @@ static tide_poll_t connect_poll(tide_future_t *f, tide_cx_t *cx) {
         }
         int rc;
         if (c->conn != NULL) { /* a handshake in progress */
-            if (tide__sock_poll_connected(&c->conn->s, cx, &rc) ==
-                TIDE_PENDING)
+            if (tide__sock_poll_connected(&c->conn->s, cx, &rc) == TIDE_PENDING)
                 return TIDE_PENDING;
             if (rc < 0)
                 connect_close(c);
@@ -287,8 +285,8 @@ int tide_unix_dgram_bind(tide_unix_dgram_t **out, tide_exec_t *ex,
             return rc;
     }
     struct tide__dgram *d;
-    int rc = tide__dgram_new(&d, ex, AF_UNIX, path != NULL ? &addr : NULL,
-                             flags);
+    int rc =
+        tide__dgram_new(&d, ex, AF_UNIX, path != NULL ? &addr : NULL, flags);
     if (rc < 0)
         return rc;
     if (path == NULL) {
@@ -327,9 +325,8 @@ tide_future_t *tide_unix_dgram_send_to(tide_dgram_send_t *op,
     return tide__dgram_send(op, d != NULL ? &d->d : NULL, buf, len, to);
 }
 
-tide_future_t *tide_unix_dgram_send(tide_dgram_send_t *op,
-                                    tide_unix_dgram_t *d, const void *buf,
-                                    size_t len) {
+tide_future_t *tide_unix_dgram_send(tide_dgram_send_t *op, tide_unix_dgram_t *d,
+                                    const void *buf, size_t len) {
     return tide__dgram_send(op, d != NULL ? &d->d : NULL, buf, len, NULL);
 }
 
@@ -339,9 +336,8 @@ tide_future_t *tide_unix_dgram_recv_from(tide_dgram_recv_t *op,
     return tide__dgram_recv(op, d != NULL ? &d->d : NULL, buf, len);
 }
 
-tide_future_t *tide_unix_dgram_recv(tide_dgram_recv_t *op,
-                                    tide_unix_dgram_t *d, void *buf,
-                                    size_t len) {
+tide_future_t *tide_unix_dgram_recv(tide_dgram_recv_t *op, tide_unix_dgram_t *d,
+                                    void *buf, size_t len) {
     return tide__dgram_recv(op, d != NULL ? &d->d : NULL, buf, len);
 }
 

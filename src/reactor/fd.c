@@ -443,9 +443,7 @@ void tide_fd_guard_clear_ready_matching(tide_fd_guard_t *g, unsigned ready) {
     g->ready &= ~(ready & (TIDE_READABLE | TIDE_WRITABLE));
 }
 
-static bool would_block(ssize_t r) {
-    return r == -EAGAIN || r == -EWOULDBLOCK;
-}
+static bool would_block(ssize_t r) { return r == -EAGAIN || r == -EWOULDBLOCK; }
 
 ssize_t tide_fd_guard_try_io(tide_fd_guard_t *g, tide_fd_io_fn fn, void *arg) {
     ssize_t r = fn(g->fd->fd, arg);

@@ -13,8 +13,8 @@
 enum { TIDE__RD = 0, TIDE__WR = 1 };
 
 struct tide__dir {
-    tide_waitq_t q;     /* every future waiting for this direction */
-    tide_waker_t slot;  /* tide_fd_poll_*_ready's: the last caller's waker */
+    tide_waitq_t q;    /* every future waiting for this direction */
+    tide_waker_t slot; /* tide_fd_poll_*_ready's: the last caller's waker */
 };
 
 /* A registration (240 bytes on LP64, its read event included). Each
@@ -26,14 +26,14 @@ struct tide__dir {
 struct tide_fd {
     tide_exec_t *exec; /* NULL once the executor is gone */
     int fd;
-    unsigned tick;     /* bumped by every event */
+    unsigned tick;        /* bumped by every event */
     unsigned short ready; /* TIDE_READABLE | TIDE_WRITABLE | *_CLOSED */
-    short wflags;      /* the write event's flags, for its late assign */
-    bool embedded;     /* part of a larger object: tide_fd_free won't free */
-    unsigned char armed; /* bit d: direction d's event is pending */
-    struct event *wev; /* the write direction's event, or NULL */
+    short wflags;         /* the write event's flags, for its late assign */
+    bool embedded;        /* part of a larger object: tide_fd_free won't free */
+    unsigned char armed;  /* bit d: direction d's event is pending */
+    struct event *wev;    /* the write direction's event, or NULL */
     struct tide__dir dir[2];
-    struct event rev;  /* the read direction's event */
+    struct event rev; /* the read direction's event */
 };
 
 /* The wait queue of the direction in `interest` (one of TIDE_READABLE,
@@ -83,8 +83,7 @@ tide_poll_t tide__fd_poll_ready_slow(struct tide_fd *reg, tide_cx_t *cx,
  * Everything else is tide__fd_poll_ready_slow, which does the same.
  * interest is a constant at every call site, so the masks fold. */
 static inline tide_poll_t tide__fd_poll_ready(struct tide_fd *reg,
-                                              tide_cx_t *cx,
-                                              unsigned interest,
+                                              tide_cx_t *cx, unsigned interest,
                                               tide_waiter_t *node,
                                               tide_fd_guard_t *out) {
     unsigned m = 0;

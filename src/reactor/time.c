@@ -46,9 +46,9 @@ uint64_t tide_now(void) {
 struct tide__timers {
     tide_sleep_t **heap; /* heap[i]->slot == i + 1 */
     size_t n, cap;
-    uint32_t seq;        /* the next start's (modulo 2^32) */
-    struct event ev;     /* fires at `at`, for heap[0] */
-    uint64_t at;         /* when ev fires, if armed */
+    uint32_t seq;    /* the next start's (modulo 2^32) */
+    struct event ev; /* fires at `at`, for heap[0] */
+    uint64_t at;     /* when ev fires, if armed */
     bool armed;
     /* the virtual clock of tide's tests (tide__time_pause): while paused,
      * time is vnow and moves only by tide__time_advance */
@@ -449,8 +449,8 @@ int tide_interval_init(tide_interval_t *iv, uint64_t period) {
     return 0;
 }
 
-static const tide_future_vtable_t interval_vt = {
-    interval_poll, interval_tick_drop};
+static const tide_future_vtable_t interval_vt = {interval_poll,
+                                                 interval_tick_drop};
 
 tide_future_t *tide_interval_tick(tide_interval_t *iv) {
     if (iv->started)

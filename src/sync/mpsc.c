@@ -66,8 +66,8 @@ static inline tide_waker_t take_rx_locked(tide_mpsc_t *ch) {
 
 /* Under the lock: reserve free slots for the senders that wait. */
 static void grant_locked(tide_mpsc_t *ch, wake_list_t *wl) {
-    while (!slist_empty(&ch->waiters) &&
-           ch->len + ch->reserved < ch->cap && !wake_list_full(wl)) {
+    while (!slist_empty(&ch->waiters) && ch->len + ch->reserved < ch->cap &&
+           !wake_list_full(wl)) {
         tide__snode_t *n = snode_of(ch->waiters.next);
         slist_unlink(&n->link);
         slist_push(&ch->granted, &n->link);

@@ -150,8 +150,8 @@ int tide_scope_spawn(tide_scope_t *s, tide_future_t *fut, tide_join_t *join) {
         return -ECANCELED;
     }
     tide_task_t *t;
-    int rc = tide__spawn_ex(s->exec, fut, 0, sizeof(struct child), child_done,
-                            &t);
+    int rc =
+        tide__spawn_ex(s->exec, fut, 0, sizeof(struct child), child_done, &t);
     if (join != NULL)
         tide_spawn(NULL, NULL, join);
     if (rc < 0)

@@ -37,7 +37,8 @@ static tide_poll_t pipe_task_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_AWAIT(&t->co, cx, tide_write_all(&t->wr, t->out, MSG, sizeof MSG - 1));
     if (tide_async_result(&t->co) < 0)
         TIDE_RETURN(&t->co, f, tide_async_result(&t->co));
-    TIDE_AWAIT(&t->co, cx, tide_read_exact(&t->rd, t->in, t->buf, sizeof t->buf));
+    TIDE_AWAIT(&t->co, cx,
+               tide_read_exact(&t->rd, t->in, t->buf, sizeof t->buf));
     TIDE_END(&t->co, f, tide_async_result(&t->co));
 }
 
@@ -52,8 +53,8 @@ static int fail(const char *what, int err) {
     return 1;
 }
 
-static const tide_future_vtable_t pipe_task_vt = {
-    pipe_task_poll, pipe_task_drop};
+static const tide_future_vtable_t pipe_task_vt = {pipe_task_poll,
+                                                  pipe_task_drop};
 
 int main(void) {
     tide_exec_t *ex = NULL;

@@ -40,9 +40,7 @@ static tide_exec_t *exec_lt(void) {
     return ex;
 }
 
-static void no_leak(void) {
-    ck_assert_int_eq(fault_live_allocs(), 0);
-}
+static void no_leak(void) { ck_assert_int_eq(fault_live_allocs(), 0); }
 
 static unsigned long calls(enum fault_fn fn) {
     fault_stats_t st;
@@ -114,15 +112,18 @@ START_TEST(test_fault_intercepts_pipe_calls) {
     unsigned long w0 = calls(FAULT_WRITE), r0 = calls(FAULT_READ),
                   wv0 = calls(FAULT_WRITEV);
     tide_write_t w;
-    ck_assert_int_eq(t_run(ex, tide_write(&w, tide_fdstream_stream(wr), "ab", 2)), 2);
+    ck_assert_int_eq(
+        t_run(ex, tide_write(&w, tide_fdstream_stream(wr), "ab", 2)), 2);
     ck_assert_uint_eq(calls(FAULT_WRITE), w0 + 1);
     struct iovec iov[2] = {{"c", 1}, {"d", 1}};
     tide_writev_t wv;
-    ck_assert_int_eq(t_run(ex, tide_writev(&wv, tide_fdstream_stream(wr), iov, 2)), 2);
+    ck_assert_int_eq(
+        t_run(ex, tide_writev(&wv, tide_fdstream_stream(wr), iov, 2)), 2);
     ck_assert_uint_eq(calls(FAULT_WRITEV), wv0 + 1);
     char buf[8];
     tide_read_t r;
-    ck_assert_int_eq(t_run(ex, tide_read(&r, tide_fdstream_stream(rd), buf, 8)), 4);
+    ck_assert_int_eq(t_run(ex, tide_read(&r, tide_fdstream_stream(rd), buf, 8)),
+                     4);
     ck_assert_uint_eq(calls(FAULT_READ), r0 + 1);
     ck_assert_int_eq(memcmp(buf, "abcd", 4), 0);
     tide_fdstream_free(rd);
@@ -160,7 +161,8 @@ START_TEST(test_fault_intercepts_accept_connect_dgram) {
     ck_assert_uint_eq(calls(FAULT_SENDTO), s0 + 1);
     char buf[8];
     tide_dgram_recv_t dr;
-    ck_assert_int_eq(t_run(ex, tide_udp_recv_from(&dr, u2, buf, sizeof buf)), 2);
+    ck_assert_int_eq(t_run(ex, tide_udp_recv_from(&dr, u2, buf, sizeof buf)),
+                     2);
     ck_assert_uint_ge(calls(FAULT_RECVMSG), m0 + 1);
     tide_udp_free(u1);
     tide_udp_free(u2);
@@ -271,11 +273,13 @@ START_TEST(test_fault_soft_mix_pipe) {
     enum { N = 200000 };
     unsigned char *out = malloc(N), *in = malloc(N);
     fill(out, N, 9);
-    struct iovec iov[3] = {{out, 1000}, {out + 1000, 1}, {out + 1001, N - 1001}};
+    struct iovec iov[3] = {
+        {out, 1000}, {out + 1000, 1}, {out + 1001, N - 1001}};
     tide_writev_all_t w;
     tide_read_exact_t r;
-    tide_future_t *fs[2] = {tide_writev_all(&w, tide_fdstream_stream(wr), iov, 3),
-                            tide_read_exact(&r, tide_fdstream_stream(rd), in, N)};
+    tide_future_t *fs[2] = {
+        tide_writev_all(&w, tide_fdstream_stream(wr), iov, 3),
+        tide_read_exact(&r, tide_fdstream_stream(rd), in, N)};
     tide_join_all_t j;
     ck_assert_int_eq(t_block_on(ex, tide_join_all(&j, fs, 2)), 0);
     ck_assert_int_eq(w.fut.result, N);
@@ -283,7 +287,8 @@ START_TEST(test_fault_soft_mix_pipe) {
     tide_future_drop(&j.fut);
     ck_assert_int_eq(memcmp(in, out, N), 0);
     ck_assert_uint_gt(injected(FAULT_K_EAGAIN) + injected(FAULT_K_EINTR) +
-                          injected(FAULT_K_SHORT), 3);
+                          injected(FAULT_K_SHORT),
+                      3);
     free(out);
     free(in);
     tide_fdstream_free(rd);
@@ -302,7 +307,9 @@ START_TEST(test_fault_soft_edge_triggered) {
     pair_new(&p, ex);
     fault_target(fd_of(p.a), true);
     fault_target(fd_of(p.b), true);
-    fault_plan_t plan = {.eagain = 30000, .eintr = 30000, .short_io = 30000,
+    fault_plan_t plan = {.eagain = 30000,
+                         .eintr = 30000,
+                         .short_io = 30000,
                          .edge_triggered = true};
     fault_plan(&plan);
     for (int i = 0; i < 20; i++)
@@ -334,9 +341,11 @@ START_TEST(test_fault_econnreset_on_read_surfaces) {
     tide_read_exact(&r, p.sb, buf, 4);
     ck_assert_int_eq(t_run(ex, &r.fut), 4);
     tide_read_t rd;
-    ck_assert_int_eq(t_run(ex, tide_read(&rd, p.sb, buf, sizeof buf)), -ECONNRESET);
+    ck_assert_int_eq(t_run(ex, tide_read(&rd, p.sb, buf, sizeof buf)),
+                     -ECONNRESET);
     /* sticky: a dead connection stays dead, reads and writes alike */
-    ck_assert_int_eq(t_run(ex, tide_read(&rd, p.sb, buf, sizeof buf)), -ECONNRESET);
+    ck_assert_int_eq(t_run(ex, tide_read(&rd, p.sb, buf, sizeof buf)),
+                     -ECONNRESET);
     tide_write_t wr;
     ck_assert_int_eq(t_run(ex, tide_write(&wr, p.sb, "x", 1)), -ECONNRESET);
     ck_assert_uint_eq(t_stats(ex).armed_events, 0);
@@ -355,7 +364,8 @@ START_TEST(test_fault_epipe_on_write_all_surfaces) {
     fault_plan(&plan);
     fault_arm_hard(fd_of(p.a), FAULT_SEND, 5, EPIPE);
     tide_write_all_t w;
-    ck_assert_int_eq(t_run(ex, tide_write_all(&w, p.sa, "0123456789", 10)), -EPIPE);
+    ck_assert_int_eq(t_run(ex, tide_write_all(&w, p.sa, "0123456789", 10)),
+                     -EPIPE);
     ck_assert_uint_eq(w.done, 4); /* 4 single bytes went out before */
     fault_plan(NULL);
     char buf[16];
@@ -495,10 +505,12 @@ START_TEST(test_fault_connect_interrupted_still_connects) {
     tide_tcp_accept_t acc;
     ck_assert_int_eq(t_run(ex, tide_tcp_accept(&acc, l)), 0);
     tide_write_all_t w;
-    ck_assert_int_eq(t_run(ex, tide_write_all(&w, tide_tcp_stream(c.conn), "ok", 2)), 2);
+    ck_assert_int_eq(
+        t_run(ex, tide_write_all(&w, tide_tcp_stream(c.conn), "ok", 2)), 2);
     char buf[4];
     tide_read_exact_t r;
-    ck_assert_int_eq(t_run(ex, tide_read_exact(&r, tide_tcp_stream(acc.conn), buf, 2)), 2);
+    ck_assert_int_eq(
+        t_run(ex, tide_read_exact(&r, tide_tcp_stream(acc.conn), buf, 2)), 2);
     tide_tcp_free(acc.conn);
     tide_tcp_free(c.conn);
     tide_tcp_listener_free(l);
@@ -542,9 +554,11 @@ START_TEST(test_fault_dgram_soft_faults) {
         int len = 1 + i % 60;
         fill((unsigned char *)out, (size_t)len, (unsigned)i);
         tide_dgram_send_t ds;
-        ck_assert_int_eq(t_run(ex, tide_udp_send_to(&ds, u1, out, (size_t)len, &a2)), len);
+        ck_assert_int_eq(
+            t_run(ex, tide_udp_send_to(&ds, u1, out, (size_t)len, &a2)), len);
         tide_dgram_recv_t dr;
-        ck_assert_int_eq(t_run(ex, tide_udp_recv_from(&dr, u2, in, sizeof in)), len);
+        ck_assert_int_eq(t_run(ex, tide_udp_recv_from(&dr, u2, in, sizeof in)),
+                         len);
         ck_assert_int_eq(memcmp(in, out, (size_t)len), 0);
     }
     ck_assert_uint_eq(injected(FAULT_K_SHORT), 0); /* never on datagrams */

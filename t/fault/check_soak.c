@@ -44,8 +44,13 @@ static unsigned long soak_ops(void) {
 }
 
 /* Each test's share of the total, in percent. */
-enum { SHARE_ECHO = 30, SHARE_PROXY = 15, SHARE_FRAMES = 25, SHARE_TCP = 20,
-       SHARE_HARD = 10 };
+enum {
+    SHARE_ECHO = 30,
+    SHARE_PROXY = 15,
+    SHARE_FRAMES = 25,
+    SHARE_TCP = 20,
+    SHARE_HARD = 10
+};
 
 /* Each scenario runs twice, on half its share each: on libevent's default
  * backend (epoll, which tide drives edge-triggered) and on the poll backend
@@ -80,7 +85,7 @@ static tide_exec_t *soak_begin(const char *who, bool lt) {
                   lt ? "level" : "edge");
     soft_plan = soft;
     soft_plan.edge_triggered = et;
-    if (getenv("TIDE_SOAK_NOFAULT") != NULL) /* to tell the library's own */
+    if (getenv("TIDE_SOAK_NOFAULT") != NULL)     /* to tell the library's own */
         memset(&soft_plan, 0, sizeof soft_plan); /* hangs from the faults' */
     fault_exclude_open_fds(); /* the executor's own descriptors */
     return ex;
@@ -181,11 +186,17 @@ static tide_poll_t eclient_poll(tide_future_t *f, tide_cx_t *cx) {
         pat_fill(c->out, c->n, c->id, c->off);
         TIDE_AWAIT(&c->co, cx, tide_write_all(&c->wr, c->s, c->out, c->n));
         if (tide_async_result(&c->co) != (intptr_t)c->n)
-            TIDE_RETURN(&c->co, f, tide_async_result(&c->co) < 0 ? tide_async_result(&c->co) : -EIO);
+            TIDE_RETURN(&c->co, f,
+                        tide_async_result(&c->co) < 0
+                            ? tide_async_result(&c->co)
+                            : -EIO);
         (*c->ops)++;
         TIDE_AWAIT(&c->co, cx, tide_read_exact(&c->rd, c->s, c->in, c->n));
         if (tide_async_result(&c->co) != (intptr_t)c->n)
-            TIDE_RETURN(&c->co, f, tide_async_result(&c->co) < 0 ? tide_async_result(&c->co) : -EIO);
+            TIDE_RETURN(&c->co, f,
+                        tide_async_result(&c->co) < 0
+                            ? tide_async_result(&c->co)
+                            : -EIO);
         if (pat_check(c->in, c->n, c->id, c->off) != c->n)
             TIDE_RETURN(&c->co, f, -EILSEQ);
         (*c->ops)++;
@@ -206,8 +217,8 @@ static void eclient_drop(tide_future_t *f) {
 
 static const tide_future_vtable_t eclient_vt = {eclient_poll, eclient_drop};
 
-static eclient_t *eclient_new(tide_stream_t *s, unsigned id,
-                              unsigned long *ops, unsigned long q) {
+static eclient_t *eclient_new(tide_stream_t *s, unsigned id, unsigned long *ops,
+                              unsigned long q) {
     eclient_t *c = calloc(1, sizeof *c);
     c->s = s;
     c->id = id;
@@ -234,7 +245,9 @@ static tide_poll_t eserver_poll(tide_future_t *f, tide_cx_t *cx) {
     if (e->copied < 0)
         TIDE_RETURN(&e->co, f, e->copied);
     TIDE_AWAIT(&e->co, cx, tide_shutdown(&e->sh, e->s));
-    TIDE_END(&e->co, f, tide_async_result(&e->co) < 0 ? tide_async_result(&e->co) : e->copied);
+    TIDE_END(&e->co, f,
+             tide_async_result(&e->co) < 0 ? tide_async_result(&e->co)
+                                           : e->copied);
 }
 
 static void eserver_drop(tide_future_t *f) {
@@ -417,11 +430,16 @@ static tide_poll_t fwriter_poll(tide_future_t *f, tide_cx_t *cx) {
     for (w->i = 0; w->i < w->quota; w->i++) {
         w->n = frame_len(&w->rng, w->lines);
         for (size_t k = 0; k < w->n; k++)
-            w->buf[k] = w->lines ? line_byte(7, w->off + k) : pat(8, w->off + k);
+            w->buf[k] =
+                w->lines ? line_byte(7, w->off + k) : pat(8, w->off + k);
         if (w->lines)
-            TIDE_AWAIT(&w->co, cx, tide_linecodec_encode(&w->enc, &w->lc, w->s, w->buf, w->n));
+            TIDE_AWAIT(
+                &w->co, cx,
+                tide_linecodec_encode(&w->enc, &w->lc, w->s, w->buf, w->n));
         else
-            TIDE_AWAIT(&w->co, cx, tide_lencodec_encode(&w->enc, &w->len, w->s, w->buf, w->n));
+            TIDE_AWAIT(
+                &w->co, cx,
+                tide_lencodec_encode(&w->enc, &w->len, w->s, w->buf, w->n));
         if (tide_async_result(&w->co) < 0)
             TIDE_RETURN(&w->co, f, tide_async_result(&w->co));
         w->off += w->n;
@@ -455,19 +473,25 @@ static tide_poll_t freader_poll(tide_future_t *f, tide_cx_t *cx) {
     TIDE_BEGIN(&r->co);
     for (;;) {
         if (r->lines)
-            TIDE_AWAIT(&r->co, cx, tide_linecodec_decode(&r->dec, &r->lc, &r->br));
+            TIDE_AWAIT(&r->co, cx,
+                       tide_linecodec_decode(&r->dec, &r->lc, &r->br));
         else
-            TIDE_AWAIT(&r->co, cx, tide_lencodec_decode(&r->dec, &r->len, &r->br));
+            TIDE_AWAIT(&r->co, cx,
+                       tide_lencodec_decode(&r->dec, &r->len, &r->br));
         if (tide_async_result(&r->co) == 0)
             break; /* clean end */
         if (tide_async_result(&r->co) != 1)
-            TIDE_RETURN(&r->co, f, tide_async_result(&r->co) < 0 ? tide_async_result(&r->co) : -EPROTO);
+            TIDE_RETURN(&r->co, f,
+                        tide_async_result(&r->co) < 0
+                            ? tide_async_result(&r->co)
+                            : -EPROTO);
         r->want = frame_len(&r->rng, r->lines);
         if (r->dec.len != r->want)
             TIDE_RETURN(&r->co, f, -EMSGSIZE);
         for (size_t k = 0; k < r->want; k++) {
             unsigned char b = ((const unsigned char *)r->dec.frame)[k];
-            unsigned char e = r->lines ? line_byte(7, r->off + k) : pat(8, r->off + k);
+            unsigned char e =
+                r->lines ? line_byte(7, r->off + k) : pat(8, r->off + k);
             if (b != e)
                 TIDE_RETURN(&r->co, f, -EILSEQ);
         }
@@ -516,12 +540,15 @@ static void soak_frames(bool lt) {
         w[i]->s = lines ? tide_fdstream_stream(pwr) : tide_unix_stream(sa);
         tide_linecodec_init(&w[i]->lc, LINE_MAX_LEN);
         tide_linecodec_init(&r[i]->lc, LINE_MAX_LEN);
-        ck_assert_int_eq(tide_lencodec_init(&w[i]->len, 4, 0, LEN_MAX_FRAME), 0);
-        ck_assert_int_eq(tide_lencodec_init(&r[i]->len, 4, 0, LEN_MAX_FRAME), 0);
+        ck_assert_int_eq(tide_lencodec_init(&w[i]->len, 4, 0, LEN_MAX_FRAME),
+                         0);
+        ck_assert_int_eq(tide_lencodec_init(&r[i]->len, 4, 0, LEN_MAX_FRAME),
+                         0);
         ck_assert_int_eq(tide_bufreader_init(&r[i]->br,
                                              lines ? tide_fdstream_stream(prd)
                                                    : tide_unix_stream(sb),
-                                             r[i]->buf, sizeof r[i]->buf), 0);
+                                             r[i]->buf, sizeof r[i]->buf),
+                         0);
         tide_future_init(&w[i]->fut, &fwriter_vt);
         tide_future_init(&r[i]->fut, &freader_vt);
         spawn(ex, &w[i]->fut, &jw[i]);
@@ -615,8 +642,9 @@ static tide_poll_t tclient_poll(tide_future_t *f, tide_cx_t *cx) {
         c->t = c->conn.conn;
         tide_tcp_set_nodelay(c->t, true);
         (*c->ops)++;
-        c->ec = eclient_new(tide_tcp_stream(c->t), c->id * 100u + (unsigned)c->round,
-                            c->ops, c->quota / TCP_ROUNDS + 2);
+        c->ec = eclient_new(tide_tcp_stream(c->t),
+                            c->id * 100u + (unsigned)c->round, c->ops,
+                            c->quota / TCP_ROUNDS + 2);
         /* the echo client runs inline, as a sub-future */
         TIDE_AWAIT(&c->co, cx, &c->ec->fut);
         c->total += c->ec->off;
@@ -692,8 +720,9 @@ static void soak_tcp(bool lt) {
     tide_listener_stats_t st;
     tide_tcp_listener_stats(l, &st);
     ck_assert_uint_eq(st.accepted, (uint64_t)acc->want);
-    fprintf(stderr, "  tcp: %" PRIu64 " bytes echoed, listener backoffs %" PRIu64
-                    ", skipped %" PRIu64 "\n",
+    fprintf(stderr,
+            "  tcp: %" PRIu64 " bytes echoed, listener backoffs %" PRIu64
+            ", skipped %" PRIu64 "\n",
             total, st.backoffs, st.skipped);
     for (int i = 0; i < TCP_CLIENTS; i++)
         free(cl[i]);
@@ -737,9 +766,13 @@ static tide_poll_t hside_poll(tide_future_t *f, tide_cx_t *cx) {
     hside_t *h = TIDE_CONTAINER_OF(f, hside_t, fut);
     TIDE_BEGIN(&h->co);
     if (h->writer)
-        TIDE_AWAIT(&h->co, cx, tide_write_all(&h->op.wr, tide_unix_stream(h->u), h->buf, h->len));
+        TIDE_AWAIT(
+            &h->co, cx,
+            tide_write_all(&h->op.wr, tide_unix_stream(h->u), h->buf, h->len));
     else
-        TIDE_AWAIT(&h->co, cx, tide_read_exact(&h->op.rd, tide_unix_stream(h->u), h->buf, h->len));
+        TIDE_AWAIT(
+            &h->co, cx,
+            tide_read_exact(&h->op.rd, tide_unix_stream(h->u), h->buf, h->len));
     h->done = h->writer ? h->op.wr.done : h->op.rd.done;
     if (tide_async_result(&h->co) != (intptr_t)h->len) {
         tide_unix_free(h->u); /* a dead end is closed: the peer must see it */
@@ -776,7 +809,8 @@ static void soak_hard_errors(bool lt) {
         rounds++;
         tide_unix_t *a, *b;
         ck_assert_int_eq(tide_socketpair(&a, &b, ex), 0);
-        int fa = tide_fd_get(tide_unix_fd(a)), fb = tide_fd_get(tide_unix_fd(b));
+        int fa = tide_fd_get(tide_unix_fd(a)),
+            fb = tide_fd_get(tide_unix_fd(b));
         fault_target(fa, true);
         fault_target(fb, true);
         size_t len = 1 + (size_t)(fault_rand() % HARD_MAX);
@@ -798,8 +832,8 @@ static void soak_hard_errors(bool lt) {
         spawn(ex, &r.fut, &jr);
         intptr_t rw = join(ex, &jw), rr = join(ex, &jr);
         fault_stats(&st1);
-        enum fault_kind fk = kinds[kind].err == EPIPE ? FAULT_K_EPIPE
-                                                      : FAULT_K_ECONNRESET;
+        enum fault_kind fk =
+            kinds[kind].err == EPIPE ? FAULT_K_EPIPE : FAULT_K_ECONNRESET;
         bool hit = st1.injected[fk] > st0.injected[fk];
         int want = -kinds[kind].err;
 
@@ -815,10 +849,9 @@ static void soak_hard_errors(bool lt) {
             ck_assert_msg(rr == want, "reader: %s, expected %s",
                           tide_err_name((int)rr), tide_err_name(want));
             /* the writer then finished into the buffer or met the close */
-            ck_assert_msg(rw == (intptr_t)len || rw == -EPIPE ||
-                              rw == -ECONNRESET,
-                          "writer after the reader died: %s",
-                          tide_err_name((int)rw));
+            ck_assert_msg(
+                rw == (intptr_t)len || rw == -EPIPE || rw == -ECONNRESET,
+                "writer after the reader died: %s", tide_err_name((int)rw));
         } else {
             fired++;
             ck_assert_msg(rw == want, "writer: %s, expected %s",

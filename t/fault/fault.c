@@ -57,8 +57,8 @@ enum { KIND_UNKNOWN = 0, KIND_STREAM = 1, KIND_DGRAM = 2 };
 typedef struct fd_state {
     unsigned char flags;
     unsigned char kind;
-    int sticky;             /* errno every read/write gets, or 0 */
-    int armed_err;          /* fault_arm_hard */
+    int sticky;    /* errno every read/write gets, or 0 */
+    int armed_err; /* fault_arm_hard */
     enum fault_fn armed_fn;
     unsigned long armed_nth;
 } fd_state_t;
@@ -72,7 +72,7 @@ static fault_stats_t stats;
 static atomic_long live_allocs;
 
 static const char *const fn_names[FAULT_NFN] = {
-    "read",   "write",    "readv",  "writev",  "recv",    "send",
+    "read",     "write",  "readv",   "writev",  "recv",    "send",
     "recvfrom", "sendto", "recvmsg", "sendmsg", "accept4", "connect"};
 
 static const char *const kind_names[FAULT_NKIND] = {
@@ -238,14 +238,22 @@ static decision_t injected(enum fault_kind k, enum act act, int err) {
 
 static enum fault_kind kind_of_err(int err) {
     switch (err) {
-    case EAGAIN: return FAULT_K_EAGAIN;
-    case EINTR: return FAULT_K_EINTR;
-    case ECONNRESET: return FAULT_K_ECONNRESET;
-    case EPIPE: return FAULT_K_EPIPE;
-    case EMFILE: return FAULT_K_EMFILE;
-    case ENFILE: return FAULT_K_ENFILE;
-    case ECONNABORTED: return FAULT_K_ECONNABORTED;
-    default: return FAULT_K_ECONNREFUSED;
+    case EAGAIN:
+        return FAULT_K_EAGAIN;
+    case EINTR:
+        return FAULT_K_EINTR;
+    case ECONNRESET:
+        return FAULT_K_ECONNRESET;
+    case EPIPE:
+        return FAULT_K_EPIPE;
+    case EMFILE:
+        return FAULT_K_EMFILE;
+    case ENFILE:
+        return FAULT_K_ENFILE;
+    case ECONNABORTED:
+        return FAULT_K_ECONNABORTED;
+    default:
+        return FAULT_K_ECONNREFUSED;
     }
 }
 
@@ -259,9 +267,8 @@ static decision_t decide(enum fault_fn fn, int fd, size_t len) {
     if (st == NULL)
         return (decision_t){ACT_REAL, 0};
 
-    bool is_read = fn == FAULT_READ || fn == FAULT_READV ||
-                   fn == FAULT_RECV || fn == FAULT_RECVFROM ||
-                   fn == FAULT_RECVMSG;
+    bool is_read = fn == FAULT_READ || fn == FAULT_READV || fn == FAULT_RECV ||
+                   fn == FAULT_RECVFROM || fn == FAULT_RECVMSG;
     bool is_write = fn == FAULT_WRITE || fn == FAULT_WRITEV ||
                     fn == FAULT_SEND || fn == FAULT_SENDTO ||
                     fn == FAULT_SENDMSG;
@@ -423,8 +430,8 @@ ssize_t __wrap_sendto(int fd, const void *buf, size_t len, int flags,
 }
 
 ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags) {
-    decision_t d =
-        decide(FAULT_RECVMSG, fd, iov_total(msg->msg_iov, (int)msg->msg_iovlen));
+    decision_t d = decide(FAULT_RECVMSG, fd,
+                          iov_total(msg->msg_iov, (int)msg->msg_iovlen));
     if (d.act == ACT_FAIL)
         FAIL_WITH(d);
     struct iovec one;
@@ -443,8 +450,8 @@ ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags) {
 }
 
 ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags) {
-    decision_t d =
-        decide(FAULT_SENDMSG, fd, iov_total(msg->msg_iov, (int)msg->msg_iovlen));
+    decision_t d = decide(FAULT_SENDMSG, fd,
+                          iov_total(msg->msg_iov, (int)msg->msg_iovlen));
     if (d.act == ACT_FAIL)
         FAIL_WITH(d);
     struct iovec one;

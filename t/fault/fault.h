@@ -82,11 +82,11 @@ enum fault_kind {
 /* Rates per 100,000 calls on a targeted descriptor. */
 typedef struct fault_plan {
     unsigned eagain, eintr, short_io;
-    unsigned reset; /* ECONNRESET on reads and writes */
-    unsigned epipe; /* EPIPE on writes */
+    unsigned reset;                        /* ECONNRESET on reads and writes */
+    unsigned epipe;                        /* EPIPE on writes */
     unsigned emfile, enfile, econnaborted; /* accept4 */
     unsigned connrefused;                  /* connect */
-    bool not_sticky; /* hard errors hit one call only */
+    bool not_sticky;                       /* hard errors hit one call only */
     /* The reactor is edge-triggered (epoll with EV_ET): inject only what
      * a kernel can really do there. An edge-triggered reactor trusts that
      * EAGAIN, and a read shorter than asked, mean "drained": it waits for

@@ -72,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (o.listen_default &&
             (o.nlisten != 1 || o.nlisten_fd != 0 ||
              strcmp(o.listen[0], ECHOD_DEFAULT_LISTEN) != 0))
-            FAIL("default listen with %zu --listen, %zu --listen-fd",
-                 o.nlisten, o.nlisten_fd);
+            FAIL("default listen with %zu --listen, %zu --listen-fd", o.nlisten,
+                 o.nlisten_fd);
         for (size_t i = 0; i < o.nlisten_fd; i++) {
             if (o.listen_fd[i] < 0)
                 FAIL("listen_fd[%zu] = %d", i, o.listen_fd[i]);
@@ -83,14 +83,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (o.threads < 1 || o.threads > ECHOD_MAX_THREADS)
             FAIL("threads %u", o.threads);
-        if (o.buffer_size < ECHOD_MIN_BUFFER || o.buffer_size > ECHOD_MAX_BUFFER)
+        if (o.buffer_size < ECHOD_MIN_BUFFER ||
+            o.buffer_size > ECHOD_MAX_BUFFER)
             FAIL("buffer size %zu", o.buffer_size);
         if (o.max_conns > 100000000u)
             FAIL("max conns");
         if (o.idle_timeout_usec > UINT64_C(365) * 86400 * 1000000 + 999999 ||
             o.drain_timeout_usec > UINT64_C(365) * 86400 * 1000000 + 999999)
-            FAIL("timeouts %llu %llu",
-                 (unsigned long long)o.idle_timeout_usec,
+            FAIL("timeouts %llu %llu", (unsigned long long)o.idle_timeout_usec,
                  (unsigned long long)o.drain_timeout_usec);
         if (o.verbosity < ECHOD_QUIET || o.verbosity > ECHOD_VERBOSE)
             FAIL("verbosity %d", o.verbosity);

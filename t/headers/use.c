@@ -64,7 +64,8 @@ int tide_headers_use(void) {
     tide_future_init(&t.fut, &ticker_vt);
     t.co.line = 0;
     t.co.awaiting = NULL;
-    if (tide_future_poll(&t.fut, &cx) == TIDE_READY && tide_future_is_done(&t.fut))
+    if (tide_future_poll(&t.fut, &cx) == TIDE_READY &&
+        tide_future_is_done(&t.fut))
         err = (int)t.fut.result;
     tide_future_drop(&t.fut);
     if (tide_waker_is_empty(&w))

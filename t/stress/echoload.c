@@ -71,9 +71,17 @@ static struct {
     int conns, inflight, rounds, size, secs, hold_ms, timeout;
     int max_cpu, max_rss_mb, max_growth_kb;
     unsigned seed;
-} opt = {.conns = 1000, .inflight = 256, .rounds = 5, .size = 64, .secs = 10,
-         .hold_ms = 2000, .timeout = 300, .max_cpu = 25, .max_rss_mb = 64,
-         .max_growth_kb = 2048, .seed = 1};
+} opt = {.conns = 1000,
+         .inflight = 256,
+         .rounds = 5,
+         .size = 64,
+         .secs = 10,
+         .hold_ms = 2000,
+         .timeout = 300,
+         .max_cpu = 25,
+         .max_rss_mb = 64,
+         .max_growth_kb = 2048,
+         .seed = 1};
 
 static uint64_t now_us(void) {
     struct timespec ts;
@@ -94,7 +102,8 @@ static void say(const char *fmt, ...) {
     va_end(ap);
 }
 
-static _Noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static _Noreturn void fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -152,8 +161,15 @@ static uint64_t daemon_cpu_us(void) {
  * Connections
  * ------------------------------------------------------------------------ */
 
-enum kind { K_NORMAL, K_SLOW_READER, K_SLOW_WRITER, K_RESETTER, K_HALF_CLOSER,
-            K_FLOOD, NKIND };
+enum kind {
+    K_NORMAL,
+    K_SLOW_READER,
+    K_SLOW_WRITER,
+    K_RESETTER,
+    K_HALF_CLOSER,
+    K_FLOOD,
+    NKIND
+};
 static const char *const kind_name[NKIND] = {
     "normal", "slow_reader", "slow_writer", "resetter", "half_closer", "flood"};
 
@@ -164,15 +180,15 @@ typedef struct conn {
     uint32_t id;
     unsigned char kind, state;
     int rounds_left;
-    uint64_t tx, rx;        /* stream offsets sent / received and checked */
-    uint64_t round_end;     /* tx target of the current round */
-    uint64_t next_us;       /* slow writer: next byte; resetter: when */
-    unsigned events;        /* current epoll interest */
+    uint64_t tx, rx;    /* stream offsets sent / received and checked */
+    uint64_t round_end; /* tx target of the current round */
+    uint64_t next_us;   /* slow writer: next byte; resetter: when */
+    unsigned events;    /* current epoll interest */
 } conn_t;
 
 static int ep;
 static conn_t *conns;
-static int nconns;     /* slots */
+static int nconns; /* slots */
 static uint32_t next_id = 1;
 static uint64_t bytes_checked, rounds_done, connects_done, closes_done;
 static uint64_t count_kind[NKIND];
@@ -248,7 +264,8 @@ static void conn_open(conn_t *c, enum kind kind) {
         fail("connect: %s", strerror(errno));
     c->state = S_CONNECTING;
     connecting_now++;
-    struct epoll_event e = {.events = EPOLLOUT, .data.u32 = (uint32_t)(c - conns)};
+    struct epoll_event e = {.events = EPOLLOUT,
+                            .data.u32 = (uint32_t)(c - conns)};
     c->events = EPOLLOUT;
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0)
         fail("epoll_ctl ADD: %s", strerror(errno));
@@ -303,7 +320,8 @@ static void do_send(conn_t *c) {
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            fail("send (%s #%u): %s", kind_name[c->kind], c->id, strerror(errno));
+            fail("send (%s #%u): %s", kind_name[c->kind], c->id,
+                 strerror(errno));
         }
         c->tx += (uint64_t)w;
     }
@@ -323,7 +341,8 @@ static bool do_recv(conn_t *c) {
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return true;
-            fail("recv (%s #%u): %s", kind_name[c->kind], c->id, strerror(errno));
+            fail("recv (%s #%u): %s", kind_name[c->kind], c->id,
+                 strerror(errno));
         }
         if (r == 0) {
             if (c->kind == K_HALF_CLOSER && c->state == S_SHUT) {
@@ -345,7 +364,8 @@ static bool do_recv(conn_t *c) {
         c->rx += (uint64_t)r;
         bytes_checked += (uint64_t)r;
         if (c->rx > c->tx)
-            fail("%s #%u: more bytes back than sent", kind_name[c->kind], c->id);
+            fail("%s #%u: more bytes back than sent", kind_name[c->kind],
+                 c->id);
     }
 }
 
@@ -414,8 +434,7 @@ static void tick(void) {
         conn_t *c = &conns[i];
         if (c->state != S_OPEN)
             continue;
-        if (c->kind == K_SLOW_WRITER && c->tx < c->round_end &&
-            t >= c->next_us)
+        if (c->kind == K_SLOW_WRITER && c->tx < c->round_end && t >= c->next_us)
             do_send(c);
         else if (c->kind == K_RESETTER && t >= c->next_us)
             conn_close(c, true); /* RST with data in flight both ways */
@@ -571,7 +590,7 @@ static void mode_misbehave(void) {
             if (conns[i].state != S_FREE)
                 continue;
             int j = i - nslowr - nsloww;
-            conn_open(&conns[i], j < nnormal ? K_NORMAL
+            conn_open(&conns[i], j < nnormal            ? K_NORMAL
                                  : j < nnormal + nreset ? K_RESETTER
                                                         : K_HALF_CLOSER);
         }
@@ -589,12 +608,14 @@ static void mode_misbehave(void) {
     uint64_t slow_sent = 0;
     for (int i = 0; i < nslowr; i++)
         slow_sent += conns[i].tx;
-    say("phase=misbehave secs=%d connects=%llu round_trips=%llu bytes_checked=%llu "
+    say("phase=misbehave secs=%d connects=%llu round_trips=%llu "
+        "bytes_checked=%llu "
         "slow_reader_bytes_sent=%llu resets=%llu half_closes=%llu "
         "daemon_rss_kb_start=%ld daemon_rss_kb_max=%ld",
         opt.secs, (unsigned long long)connects_done,
         (unsigned long long)rounds_done, (unsigned long long)bytes_checked,
-        (unsigned long long)slow_sent, (unsigned long long)count_kind[K_RESETTER],
+        (unsigned long long)slow_sent,
+        (unsigned long long)count_kind[K_RESETTER],
         (unsigned long long)count_kind[K_HALF_CLOSER], rss0, rss_max);
     if (rss_max - rss0 > (long)opt.max_rss_mb * 1024)
         fail("daemon RSS grew by %ld KiB (max %d MiB)", rss_max - rss0,
@@ -616,7 +637,8 @@ static void mode_soak(void) {
     while (now_us() < end) {
         for (int i = 0; i < nconns; i++)
             if (conns[i].state == S_FREE)
-                conn_open(&conns[i], (rnd() % 8 == 0) ? K_HALF_CLOSER : K_NORMAL);
+                conn_open(&conns[i],
+                          (rnd() % 8 == 0) ? K_HALF_CLOSER : K_NORMAL);
         pump(10);
         uint64_t t = now_us();
         if (t >= next_sample) {
@@ -643,7 +665,8 @@ static void mode_soak(void) {
         (unsigned long long)rounds_done, (unsigned long long)bytes_checked,
         warm_max, late_max, late_min);
     if (opt.pid > 0 && late_max > warm_max + opt.max_growth_kb)
-        fail("daemon RSS not flat: %ld KiB after warm-up, %ld KiB peak during it",
+        fail("daemon RSS not flat: %ld KiB after warm-up, %ld KiB peak during "
+             "it",
              late_max, warm_max);
     close_all();
 }
@@ -656,21 +679,36 @@ int main(int argc, char **argv) {
     const char *addr = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--addr")) addr = v;
-        else if (!strcmp(k, "--pid")) opt.pid = intarg(v);
-        else if (!strcmp(k, "--mode")) opt.mode = v;
-        else if (!strcmp(k, "--conns")) opt.conns = intarg(v);
-        else if (!strcmp(k, "--inflight")) opt.inflight = intarg(v);
-        else if (!strcmp(k, "--rounds")) opt.rounds = intarg(v);
-        else if (!strcmp(k, "--size")) opt.size = intarg(v);
-        else if (!strcmp(k, "--secs")) opt.secs = intarg(v);
-        else if (!strcmp(k, "--hold-ms")) opt.hold_ms = intarg(v);
-        else if (!strcmp(k, "--timeout")) opt.timeout = intarg(v);
-        else if (!strcmp(k, "--max-cpu")) opt.max_cpu = intarg(v);
-        else if (!strcmp(k, "--max-rss-mb")) opt.max_rss_mb = intarg(v);
-        else if (!strcmp(k, "--max-growth-kb")) opt.max_growth_kb = intarg(v);
-        else if (!strcmp(k, "--seed")) opt.seed = (unsigned)intarg(v);
-        else fail("unknown option %s", k);
+        if (!strcmp(k, "--addr"))
+            addr = v;
+        else if (!strcmp(k, "--pid"))
+            opt.pid = intarg(v);
+        else if (!strcmp(k, "--mode"))
+            opt.mode = v;
+        else if (!strcmp(k, "--conns"))
+            opt.conns = intarg(v);
+        else if (!strcmp(k, "--inflight"))
+            opt.inflight = intarg(v);
+        else if (!strcmp(k, "--rounds"))
+            opt.rounds = intarg(v);
+        else if (!strcmp(k, "--size"))
+            opt.size = intarg(v);
+        else if (!strcmp(k, "--secs"))
+            opt.secs = intarg(v);
+        else if (!strcmp(k, "--hold-ms"))
+            opt.hold_ms = intarg(v);
+        else if (!strcmp(k, "--timeout"))
+            opt.timeout = intarg(v);
+        else if (!strcmp(k, "--max-cpu"))
+            opt.max_cpu = intarg(v);
+        else if (!strcmp(k, "--max-rss-mb"))
+            opt.max_rss_mb = intarg(v);
+        else if (!strcmp(k, "--max-growth-kb"))
+            opt.max_growth_kb = intarg(v);
+        else if (!strcmp(k, "--seed"))
+            opt.seed = (unsigned)intarg(v);
+        else
+            fail("unknown option %s", k);
     }
     if (addr == NULL || opt.mode == NULL) {
         fprintf(stderr, "usage: echoload --addr 127.0.0.1:PORT --mode "
