@@ -22,23 +22,6 @@
 
 #define SD_LISTEN_FDS_START 3
 
-/* A decimal number in [0, max], nothing else. */
-static bool parse_num(const char *s, unsigned long max, unsigned long *out) {
-    unsigned long v = 0;
-    if (s == NULL || *s == '\0')
-        return false;
-    for (; *s != '\0'; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
 static bool taken(int fd) {
     for (size_t k = 0; k < D.ninh; k++)
         if (D.inh[k].fd == fd)
@@ -51,30 +34,30 @@ static int take_systemd(char *err, size_t errsize) {
     const char *pid_s = getenv("LISTEN_PID");
     const char *fds_s = getenv("LISTEN_FDS");
     const char *names = getenv("LISTEN_FDNAMES");
-    unsigned long pid, n;
+    uint64_t pid, n;
     if (pid_s == NULL)
         return 0;
-    if (!parse_num(pid_s, LONG_MAX, &pid) || pid == 0) {
+    if (!echod_parse_uint(pid_s, LONG_MAX, &pid) || pid == 0) {
         snprintf(err, errsize, "bad LISTEN_PID '%.32s' in the environment",
                  pid_s);
         return -1;
     }
     if ((pid_t)pid != getpid()) {
         logmsg(ECHOD_NORMAL,
-               "LISTEN_PID=%lu is not this process (%ld): its sockets are "
+               "LISTEN_PID=%llu is not this process (%ld): its sockets are "
                "not ours, ignored",
-               pid, (long)getpid());
+               (unsigned long long)pid, (long)getpid());
         return 0;
     }
     if (fds_s == NULL)
         return 0;
-    if (!parse_num(fds_s, ECHOD_MAX_LISTEN, &n)) {
+    if (!echod_parse_uint(fds_s, ECHOD_MAX_LISTEN, &n)) {
         snprintf(err, errsize,
                  "bad LISTEN_FDS '%.32s' in the environment (0 to %d)", fds_s,
                  ECHOD_MAX_LISTEN);
         return -1;
     }
-    for (unsigned long i = 0; i < n; i++) {
+    for (uint64_t i = 0; i < n; i++) {
         inherited_t *in = &D.inh[D.ninh++];
         in->fd = SD_LISTEN_FDS_START + (int)i;
         in->origin = "systemd";

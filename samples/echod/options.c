@@ -26,8 +26,7 @@ static int fail(char *err, size_t errsize, const char *fmt, ...) {
     return -1;
 }
 
-/* A decimal unsigned integer, no sign, no spaces, at most max. */
-static bool parse_uint(const char *s, uint64_t max, uint64_t *out) {
+bool echod_parse_uint(const char *s, uint64_t max, uint64_t *out) {
     uint64_t v = 0;
     if (*s == '\0')
         return false;
@@ -83,7 +82,7 @@ static bool parse_size(const char *s, uint64_t *out) {
         return false;
     memcpy(digits, s, n);
     digits[n] = '\0';
-    if (!parse_uint(digits, UINT64_MAX / mult, &v))
+    if (!echod_parse_uint(digits, UINT64_MAX / mult, &v))
         return false;
     *out = v * mult;
     return true;
@@ -91,7 +90,7 @@ static bool parse_size(const char *s, uint64_t *out) {
 
 static bool valid_port(const char *p) {
     uint64_t v;
-    return strlen(p) <= 5 && parse_uint(p, 65535, &v);
+    return strlen(p) <= 5 && echod_parse_uint(p, 65535, &v);
 }
 
 int echod_check_addr(const char *text, char *err, size_t errsize) {
@@ -216,7 +215,7 @@ static int apply(echod_options_t *o, int opt, const char *shown,
                         "too many --listen and --listen-fd options (at most "
                         "%d)",
                         ECHOD_MAX_LISTEN);
-        if (!parse_uint(val, INT32_MAX, &v))
+        if (!echod_parse_uint(val, INT32_MAX, &v))
             return fail(err, errsize,
                         "%s wants a descriptor number (0 or more), not '%s'",
                         shown, val);
@@ -226,14 +225,14 @@ static int apply(echod_options_t *o, int opt, const char *shown,
         o->listen_fd[o->nlisten_fd++] = (int)v;
         return 0;
     case OPT_THREADS:
-        if (!parse_uint(val, ECHOD_MAX_THREADS, &v) || v == 0)
+        if (!echod_parse_uint(val, ECHOD_MAX_THREADS, &v) || v == 0)
             return fail(err, errsize, "%s wants 1 to %d, not '%s'", shown,
                         ECHOD_MAX_THREADS, val);
         o->threads = (unsigned)v;
         return 0;
     case OPT_MAX_CONNS:
     case OPT_PER_ADDR:
-        if (!parse_uint(val, UINT64_C(100000000), &v))
+        if (!echod_parse_uint(val, UINT64_C(100000000), &v))
             return fail(err, errsize,
                         "%s wants a count (0 for no limit), not '%s'", shown,
                         val);

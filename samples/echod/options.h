@@ -70,6 +70,12 @@ int echod_options_parse(echod_options_t *o, int argc, char *const argv[],
  */
 int echod_check_addr(const char *text, char *err, size_t errsize);
 
+/*
+ * echod_parse_uint: a decimal unsigned integer, no sign, no spaces, at
+ * most max, into *out. Returns whether s is one. Pure.
+ */
+bool echod_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
 /* echod_usage: the --help text. */
 void echod_usage(FILE *out, const char *prog);
 
