@@ -248,26 +248,18 @@ static tide_poll_t bs_flush(tide_stream_t *st, tide_cx_t *cx, int *out) {
 }
 
 static tide_poll_t bs_shutdown(tide_stream_t *st, tide_cx_t *cx, int *out) {
-    (void)cx;
     struct tide_bevstream *s = bs_of(st);
     if (s->shut) {
         *out = 0;
         return TIDE_READY;
     }
-    int rc = write_state(s);
-    if (rc <= 0) {
-        *out = rc;
-        return TIDE_READY;
-    }
+    /* First a flush, which a dropped shutdown leaves undone harmlessly
+     * (cancel safe: the write side is still open); only then is the
+     * filter told that nothing more comes, which cannot be undone. */
+    tide_poll_t p = bs_flush(st, cx, out);
+    if (p == TIDE_PENDING || *out < 0)
+        return p;
     if (!s->finishing) {
-        /* First a flush, which a dropped shutdown leaves undone harmlessly
-         * (cancel safe: the write side is still open); only then is the
-         * filter told that nothing more comes, which cannot be undone. */
-        s->in_op = true;
-        bufferevent_flush(s->chain[0], EV_WRITE, BEV_FLUSH);
-        s->in_op = false;
-        if (queued(s) > 0)
-            return TIDE_PENDING;
         s->finishing = true;
         s->in_op = true;
         bufferevent_flush(s->chain[0], EV_WRITE, BEV_FINISHED);
