@@ -31,6 +31,9 @@
 #include <tide/sync.h>
 #include <tide/task.h>
 #include <tide/fs.h>
+#include <tide/libevent.h>
+
+#include <event2/bufferevent.h>
 
 #define GOT_MAX (4u << 20)
 #define BIG 300000 /* bytes for the write futures: several socket buffers */
@@ -47,6 +50,8 @@ typedef struct cctx {
     tide_stream_t *sc;
     int peer2;
     /* a raw registration */
+    /* a bufferevent stream (sa, with peer) */
+    tide_bevstream_t *bs;
     tide_fd_t *reg;
     int regpeer;
     /* listeners, datagram sockets */
@@ -176,6 +181,19 @@ static void pair_a(cctx_t *x) {
     set_bufs(sv[1], 8192);
     ck_assert_int_eq(tide_unix_from_fd(&x->a, x->ex, sv[0]), 0);
     x->sa = tide_unix_stream(x->a);
+    x->peer = sv[1];
+}
+
+/* The bufferevent stream: a socket bufferevent over one end of a pair;
+ * sa is its stream, so the io entries' feed and verify serve it too. */
+static void setup_bev(cctx_t *x) {
+    int sv[2];
+    t_socketpair(sv);
+    struct bufferevent *bev = bufferevent_socket_new(
+        tide_exec_base(x->ex), sv[0], BEV_OPT_CLOSE_ON_FREE);
+    ck_assert_ptr_nonnull(bev);
+    ck_assert_int_eq(tide_bevstream_new(&x->bs, x->ex, bev, TIDE_BEV_OWN), 0);
+    x->sa = tide_bevstream_stream(x->bs);
     x->peer = sv[1];
 }
 
@@ -1397,6 +1415,9 @@ static const centry_t entries[] = {
     {"linecodec_encode", setup_enc, mk_line_encode, drain_peer, vf_line_encode,
      0},
     {"lencodec_encode", setup_enc, mk_len_encode, drain_peer, vf_len_encode, 0},
+    /* libevent bridges: a bufferevent stream */
+    {"bevstream read", setup_bev, mk_read, feed1, vf_read, 0},
+    {"bevstream read_exact", setup_bev, mk_read_exact, feed1, vf_read_exact, 0},
     /* reactor */
     {"fd_readable", setup_reg, mk_readable, feed_reg, vf_readable, 0},
     {"fd_writable", setup_reg_full, mk_writable, drain_reg, vf_writable, 0},
@@ -1480,6 +1501,7 @@ static void teardown(cctx_t *x) {
         tide_notify_free(&x->nt);
     if (x->sem_on)
         tide_semaphore_free(&x->sem);
+    tide_bevstream_free(x->bs);
     tide_unix_free(x->a);
     tide_unix_free(x->c);
     tide_fd_free(x->reg);
