@@ -3,6 +3,7 @@
 # futures). The top layer: it uses every layer before it.
 src_libtide_internal_la_SOURCES += \
 	src/libevent/bevstream.c \
+	src/libevent/evhttp.c \
 	src/libevent/evlistener.c \
 	src/libevent/spawn.c
 tideinclude_HEADERS += include/tide/libevent.h
