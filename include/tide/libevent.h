@@ -336,7 +336,11 @@ TIDE_EXTERN int tide_spawn_event(tide_exec_t *ex, tide_future_t *fut,
  * tide_evreq_error. Every request gets exactly one reply or is dropped
  * with its client:
  *
- *   - the client goes away (or the evhttp is freed) before the reply:
+ *   - KNOWN GAP: libevent 2.1 stops reading a connection while its
+ *     request waits, so a client that closes mid-wait is not yet seen
+ *     (tide's socket watch in evhttp.c does not fire in tests yet): the
+ *     task runs to its reply, which libevent then drops;
+ *   - the evhttp is freed (or libevent fails the connection) before the reply:
  *     the task is aborted at the pending point it is waiting at (it is
  *     dropped before the executor's next turn and never polled again)
  *     and tide frees the request if libevent left that to it. No reply is

@@ -18,8 +18,11 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 
 #include "core/internal.h"
@@ -30,6 +33,8 @@ struct tide_evreq {
     struct evhttp_connection *evcon;
     tide_task_t *task; /* NULL once finished */
     bool gone;
+    bool watching;   /* ev added */
+    struct event ev; /* readable on the client's socket: gone? */
 };
 
 struct route {
@@ -48,6 +53,10 @@ struct tide_evhttp {
 };
 
 static void req_forget(tide_evreq_t *r) {
+    if (r->watching) {
+        event_del(&r->ev);
+        r->watching = false;
+    }
     if (r->evcon != NULL)
         evhttp_connection_set_closecb(r->evcon, NULL, NULL);
     r->req = NULL;
@@ -57,6 +66,10 @@ static void req_forget(tide_evreq_t *r) {
 static void on_close(struct evhttp_connection *evcon, void *arg) {
     tide_evreq_t *r = arg;
     struct evhttp_request *req = r->req;
+    if (r->watching) {
+        event_del(&r->ev);
+        r->watching = false;
+    }
     r->evcon = NULL; /* the connection is being freed: leave it alone */
     r->req = NULL;
     r->gone = true;
@@ -67,6 +80,38 @@ static void on_close(struct evhttp_connection *evcon, void *arg) {
         evhttp_request_free(req);
     if (r->task != NULL)
         tide__task_abort(r->task);
+}
+
+/* libevent 2.1 stops reading a connection while its request waits for a
+ * reply, so it does not see the client leave until it writes: tide
+ * watches the socket itself. Readable with nothing to read (end of
+ * stream) or an error: the client is gone; free the connection, whose
+ * close callback (on_close) drops the task and lets libevent free the
+ * request. Readable with bytes (a pipelined request): they are evhttp's;
+ * stop watching (the next reply finds out). */
+static void on_readable(evutil_socket_t fd, short what, void *arg) {
+    tide_evreq_t *r = arg;
+    r->watching = false;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                            errno == EINTR))) {
+        if (n < 0 && event_add(&r->ev, NULL) == 0)
+            r->watching = true;
+        return;
+    }
+    if (r->evcon != NULL)
+        evhttp_connection_free(r->evcon); /* calls on_close */
+}
+
+static void watch(tide_evreq_t *r, struct event_base *base) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    if (event_assign(&r->ev, base, fd, EV_READ, on_readable, r) == 0 &&
+        event_add(&r->ev, NULL) == 0)
+        r->watching = true;
 }
 
 static void on_finish(tide_task_t *t) {
@@ -111,8 +156,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
     /* First polled from the executor's event: nothing has run yet. */
     *(tide_evreq_t **)tide__task_extra(t) = r;
     r->task = t;
-    if (r->req != NULL && r->evcon != NULL)
+    if (r->req != NULL && r->evcon != NULL) {
         evhttp_connection_set_closecb(r->evcon, on_close, r);
+        watch(r, rt->h->ex->base);
+    }
 }
 
 int tide_evhttp_new(tide_evhttp_t **out, tide_exec_t *ex, struct evhttp *http) {
