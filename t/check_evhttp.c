@@ -46,8 +46,7 @@ TIDE_TASK(handler_t, handler) {
         ck_assert_int_eq(tide_evreq_reply(self->r, 200, NULL, b), 0);
         evbuffer_free(b);
         ck_assert_ptr_null(tide_evreq_req(self->r));
-        ck_assert_int_eq(tide_evreq_reply(self->r, 200, NULL, NULL),
-                         -EALREADY);
+        ck_assert_int_eq(tide_evreq_reply(self->r, 200, NULL, NULL), -EALREADY);
         self->srv->replied++;
     }
     TIDE_TASK_END(0);
@@ -94,8 +93,7 @@ static void srv_stop(srv_t *s) {
 /* Run the loop until *flag reaches want, or ms pass. */
 static void run_until(srv_t *s, int *flag, int want, unsigned ms) {
     uint64_t end = t_now_ms() + ms;
-    while ((flag == NULL || *flag < want) && t_now_ms() < end)
-{
+    while ((flag == NULL || *flag < want) && t_now_ms() < end) {
         event_base_loop(s->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         usleep(200);
     }
@@ -170,8 +168,8 @@ START_TEST(test_evhttp_many_concurrent_requests) {
     run_until(&s, &ndone, N, T_BOUND_MS);
     for (int i = 0; i < N; i++) {
         ck_assert_msg(c[i].code == 200, "request %d: code %d", i, c[i].code);
-        ck_assert_msg(strcmp(c[i].body, uri[i]) == 0, "request %d: got '%s'",
-                      i, c[i].body);
+        ck_assert_msg(strcmp(c[i].body, uri[i]) == 0, "request %d: got '%s'", i,
+                      c[i].body);
         evhttp_connection_free(conn[i]);
     }
     ck_assert_int_eq(s.replied, N);
@@ -189,12 +187,11 @@ static int raw_request(int port, const char *uri) {
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
     char buf[128];
-    int n = snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n",
-                     uri);
+    int n =
+        snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", uri);
     ck_assert_int_eq(write(fd, buf, (size_t)n), n);
     return fd;
 }
-
 
 START_TEST(test_evhttp_exec_freed_in_flight_answers_503) {
     srv_t s;
@@ -245,8 +242,7 @@ START_TEST(test_evhttp_checks_its_arguments) {
     ck_assert_int_eq(tide_evhttp_new(NULL, s.ex, s.http), -EINVAL);
     ck_assert_int_eq(tide_evhttp_new(&h, NULL, s.http), -EINVAL);
     ck_assert_int_eq(tide_evhttp_new(&h, s.ex, NULL), -EINVAL);
-    ck_assert_int_eq(tide_evhttp_set_cb(NULL, "/a", make_handler, &s),
-                     -EINVAL);
+    ck_assert_int_eq(tide_evhttp_set_cb(NULL, "/a", make_handler, &s), -EINVAL);
     ck_assert_int_eq(tide_evhttp_set_cb(s.router, NULL, make_handler, &s),
                      -EINVAL);
     ck_assert_int_eq(tide_evhttp_set_cb(s.router, "/a", NULL, &s), -EINVAL);
