@@ -90,3 +90,21 @@ EXTRA_DIST += t/check_samples.sh
 # debootstrapped Debian 12, then .ci/run: run by hand, as root (it takes
 # minutes), never by make check.
 EXTRA_DIST += t/fresh-debian.sh
+
+# An evhttp server whose handler is a tide task calling a TCP backend
+# (tide_evhttp_*), and its callback twin (bufferevents), measured side by
+# side by bench/http-backend.sh and tested by t/check_http_backend.sh.
+noinst_PROGRAMS += samples/http-backend/http-backend \
+	samples/http-backend/http-backend-cb
+samples_http_backend_http_backend_SOURCES = samples/http-backend/http-backend.c
+samples_http_backend_http_backend_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_EXTRA_CFLAGS)
+samples_http_backend_http_backend_LDADD = src/libtide.la \
+	$(LIBEVENT_EXTRA_LIBS) $(LIBEVENT_LIBS)
+samples_http_backend_http_backend_cb_SOURCES = \
+	samples/http-backend/http-backend-cb.c
+samples_http_backend_http_backend_cb_CFLAGS = $(AM_CFLAGS) \
+	$(LIBEVENT_EXTRA_CFLAGS)
+samples_http_backend_http_backend_cb_LDADD = $(LIBEVENT_EXTRA_LIBS) \
+	$(LIBEVENT_LIBS)
+TESTS += t/check_http_backend.sh
+EXTRA_DIST += t/check_http_backend.sh

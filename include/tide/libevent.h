@@ -326,6 +326,118 @@ TIDE_EXTERN int tide_spawn_event(tide_exec_t *ex, tide_future_t *fut,
                                  struct event *ev, intptr_t *result,
                                  tide_join_t *join);
 
+/* ------------------------------------------------------------------------
+ * evhttp handlers as tasks
+ *
+ * A tide_evhttp_t routes an evhttp's requests (evhttp_set_cb,
+ * evhttp_set_gencb) to a factory that makes a future for each request;
+ * tide spawns it as a task, which awaits what it likes (a sleep, a
+ * backend over TCP, a channel) and then replies with tide_evreq_reply or
+ * tide_evreq_error. Every request gets exactly one reply or is dropped
+ * with its client:
+ *
+ *   - KNOWN GAP: libevent 2.1 stops reading a connection while its
+ *     request waits, so a client that closes mid-wait is not yet seen
+ *     (tide's socket watch in evhttp.c does not fire in tests yet): the
+ *     task runs to its reply, which libevent then drops;
+ *   - the evhttp is freed (or libevent fails the connection) before the reply:
+ *     the task is aborted at the pending point it is waiting at (it is
+ *     dropped before the executor's next turn and never polled again)
+ *     and tide frees the request if libevent left that to it. No reply is
+ *     attempted;
+ *   - the task finishes without replying: tide answers 500; the executor
+ *     is freed with the task in flight (tide_exec_free drops it): 503;
+ *   - the factory returns NULL: 500 (unless it replied); tide cannot
+ *     spawn (-ENOMEM, -ESHUTDOWN): the future is dropped and the client
+ *     gets 503.
+ *
+ * Cancel safety, for the future's author: while the future is polled the
+ * request is alive (tide_evreq_req(r) is it, until the reply). Its drop
+ * function may run after the request is gone (the client left): it must
+ * not touch the request, only r (valid until the drop returns) and its
+ * own state. To hold the request across a pending point is safe only
+ * through r (tide_evreq_req answers NULL once it is gone or answered).
+ *
+ * The close callback of the request's connection
+ * (evhttp_connection_set_closecb) is tide's from the request's arrival to
+ * its reply: set none of your own on connections served by tide
+ * handlers.
+ *
+ * Order at shutdown: tide_evhttp_free before evhttp_free and before
+ * tide_exec_free (the evhttp would call a freed router). Requests in
+ * flight need neither the router nor the evhttp handle to end safely.
+ * ------------------------------------------------------------------------ */
+
+struct evhttp;
+struct evhttp_request;
+struct evbuffer;
+
+/* tide_evhttp_t: routes an evhttp's requests to tasks (opaque). */
+typedef struct tide_evhttp tide_evhttp_t;
+
+/* tide_evreq_t: one request served by a task (opaque; tide's, freed after
+ * the task's future is dropped). */
+typedef struct tide_evreq tide_evreq_t;
+
+/* What a route calls for each request: return a future (the task takes
+ * it and drops it, as tide_spawn) that will reply through r, or NULL (the
+ * client gets 500 unless the factory replied through r). Runs from
+ * evhttp's request callback, on the loop. */
+typedef tide_future_t *(*tide_evhttp_fn)(tide_evreq_t *r, void *arg);
+
+/*
+ * tide_evhttp_new: a router for http, whose tasks run on ex (http must be
+ * on ex's event_base). Returns 0 and sets *out. Errors: -EINVAL (NULL
+ * out, ex or http), -ENOMEM. The evhttp stays the caller's.
+ * Executor's thread only.
+ */
+TIDE_EXTERN int tide_evhttp_new(tide_evhttp_t **out, tide_exec_t *ex,
+                                struct evhttp *http);
+
+/* tide_evhttp_free: remove every callback h set on its evhttp
+ * (evhttp_del_cb, and the generic callback back to evhttp's 404) and free
+ * h. Tasks already serving requests run on. NULL is a no-op. Call it
+ * before evhttp_free and tide_exec_free. */
+TIDE_EXTERN void tide_evhttp_free(tide_evhttp_t *h);
+
+/*
+ * tide_evhttp_set_cb: serve requests for path (as evhttp_set_cb) with
+ * tasks made by fn(r, arg). Returns 0. Errors: -EINVAL (NULL h, path or
+ * fn), -EEXIST (path already has a callback on the evhttp), -ENOMEM.
+ */
+TIDE_EXTERN int tide_evhttp_set_cb(tide_evhttp_t *h, const char *path,
+                                   tide_evhttp_fn fn, void *arg);
+
+/* tide_evhttp_set_gencb: serve every request that no path matches (as
+ * evhttp_set_gencb) with tasks made by fn(r, arg); fn NULL gives the
+ * generic callback back to evhttp (404). Returns 0. Errors: -EINVAL (NULL
+ * h). */
+TIDE_EXTERN int tide_evhttp_set_gencb(tide_evhttp_t *h, tide_evhttp_fn fn,
+                                      void *arg);
+
+/* tide_evreq_req: the request, or NULL once it was answered or its
+ * client went away (and for NULL r). Valid until the task's next pending
+ * point. */
+TIDE_EXTERN struct evhttp_request *tide_evreq_req(tide_evreq_t *r);
+
+/* tide_evreq_gone: true once r's client went away before a reply. */
+TIDE_EXTERN bool tide_evreq_gone(const tide_evreq_t *r);
+
+/*
+ * tide_evreq_reply: answer r (evhttp_send_reply: code, reason, NULL for
+ * "OK", body drained into the reply, NULL for none). After it, the
+ * request is libevent's: tide_evreq_req answers NULL. Returns 0. Errors:
+ * -EINVAL (NULL r, code outside 100..599), -EALREADY (already answered),
+ * -ECONNRESET (the client went away: only seen from outside r's task,
+ * which is aborted then).
+ */
+TIDE_EXTERN int tide_evreq_reply(tide_evreq_t *r, int code, const char *reason,
+                                 struct evbuffer *body);
+
+/* tide_evreq_error: answer r with an error page (evhttp_send_error: code,
+ * reason or NULL). Returns and errors as tide_evreq_reply. */
+TIDE_EXTERN int tide_evreq_error(tide_evreq_t *r, int code, const char *reason);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 # futures). The top layer: it uses every layer before it.
 src_libtide_internal_la_SOURCES += \
 	src/libevent/bevstream.c \
+	src/libevent/evhttp.c \
 	src/libevent/evlistener.c \
 	src/libevent/spawn.c
 tideinclude_HEADERS += include/tide/libevent.h
@@ -14,3 +15,12 @@ endif
 t_check_libevent_SOURCES = t/check_libevent.c t/testutil.h
 t_check_libevent_CFLAGS = $(TEST_CFLAGS)
 t_check_libevent_LDADD = $(TEST_LIBS)
+
+# evhttp handlers as tasks (src/libevent/evhttp.c).
+if HAVE_CHECK
+check_PROGRAMS += t/check_evhttp
+TESTS += t/check_evhttp
+endif
+t_check_evhttp_SOURCES = t/check_evhttp.c t/testutil.h
+t_check_evhttp_CFLAGS = $(TEST_CFLAGS) $(LIBEVENT_EXTRA_CFLAGS)
+t_check_evhttp_LDADD = $(TEST_LIBS)
