@@ -25,25 +25,6 @@ trap cleanup EXIT
 failed=0
 fail() { echo "FAIL: $*"; failed=1; }
 
-wait_line() {
-    for _ in $(seq 100); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-wait_exit() {
-    st=running
-    for _ in $(seq 100); do
-        if ! kill -0 "$1" 2>/dev/null; then
-            wait "$1"
-            st=$?
-            return
-        fi
-        sleep 0.1
-    done
-}
-
 ./samples/tide-echod -l 127.0.0.1:0 >"$tmp/echod.out" 2>&1 &
 echod=$!
 pids="$pids $echod"

@@ -22,30 +22,6 @@ trap cleanup EXIT
 failed=0
 fail() { echo "FAIL: $*"; failed=1; }
 
-# wait_line FILE REGEX: wait up to 10 s for a line of FILE matching REGEX.
-wait_line() {
-    for _ in $(seq 100); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_exit PID: wait up to 10 s for PID (a child of this shell) to exit;
-# st is its exit status then, or "running". (Not in a subshell: only this
-# shell can wait for its children.)
-wait_exit() {
-    st=running
-    for _ in $(seq 100); do
-        if ! kill -0 "$1" 2>/dev/null; then
-            wait "$1"
-            st=$?
-            return
-        fi
-        sleep 0.1
-    done
-}
-
 # roundtrip PORT TEXT: one line to 127.0.0.1:PORT and its echo back.
 roundtrip() {
     local got
