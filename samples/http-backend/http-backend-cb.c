@@ -115,19 +115,27 @@ static void on_request(struct evhttp_request *req, void *arg) {
         call_end(c, 502, "backend unreachable");
 }
 
+/* parse_num: s as a decimal number in [0, max], or -1. */
+static long parse_num(const char *s, long max) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s != '\0' && *end == '\0' && v >= 0 && v <= max ? v : -1;
+}
+
 int main(int argc, char **argv) {
     app_t app;
     memset(&app, 0, sizeof app);
     char host[64];
     int bport;
-    if (argc != 3 || sscanf(argv[2], "%63[^:]:%d", host, &bport) != 2 ||
-        inet_pton(AF_INET, host, &app.backend.sin_addr) != 1) {
+    long port = argc > 1 ? parse_num(argv[1], 65535) : -1;
+    if (argc != 3 || port < 0 ||
+        sscanf(argv[2], "%63[^:]:%d", host, &bport) != 2 || bport < 0 ||
+        bport > 65535 || inet_pton(AF_INET, host, &app.backend.sin_addr) != 1) {
         fprintf(stderr, "Usage: http-backend-cb HTTP_PORT BACKEND_IP:PORT\n");
         return 2;
     }
     app.backend.sin_family = AF_INET;
     app.backend.sin_port = htons((unsigned short)bport);
-    int port = atoi(argv[1]);
 
     app.base = event_base_new();
     struct evhttp *http = app.base ? evhttp_new(app.base) : NULL;

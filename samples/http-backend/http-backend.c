@@ -125,17 +125,26 @@ static tide_future_t *on_request(tide_evreq_t *r, void *arg) {
     return &h->fut;
 }
 
+/* parse_num: s as a decimal number in [0, max], or -1. */
+static long parse_num(const char *s, long max) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s != '\0' && *end == '\0' && v >= 0 && v <= max ? v : -1;
+}
+
 int main(int argc, char **argv) {
     app_t app;
     memset(&app, 0, sizeof app);
-    if (argc < 3 || argc > 4 || strlen(argv[2]) >= sizeof app.backend) {
+    long port = argc > 1 ? parse_num(argv[1], 65535) : -1;
+    long delay = argc > 3 ? parse_num(argv[3], 3600000) : 0;
+    if (argc < 3 || argc > 4 || port < 0 || delay < 0 ||
+        strlen(argv[2]) >= sizeof app.backend) {
         fprintf(stderr,
                 "Usage: http-backend HTTP_PORT BACKEND_HOST:PORT [DELAY_MS]\n");
         return 2;
     }
-    int port = atoi(argv[1]);
     strcpy(app.backend, argv[2]);
-    app.delay_ms = argc > 3 ? (unsigned)atoi(argv[3]) : 0;
+    app.delay_ms = (unsigned)delay;
 
     app.base = event_base_new();
     struct evhttp *http = app.base ? evhttp_new(app.base) : NULL;
