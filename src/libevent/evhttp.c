@@ -52,11 +52,16 @@ struct tide_evhttp {
     struct route gen; /* fn NULL: no generic callback of ours */
 };
 
-static void req_forget(tide_evreq_t *r) {
+/* unwatch: stop watching r's socket for the client leaving. */
+static void unwatch(tide_evreq_t *r) {
     if (r->watching) {
         event_del(&r->ev);
         r->watching = false;
     }
+}
+
+static void req_forget(tide_evreq_t *r) {
+    unwatch(r);
     if (r->evcon != NULL)
         evhttp_connection_set_closecb(r->evcon, NULL, NULL);
     r->req = NULL;
@@ -66,10 +71,7 @@ static void req_forget(tide_evreq_t *r) {
 static void on_close(struct evhttp_connection *evcon, void *arg) {
     tide_evreq_t *r = arg;
     struct evhttp_request *req = r->req;
-    if (r->watching) {
-        event_del(&r->ev);
-        r->watching = false;
-    }
+    unwatch(r);
     r->evcon = NULL; /* the connection is being freed: leave it alone */
     r->req = NULL;
     r->gone = true;
