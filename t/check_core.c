@@ -1026,6 +1026,44 @@ START_TEST(test_sizes_do_not_grow) {
 }
 END_TEST
 
+/* tide_exec_wake_all polls every pending task once more, whether or not
+ * anything woke it, skips completed ones, and refuses NULL. */
+START_TEST(test_exec_wake_all) {
+    tide_exec_t *ex = t_exec_new();
+    ck_assert_int_eq(tide_exec_wake_all(NULL), -EINVAL);
+    probe_t p[3];
+    tide_join_t j[3];
+    for (int i = 0; i < 3; i++) {
+        probe_init(&p[i]);
+        ck_assert_int_eq(tide_spawn(ex, &p[i].fut, &j[i]), 0);
+    }
+    probe_t done; /* completes at its first poll */
+    probe_init(&done);
+    done.finish = true;
+    tide_join_t jd;
+    ck_assert_int_eq(tide_spawn(ex, &done.fut, &jd), 0);
+    ck_assert_int_eq(t_run(ex, tide_join(&jd)), 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(p[i].polls, 1);
+    ck_assert_uint_eq(t_stats(ex).queued, 0);
+    ck_assert_int_eq(tide_exec_wake_all(ex), 0);
+    ck_assert_int_eq(tide_exec_wake_all(ex), 0); /* twice: queued once */
+    ck_assert_uint_eq(t_stats(ex).queued, 3);
+    p[1].finish = true;
+    ck_assert_int_eq(t_run(ex, tide_join(&j[1])), 2);
+    ck_assert_int_eq(p[0].polls, 2);
+    ck_assert_int_eq(p[2].polls, 2);
+    ck_assert_int_eq(done.polls, 1); /* completed: not polled again */
+    ck_assert_int_eq(tide_exec_wake_all(ex), 0);
+    ck_assert_uint_eq(t_stats(ex).queued, 2);
+    p[0].finish = p[2].finish = true;
+    ck_assert_int_eq(t_run(ex, tide_join(&j[0])), 3);
+    ck_assert_int_eq(t_run(ex, tide_join(&j[2])), 3);
+    ck_assert_int_eq(p[1].polls, 2);
+    tide_exec_free(ex);
+}
+END_TEST
+
 /* block_on from inside a task is refused. */
 typedef struct nested {
     tide_future_t fut;
@@ -2277,6 +2315,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_exec_caller_base);
     tcase_add_test(tc, test_exec_budget_host_timer_keeps_firing);
     tcase_add_test(tc, test_exec_set_budget);
+    tcase_add_test(tc, test_exec_wake_all);
     tcase_add_test(tc, test_exec_free_drops_pending_tasks);
     tcase_add_test(tc, test_exec_free_caller_base_removes_events);
     tcase_add_test(tc, test_exec_spawn_while_freeing_eshutdown);

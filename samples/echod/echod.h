@@ -184,9 +184,8 @@ typedef struct worker {
     unsigned next_id;     /* connection numbers, for --verbose */
     tide_notify_t closed; /* notified when the last connection closes */
     struct conn *idle_head, *idle_tail; /* D.track_idle: see conn.c */
-    level_t stop;         /* 1: stop accepting and drain; 2: now */
-    bool draining;        /* connections end rather than wait to read */
-    tide_waitq_t drain_q; /* connections waiting to read: see conn.c */
+    level_t stop;  /* 1: stop accepting and drain; 2: now */
+    bool draining; /* connections end rather than wait to read */
     int start_rc;
 } worker_t;
 

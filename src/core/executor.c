@@ -211,6 +211,16 @@ void tide__exec_schedule(tide_task_t *t) {
 
 static void notify_update(tide_exec_t *ex);
 
+int tide_exec_wake_all(tide_exec_t *ex) {
+    if (ex == NULL)
+        return -EINVAL;
+    /* A wake only queues (tide__exec_schedule polls nothing), so the list
+     * does not change under the walk. */
+    for (tide_task_t *t = ex->tasks; t != NULL; t = t->next)
+        task_waker_wake_by_ref(&t->wk);
+    return 0;
+}
+
 /* Put t on the executor's list of live tasks (owner thread). */
 static void task_link(tide_exec_t *ex, tide_task_t *t) {
     t->flags &= ~(unsigned)TASK_NEW;
