@@ -671,7 +671,14 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
         goto fail_efd;
     }
     r->exec = ex;
-    if (event_assign(&ex->run_ev, base, -1, 0, run_cb, ex) != 0 ||
+    /* EV_PERSIST, though run_ev is only ever activated or added with a
+     * zero timeout: libevent removes a non-persistent event that ran with
+     * event_del (about 70 instructions a turn, one turn per message at one
+     * connection); a persistent one only leaves the active queue. A zero
+     * timeout is not rescheduled (libevent re-adds a persistent event's
+     * timeout only when it is non-zero), and a fired timeout is deleted
+     * before the callback runs, so run_ev is never left pending. */
+    if (event_assign(&ex->run_ev, base, -1, EV_PERSIST, run_cb, ex) != 0 ||
         event_assign(&ex->notify_ev, base, r->efd, EV_READ | EV_PERSIST,
                      notify_cb, ex) != 0) {
         rc = -EIO;
