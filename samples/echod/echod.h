@@ -162,6 +162,14 @@ void *pool_get(pool_t *p, int *err);
 void *pool_new(pool_t *p);
 /* Give b back (NULL: nothing). */
 void pool_put(pool_t *p, void *b);
+/* Would pool_put(p, b) keep b on the free list, so that the next pool_get
+ * gives it straight back? Then a caller about to do both may keep b.
+ * Inline: it is asked once per echoed message. */
+static inline bool pool_would_keep(const pool_t *p) {
+    return p->nfree < p->keep &&
+           (p->waiting == NULL ||
+            atomic_load_explicit(p->waiting, memory_order_relaxed) == 0);
+}
 void pool_destroy(pool_t *p);
 
 /* The daemon, its workers and listeners ---------------------------------- */
