@@ -55,9 +55,9 @@ extern int verbosity;
 void logmsg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Open path (NULL: stderr) for appending and start the log's writer
- * thread (with every signal blocked). Returns 0, or -errno with a message
- * in err. */
+/* Open path (NULL: stderr) for appending; the log's writer thread (with
+ * every signal blocked) starts with the first line logged or the first
+ * reopen. Returns 0, or -errno with a message in err. */
 int log_start(const char *path, char *err, size_t errsize);
 /* --log-file, or NULL (stderr). */
 const char *log_file(void);
