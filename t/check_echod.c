@@ -11,6 +11,7 @@
  * any other way (Check's timeout kills it with SIGKILL).
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1672,6 +1673,38 @@ START_TEST(test_echod_sighup_sigusr2_keep_serving) {
 }
 END_TEST
 
+/* The daemon's threads (/proc/PID/task). */
+static int daemon_threads(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)D.pid);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* --quiet, one worker and nothing logged yet: one thread (the log's
+ * writer starts with the first line, so that glibc's recv and send take
+ * their single-threaded path); the first line (SIGUSR1's counters, logged
+ * even with --quiet) starts it, and the daemon goes on serving. */
+START_TEST(test_echod_log_thread_on_demand) {
+    start_echod("--quiet", NULL);
+    int fd = connect_echod();
+    roundtrip(fd, "quiet", 5);
+    ck_assert_int_eq(daemon_threads(), 1);
+    kill(D.pid, SIGUSR1);
+    ck_assert_msg(stderr_wait_for("buffer waits", T_WAIT_MS), "stderr: %s",
+                  D.errbuf);
+    ck_assert_int_eq(daemon_threads(), 2);
+    roundtrip(fd, "logged", 6);
+    close(fd);
+    stop_clean();
+}
+END_TEST
+
 /* Does file `path` contain `needle`? (false if it cannot be read) */
 static bool file_has(const char *path, const char *needle) {
     static char buf[65536];
@@ -2231,6 +2264,7 @@ static Suite *echod_suite(void) {
         {"sigterm_threads", test_echod_sigterm_threads_idle, 30},
         {"sigquit", test_echod_sigquit_drains, 30},
         {"sighup_sigusr2", test_echod_sighup_sigusr2_keep_serving, 30},
+        {"log_thread_on_demand", test_echod_log_thread_on_demand, 30},
         {"sighup_log_file", test_echod_sighup_reopens_log_file, 30},
         {"log_reader", test_echod_log_reader_never_reads, 120},
         {"sigint", test_echod_sigint_idle_exits_zero, 30},
