@@ -37,6 +37,17 @@ pin() { # pin CPU CMD...: run CMD on CPU if taskset and the CPU exist
     fi
 }
 
+# pin_bg CPU CMD...: pin in the background, the subshell replaced by CMD
+# (so that $! is the program's pid: for kill and for /proc)
+pin_bg() {
+    cpu=$1; shift
+    if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
+        exec taskset -c "$cpu" "$@"
+    else
+        exec "$@"
+    fi
+}
+
 tmp=$(mktemp -d)
 pid=
 cleanup() {
@@ -66,7 +77,7 @@ for c in $configs; do
     prio=${c%%:*}
     budget=${c#*:}
     : >"$tmp/ports"
-    pin 0 "$server" "$prio" "$budget" >>"$tmp/ports" &
+    pin_bg 0 "$server" "$prio" "$budget" >>"$tmp/ports" &
     pid=$!
     i=0
     while [ "$(wc -l <"$tmp/ports")" -lt 2 ]; do
@@ -79,7 +90,7 @@ for c in $configs; do
     e1=$(echo_rate "$eport")
     h1=$(http_rate "$hport" "$secs")
     # both: wrk runs a second longer on each side of loadgen's window
-    pin 1 wrk -t1 -c"$conns" -d"$((secs + 2))"s "http://127.0.0.1:$hport/" \
+    pin_bg 1 wrk -t1 -c"$conns" -d"$((secs + 2))"s "http://127.0.0.1:$hport/" \
         >"$tmp/wrk2" 2>&1 &
     wpid=$!
     sleep 0.5
