@@ -33,7 +33,9 @@
 #include <tide/fs.h>
 #include <tide/libevent.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/listener.h>
 
 #define GOT_MAX (4u << 20)
 #define BIG 300000 /* bytes for the write futures: several socket buffers */
@@ -52,6 +54,8 @@ typedef struct cctx {
     /* a raw registration */
     /* a bufferevent stream (sa, with peer) */
     tide_bevstream_t *bs;
+    /* an evconnlistener as a listener (accepting on addr) */
+    tide_evlistener_t *evl;
     tide_fd_t *reg;
     int regpeer;
     /* listeners, datagram sockets */
@@ -134,6 +138,7 @@ typedef struct cctx {
         tide_scope_wait_t scopew;
         tide_blocking_t blk;
         tide_fs_open_t fsopen;
+        tide_evaccept_t evacc;
     } u;
     tide_file_t *file;
     tide_token_t tok;
@@ -263,6 +268,32 @@ static void fill_out(cctx_t *x) {
         x->out[i] = (unsigned char)(i * 13 + (i >> 9));
 }
 
+/* A bufferevent stream whose output is full: the socket's send buffer
+ * is filled with zeros through the descriptor, and TIDE_BEV_WRITE_HIGH
+ * zeros wait in the output evbuffer (counted in prefill), so that writes,
+ * flushes and shutdowns pend until the peer drains. */
+static void setup_bev_write(cctx_t *x) {
+    setup_bev(x);
+    fill_out(x);
+    struct bufferevent *bev = tide_bevstream_bev(x->bs);
+    x->prefill = t_fill(bufferevent_getfd(bev));
+    static const unsigned char zeros[TIDE_BEV_WRITE_HIGH];
+    ck_assert_int_eq(
+        evbuffer_add(bufferevent_get_output(bev), zeros, sizeof zeros), 0);
+    x->prefill += sizeof zeros;
+}
+
+/* Let libevent send what the bufferevent queued, draining the peer as
+ * it goes (bounded), so that the peer holds every byte accepted. */
+static void bev_settle(cctx_t *x) {
+    struct evbuffer *o = bufferevent_get_output(tide_bevstream_bev(x->bs));
+    for (int i = 0; i < 100000 && evbuffer_get_length(o) > 0; i++) {
+        drain_peer(x);
+        event_base_loop(tide_exec_base(x->ex), EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    ck_assert_uint_eq(evbuffer_get_length(o), 0);
+}
+
 /* ------------------------------------------------------------------------
  * io: single-stream futures
  * ------------------------------------------------------------------------ */
@@ -349,6 +380,31 @@ static void vf_shutdown(cctx_t *x, tide_future_t *f, bool done) {
     ck_assert_int_eq(f->result, 0);
     char c;
     ck_assert_int_eq(read(x->peer, &c, 1), 0); /* FIN */
+}
+
+/* The bufferevent's writes: every byte a write accepted reaches the
+ * peer once libevent sent the queue (prefill counts what setup queued). */
+static void vf_bev_write(cctx_t *x, tide_future_t *f, bool done) {
+    bev_settle(x);
+    vf_write(x, f, done);
+}
+static void vf_bev_write_all(cctx_t *x, tide_future_t *f, bool done) {
+    bev_settle(x);
+    vf_write_all(x, f, done);
+}
+static void vf_bev_flush(cctx_t *x, tide_future_t *f, bool done) {
+    if (done)
+        ck_assert_int_eq(evbuffer_get_length(
+                             bufferevent_get_output(tide_bevstream_bev(x->bs))),
+                         0);
+    vf_flush(x, f, done);
+    bev_settle(x);
+    check_written(x, 0);
+}
+static void vf_bev_shutdown(cctx_t *x, tide_future_t *f, bool done) {
+    bev_settle(x);
+    check_written(x, 0);
+    vf_shutdown(x, f, done);
 }
 
 /* copy: a -> c. The peer of a is fed a byte at a time; after 4 bytes it
@@ -933,6 +989,52 @@ static void vf_tcp_accept(cctx_t *x, tide_future_t *f, bool done) {
     tide_tcp_free(a.conn);
 }
 
+/* The evconnlistener bridge, accepting on a fresh 127.0.0.1 port. */
+static void setup_evl(cctx_t *x) {
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        tide_exec_base(x->ex), NULL, NULL,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, 16,
+        (struct sockaddr *)&sin, sizeof sin);
+    ck_assert_ptr_nonnull(lev);
+    x->addr.len = sizeof x->addr.ss;
+    ck_assert_int_eq(getsockname(evconnlistener_get_fd(lev),
+                                 (struct sockaddr *)&x->addr.ss, &x->addr.len),
+                     0);
+    ck_assert_int_eq(tide_evlistener_new(&x->evl, x->ex, lev, TIDE_EVL_OWN), 0);
+}
+static tide_future_t *mk_evl_accept(cctx_t *x) {
+    return tide_evlistener_accept(&x->u.evacc, x->evl);
+}
+static tide_future_t *mk_evl_accept_conn(cctx_t *x) {
+    return tide_evlistener_accept_conn(&x->u.evacc, x->evl);
+}
+static void evl_take(tide_evaccept_t *a, intptr_t result) {
+    if (a->want_conn) {
+        ck_assert_int_eq(result, 0);
+        tide_conn_free(a->conn);
+    } else {
+        ck_assert_int_ge(result, 0);
+        ck_assert_int_eq(a->fd, (int)result);
+        close(a->fd);
+    }
+}
+static void vf_evl_accept(cctx_t *x, tide_future_t *f, bool done) {
+    if (done) {
+        evl_take(&x->u.evacc, f->result);
+        return;
+    }
+    /* cancel safe: the connection is still queued for the next accept */
+    if (x->nclients == 0)
+        feed_client(x);
+    tide_evaccept_t a;
+    tide_future_t *g = x->u.evacc.want_conn
+                           ? tide_evlistener_accept_conn(&a, x->evl)
+                           : tide_evlistener_accept(&a, x->evl);
+    evl_take(&a, t_run(x->ex, g));
+}
+
 /* The listener of any kind is the TCP listener under another name
  * (src/net/internal.h): the generic accept and serve on setup_tcp's. */
 static tide_listener_t *any_listener(cctx_t *x) {
@@ -1418,6 +1520,17 @@ static const centry_t entries[] = {
     /* libevent bridges: a bufferevent stream */
     {"bevstream read", setup_bev, mk_read, feed1, vf_read, 0},
     {"bevstream read_exact", setup_bev, mk_read_exact, feed1, vf_read_exact, 0},
+    {"bevstream write", setup_bev_write, mk_write, drain_peer, vf_bev_write, 0},
+    {"bevstream write_all", setup_bev_write, mk_write_all, drain_peer,
+     vf_bev_write_all, 0},
+    {"bevstream flush", setup_bev_write, mk_flush, drain_peer, vf_bev_flush, 0},
+    {"bevstream shutdown", setup_bev_write, mk_shutdown, drain_peer,
+     vf_bev_shutdown, 0},
+    /* libevent bridges: an evconnlistener */
+    {"evlistener_accept", setup_evl, mk_evl_accept, feed_client, vf_evl_accept,
+     0},
+    {"evlistener_accept_conn", setup_evl, mk_evl_accept_conn, feed_client,
+     vf_evl_accept, 0},
     /* reactor */
     {"fd_readable", setup_reg, mk_readable, feed_reg, vf_readable, 0},
     {"fd_writable", setup_reg_full, mk_writable, drain_reg, vf_writable, 0},
@@ -1502,6 +1615,7 @@ static void teardown(cctx_t *x) {
     if (x->sem_on)
         tide_semaphore_free(&x->sem);
     tide_bevstream_free(x->bs);
+    tide_evlistener_free(x->evl);
     tide_unix_free(x->a);
     tide_unix_free(x->c);
     tide_fd_free(x->reg);

@@ -1159,6 +1159,50 @@ START_TEST(test_echod_max_conns_per_addr) {
 }
 END_TEST
 
+/* The per-address table with several workers (each accepts and closes
+ * on its own thread, so the table is shared; under TSan this is the test
+ * that reaches it from threads): 8 connections from 127.0.0.1 are in,
+ * the ninth is refused, and 40 times one closes and a new one gets its
+ * place, whichever workers serve them. */
+START_TEST(test_echod_max_conns_per_addr_threads) {
+    start_echod("--threads", "4", "--max-conns-per-addr", "8", NULL);
+    enum { N = 8 };
+    int a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = connect_from("127.0.0.1", 0);
+        roundtrip(a[i], "a", 1);
+    }
+    int extra = connect_from("127.0.0.1", 0);
+    int r = wait_closed(extra, T_WAIT_MS);
+    ck_assert_msg(r == 0 || r == -ECONNRESET, "ninth connection: %s",
+                  strerror(-r));
+    close(extra);
+    for (int k = 0; k < 40; k++) {
+        int i = k % N;
+        close(a[i]);
+        a[i] = -1;
+        for (int64_t end = now_ms() + T_WAIT_MS; a[i] < 0 && now_ms() < end;) {
+            int fd = connect_from("127.0.0.1", 0);
+            if (try_roundtrip(fd, "again", 5, 1000)) {
+                a[i] = fd;
+            } else {
+                close(fd);
+                sleep_ms(5);
+            }
+        }
+        ck_assert_msg(a[i] >= 0, "round %d: not admitted after a close", k);
+    }
+    for (int i = 0; i < N; i++)
+        roundtrip(a[i], "still", 5);
+    echod_ctr_t c = daemon_counters();
+    ck_assert_uint_ge(c.refused_addr, 1);
+    ck_assert_uint_eq(c.open, N);
+    for (int i = 0; i < N; i++)
+        close(a[i]);
+    stop_clean();
+}
+END_TEST
+
 /* Clients that send and never read, each with a small receive window:
  * the daemon's write back to each stalls, holding a buffer. */
 typedef struct burst {
@@ -2257,6 +2301,7 @@ static Suite *echod_suite(void) {
         {"idle_stalled_writer", test_echod_idle_timeout_stalled_writer, 30},
         {"slowloris", test_echod_slowloris_evicted, 90},
         {"per_addr", test_echod_max_conns_per_addr, 30},
+        {"per_addr_threads", test_echod_max_conns_per_addr_threads, 60},
         {"memory_after_burst", test_echod_memory_returns_after_burst, 120},
         {"max_buffer_memory", test_echod_max_buffer_memory, 120},
         {"sigterm", test_echod_sigterm_drains, 30},

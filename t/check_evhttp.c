@@ -230,6 +230,22 @@ START_TEST(test_evhttp_freed_in_flight_drops_the_task) {
 }
 END_TEST
 
+START_TEST(test_evhttp_client_gone_drops_the_task) {
+    srv_t s;
+    srv_start(&s, 60u * 1000000u); /* the handler would sleep a minute */
+    int fd = raw_request(s.port, "/gone");
+    run_until(&s, &s.made, 1, T_BOUND_MS);
+    ck_assert_int_eq(s.made, 1);
+    ck_assert_int_eq(s.dropped, 0);
+    close(fd); /* the client leaves while its request waits */
+    run_until(&s, &s.dropped, 1, T_BOUND_MS);
+    ck_assert_int_eq(s.dropped, 1);
+    ck_assert_int_eq(s.polled_after_sleep, 0);
+    ck_assert_int_eq(s.replied, 0);
+    srv_stop(&s);
+}
+END_TEST
+
 static tide_future_t *make_null(tide_evreq_t *r, void *arg) {
     (*(int *)arg)++;
     return NULL;
@@ -276,6 +292,7 @@ static Suite *evhttp_suite(void) {
     tcase_add_test(tc, test_evhttp_many_concurrent_requests);
     tcase_add_test(tc, test_evhttp_exec_freed_in_flight_answers_503);
     tcase_add_test(tc, test_evhttp_freed_in_flight_drops_the_task);
+    tcase_add_test(tc, test_evhttp_client_gone_drops_the_task);
     tcase_add_test(tc, test_evhttp_checks_its_arguments);
     suite_add_tcase(su, tc);
     return su;

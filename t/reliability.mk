@@ -9,18 +9,26 @@
 # below with these wraps: every call of these functions from the test's
 # objects and from the static convenience library goes through the shim.
 # The installed library never sees them.
-FAULT_WRAP_FLAGS = -Wl,--wrap=read -Wl,--wrap=write -Wl,--wrap=readv \
-	-Wl,--wrap=writev -Wl,--wrap=recv -Wl,--wrap=send \
+FAULT_WRAP_FLAGS = $(FAULT_WRAP_NOT_IOV) -Wl,--wrap=readv -Wl,--wrap=writev
+FAULT_WRAP_NOT_IOV = -Wl,--wrap=read -Wl,--wrap=write \
+	-Wl,--wrap=recv -Wl,--wrap=send \
 	-Wl,--wrap=recvfrom -Wl,--wrap=sendto -Wl,--wrap=recvmsg \
 	-Wl,--wrap=sendmsg -Wl,--wrap=accept4 -Wl,--wrap=connect \
 	-Wl,--wrap=close -Wl,--wrap=tide__malloc -Wl,--wrap=tide__calloc \
 	-Wl,--wrap=tide__realloc -Wl,--wrap=tide__free
 FAULT_SOURCES = t/fault/fault.c t/fault/fault.h t/testutil.h t/slowdown.h
 
+# check_fault_bev injects into libevent's own readv and writev (a
+# bufferevent's I/O, in libevent's shared library) by exporting its own
+# (t/fault/interpose.c): the same wraps but those two.
+FAULT_BEV_WRAP_FLAGS = $(FAULT_WRAP_NOT_IOV) \
+	-Wl,--export-dynamic-symbol=readv -Wl,--export-dynamic-symbol=writev
+
 if HAVE_CHECK
 check_PROGRAMS += t/check_alloc t/fault/check_fault t/fault/check_soak \
-	t/check_cancel
-TESTS += t/check_alloc t/fault/check_fault t/fault/check_soak t/check_cancel
+	t/check_cancel t/fault/check_fault_bev
+TESTS += t/check_alloc t/fault/check_fault t/fault/check_soak t/check_cancel \
+	t/fault/check_fault_bev
 endif
 t_check_alloc_SOURCES = t/check_alloc.c $(FAULT_SOURCES)
 t_check_alloc_CFLAGS = $(TEST_CFLAGS)
@@ -39,6 +47,13 @@ t_fault_check_soak_CFLAGS = $(TEST_CFLAGS)
 t_fault_check_soak_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
 t_fault_check_soak_LDFLAGS = $(FAULT_WRAP_FLAGS)
 t_fault_check_soak_LDADD = $(TEST_LIBS)
+
+t_fault_check_fault_bev_SOURCES = t/fault/check_fault_bev.c \
+	t/fault/interpose.c $(FAULT_SOURCES)
+t_fault_check_fault_bev_CFLAGS = $(TEST_CFLAGS)
+t_fault_check_fault_bev_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
+t_fault_check_fault_bev_LDFLAGS = $(FAULT_BEV_WRAP_FLAGS)
+t_fault_check_fault_bev_LDADD = $(TEST_LIBS)
 
 t_check_cancel_SOURCES = t/check_cancel.c $(FAULT_SOURCES)
 t_check_cancel_CFLAGS = $(TEST_CFLAGS)

@@ -787,6 +787,32 @@ TIDE_EXTERN void tide_exec_set_budget(tide_exec_t *ex, unsigned polls);
  * Errors: -EINVAL (ex is NULL). */
 TIDE_EXTERN int tide_exec_wake_all(tide_exec_t *ex);
 
+/*
+ * tide_exec_set_priority: the libevent priority (event_priority_set) of
+ * the events tide adds to ex's base: its own two events at once, and from
+ * then on the descriptor, timer, listener and evhttp events it assigns
+ * (events assigned before the call keep theirs, so call it right after
+ * tide_exec_new; signals keep libevent's default). 0 is the most urgent;
+ * the base must have been given more than `priority` queues with
+ * event_base_priority_init; -1 goes back to libevent's default for what
+ * is assigned next.
+ *
+ * What it is for: libevent runs, in each pass of its loop, every active
+ * event of the most urgent priority that has any, and nothing of the
+ * lower ones; at one priority every ready event gets one callback per
+ * pass, so tide (one turn per pass, polling up to the budget of
+ * tide_exec_set_budget) shares the loop with the host's events per
+ * event, not per unit of work. Below the host's events (a larger
+ * number), tide runs in the passes where the host has nothing ready;
+ * above them, the host's events wait while tide has work. doc/design.md
+ * ("Sharing the loop") has the measurements.
+ *
+ * Returns 0. Errors: -EINVAL (NULL ex, priority < -1 or not below
+ * event_base_get_npriorities), -EBUSY (one of tide's own events is
+ * active: called from inside a turn). Executor's thread only.
+ */
+TIDE_EXTERN int tide_exec_set_priority(tide_exec_t *ex, int priority);
+
 /* Counters, for tests, benchmarks and the curious. */
 typedef struct tide_exec_stats {
     size_t tasks;          /* live tasks */

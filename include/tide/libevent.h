@@ -336,11 +336,9 @@ TIDE_EXTERN int tide_spawn_event(tide_exec_t *ex, tide_future_t *fut,
  * tide_evreq_error. Every request gets exactly one reply or is dropped
  * with its client:
  *
- *   - KNOWN GAP: libevent 2.1 stops reading a connection while its
- *     request waits, so a client that closes mid-wait is not yet seen
- *     (tide's socket watch in evhttp.c does not fire in tests yet): the
- *     task runs to its reply, which libevent then drops;
- *   - the evhttp is freed (or libevent fails the connection) before the reply:
+ *   - the client goes away before the reply (tide watches its socket
+ *     while the request waits: end of stream or an error), the evhttp is
+ *     freed, or libevent fails the connection:
  *     the task is aborted at the pending point it is waiting at (it is
  *     dropped before the executor's next turn and never polled again)
  *     and tide frees the request if libevent left that to it. No reply is

@@ -627,6 +627,7 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
     if (ex == NULL)
         goto fail;
     ex->budget = DEFAULT_POLLS_PER_TURN;
+    ex->prio = -1;
     r = tide__calloc(1, sizeof *r);
     if (r == NULL)
         goto fail_ex;
@@ -816,6 +817,18 @@ void tide_exec_stop(tide_exec_t *ex) {
 
 void tide_exec_set_budget(tide_exec_t *ex, unsigned polls) {
     ex->budget = polls ? polls : DEFAULT_POLLS_PER_TURN;
+}
+
+int tide_exec_set_priority(tide_exec_t *ex, int priority) {
+    if (ex == NULL || priority < -1 ||
+        priority >= event_base_get_npriorities(ex->base))
+        return -EINVAL;
+    int p = priority >= 0 ? priority : event_base_get_npriorities(ex->base) / 2;
+    if (event_priority_set(&ex->run_ev, p) != 0 ||
+        event_priority_set(&ex->notify_ev, p) != 0)
+        return -EBUSY;
+    ex->prio = priority;
+    return 0;
 }
 
 void tide_exec_stats(const tide_exec_t *ex, tide_exec_stats_t *out) {
