@@ -253,13 +253,14 @@ END {
 	fname["hwm_kb"] = "peak RSS KiB"; ffmt["hwm_kb"] = "%.0f"
 	fname["rss_per_conn_b"] = "RSS/idle conn, bytes"; ffmt["rss_per_conn_b"] = "%.0f"
 	if (has_tide) {
-		printf "## tide against raw epoll and libevent bufferevents\n\n"
-		printf "tide's echo daemon (`tide-echod`, one thread) against the raw-epoll server (the floor) " \
-		    "and the bufferevent server (libevent as its users write it), same run. Each ratio is " \
+		printf "## tide against raw epoll, libevent bufferevents and libevent raw events\n\n"
+		printf "tide's echo daemon (`tide-echod`, one thread) against the raw-epoll server (the floor), " \
+		    "the bufferevent server (libevent as its users write it) and the raw-event libevent server " \
+		    "(the library tide runs on), same run. Each ratio is " \
 		    "taken round by round and the median reported (instructions: one callgrind count each). " \
 		    "Lower is better except for msgs/s.\n\n"
-		printf "| workload | figure | tide | epoll | tide ÷ epoll | bufferevent | tide ÷ bufferevent |\n"
-		printf "|---|---|--:|--:|--:|--:|--:|\n"
+		printf "| workload | figure | tide | epoll | tide ÷ epoll | bufferevent | tide ÷ bufferevent | libevent | tide ÷ libevent |\n"
+		printf "|---|---|--:|--:|--:|--:|--:|--:|--:|\n"
 		for (j = 1; j <= nwork; j++) {
 			w = W[j]
 			if (w == "idle") {
@@ -275,19 +276,21 @@ END {
 					continue
 				if (k ~ /^(sc_|allocs)/ && sctool == "none" && k != "allocs_per_msg")
 					continue
-				printf "| %s | %s | %s | %s | %s | %s | %s |\n", short[w], fname[k],
+				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", short[w], fname[k],
 				    fmt(figure(w, "tide", k), ffmt[k]), fmt(figure(w, "epoll", k), ffmt[k]),
 				    fmtratio(figratio(w, "tide", "epoll", k)),
 				    fmt(figure(w, "bufferevent", k), ffmt[k]),
-				    fmtratio(figratio(w, "tide", "bufferevent", k))
+				    fmtratio(figratio(w, "tide", "bufferevent", k)),
+				    fmt(figure(w, "libevent", k), ffmt[k]),
+				    fmtratio(figratio(w, "tide", "libevent", k))
 			}
 		}
 		printf "\n"
 
 		# -------------------------------------------------- targets
 		printf "## Targets\n\n"
-		printf "The echo daemon, one thread, against raw epoll on the same run (and, last, against " \
-		    "libevent bufferevents). Ratios are medians of the per-round ratios; the range of those " \
+		printf "The echo daemon, one thread, against raw epoll on the same run (then against " \
+		    "libevent bufferevents, and last against libevent raw events, the library tide runs on). Ratios are medians of the per-round ratios; the range of those " \
 		    "is given where there are several rounds, to show how much the machine moved them. " \
 		    "Verdicts are computed from this run's figures; the reasons are in *Analysis* below.\n\n"
 		printf "| target | workload | tide (rounds) | verdict |\n"
@@ -364,6 +367,39 @@ END {
 				    sprintf("msgs/s %s, CPU/msg %s", fmtratio(x), fmtratio(y)),
 				    num(x) && num(y) ? (x > 1 && y < 1) : "",
 				    m1 != "" ? m1 ", " m2 : "")
+			}
+		# Against libevent's raw events, the library tide runs on (issue 15):
+		# user-space instructions within 1.3x, no more memory per idle
+		# connection, and at 1,000 connections no more CPU per message and
+		# no less throughput.
+		has_lev = ("libevent" in isserv)
+		if (has_lev)
+			for (j = 1; j <= nwork; j++) {
+				w = W[j]
+				if (w == "idle") {
+					x = medratio_to(w, "tide", "libevent", "rss_per_conn_b")
+					target("memory per idle connection ≤ libevent raw's", short[w],
+					    sprintf("%s B against %s B, %s", fmt(med(w, "tide", "rss_per_conn_b"), "%.0f"),
+					        fmt(med(w, "libevent", "rss_per_conn_b"), "%.0f"), fmtratio(x)),
+					    num(x) ? (x <= 1) : "", "")
+					continue
+				}
+				if (((w, "tide") in cg) && ((w, "libevent") in cg)) {
+					x = figratio(w, "tide", "libevent", "ir_per_msg")
+					target("instructions/msg ≤ 1.30× libevent raw's", short[w],
+					    sprintf("%s against %s, %s", fmt(cg[w, "tide"], "%.0f"),
+					        fmt(cg[w, "libevent"], "%.0f"), fmtratio(x)),
+					    num(x) ? (x <= 1.30) : "", "")
+				}
+				if (w != "pp1000")
+					continue
+				x = medratio_to(w, "tide", "libevent", "msgs_per_s")
+				y = medratio_to(w, "tide", "libevent", "cpu_us_per_msg")
+				m2 = rounds_met(w, "tide", "libevent", "cpu_us_per_msg", "<=", 1)
+				sub(/^; met/, "CPU/msg no worse", m2)
+				target("msgs/s ≥ and CPU/msg ≤ libevent raw's", short[w],
+				    sprintf("msgs/s %s, CPU/msg %s", fmtratio(x), fmtratio(y)),
+				    num(x) && num(y) ? (x >= 1 && y <= 1) : "", m2)
 			}
 		printf "\n%d of %d targets met on this run.\n\n", nmet, ntargets
 	}

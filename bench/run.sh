@@ -615,7 +615,8 @@ REPORT_ENV=(
 	-v idle_conns="$IDLE_CONNS" -v analysis="$HERE/analysis.md"
 	-v commit="${BENCH_COMMIT:-$(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)}"
 )
-awk -F'\t' "${REPORT_ENV[@]}" -f "$HERE/report.awk" "$RAW" "$CGRAW" "$MICRORAW" >"$OUT/RESULTS.md"
+awk -F'\t' "${REPORT_ENV[@]}" -f "$HERE/report.awk" "$RAW" "$CGRAW" "$MICRORAW" >"$OUT/RESULTS.md" ||
+	die "bench/report.awk failed: $OUT/RESULTS.md is incomplete"
 
 # Chart: gnuplot reads the per-workload medians report.awk left in TMP.
 if command -v gnuplot >/dev/null && [ -s "$TMP/chart-msgs.dat" ]; then
