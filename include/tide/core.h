@@ -807,9 +807,12 @@ TIDE_EXTERN int tide_exec_wake_all(tide_exec_t *ex);
  * above them, the host's events wait while tide has work. doc/design.md
  * ("Sharing the loop") has the measurements.
  *
+ * May be called at any time on the executor's thread, from a task's poll
+ * too: tide's own events move even while queued to run (a wake, a spawn
+ * or a remote wake waiting for the loop), and what they owe still runs.
  * Returns 0. Errors: -EINVAL (NULL ex, priority < -1 or not below
- * event_base_get_npriorities), -EBUSY (one of tide's own events is
- * active: called from inside a turn). Executor's thread only.
+ * event_base_get_npriorities; nothing changed), -EIO (libevent refused
+ * the priority; not expected). Executor's thread only.
  */
 TIDE_EXTERN int tide_exec_set_priority(tide_exec_t *ex, int priority);
 

@@ -824,9 +824,24 @@ int tide_exec_set_priority(tide_exec_t *ex, int priority) {
         priority >= event_base_get_npriorities(ex->base))
         return -EINVAL;
     int p = priority >= 0 ? priority : event_base_get_npriorities(ex->base) / 2;
-    if (event_priority_set(&ex->run_ev, p) != 0 ||
-        event_priority_set(&ex->notify_ev, p) != 0)
-        return -EBUSY;
+    /* libevent refuses a new priority for an event on its active queue:
+     * run_ev is there after any wake outside a turn, notify_ev when a
+     * remote wake is waiting for its callback. Take each off the loop,
+     * set it, and put it back as it was: run_ev made active again (the
+     * run it owed), notify_ev added again (its eventfd is still readable,
+     * so the loop reports it again). */
+    if (ex->run_pending)
+        event_del(&ex->run_ev);
+    int rc_run = event_priority_set(&ex->run_ev, p);
+    if (ex->run_pending)
+        event_active(&ex->run_ev, EV_TIMEOUT, 0);
+    if (ex->notify_added)
+        event_del(&ex->notify_ev);
+    int rc_notify = event_priority_set(&ex->notify_ev, p);
+    if (ex->notify_added)
+        event_add(&ex->notify_ev, NULL);
+    if (rc_run != 0 || rc_notify != 0)
+        return -EIO; /* not for an event off the active queue */
     ex->prio = priority;
     return 0;
 }
