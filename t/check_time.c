@@ -1054,6 +1054,30 @@ START_TEST(test_signal_chain_not_a_handler) {
     ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
     ck_assert_int_eq(host_calls, 1);
     tide_signal_free(&sig);
+    /* It ran: SIG_DFL is left behind, as the kernel would have left it
+     * (libevent's restore alone brought the one-shot back armed). */
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &now), 0);
+    ck_assert(!(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_DFL);
+
+    /* Not armed again by a chaining listener that comes after it ran,
+     * while another listener kept tide's first one alive. */
+    host_set(SIGUSR1, true, SA_RESETHAND);
+    host_calls = 0;
+    tide_signal_t plain;
+    ck_assert_int_eq(tide_signal_init(&plain, ex, SIGUSR1), 0);
+    ck_assert_int_eq(
+        tide_signal_init_flags(&sig, ex, SIGUSR1, TIDE_SIGNAL_CHAIN), 0);
+    ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
+    ck_assert_int_eq(host_calls, 1);
+    tide_signal_free(&sig);
+    ck_assert_int_eq(
+        tide_signal_init_flags(&sig, ex, SIGUSR1, TIDE_SIGNAL_CHAIN), 0);
+    ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
+    ck_assert_int_eq(host_calls, 1);
+    tide_signal_free(&sig);
+    tide_signal_free(&plain);
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &now), 0);
+    ck_assert(!(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_DFL);
     host_reset(SIGUSR1);
     t_exec_free_clean(ex);
 }

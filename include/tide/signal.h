@@ -37,9 +37,16 @@
  * see above). The previous disposition is read when tide's first
  * listener for the signal starts: a host that changes the signal's
  * disposition while tide listens breaks chaining and what
- * tide_signal_free restores (undefined behaviour). Dispositions are
- * process-wide: chaining is on for a signal while any listener of it
- * asked for it.
+ * tide_signal_free restores (undefined behaviour); so does a handler
+ * that reinstalls itself with signal() each time it runs (the old System
+ * V idiom: the first delivery puts it in chain_handler's place, and the
+ * tide listener stops hearing the signal). A one-shot (SA_RESETHAND)
+ * handler that ran while chained leaves SIG_DFL after the last listener
+ * goes, as it would have without tide. One window is not covered: a
+ * delivery while tide_signal_init_flags installs the first listener
+ * (between libevent's sigaction and tide's) reaches tide and not the
+ * host. Dispositions are process-wide: chaining is on for a signal while
+ * any listener of it asked for it.
  */
 #ifndef TIDE_SIGNAL_H
 #define TIDE_SIGNAL_H

@@ -53,7 +53,10 @@ typedef struct chain {
     _Atomic(info_fn) lev_info;
     _Atomic(plain_fn) host_plain;
     _Atomic(info_fn) host_info;
-    atomic_bool host_once; /* SA_RESETHAND: the host's runs once */
+    atomic_bool host_once;  /* SA_RESETHAND: the host's runs once */
+    atomic_bool host_fired; /* ... and it ran: not armed again until tide's
+                             * last listener goes (which then leaves
+                             * SIG_DFL, as the kernel would have) */
 } chain_t;
 
 static chain_t chains[NSIG];
@@ -92,6 +95,8 @@ static void chain_handler(int signum, siginfo_t *info, void *uc) {
         if (atomic_load(&c->host_once)) {
             hi = atomic_exchange(&c->host_info, NULL);
             hp = atomic_exchange(&c->host_plain, NULL);
+            if (hi != NULL || hp != NULL)
+                atomic_store(&c->host_fired, true);
         } else {
             hi = atomic_load(&c->host_info);
             hp = atomic_load(&c->host_plain);
@@ -106,6 +111,8 @@ static void chain_handler(int signum, siginfo_t *info, void *uc) {
 
 static void set_fns(chain_t *c, const struct sigaction *lev,
                     const struct sigaction *host) {
+    if (atomic_load(&c->host_fired))
+        host = NULL; /* a one-shot that already ran is not armed again */
     bool li = lev != NULL && (lev->sa_flags & SA_SIGINFO);
     bool hi = host != NULL && (host->sa_flags & SA_SIGINFO);
     atomic_store(&c->lev_info, li ? lev->sa_sigaction : NULL);
@@ -179,6 +186,7 @@ static int listen_locked(tide_signal_t *s) {
         }
         c->host = before;
         c->lev = after;
+        atomic_store(&c->host_fired, false);
         /* libevent installed its handler now, over a handler of the
          * host's (not over its own: a host evsignal for the signal on
          * this base already gets it through libevent) */
@@ -199,18 +207,46 @@ static int listen_locked(tide_signal_t *s) {
     return 0;
 }
 
-/* Stop s's libevent event, under owner_lock. The last listener puts
- * libevent's handler back first, so that libevent's evsignal_del restores
- * the host's disposition (the one it saved) and not chain_handler's. */
+/* Stop s's libevent event, under owner_lock. */
 static void unlisten_locked(tide_signal_t *s) {
     chain_t *c = &chains[s->signum];
     c->listeners--;
     if (s->flags & TIDE_SIGNAL_CHAIN)
         c->chainers--;
-    if (c->listeners == 0)
-        c->chainers = 0;
-    (void)chain_update(s->signum); /* only fails for a bad signum */
+    if (c->listeners > 0) {
+        (void)chain_update(s->signum); /* only fails for a bad signum */
+        evsignal_del(s->ev);
+        return;
+    }
+    /* The last listener. libevent's evsignal_del, when it removes its
+     * last event for the signal, installs the disposition it saved (the
+     * host's) whatever is installed then: so chain_handler stays until
+     * that moment, and a delivery on the way reaches the host either way
+     * (putting libevent's handler back first left a window in which one
+     * reached neither). */
+    c->chainers = 0;
     evsignal_del(s->ev);
+    struct sigaction now;
+    bool have_now = sigaction(s->signum, NULL, &now) == 0;
+    if (c->wrapped) {
+        /* Still there: libevent has another event for the signal on this
+         * base (the host's own evsignal, added later), so it restored
+         * nothing; give it its handler back. */
+        if (have_now && disp_fn(&now) == (uintptr_t)chain_handler)
+            (void)sigaction(s->signum, &c->lev, NULL);
+        c->wrapped = false;
+        set_fns(c, NULL, NULL);
+    }
+    /* A one-shot host handler that ran while chained would have left
+     * SIG_DFL behind it; libevent restored it armed. */
+    if (atomic_load(&c->host_fired) && have_now && is_handler(&now) &&
+        disp_fn(&now) == disp_fn(&c->host)) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        (void)sigaction(s->signum, &dfl, NULL);
+    }
+    atomic_store(&c->host_fired, false);
 }
 
 static void signal_cb(evutil_socket_t signum, short what, void *arg) {
