@@ -64,6 +64,15 @@ bench_micro_LDADD = src/libtide.la $(LIBEVENT_LIBS) $(LIBEVENT_PTHREADS_LIBS) -l
 bench_micro_LDFLAGS = -no-install
 BENCH_BUILT += bench/micro$(EXEEXT) samples/tide-echod$(EXEEXT)
 
+# One loop shared by evhttp callbacks and tide's echo (bench/share.sh).
+EXTRA_PROGRAMS += bench/servers/shared_loop
+bench_servers_shared_loop_SOURCES = bench/servers/shared_loop.c
+bench_servers_shared_loop_CFLAGS = $(BENCH_CFLAGS) $(LIBEVENT_EXTRA_CFLAGS)
+bench_servers_shared_loop_LDADD = src/libtide.la $(LIBEVENT_EXTRA_LIBS) \
+	$(LIBEVENT_LIBS)
+bench_servers_shared_loop_LDFLAGS = -no-install
+BENCH_BUILT += bench/servers/shared_loop$(EXEEXT)
+
 bench-build: $(BENCH_BUILT)
 
 bench: bench-build
@@ -75,7 +84,8 @@ bench-run:
 .PHONY: bench bench-build bench-run
 
 CLEANFILES += $(EXTRA_PROGRAMS) bench/malloc_count.so
-dist_noinst_SCRIPTS += bench/run.sh bench/build.sh
+dist_noinst_SCRIPTS += bench/run.sh bench/build.sh bench/share.sh \
+	bench/http-pair.sh
 EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md bench/malloc_count.c \
 	bench/RESULTS.md bench/results.svg bench/results-raw.tsv \
 	bench/results-callgrind.tsv bench/results-micro.tsv bench/analysis.md

@@ -533,7 +533,7 @@ START_TEST(test_task_abort_completed_no_effect) {
     ck_assert(tide_join_is_finished(&j));
     tide_join_abort(&j);
     tide_join_abort(&j);
-    ck_assert_int_eq(t_run(ex, tide_join(&j)), 5);
+    tide_future_drop(tide_join(&j));
     ck_assert_int_eq(drops, 1);
     t_exec_free_clean(ex);
 }
@@ -1026,6 +1026,44 @@ START_TEST(test_sizes_do_not_grow) {
 }
 END_TEST
 
+/* tide_exec_wake_all polls every pending task once more, whether or not
+ * anything woke it, skips completed ones, and refuses NULL. */
+START_TEST(test_exec_wake_all) {
+    tide_exec_t *ex = t_exec_new();
+    ck_assert_int_eq(tide_exec_wake_all(NULL), -EINVAL);
+    probe_t p[3];
+    tide_join_t j[3];
+    for (int i = 0; i < 3; i++) {
+        probe_init(&p[i]);
+        ck_assert_int_eq(tide_spawn(ex, &p[i].fut, &j[i]), 0);
+    }
+    probe_t done; /* completes at its first poll */
+    probe_init(&done);
+    done.finish = true;
+    tide_join_t jd;
+    ck_assert_int_eq(tide_spawn(ex, &done.fut, &jd), 0);
+    ck_assert_int_eq(t_run(ex, tide_join(&jd)), 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(p[i].polls, 1);
+    ck_assert_uint_eq(t_stats(ex).queued, 0);
+    ck_assert_int_eq(tide_exec_wake_all(ex), 0);
+    ck_assert_int_eq(tide_exec_wake_all(ex), 0); /* twice: queued once */
+    ck_assert_uint_eq(t_stats(ex).queued, 3);
+    p[1].finish = true;
+    ck_assert_int_eq(t_run(ex, tide_join(&j[1])), 2);
+    ck_assert_int_eq(p[0].polls, 2);
+    ck_assert_int_eq(p[2].polls, 2);
+    ck_assert_int_eq(done.polls, 1); /* completed: not polled again */
+    ck_assert_int_eq(tide_exec_wake_all(ex), 0);
+    ck_assert_uint_eq(t_stats(ex).queued, 2);
+    p[0].finish = p[2].finish = true;
+    ck_assert_int_eq(t_run(ex, tide_join(&j[0])), 3);
+    ck_assert_int_eq(t_run(ex, tide_join(&j[2])), 3);
+    ck_assert_int_eq(p[1].polls, 2);
+    tide_exec_free(ex);
+}
+END_TEST
+
 /* block_on from inside a task is refused. */
 typedef struct nested {
     tide_future_t fut;
@@ -1230,6 +1268,106 @@ START_TEST(test_exec_set_budget) {
     st = t_stats(ex);
     ck_assert_uint_le(st.turns - turns0, 8); /* both tasks each turn */
     t_exec_free_clean(ex);
+}
+END_TEST
+
+/* A host event that is always ready, as a busy host's connections are:
+ * each callback adds it again with a zero timeout (event_active from its
+ * own callback would run it again in the same pass, forever), until it
+ * has run `limit` times; then it breaks the loop. It notes how many task
+ * polls tide had made when it first ran. */
+typedef struct busy_host {
+    struct event *ev;
+    tide_exec_t *ex;
+    int n, limit;
+    uint64_t polls_at_first;
+} busy_host_t;
+
+static void busy_host_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    busy_host_t *h = arg;
+    if (h->n++ == 0)
+        h->polls_at_first = t_stats(h->ex).polls;
+    if (h->n >= h->limit) {
+        event_base_loopbreak(tide_exec_base(h->ex));
+        return;
+    }
+    static const struct timeval now = {0, 0};
+    event_add(h->ev, &now);
+}
+
+static void busy_host_start(busy_host_t *h, int limit) {
+    h->n = 0;
+    h->limit = limit;
+    event_active(h->ev, EV_TIMEOUT, 0);
+}
+
+static void spawn_yielder(tide_exec_t *ex, yielder_t *y, tide_join_t *j) {
+    memset(y, 0, sizeof *y);
+    tide_future_init(&y->fut, &yielder_vt);
+    ck_assert_int_eq(tide_spawn(ex, &y->fut, j), 0);
+}
+
+/* Pass the loop until the join finishes (bounded). */
+static void loop_until_joined(struct event_base *base, tide_join_t *j) {
+    for (int i = 0; i < 10000 && !tide_join_is_finished(j); i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ck_assert(tide_join_is_finished(j));
+    tide_join_detach(j);
+}
+
+START_TEST(test_exec_set_priority) {
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    ck_assert_int_eq(event_base_priority_init(base, 3), 0);
+    tide_exec_t *ex;
+    ck_assert_int_eq(tide_exec_new(&ex, base, 0), 0);
+    ck_assert_int_eq(tide_exec_set_priority(NULL, 0), -EINVAL);
+    ck_assert_int_eq(tide_exec_set_priority(ex, 3), -EINVAL);
+    ck_assert_int_eq(tide_exec_set_priority(ex, -2), -EINVAL);
+    busy_host_t h = {.ex = ex};
+    h.ev = event_new(base, -1, 0, busy_host_cb, &h);
+    ck_assert_ptr_nonnull(h.ev);
+    ck_assert_int_eq(event_priority_set(h.ev, 1), 0);
+    yielder_t y;
+    tide_join_t j;
+
+    /* Above the host: every turn tide has work for runs first (a task
+     * that yields five times is polled six times before the host's event
+     * runs once). */
+    ck_assert_int_eq(tide_exec_set_priority(ex, 0), 0);
+    busy_host_start(&h, 3);
+    spawn_yielder(ex, &y, &j);
+    event_base_loop(base, 0);
+    ck_assert_int_eq(h.n, 3);
+    ck_assert_uint_eq(h.polls_at_first, 6);
+    ck_assert_int_eq(y.i, 5);
+    loop_until_joined(base, &j);
+
+    /* Below a host that is always ready: tide waits until it is idle. */
+    ck_assert_int_eq(tide_exec_set_priority(ex, 2), 0);
+    uint64_t polls0 = t_stats(ex).polls;
+    busy_host_start(&h, 200);
+    spawn_yielder(ex, &y, &j);
+    event_base_loop(base, 0);
+    ck_assert_int_eq(h.n, 200);
+    ck_assert_uint_eq(t_stats(ex).polls, polls0);
+    loop_until_joined(base, &j);
+    ck_assert_int_eq(y.i, 5);
+
+    /* One priority (libevent's default): they take turns, pass by pass. */
+    ck_assert_int_eq(tide_exec_set_priority(ex, -1), 0);
+    polls0 = t_stats(ex).polls;
+    busy_host_start(&h, 3);
+    spawn_yielder(ex, &y, &j);
+    event_base_loop(base, 0);
+    ck_assert_uint_lt(h.polls_at_first - polls0, 6);
+    loop_until_joined(base, &j);
+    ck_assert_int_eq(y.i, 5);
+    event_free(h.ev);
+    t_exec_free_clean(ex);
+    event_base_free(base);
 }
 END_TEST
 
@@ -2277,6 +2415,8 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_exec_caller_base);
     tcase_add_test(tc, test_exec_budget_host_timer_keeps_firing);
     tcase_add_test(tc, test_exec_set_budget);
+    tcase_add_test(tc, test_exec_wake_all);
+    tcase_add_test(tc, test_exec_set_priority);
     tcase_add_test(tc, test_exec_free_drops_pending_tasks);
     tcase_add_test(tc, test_exec_free_caller_base_removes_events);
     tcase_add_test(tc, test_exec_spawn_while_freeing_eshutdown);

@@ -11,6 +11,7 @@
  * any other way (Check's timeout kills it with SIGKILL).
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1158,6 +1159,50 @@ START_TEST(test_echod_max_conns_per_addr) {
 }
 END_TEST
 
+/* The per-address table with several workers (each accepts and closes
+ * on its own thread, so the table is shared; under TSan this is the test
+ * that reaches it from threads): 8 connections from 127.0.0.1 are in,
+ * the ninth is refused, and 40 times one closes and a new one gets its
+ * place, whichever workers serve them. */
+START_TEST(test_echod_max_conns_per_addr_threads) {
+    start_echod("--threads", "4", "--max-conns-per-addr", "8", NULL);
+    enum { N = 8 };
+    int a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = connect_from("127.0.0.1", 0);
+        roundtrip(a[i], "a", 1);
+    }
+    int extra = connect_from("127.0.0.1", 0);
+    int r = wait_closed(extra, T_WAIT_MS);
+    ck_assert_msg(r == 0 || r == -ECONNRESET, "ninth connection: %s",
+                  strerror(-r));
+    close(extra);
+    for (int k = 0; k < 40; k++) {
+        int i = k % N;
+        close(a[i]);
+        a[i] = -1;
+        for (int64_t end = now_ms() + T_WAIT_MS; a[i] < 0 && now_ms() < end;) {
+            int fd = connect_from("127.0.0.1", 0);
+            if (try_roundtrip(fd, "again", 5, 1000)) {
+                a[i] = fd;
+            } else {
+                close(fd);
+                sleep_ms(5);
+            }
+        }
+        ck_assert_msg(a[i] >= 0, "round %d: not admitted after a close", k);
+    }
+    for (int i = 0; i < N; i++)
+        roundtrip(a[i], "still", 5);
+    echod_ctr_t c = daemon_counters();
+    ck_assert_uint_ge(c.refused_addr, 1);
+    ck_assert_uint_eq(c.open, N);
+    for (int i = 0; i < N; i++)
+        close(a[i]);
+    stop_clean();
+}
+END_TEST
+
 /* Clients that send and never read, each with a small receive window:
  * the daemon's write back to each stalls, holding a buffer. */
 typedef struct burst {
@@ -1667,6 +1712,38 @@ START_TEST(test_echod_sighup_sigusr2_keep_serving) {
     int fresh = connect_echod();
     roundtrip(fresh, "new one", 7);
     close(fresh);
+    close(fd);
+    stop_clean();
+}
+END_TEST
+
+/* The daemon's threads (/proc/PID/task). */
+static int daemon_threads(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)D.pid);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* --quiet, one worker and nothing logged yet: one thread (the log's
+ * writer starts with the first line, so that glibc's recv and send take
+ * their single-threaded path); the first line (SIGUSR1's counters, logged
+ * even with --quiet) starts it, and the daemon goes on serving. */
+START_TEST(test_echod_log_thread_on_demand) {
+    start_echod("--quiet", NULL);
+    int fd = connect_echod();
+    roundtrip(fd, "quiet", 5);
+    ck_assert_int_eq(daemon_threads(), 1);
+    kill(D.pid, SIGUSR1);
+    ck_assert_msg(stderr_wait_for("buffer waits", T_WAIT_MS), "stderr: %s",
+                  D.errbuf);
+    ck_assert_int_eq(daemon_threads(), 2);
+    roundtrip(fd, "logged", 6);
     close(fd);
     stop_clean();
 }
@@ -2224,6 +2301,7 @@ static Suite *echod_suite(void) {
         {"idle_stalled_writer", test_echod_idle_timeout_stalled_writer, 30},
         {"slowloris", test_echod_slowloris_evicted, 90},
         {"per_addr", test_echod_max_conns_per_addr, 30},
+        {"per_addr_threads", test_echod_max_conns_per_addr_threads, 60},
         {"memory_after_burst", test_echod_memory_returns_after_burst, 120},
         {"max_buffer_memory", test_echod_max_buffer_memory, 120},
         {"sigterm", test_echod_sigterm_drains, 30},
@@ -2231,6 +2309,7 @@ static Suite *echod_suite(void) {
         {"sigterm_threads", test_echod_sigterm_threads_idle, 30},
         {"sigquit", test_echod_sigquit_drains, 30},
         {"sighup_sigusr2", test_echod_sighup_sigusr2_keep_serving, 30},
+        {"log_thread_on_demand", test_echod_log_thread_on_demand, 30},
         {"sighup_log_file", test_echod_sighup_reopens_log_file, 30},
         {"log_reader", test_echod_log_reader_never_reads, 120},
         {"sigint", test_echod_sigint_idle_exits_zero, 30},

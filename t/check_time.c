@@ -866,6 +866,200 @@ START_TEST(test_signal_free_wakes_pending_recv) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * Signals with a host (issue 16, item 6): TIDE_SIGNAL_CHAIN keeps the
+ * host's handler running beside the tide listener.
+ * ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t host_calls, host_signo, host_code;
+
+static void host_info_handler(int signum, siginfo_t *info, void *uc) {
+    (void)uc;
+    host_calls++;
+    host_signo = info != NULL ? info->si_signo : -1;
+    host_code = info != NULL ? info->si_code : -1;
+    errno = EIO; /* a careless handler: the interrupted code must not see it */
+}
+
+static void host_plain_handler(int signum) {
+    host_calls++;
+    host_signo = signum;
+    errno = EIO;
+}
+
+static void host_set(int signum, bool info, int extra_flags) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    if (info) {
+        sa.sa_sigaction = host_info_handler;
+        sa.sa_flags = SA_SIGINFO | extra_flags;
+    } else {
+        sa.sa_handler = host_plain_handler;
+        sa.sa_flags = extra_flags;
+    }
+    ck_assert_int_eq(sigaction(signum, &sa, NULL), 0);
+    host_calls = host_signo = host_code = 0;
+}
+
+static void host_reset(int signum) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    ck_assert_int_eq(sigaction(signum, &sa, NULL), 0);
+}
+
+/* Is the host's handler signum's disposition (as host_set left it)? */
+static bool host_is_installed(int signum, bool info) {
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(signum, NULL, &sa), 0);
+    if (info)
+        return (sa.sa_flags & SA_SIGINFO) &&
+               sa.sa_sigaction == host_info_handler;
+    return !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == host_plain_handler;
+}
+
+/* Raise signum once and run the loop until sig's listener has it (at
+ * most a second): returns what the recv counted. */
+static intptr_t raise_and_recv(tide_exec_t *ex, tide_signal_t *sig) {
+    sigtask_t t;
+    memset(&t, 0, sizeof t);
+    t.sig = sig;
+    t.raises = 1;
+    tide_future_init(&t.fut, &sigtask_vt);
+    tide_timeout_t to;
+    ck_assert_int_eq(t_run(ex, tide_timeout(&to, &t.fut, TIDE_USEC_PER_SEC)),
+                     0);
+    return t.first;
+}
+
+static void check_chain(bool info) {
+    tide_exec_t *ex = t_exec_new();
+    host_set(SIGUSR1, info, SA_RESTART);
+    tide_signal_t sig;
+    ck_assert_int_eq(
+        tide_signal_init_flags(&sig, ex, SIGUSR1, TIDE_SIGNAL_CHAIN), 0);
+    ck_assert(!host_is_installed(SIGUSR1, info));
+    /* the host's handler runs in signal context, before raise returns
+     * (one thread: the signal is delivered to it), with errno kept */
+    errno = 0;
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(errno, 0);
+    ck_assert_int_eq(host_calls, 1);
+    ck_assert_int_eq(host_signo, SIGUSR1);
+    if (info)
+        ck_assert_int_eq(host_code, SI_TKILL); /* the kernel's siginfo */
+    /* and the tide listener sees it too */
+    sigtask_t t;
+    memset(&t, 0, sizeof t);
+    t.sig = &sig;
+    tide_future_init(&t.fut, &sigtask_vt);
+    tide_timeout_t to;
+    ck_assert_int_eq(t_run(ex, tide_timeout(&to, &t.fut, TIDE_USEC_PER_SEC)),
+                     0);
+    ck_assert_int_eq(t.first, 1);
+    /* a raise from the task: both again */
+    ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
+    ck_assert_int_eq(host_calls, 2);
+    /* the host's SA_RESTART is kept */
+    struct sigaction during;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &during), 0);
+    ck_assert(during.sa_flags & SA_RESTART);
+    tide_signal_free(&sig);
+    /* the host's handler is back, as it was */
+    ck_assert(host_is_installed(SIGUSR1, info));
+    struct sigaction after;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &after), 0);
+    ck_assert(after.sa_flags & SA_RESTART);
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(host_calls, 3);
+    host_reset(SIGUSR1);
+    t_exec_free_clean(ex);
+}
+
+START_TEST(test_signal_chain_siginfo_host) { check_chain(true); }
+END_TEST
+
+START_TEST(test_signal_chain_plain_host) { check_chain(false); }
+END_TEST
+
+/* Without the flag, as before: the listener takes the signal, the host's
+ * handler does not run, and comes back at free. */
+START_TEST(test_signal_no_chain_replaces_host) {
+    tide_exec_t *ex = t_exec_new();
+    host_set(SIGUSR1, true, 0);
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init_flags(&sig, ex, SIGUSR1, 0), 0);
+    ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
+    ck_assert_int_eq(host_calls, 0);
+    tide_signal_free(&sig);
+    ck_assert(host_is_installed(SIGUSR1, true));
+    host_reset(SIGUSR1);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* Chaining is per signal, on while any listener of it asked for it: a
+ * chaining listener added after a plain one turns it on, freeing it turns
+ * it off, and the last free restores the host's handler. */
+START_TEST(test_signal_chain_follows_listeners) {
+    tide_exec_t *ex = t_exec_new();
+    host_set(SIGUSR2, false, 0);
+    tide_signal_t plain, chained;
+    ck_assert_int_eq(tide_signal_init(&plain, ex, SIGUSR2), 0);
+    ck_assert_int_eq(raise_and_recv(ex, &plain), 1);
+    ck_assert_int_eq(host_calls, 0);
+    ck_assert_int_eq(
+        tide_signal_init_flags(&chained, ex, SIGUSR2, TIDE_SIGNAL_CHAIN), 0);
+    ck_assert_int_eq(raise_and_recv(ex, &plain), 1);
+    ck_assert_int_eq(host_calls, 1);
+    /* chained counted that one too (its recv takes it before the loop
+     * has seen the task's raise) */
+    ck_assert_uint_eq(chained.pending, 1);
+    ck_assert_int_eq(raise_and_recv(ex, &chained), 1);
+    ck_assert_int_eq(host_calls, 2);
+    tide_signal_free(&chained);
+    ck_assert(!host_is_installed(SIGUSR2, false));
+    ck_assert_int_eq(raise_and_recv(ex, &plain), 1);
+    ck_assert_int_eq(host_calls, 2);
+    tide_signal_free(&plain);
+    ck_assert(host_is_installed(SIGUSR2, false));
+    host_reset(SIGUSR2);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* SIG_IGN and SIG_DFL are not chained (there is no handler to call): the
+ * listener still receives, and the disposition comes back. A one-shot
+ * (SA_RESETHAND) host handler runs once. Unknown flags are -EINVAL. */
+START_TEST(test_signal_chain_not_a_handler) {
+    tide_exec_t *ex = t_exec_new();
+    tide_signal_t sig;
+    ck_assert_int_eq(tide_signal_init_flags(&sig, ex, SIGUSR1, 1u << 7),
+                     -EINVAL);
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    struct sigaction ign, now;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    ck_assert_int_eq(sigaction(SIGUSR1, &ign, NULL), 0);
+    ck_assert_int_eq(
+        tide_signal_init_flags(&sig, ex, SIGUSR1, TIDE_SIGNAL_CHAIN), 0);
+    ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
+    tide_signal_free(&sig);
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &now), 0);
+    ck_assert(now.sa_handler == SIG_IGN);
+    host_set(SIGUSR1, true, SA_RESETHAND);
+    ck_assert_int_eq(
+        tide_signal_init_flags(&sig, ex, SIGUSR1, TIDE_SIGNAL_CHAIN), 0);
+    ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
+    ck_assert_int_eq(raise_and_recv(ex, &sig), 1);
+    ck_assert_int_eq(host_calls, 1);
+    tide_signal_free(&sig);
+    host_reset(SIGUSR1);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * The virtual clock (issue 11, item 2): timers under a paused clock fire
  * only when the test advances it, at once and exactly, whatever the
  * machine's speed; so these run under valgrind too.
@@ -1113,6 +1307,11 @@ static Suite *time_suite(void) {
     tcase_add_test(tc, test_signal_free_wakes_pending_recv);
     tcase_add_test(tc, test_signal_second_executor_ebusy);
     tcase_add_test(tc, test_signal_init_enomem);
+    tcase_add_test(tc, test_signal_chain_siginfo_host);
+    tcase_add_test(tc, test_signal_chain_plain_host);
+    tcase_add_test(tc, test_signal_no_chain_replaces_host);
+    tcase_add_test(tc, test_signal_chain_follows_listeners);
+    tcase_add_test(tc, test_signal_chain_not_a_handler);
     return s;
 }
 

@@ -7,8 +7,11 @@
  *   answers TIDE_READY, with its value in the future's `result` slot (a
  *   count, a value, or a negative errno), or TIDE_PENDING. A poll may answer
  *   PENDING only after it has arranged for the waker in its tide_cx_t to
- *   be woken when polling again could make progress. A future that answered
- *   READY is never polled again (an always-on check catches it).
+ *   be woken when polling again could make progress. A pending future may
+ *   be polled again at any time, woken or not (the combinators poll every
+ *   branch; tide_exec_wake_all wakes every task): it must then answer as
+ *   its state says, never assume something happened. A future that
+ *   answered READY is never polled again (an always-on check catches it).
  *
  *   Dropping a future (tide_future_drop) releases what it holds: a future
  *   dropped at a point where it answered PENDING deregisters its waker and
@@ -770,6 +773,45 @@ TIDE_EXTERN void tide_exec_stop(tide_exec_t *ex);
  * make before it gives the loop back to the host's events (default 64;
  * 0 restores the default). */
 TIDE_EXTERN void tide_exec_set_budget(tide_exec_t *ex, unsigned polls);
+
+/* tide_exec_wake_all: wake every live task of ex, as if each had been
+ * woken by one of its wakers: each is polled once more (in this turn or
+ * the next, within the budget), whether or not what it waits for has
+ * happened. For a flag every task should look at (a server's drain: "end
+ * rather than wait for input") without a waiter per wait on a queue of
+ * its own. O(live tasks); a task woken twice before it runs is polled
+ * once, and a completed task is not polled. A spurious wake is harmless
+ * to every future that keeps the contract above (a pending future may be
+ * polled at any time). Owner thread only, and may be called from a task's
+ * poll (the calling task is woken too: it runs again next turn).
+ * Errors: -EINVAL (ex is NULL). */
+TIDE_EXTERN int tide_exec_wake_all(tide_exec_t *ex);
+
+/*
+ * tide_exec_set_priority: the libevent priority (event_priority_set) of
+ * the events tide adds to ex's base: its own two events at once, and from
+ * then on the descriptor, timer, listener and evhttp events it assigns
+ * (events assigned before the call keep theirs, so call it right after
+ * tide_exec_new; signals keep libevent's default). 0 is the most urgent;
+ * the base must have been given more than `priority` queues with
+ * event_base_priority_init; -1 goes back to libevent's default for what
+ * is assigned next.
+ *
+ * What it is for: libevent runs, in each pass of its loop, every active
+ * event of the most urgent priority that has any, and nothing of the
+ * lower ones; at one priority every ready event gets one callback per
+ * pass, so tide (one turn per pass, polling up to the budget of
+ * tide_exec_set_budget) shares the loop with the host's events per
+ * event, not per unit of work. Below the host's events (a larger
+ * number), tide runs in the passes where the host has nothing ready;
+ * above them, the host's events wait while tide has work. doc/design.md
+ * ("Sharing the loop") has the measurements.
+ *
+ * Returns 0. Errors: -EINVAL (NULL ex, priority < -1 or not below
+ * event_base_get_npriorities), -EBUSY (one of tide's own events is
+ * active: called from inside a turn). Executor's thread only.
+ */
+TIDE_EXTERN int tide_exec_set_priority(tide_exec_t *ex, int priority);
 
 /* Counters, for tests, benchmarks and the curious. */
 typedef struct tide_exec_stats {

@@ -12,7 +12,8 @@
  * of one poll of the stream: if the socket has nothing, the buffer goes
  * back at once and the connection waits for readability holding nothing;
  * if it has data, the buffer is kept until those bytes were written back,
- * then returned. So memory is bounded by the connections that are echoing
+ * then returned (or, when the pool would lend it straight back, handed to
+ * the next read, which returns it if it pends). So memory is bounded by the connections that are echoing
  * right now (one buffer each), never by the ones that idle, and a
  * connection never reads more than it could write back (a client that
  * does not read stalls only its own connection, with one buffer). After
@@ -56,15 +57,15 @@ typedef struct conn conn_t;
  * it half closes (the client reads every echoed byte, then EOF) and goes.
  * A connection with bytes in flight (being written back, or still in the
  * socket's receive queue) keeps going until it has none; only those use
- * the drain time. The waiting ones are on the worker's drain queue too,
- * which the drain start wakes: that is how the idle ones hear of it.
- * (The second waiter costs nothing: lend_read_t stays no larger than
- * tide_write_all_t, its neighbour in conn_t's union.) */
+ * the drain time. The drain start wakes every task of the worker
+ * (tide_exec_wake_all): that is how the waiting ones hear of it, at no
+ * cost per read. (A waiter per read on a queue of the worker's, woken by
+ * the drain, cost about 250 instructions per message: its link, the
+ * waker reference it holds, its leave.) */
 typedef struct lend_read {
     tide_future_t fut;
     tide_waiter_t w;    /* on the stream's read queue while pending */
     unsigned char *buf; /* lent by the pool, or NULL */
-    tide_waiter_t dw;   /* on the worker's drain queue while pending */
 } lend_read_t;
 
 /* With --idle-timeout or --max-conns (D.track_idle), a connection is on
@@ -168,35 +169,36 @@ static tide_poll_t lend_read_poll(tide_future_t *f, tide_cx_t *cx) {
             goto done;
         }
         tide_waiter_wait(&rd->w, c->s->rq, cx->waker);
-        tide_waiter_wait(&rd->dw, &self->drain_q, cx->waker);
         return TIDE_PENDING;
     }
     f->result = n;
 done:
     tide_waiter_leave(&rd->w, TIDE_WAITQ_DONE);
-    tide_waiter_leave(&rd->dw, TIDE_WAITQ_DONE);
     return TIDE_READY;
 }
 
 static void lend_read_drop(tide_future_t *f) {
     lend_read_t *rd = TIDE_CONTAINER_OF(f, lend_read_t, fut);
     tide_waiter_leave(&rd->w, TIDE_WAITQ_CANCELLED);
-    tide_waiter_leave(&rd->dw, TIDE_WAITQ_CANCELLED);
 }
 
 static const tide_future_vtable_t lend_read_vt = {lend_read_poll,
                                                   lend_read_drop};
 
-static tide_future_t *lend_read(conn_t *c) {
+/* buf: a buffer to read into first (the one just written back: see
+ * conn_poll), or NULL to borrow one at the first poll. */
+static tide_future_t *lend_read(conn_t *c, unsigned char *buf) {
     tide_waiter_init(&c->op.rd.w);
-    tide_waiter_init(&c->op.rd.dw);
-    c->op.rd.buf = NULL;
+    c->op.rd.buf = buf;
     return tide_future_init(&c->op.rd.fut, &lend_read_vt);
 }
 
 void drain_wake(worker_t *w) {
     w->draining = true;
-    tide_waitq_wake_all(&w->drain_q);
+    /* Every task, not only the connections waiting to read: the others
+     * (a write in progress, the listeners, the reaper) poll once for
+     * nothing, once per drain. */
+    tide_exec_wake_all(w->ex);
 }
 
 /* The lent buffer, whichever operation holds it (or NULL). */
@@ -273,10 +275,16 @@ static int kicked_why(const conn_t *c) {
 static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
     conn_t *c = TIDE_CONTAINER_OF(f, conn_t, fut);
     intptr_t n;
+    /* The buffer just written back, handed to the next read when the pool
+     * would lend it again at once anyway (pool_would_keep): a put and a
+     * get fewer per message. Only ever set just before the read starts
+     * (no await in between); the read gives it back if it pends. */
+    unsigned char *keep = NULL;
 
     TIDE_BEGIN(&c->co);
     for (;;) {
-        TIDE_AWAIT(&c->co, cx, lend_read(c));
+        TIDE_AWAIT(&c->co, cx, lend_read(c, keep));
+        keep = NULL;
         n = tide_async_result(&c->co);
         if (n == -ENOBUFS && c->sock != NULL) {
             /* --max-buffer-memory is reached: wait for a permit (the
@@ -311,9 +319,12 @@ static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
         TIDE_AWAIT(&c->co, cx,
                    tide_write_all(&c->op.wr, c->s, c->op.rd.buf, (size_t)n));
         c->flags &= (unsigned char)~CONN_WRITING;
-        pool_put(&self->pool, (void *)c->op.wr.buf);
         ctr_add(&self->ctr.bytes_out, (int64_t)c->op.wr.done);
         n = tide_async_result(&c->co);
+        if (c->sock == NULL || n < 0 || !pool_would_keep(&self->pool))
+            pool_put(&self->pool, (void *)c->op.wr.buf);
+        else
+            keep = (unsigned char *)c->op.wr.buf;
         if (c->sock == NULL || n < 0) {
             f->result = c->sock == NULL ? kicked_why(c) : n;
             break;

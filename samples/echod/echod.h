@@ -55,9 +55,9 @@ extern int verbosity;
 void logmsg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Open path (NULL: stderr) for appending and start the log's writer
- * thread (with every signal blocked). Returns 0, or -errno with a message
- * in err. */
+/* Open path (NULL: stderr) for appending; the log's writer thread (with
+ * every signal blocked) starts with the first line logged or the first
+ * reopen. Returns 0, or -errno with a message in err. */
 int log_start(const char *path, char *err, size_t errsize);
 /* --log-file, or NULL (stderr). */
 const char *log_file(void);
@@ -162,6 +162,14 @@ void *pool_get(pool_t *p, int *err);
 void *pool_new(pool_t *p);
 /* Give b back (NULL: nothing). */
 void pool_put(pool_t *p, void *b);
+/* Would pool_put(p, b) keep b on the free list, so that the next pool_get
+ * gives it straight back? Then a caller about to do both may keep b.
+ * Inline: it is asked once per echoed message. */
+static inline bool pool_would_keep(const pool_t *p) {
+    return p->nfree < p->keep &&
+           (p->waiting == NULL ||
+            atomic_load_explicit(p->waiting, memory_order_relaxed) == 0);
+}
 void pool_destroy(pool_t *p);
 
 /* The daemon, its workers and listeners ---------------------------------- */
@@ -184,9 +192,8 @@ typedef struct worker {
     unsigned next_id;     /* connection numbers, for --verbose */
     tide_notify_t closed; /* notified when the last connection closes */
     struct conn *idle_head, *idle_tail; /* D.track_idle: see conn.c */
-    level_t stop;         /* 1: stop accepting and drain; 2: now */
-    bool draining;        /* connections end rather than wait to read */
-    tide_waitq_t drain_q; /* connections waiting to read: see conn.c */
+    level_t stop;  /* 1: stop accepting and drain; 2: now */
+    bool draining; /* connections end rather than wait to read */
     int start_rc;
 } worker_t;
 

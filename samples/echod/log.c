@@ -22,7 +22,8 @@
  * works on sockets only; pwritev2(RWF_NOWAIT) not on every kernel for
  * pipes. A thread writes to anything, in blocking mode, and lets
  * open(2) of --log-file (which may block too: a FIFO, NFS) happen off
- * the loops as well. It costs one thread, asleep unless there are lines.
+ * the loops as well. It costs one thread, asleep unless there are lines,
+ * and only from the first line on (see start_locked).
  *
  * Lines from several threads keep their order in the ring (the mutex);
  * the writer writes from the ring in place (producers only ever fill the
@@ -53,6 +54,7 @@ int verbosity = ECHOD_NORMAL;
 
 enum {
     LOG_DIRECT,    /* no writer (yet, or any more): write at once */
+    LOG_LAZY,      /* log_start ran: the writer starts with the first line */
     LOG_THREAD,    /* the writer runs */
     LOG_ABANDONED, /* the writer is stuck; lines are dropped */
 };
@@ -148,6 +150,35 @@ static void put_locked(const char *line, size_t n) {
         pthread_cond_signal(&L.work);
 }
 
+static void *writer(void *arg);
+
+/* Start the writer (L.mu held, state LOG_LAZY), at the first line or
+ * reopen: a daemon that logs nothing runs no thread of the log's. That is
+ * not only a thread less: glibc makes recv and send cancellation points
+ * in a process that ever had a second thread, which costs a
+ * --threads 1 daemon about 80 instructions per echoed message
+ * (__pthread_enable_asynccancel and _disable). The writer takes no
+ * signal: they are worker 0's (see main.c). If it cannot start, lines
+ * are written at once, as before it starts, and the first says why. */
+static void start_locked(void) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&L.thread, NULL, writer, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) {
+        L.state = LOG_THREAD;
+        return;
+    }
+    L.state = LOG_DIRECT;
+    char line[LOG_LINE];
+    size_t n = format(line,
+                      "cannot start the log's thread: %s (lines are "
+                      "written at once)",
+                      strerror(rc));
+    write_all(L.fd, line, n);
+}
+
 void logmsg(int level, const char *fmt, ...) {
     if (verbosity < level)
         return;
@@ -157,6 +188,8 @@ void logmsg(int level, const char *fmt, ...) {
     size_t n = format_line(line, fmt, ap);
     va_end(ap);
     pthread_mutex_lock(&L.mu);
+    if (L.state == LOG_LAZY)
+        start_locked();
     if (L.state == LOG_DIRECT) {
         /* Before the writer starts (or after it ended): no loop runs. */
         write_all(L.fd, line, n);
@@ -275,21 +308,9 @@ int log_start(const char *path, char *err, size_t errsize) {
     pthread_cond_init(&L.work, NULL);
     pthread_cond_init(&L.moved, &ca);
     pthread_condattr_destroy(&ca);
-    /* The writer takes no signal: they are worker 0's (see main.c). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&L.thread, NULL, writer, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        snprintf(err, errsize, "cannot start the log's thread: %s",
-                 strerror(rc));
-        if (L.fd > 2)
-            close(L.fd);
-        L.fd = 2;
-        return -rc;
-    }
-    L.state = LOG_THREAD;
+    (void)err;
+    (void)errsize;
+    L.state = LOG_LAZY;
     return 0;
 }
 
@@ -297,6 +318,8 @@ const char *log_file(void) { return L.path; }
 
 void log_reopen(void) {
     pthread_mutex_lock(&L.mu);
+    if (L.state == LOG_LAZY && L.path != NULL)
+        start_locked(); /* the reopen may block: the writer's job */
     if (L.state == LOG_THREAD && L.path != NULL) {
         L.reopen = true;
         pthread_cond_signal(&L.work);
@@ -313,6 +336,8 @@ uint64_t log_dropped(void) {
 
 void log_stop(void) {
     pthread_mutex_lock(&L.mu);
+    if (L.state == LOG_LAZY) /* never started: nothing to flush */
+        L.state = LOG_DIRECT;
     if (L.state != LOG_THREAD) {
         pthread_mutex_unlock(&L.mu);
         return;

@@ -137,7 +137,6 @@ int main(int argc, char **argv) {
                   budget != NULL ? &D.bufmem_waiting : NULL);
         level_init(&w->stop);
         tide_notify_init(&w->closed);
-        tide_waitq_init(&w->drain_q, NULL);
     }
 
     /* Worker 0 runs on this thread and owns the signals. */

@@ -97,9 +97,7 @@ void *pool_get(pool_t *p, int *err) {
 void pool_put(pool_t *p, void *b) {
     if (b == NULL)
         return;
-    if (p->nfree >= p->keep ||
-        (p->waiting != NULL &&
-         atomic_load_explicit(p->waiting, memory_order_relaxed) > 0)) {
+    if (!pool_would_keep(p)) {
         unmake(p, b);
         return;
     }

@@ -211,6 +211,16 @@ void tide__exec_schedule(tide_task_t *t) {
 
 static void notify_update(tide_exec_t *ex);
 
+int tide_exec_wake_all(tide_exec_t *ex) {
+    if (ex == NULL)
+        return -EINVAL;
+    /* A wake only queues (tide__exec_schedule polls nothing), so the list
+     * does not change under the walk. */
+    for (tide_task_t *t = ex->tasks; t != NULL; t = t->next)
+        task_waker_wake_by_ref(&t->wk);
+    return 0;
+}
+
 /* Put t on the executor's list of live tasks (owner thread). */
 static void task_link(tide_exec_t *ex, tide_task_t *t) {
     t->flags &= ~(unsigned)TASK_NEW;
@@ -617,6 +627,7 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
     if (ex == NULL)
         goto fail;
     ex->budget = DEFAULT_POLLS_PER_TURN;
+    ex->prio = -1;
     r = tide__calloc(1, sizeof *r);
     if (r == NULL)
         goto fail_ex;
@@ -661,7 +672,14 @@ int tide_exec_new(tide_exec_t **out, struct event_base *base, unsigned flags) {
         goto fail_efd;
     }
     r->exec = ex;
-    if (event_assign(&ex->run_ev, base, -1, 0, run_cb, ex) != 0 ||
+    /* EV_PERSIST, though run_ev is only ever activated or added with a
+     * zero timeout: libevent removes a non-persistent event that ran with
+     * event_del (about 70 instructions a turn, one turn per message at one
+     * connection); a persistent one only leaves the active queue. A zero
+     * timeout is not rescheduled (libevent re-adds a persistent event's
+     * timeout only when it is non-zero), and a fired timeout is deleted
+     * before the callback runs, so run_ev is never left pending. */
+    if (event_assign(&ex->run_ev, base, -1, EV_PERSIST, run_cb, ex) != 0 ||
         event_assign(&ex->notify_ev, base, r->efd, EV_READ | EV_PERSIST,
                      notify_cb, ex) != 0) {
         rc = -EIO;
@@ -799,6 +817,18 @@ void tide_exec_stop(tide_exec_t *ex) {
 
 void tide_exec_set_budget(tide_exec_t *ex, unsigned polls) {
     ex->budget = polls ? polls : DEFAULT_POLLS_PER_TURN;
+}
+
+int tide_exec_set_priority(tide_exec_t *ex, int priority) {
+    if (ex == NULL || priority < -1 ||
+        priority >= event_base_get_npriorities(ex->base))
+        return -EINVAL;
+    int p = priority >= 0 ? priority : event_base_get_npriorities(ex->base) / 2;
+    if (event_priority_set(&ex->run_ev, p) != 0 ||
+        event_priority_set(&ex->notify_ev, p) != 0)
+        return -EBUSY;
+    ex->prio = priority;
+    return 0;
 }
 
 void tide_exec_stats(const tide_exec_t *ex, tide_exec_stats_t *out) {

@@ -134,6 +134,7 @@ struct tide_exec {
     bool in_block_on;
     bool stop;
     unsigned budget; /* task polls per turn */
+    int prio;        /* libevent priority of tide's events; -1: default */
     struct tide__remote *remote;
 
     struct event run_ev;    /* polls queued tasks */
@@ -160,6 +161,13 @@ struct tide_exec {
     size_t registered; /* descriptors registered (kept by the reactor) */
     tide_exec_stats_t stats;
 };
+
+/* tide__ev_prio: give ev, just assigned on ex's base, the priority set
+ * with tide_exec_set_priority (nothing if none was set). */
+static inline void tide__ev_prio(const tide_exec_t *ex, struct event *ev) {
+    if (ex->prio >= 0)
+        (void)event_priority_set(ev, ex->prio);
+}
 
 /* executor.c */
 void tide__exec_schedule(tide_task_t *t);

@@ -106,13 +106,15 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
         evhttp_connection_free(r->evcon); /* calls on_close */
 }
 
-static void watch(tide_evreq_t *r, struct event_base *base) {
+static void watch(tide_evreq_t *r, tide_exec_t *ex) {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
     evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
     if (fd < 0)
         return;
-    if (event_assign(&r->ev, base, fd, EV_READ, on_readable, r) == 0 &&
-        event_add(&r->ev, NULL) == 0)
+    if (event_assign(&r->ev, ex->base, fd, EV_READ, on_readable, r) != 0)
+        return;
+    tide__ev_prio(ex, &r->ev);
+    if (event_add(&r->ev, NULL) == 0)
         r->watching = true;
 }
 
@@ -160,7 +162,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     r->task = t;
     if (r->req != NULL && r->evcon != NULL) {
         evhttp_connection_set_closecb(r->evcon, on_close, r);
-        watch(r, rt->h->ex->base);
+        watch(r, rt->h->ex);
     }
 }
 

@@ -97,6 +97,7 @@ int tide__listener_init(struct tide__listener *l, tide_exec_t *ex, int fd) {
         tide__fd_deinit(&l->reg);
         return -EIO;
     }
+    tide__ev_prio(ex, &l->timer);
     return 0;
 }
 

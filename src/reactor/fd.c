@@ -86,6 +86,7 @@ static struct event *write_event(struct tide_fd *reg) {
             tide__free(ev);
             return NULL;
         }
+        tide__ev_prio(reg->exec, ev);
         reg->wev = ev;
     }
     return reg->wev;
@@ -261,6 +262,7 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     reg->wflags = (short)(EV_WRITE | EV_PERSIST | et);
     if (event_assign(&reg->rev, ex->base, fd, rflags, read_cb, reg) != 0)
         return -EIO;
+    tide__ev_prio(ex, &reg->rev);
     rt->fds[ufd] = reg;
     ex->registered++;
     return 0;

@@ -174,6 +174,7 @@ static int timers_get(tide_exec_t *ex, struct tide__timers **out) {
             tide__free(tm);
             return -EIO;
         }
+        tide__ev_prio(ex, &tm->ev);
         tide__exec_attach(ex, TIDE__EXT_TIME, tm, timers_free);
     }
     *out = tm;

@@ -7,6 +7,11 @@
  * runs one task that sleeps, writes a message into a pipe and reads it
  * back through tide's streams, and joins it from the main future.
  *
+ * It also keeps a reference to the evhttp bridge (tide_evhttp_new), which
+ * libevent_extra's evhttp serves, so that the static link must find
+ * libevent_extra and libevent_core in an order that works (extra first:
+ * tide.pc's Requires.private).
+ *
  * Prints three lines (run.sh compares them) and exits 0, or says what went
  * wrong and exits 1.
  */
@@ -55,6 +60,9 @@ static int fail(const char *what, int err) {
 
 static const tide_future_vtable_t pipe_task_vt = {pipe_task_poll,
                                                   pipe_task_drop};
+
+/* Not called: its address makes the linker bring the evhttp bridge in. */
+static void (*volatile keep_evhttp)(void) = (void (*)(void))tide_evhttp_new;
 
 int main(void) {
     tide_exec_t *ex = NULL;
