@@ -29,6 +29,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
 sh "$top_srcdir/t/tls_certs.sh" "$tmp/c"
 c=$tmp/c
 pass=0 fail=0
@@ -40,7 +41,7 @@ bad() { fail=$((fail + 1)); echo "FAIL: $1"; sed 's/^/  | /' "$tmp"/*.out 2>/dev
 start() {
     name=$1
     shift
-    "$@" >"$tmp/$name.out" 2>&1 &
+    timeout 30 "$@" >"$tmp/$name.out" 2>&1 &
     last=$!
     pids="$pids $last"
     wait_line "$tmp/$name.out" '^port ' || { echo "no port from $name"; cat "$tmp/$name.out"; exit 1; }
@@ -48,20 +49,27 @@ start() {
 }
 # a free port for s_server (which prints none): bind 0, close, reuse
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# s_server on a free port, waiting until it accepts
+# s_server on a free port, waiting until it accepts (another try on a new
+# port if someone took that one between free_port and s_server's bind)
 s_server() { # NAME CERT-NAME
-    port=$(free_port)
-    openssl s_server -accept "127.0.0.1:$port" -cert "$c/$2.pem" -key "$c/$2.key" \
-        -naccept 1 -rev >"$tmp/$1.out" 2>&1 </dev/null &
-    last=$!
-    pids="$pids $last"
-    wait_line "$tmp/$1.out" '^ACCEPT' || { echo "s_server did not start"; cat "$tmp/$1.out"; exit 1; }
+    for _ in 1 2 3; do
+        port=$(free_port)
+        timeout 30 openssl s_server -accept "127.0.0.1:$port" -cert "$c/$2.pem" \
+            -key "$c/$2.key" -naccept 1 -rev >"$tmp/$1.out" 2>&1 </dev/null &
+        last=$!
+        pids="$pids $last"
+        wait_line "$tmp/$1.out" '^ACCEPT' && return 0
+        kill "$last" 2>/dev/null || true
+    done
+    echo "s_server did not start"
+    cat "$tmp/$1.out"
+    exit 1
 }
 MiB64=$((64 * 1024 * 1024))
 
 # 1. Python echo server, tide client, 64 MiB
 start pysrv $py server "$c/server.pem" "$c/server.key"
-if timeout 120 $peer client "$port" "$c/ca.pem" localhost echo $MiB64 >"$tmp/cli.out" 2>&1 &&
+if timeout 30 $peer client "$port" "$c/ca.pem" localhost echo $MiB64 >"$tmp/cli.out" 2>&1 &&
     grep -q "^ok $MiB64\$" "$tmp/cli.out"; then
     wait_exit "$last"
     if [ "$st" = 0 ] && grep -q "^end $MiB64\$" "$tmp/pysrv.out"; then
@@ -72,7 +80,7 @@ rm -f "$tmp"/*.out
 
 # 2. tide echo server, Python client, 64 MiB
 start tidesrv $peer server "$c/server.pem" "$c/server.key" echo
-if timeout 120 $py client "$port" "$c/ca.pem" localhost $MiB64 >"$tmp/py.out" 2>&1 &&
+if timeout 30 $py client "$port" "$c/ca.pem" localhost $MiB64 >"$tmp/py.out" 2>&1 &&
     grep -q "^ok $MiB64\$" "$tmp/py.out"; then
     wait_exit "$last"
     if [ "$st" = 0 ] && grep -q '^end 0$' "$tmp/tidesrv.out"; then
@@ -83,7 +91,7 @@ rm -f "$tmp"/*.out
 
 # 3. truncation
 start tidesrv $peer server "$c/server.pem" "$c/server.key" echo
-$py truncate "$port" "$c/ca.pem" localhost >"$tmp/py.out" 2>&1 || true
+timeout 20 $py truncate "$port" "$c/ca.pem" localhost >"$tmp/py.out" 2>&1 || true
 wait_exit "$last"
 if grep -q '^end -103$' "$tmp/tidesrv.out"; then
     ok "Python client closing without close_notify: tide server reads -ECONNABORTED"
@@ -115,7 +123,7 @@ done
 start tidesrv $peer server "$c/server.pem" "$c/server.key" greet
 timeout 20 openssl s_client -connect "127.0.0.1:$port" -CAfile "$c/ca.pem" \
     -servername localhost -verify_hostname localhost -verify_return_error \
-    </dev/null >"$tmp/sc.out" 2>&1 || true
+    -ign_eof </dev/null >"$tmp/sc.out" 2>&1 || true
 wait_exit "$last"
 if grep -q '^hello from tide$' "$tmp/sc.out" &&
     grep -q 'Verify return code: 0 (ok)' "$tmp/sc.out" && [ "$st" = 0 ]; then
@@ -124,13 +132,13 @@ else bad "s_client against the tide server (server exit $st)"; fi
 rm -f "$tmp"/*.out
 
 # 7. Python's verifying client refuses tide serving bad certificates
-for name in self expired; do
-    start tidesrv $peer server "$c/$name.pem" "$c/$name.key" echo
-    $py verify "$port" "$c/ca.pem" localhost >"$tmp/py.out" 2>&1 || true
+for cert in self expired; do
+    start tidesrv $peer server "$c/$cert.pem" "$c/$cert.key" echo
+    timeout 20 $py verify "$port" "$c/ca.pem" localhost >"$tmp/py.out" 2>&1 || true
     wait_exit "$last"
     if grep -q '^refused:' "$tmp/py.out"; then
-        ok "Python refuses tide's $name certificate: $(sed -n 's/^refused: //p' "$tmp/py.out")"
-    else bad "Python accepted tide's $name certificate"; fi
+        ok "Python refuses tide's $cert certificate: $(sed -n 's/^refused: //p' "$tmp/py.out")"
+    else bad "Python accepted tide's $cert certificate"; fi
     rm -f "$tmp"/*.out
 done
 

@@ -20,6 +20,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -74,8 +75,7 @@ static tide_poll_t peer_poll(tide_future_t *f, tide_cx_t *cx) {
         TIDE_RETURN(&p->co, f, 0);
     if (p->mode == 'e') {
         for (;;) {
-            TIDE_AWAIT(&p->co, cx,
-                       tide_read(&p->rd, s, p->buf, sizeof p->buf));
+            TIDE_AWAIT(&p->co, cx, tide_read(&p->rd, s, p->buf, sizeof p->buf));
             p->last = (ssize_t)tide_async_result(&p->co);
             if (p->last <= 0)
                 break;
@@ -87,7 +87,8 @@ static tide_poll_t peer_poll(tide_future_t *f, tide_cx_t *cx) {
             }
         }
     } else if (p->mode == 'g') {
-        TIDE_AWAIT(&p->co, cx, tide_write_all(&p->wa, s, "hello from tide\n", 16));
+        TIDE_AWAIT(&p->co, cx,
+                   tide_write_all(&p->wa, s, "hello from tide\n", 16));
     } else { /* rev */
         TIDE_AWAIT(&p->co, cx, tide_write_all(&p->wa, s, "hello\n", 6));
         TIDE_AWAIT(&p->co, cx, tide_read_exact(&p->re, s, p->buf, 6));
@@ -122,6 +123,7 @@ typedef struct half {
     tide_write_all_t wa;
     tide_shutdown_t sd;
     tide_read_t rd;
+    ssize_t last; /* the read that ended the reader */
     int bad;
     unsigned char buf[65536];
 } half_t;
@@ -129,7 +131,6 @@ typedef struct half {
 static tide_poll_t half_poll(tide_future_t *f, tide_cx_t *cx) {
     half_t *h = TIDE_CONTAINER_OF(f, half_t, fut);
     tide_stream_t *s = tide_tls_stream(h->tls);
-    ssize_t n;
     TIDE_BEGIN(&h->co);
     if (h->writer) {
         while (h->done < h->total) {
@@ -148,15 +149,15 @@ static tide_poll_t half_poll(tide_future_t *f, tide_cx_t *cx) {
     }
     for (;;) {
         TIDE_AWAIT(&h->co, cx, tide_read(&h->rd, s, h->buf, sizeof h->buf));
-        n = (ssize_t)tide_async_result(&h->co);
-        if (n <= 0)
+        h->last = (ssize_t)tide_async_result(&h->co);
+        if (h->last <= 0)
             break;
-        for (ssize_t i = 0; i < n; i++)
+        for (ssize_t i = 0; i < h->last; i++)
             if (h->buf[i] != pat(h->done + (uint64_t)i))
                 h->bad = 1;
-        h->done += (uint64_t)n;
+        h->done += (uint64_t)h->last;
     }
-    TIDE_END(&h->co, f, n);
+    TIDE_END(&h->co, f, h->last);
 }
 
 static void half_drop(tide_future_t *f) {
@@ -225,6 +226,10 @@ int main(int argc, char **argv) {
     tide_tcp_t *tcp;
     if ((rc = tide_tcp_from_fd(&tcp, ex, fd)) < 0)
         return die("tcp", rc);
+    /* the peers answer each other in records: without TCP_NODELAY, Nagle
+     * and the peer's delayed ACKs stall each round trip by 40 ms */
+    if ((rc = tide_tcp_set_nodelay(tcp, true)) < 0)
+        return die("nodelay", rc);
     tide_tls_t *tls;
     if ((rc = tide_tls_new(&tls, cfg, tide_tcp_stream(tcp),
                            server ? TIDE_TLS_SERVER : TIDE_TLS_CLIENT,
@@ -256,8 +261,8 @@ int main(int argc, char **argv) {
         tide_future_drop(&j.fut);
         if (w.fut.result < 0 || r.fut.result != 0 || r.bad ||
             r.done != r.total) {
-            printf("echo: writer %jd, reader %jd after %" PRIu64
-                   " of %" PRIu64 " bytes%s\n",
+            printf("echo: writer %jd, reader %jd after %" PRIu64 " of %" PRIu64
+                   " bytes%s\n",
                    (intmax_t)w.fut.result, (intmax_t)r.fut.result, r.done,
                    r.total, r.bad ? ", bytes differ" : "");
             status = 1;

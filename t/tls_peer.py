@@ -4,9 +4,9 @@
 
   tls_peer.py server CERT KEY       print "port N", take one connection,
                                     echo until close_notify, answer it
-  tls_peer.py client PORT CA HOST N send N bytes (os.urandom) while
-                                    reading them back,
-                                    compare their SHA-256, then unwrap
+  tls_peer.py client PORT CA HOST N send N bytes (os.urandom) in 64 KiB
+                                    blocks, reading each back, compare
+                                    their SHA-256, then unwrap
                                     (close_notify)
   tls_peer.py truncate PORT CA HOST send 5 bytes, read them back, close the
                                     socket without close_notify
@@ -18,7 +18,6 @@ import os
 import socket
 import ssl
 import sys
-import threading
 
 
 def client_ctx(ca):
@@ -28,6 +27,9 @@ def client_ctx(ca):
 
 def connect(port, ca, host):
     raw = socket.create_connection(("127.0.0.1", int(port)), timeout=60)
+    # one block in flight at a time (main's "client"): without TCP_NODELAY
+    # Nagle and delayed ACKs stall every block by 40 ms
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return client_ctx(ca).wrap_socket(raw, server_hostname=host)
 
 
@@ -42,6 +44,7 @@ def main(argv):
         print("port", lsock.getsockname()[1], flush=True)
         raw, _ = lsock.accept()
         raw.settimeout(60)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = ctx.wrap_socket(raw, server_side=True)
         total = 0
         while True:
@@ -56,27 +59,26 @@ def main(argv):
     if what == "client":
         n = int(argv[5])
         conn = connect(argv[2], argv[3], argv[4])
-        # random blocks, compared by their SHA-256: byte-exact and fast
-        sent = hashlib.sha256()
-
-        def writer():
-            off = 0
-            while off < n:
-                block = os.urandom(min(65536, n - off))
-                sent.update(block)
-                conn.sendall(block)
-                off += len(block)
-
-        t = threading.Thread(target=writer)
-        t.start()
-        got, back = 0, hashlib.sha256()
+        # random blocks, compared by their SHA-256: byte-exact and fast.
+        # One block in flight at a time: an SSL socket is not to be used
+        # by two threads at once (a writer thread and a reader would race
+        # on one SSL object), and a block fits in the socket buffers.
+        # TCP_NODELAY (connect) keeps the round trips short.
+        sent, back = hashlib.sha256(), hashlib.sha256()
+        got = 0
         while got < n:
-            data = conn.recv(65536)
-            if not data:
+            block = os.urandom(min(65536, n - got))
+            sent.update(block)
+            conn.sendall(block)
+            want = got + len(block)
+            while got < want:
+                data = conn.recv(want - got)
+                if not data:
+                    break
+                back.update(data)
+                got += len(data)
+            if got < want:
                 break
-            back.update(data)
-            got += len(data)
-        t.join()
         conn.unwrap()  # our close_notify, and the server's answer
         if got != n or back.digest() != sent.digest():
             print("echo: got %d of %d bytes, %s" %
