@@ -537,13 +537,14 @@ static void soak_hard_errors(bool lt) {
 
 /* Level-triggered only, unless TIDE_SOAK_TLS_HARD_ET=1: on the
  * edge-triggered reactor this scenario hangs within a few rounds (a
- * known bug, not yet found): after the writer died and closed its end,
- * the reader's TCP registration has its read event's last result EV_READ
- * | EV_CLOSED (ev_res 34), yet no TIDE_READ_CLOSED was recorded and
- * readable is cleared (ready = TIDE_WRITABLE), the event is inserted but
- * not active, and the reader waits for ever on an edge that already
- * fired: an activation lost between libevent and tide's reactor (an
- * event_del of an active event?). The level-triggered run passes. */
+ * known bug, cause not found yet). Seen once in gdb: the writer had died
+ * (-EPIPE injected after 64 KiB were accepted) and closed its end, and
+ * the peer's socket was reset (gone from /proc/net/tcp); the reader sat
+ * in read_exact after 48 KiB, its TLS stream's in_r waiting on the TCP
+ * stream's read queue, the registration's readiness TIDE_WRITABLE only
+ * (readable cleared, no TIDE_READ_CLOSED), tick 2, the read event
+ * inserted and not active, its last result EV_READ | EV_ET: the edge of
+ * the reset never reached tide. The level-triggered run passes. */
 START_TEST(test_soak_tls_hard_errors) {
     const char *et = getenv("TIDE_SOAK_TLS_HARD_ET");
     if (et != NULL && strcmp(et, "1") == 0)
