@@ -50,6 +50,17 @@
  *   - the inner stream's own errors (-ECONNRESET, -EPIPE, ...) as they
  *     come, and -EBADF if the inner stream was freed under the TLS stream.
  *
+ * Cancel safety: everything an operation has done lives in the
+ * tide_tls_t (the buffers, OpenSSL's state), not in the future, so a
+ * future over the TLS stream dropped while pending loses nothing, as over
+ * TCP: a handshake goes on at the next handshake, read or write; a read
+ * leaves what arrived for the next read; a write had taken nothing (it
+ * pends only before OpenSSL takes its bytes: waiting for the handshake or
+ * for room in the output buffer); a flush or shutdown leaves the output
+ * queued, and a shutdown whose close_notify was already made sends no
+ * second one. What tide_read_exact and tide_write_all lose when dropped
+ * is what they lose over any stream (tide/io.h).
+ *
  * Threads: a TLS stream, like its inner stream, belongs to the thread of
  * the executor that polls it. A config may be shared by the streams of one
  * thread; sharing one across threads is safe once it is no longer changed
@@ -223,10 +234,14 @@ TIDE_EXTERN int tide_tls_new(tide_tls_t **out, tide_tls_config_t *cfg,
  */
 TIDE_EXTERN void tide_tls_free(tide_tls_t *t);
 
-/* tide_tls_stream: t as a stream, for every helper of tide/io.h. Its
- * poll_shutdown sends close_notify (once), pushes it out, then shuts the
- * inner stream down; writes after it answer -EPIPE, reads go on until the
- * peer's close_notify. */
+/* tide_tls_stream: t as a stream, for every helper of tide/io.h (it lives
+ * as long as t). Its poll_shutdown sends close_notify (once), pushes it
+ * out, then shuts the inner stream down; writes after it answer -EPIPE,
+ * reads go on until the peer's close_notify. Its operations' errors are
+ * the sticky errors of the introduction (a write reports the bytes
+ * OpenSSL took even if pushing them failed: the next operation, or the
+ * final flush or shutdown, answers that failure); their cancel safety is
+ * the introduction's too. */
 TIDE_EXTERN tide_stream_t *tide_tls_stream(tide_tls_t *t);
 
 /*
