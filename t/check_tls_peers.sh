@@ -6,7 +6,8 @@
 #   - tide echo server, Python client: 64 MiB (SHA-256 compared), the
 #     client's close_notify is end of stream (the server's read: 0)
 #   - a Python client closing TCP without close_notify: tide's server read
-#     is -ECONNABORTED (-103)
+#     is -ECONNABORTED (-103); a Python server doing so: tide's client's
+#     read too
 #   - s_server -rev, tide client: a line each way
 #   - tide client against s_server with the wrong host name, a self-signed
 #     and an expired certificate: -EKEYREJECTED (-129)
@@ -96,6 +97,16 @@ wait_exit "$last"
 if grep -q '^end -103$' "$tmp/tidesrv.out"; then
     ok "Python client closing without close_notify: tide server reads -ECONNABORTED"
 else bad "truncation by the Python client"; fi
+rm -f "$tmp"/*.out
+
+# 3b. truncation the other way: a Python server ends TCP without
+# close_notify; tide's client reads the greeting, then -ECONNABORTED
+start pysrv $py truncate-server "$c/server.pem" "$c/server.key"
+timeout 20 $peer client "$port" "$c/ca.pem" localhost drain >"$tmp/cli.out" 2>&1 || true
+wait_exit "$last"
+if grep -q '^end -103$' "$tmp/cli.out" && grep -q '^truncated$' "$tmp/pysrv.out"; then
+    ok "Python server closing without close_notify: tide client reads -ECONNABORTED"
+else bad "truncation by the Python server"; fi
 rm -f "$tmp"/*.out
 
 # 4. s_server -rev, tide client

@@ -9,11 +9,12 @@
  *       stream; greet: send "hello from tide\n". Then shut down (close_notify)
  *       and print "end R", R being the read that ended the echo (0 after
  *       close_notify, -103 for -ECONNABORTED...; greet: 0).
- *   tls_peer client PORT CA HOST echo N | rev | hs
+ *   tls_peer client PORT CA HOST echo N | rev | hs | drain
  *       connect to 127.0.0.1:PORT and handshake verifying HOST with CA;
  *       echo: send N bytes of a pattern while reading them back, check
  *       them, shut down, expect end of stream; rev: send "hello\n", expect
- *       "olleh\n" (s_server -rev); hs: the handshake only.
+ *       "olleh\n" (s_server -rev); hs: the handshake only; drain: read
+ *       until end of stream or an error, print "end R" (R as above).
  *       Prints "handshake R" and, if it succeeded, "ok" or what was wrong.
  * Exit status 0 when everything it printed is as asked, 1 otherwise, 2 on
  * usage errors.
@@ -73,6 +74,15 @@ static tide_poll_t peer_poll(tide_future_t *f, tide_cx_t *cx) {
     }
     if (p->mode == 'h')
         TIDE_RETURN(&p->co, f, 0);
+    if (p->mode == 'd') {
+        do {
+            TIDE_AWAIT(&p->co, cx, tide_read(&p->rd, s, p->buf, sizeof p->buf));
+            p->last = (ssize_t)tide_async_result(&p->co);
+        } while (p->last > 0);
+        printf("end %zd\n", p->last);
+        fflush(stdout);
+        TIDE_RETURN(&p->co, f, p->last);
+    }
     if (p->mode == 'e') {
         for (;;) {
             TIDE_AWAIT(&p->co, cx, tide_read(&p->rd, s, p->buf, sizeof p->buf));
@@ -167,7 +177,7 @@ static const tide_future_vtable_t half_vt = {half_poll, half_drop};
 
 static int usage(void) {
     fputs("usage: tls_peer server CERT KEY echo|greet\n"
-          "       tls_peer client PORT CA HOST echo N|rev|hs\n",
+          "       tls_peer client PORT CA HOST echo N|rev|hs|drain\n",
           stderr);
     return 2;
 }
@@ -278,9 +288,10 @@ int main(int argc, char **argv) {
                  : strcmp(mode, "greet") == 0 ? 'g'
                  : strcmp(mode, "rev") == 0   ? 'r'
                  : strcmp(mode, "hs") == 0    ? 'h'
+                 : strcmp(mode, "drain") == 0 ? 'd'
                                               : 0;
         if (p.mode == 0 || (server && p.mode != 'e' && p.mode != 'g') ||
-            (!server && p.mode != 'r' && p.mode != 'h'))
+            (!server && p.mode != 'r' && p.mode != 'h' && p.mode != 'd'))
             return usage();
         tide_future_init(&p.fut, &peer_vt);
         if ((rc = tide_exec_block_on(ex, &p.fut)) < 0)

@@ -8,6 +8,10 @@
                                     blocks, reading each back, compare
                                     their SHA-256, then unwrap
                                     (close_notify)
+  tls_peer.py truncate-server CERT KEY
+                                    print "port N", take one connection,
+                                    send "bye\\n", end the TCP stream
+                                    without close_notify
   tls_peer.py truncate PORT CA HOST send 5 bytes, read them back, close the
                                     socket without close_notify
   tls_peer.py verify PORT CA HOST   handshake only: print "verified" or
@@ -55,6 +59,27 @@ def main(argv):
             total += len(data)
         conn.unwrap()
         print("end", total, flush=True)
+        return 0
+    if what == "truncate-server":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(argv[2], argv[3])
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        print("port", lsock.getsockname()[1], flush=True)
+        raw, _ = lsock.accept()
+        raw.settimeout(20)
+        conn = ctx.wrap_socket(raw, server_side=True)
+        conn.sendall(b"bye\n")
+        # end the TCP stream under TLS: FIN without close_notify, then
+        # wait for the client to close (so that nothing is reset)
+        raw = socket.socket(fileno=conn.detach())
+        raw.settimeout(20)  # the descriptor was left non-blocking
+        raw.shutdown(socket.SHUT_WR)
+        while raw.recv(65536):
+            pass
+        raw.close()
+        print("truncated", flush=True)
         return 0
     if what == "client":
         n = int(argv[5])
