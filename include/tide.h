@@ -16,6 +16,8 @@
  *   tide/fs.h      files, on the blocking pool
  *   tide/libevent.h  bufferevents, evconnlisteners and callbacks as tide
  *                  streams, listeners and tasks
+ *   tide/tls.h     TLS over any stream, with OpenSSL 3 (only when tide was
+ *                  built with it: TIDE_HAVE_TLS, tide/version.h)
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -31,5 +33,8 @@
 #include "tide/net.h"
 #include "tide/fs.h"
 #include "tide/libevent.h"
+#if TIDE_HAVE_TLS
+#include "tide/tls.h"
+#endif
 
 #endif

@@ -48,6 +48,12 @@ if [ -n "$dlname" ]; then
     # exported that no public header declares.
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-exports.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
+    # tide/tls.h's functions exist only in a build with OpenSSL.
+    headers="$top_srcdir/include/tide.h"
+    for h in "$top_srcdir"/include/tide/*.h; do
+        [ "${h##*/}" != tls.h ] || [ "${TIDE_HAVE_TLS:-0}" = 1 ] || continue
+        headers="$headers $h"
+    done
     awk '
         /^TIDE_EXTERN/ { buf = ""; want = 1 }
         want { buf = buf " " $0 }
@@ -62,7 +68,7 @@ if [ -n "$dlname" ]; then
             n = split(buf, w, /[ \t*]+/)
             print w[n]
             want = 0
-        }' "$top_srcdir"/include/tide.h "$top_srcdir"/include/tide/*.h |
+        }' $headers |
         sort -u >"$tmp/declared"
     printf '%s\n' "$names" | grep '^tide_' | sort -u >"$tmp/exported"
     hidden=$(comm -23 "$tmp/declared" "$tmp/exported")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The layers of src/ (doc/design.md): core, sync, reactor, task, io, net, fs,
-# libevent, each using
+# libevent, tls, each using
 # only the layers before it. Core knows futures, wakers, tasks and the
 # executor, nothing of descriptors, timers, signals or DNS: the layers above
 # attach their state through tide__exec_attach. This fails when a source
@@ -14,7 +14,7 @@ cd "$top/src"
 
 rank() { # layer -> its place in the order
     case $1 in
-    core) echo 0 ;; sync) echo 1 ;; reactor) echo 2 ;; task) echo 3 ;; io) echo 4 ;; net) echo 5 ;; fs) echo 6 ;; libevent) echo 7 ;;
+    core) echo 0 ;; sync) echo 1 ;; reactor) echo 2 ;; task) echo 3 ;; io) echo 4 ;; net) echo 5 ;; fs) echo 6 ;; libevent) echo 7 ;; tls) echo 8 ;;
     *) echo 99 ;;
     esac
 }
@@ -29,7 +29,8 @@ header_layer() {
     net/* | tide/net.h) echo net ;;
     fs/* | tide/fs.h) echo fs ;;
     libevent/* | tide/libevent.h) echo libevent ;;
-    tide.h) echo libevent ;; # the umbrella includes everything
+    tls/* | tide/tls.h) echo tls ;;
+    tide.h) echo tls ;; # the umbrella includes everything
     *) echo "" ;;
     esac
 }

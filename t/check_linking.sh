@@ -4,10 +4,12 @@
 #
 #  1. DT_NEEDED is within the documented set: libevent_core-2.1,
 #     libevent_extra-2.1 and libc (libpthread where the C library keeps it
-#     apart; a sanitizer's runtime in an instrumented build), never
+#     apart; a sanitizer's runtime in an instrumented build), and OpenSSL's
+#     libssl.so.3 and libcrypto.so.3 exactly when the TLS stream was built
+#     (TIDE_HAVE_TLS=1: both required; 0: neither allowed); never
 #     libevent-2.1 (the all-in-one library) nor libevent_pthreads or
-#     libevent_openssl; and each libevent library listed provides symbols
-#     libtide uses (none is linked for nothing).
+#     libevent_openssl; and each libevent or OpenSSL library listed
+#     provides symbols libtide uses (none is linked for nothing).
 #  2. Every libevent symbol libtide uses is also defined by libevent-2.1,
 #     so that an application's libevent-2.1 can stand for both.
 #  3. t/linking/mixed.c, linked with libtide and libevent-2.1, runs tide on
@@ -44,7 +46,12 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 # 1. DT_NEEDED.
 "$READELF" -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' >"$tmp/needed"
-allowed='^(libevent_core-2\.1\.so\.[0-9]+|libevent_extra-2\.1\.so\.[0-9]+|libc\.so\.[0-9]+|libpthread\.so\.[0-9]+)$'
+allowed='libevent_core-2\.1\.so\.[0-9]+|libevent_extra-2\.1\.so\.[0-9]+|libc\.so\.[0-9]+|libpthread\.so\.[0-9]+'
+# OpenSSL only with the TLS stream (configure's --with-openssl found it)
+ssl_libs=
+[ "$TIDE_HAVE_TLS" = 1 ] && ssl_libs="libssl libcrypto"
+for lib in $ssl_libs; do allowed="$allowed|$lib\.so\.3"; done
+allowed="^($allowed)\$"
 sanitizer='^(libasan|libubsan|libtsan|liblsan|libclang_rt\.[a-z_]+)(-[a-z0-9_]+)?\.so(\.[0-9]+)*$'
 extra=$(grep -Ev "$allowed" "$tmp/needed" | grep -Ev "$sanitizer" || true)
 if [ -z "$extra" ]; then
@@ -54,6 +61,10 @@ else
 fi
 for lib in libevent_core libevent_extra; do
     grep -q "^$lib-2\.1\.so\." "$tmp/needed" || bad "$so does not link $lib-2.1"
+done
+for lib in $ssl_libs; do
+    grep -q "^$lib\.so\.3\$" "$tmp/needed" ||
+        bad "$so is built with TLS (TIDE_HAVE_TLS=1) but does not link $lib.so.3"
 done
 
 # Where the dynamic linker finds them for libtide.so.
@@ -79,6 +90,22 @@ if [ -n "$core" ] && [ -n "$extra_so" ]; then
         fi
     done
 fi
+
+# OpenSSL's libraries, when linked, each provide symbols libtide uses.
+for lib in $ssl_libs; do
+    p=$(sed -n "s|^[[:space:]]*$lib\.so\.3 => \([^ ]*\) .*|\1|p" "$tmp/ldd")
+    if [ -z "$p" ]; then
+        bad "ldd does not find $lib.so.3"
+        continue
+    fi
+    defined "$p" | comm -12 "$tmp/undef" - >"$tmp/from-$lib"
+    n=$(wc -l <"$tmp/from-$lib")
+    if [ "$n" -gt 0 ]; then
+        ok "TLS built: libtide uses $n symbols of $lib.so.3 ($(head -n 3 "$tmp/from-$lib" | tr '\n' ' ')...)"
+    else
+        bad "libtide links $lib.so.3 but uses none of its symbols"
+    fi
+done
 
 # 2 and 3 need libevent-2.1 as an application would link it.
 if ! pkg-config --exists libevent 2>/dev/null; then
