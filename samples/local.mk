@@ -12,8 +12,12 @@ samples_tide_echod_SOURCES = samples/echod/echod.h samples/echod/main.c \
 	samples/echod/lifecycle.c samples/echod/listen.c \
 	samples/echod/activate.c samples/echod/conn.c samples/echod/limits.c \
 	samples/echod/pool.c samples/echod/level.c samples/echod/stats.c \
-	samples/echod/log.c samples/echod/options.c samples/echod/options.h
-samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
+	samples/echod/log.c samples/echod/options.c samples/echod/options.h \
+	samples/echod/tls.c
+# tls.c calls OpenSSL itself (the CA store of --tls-ca): OPENSSL_LIBS is
+# empty when configure found no OpenSSL.
+samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) $(OPENSSL_LIBS) \
+	-lpthread
 
 # Its systemd units: a socket unit (systemd listens, the daemon takes the
 # socket: LISTEN_FDS) and the service, whose ExecStart names the installed
