@@ -112,3 +112,20 @@ samples_http_backend_http_backend_cb_LDADD = $(LIBEVENT_EXTRA_LIBS) \
 	$(LIBEVENT_LIBS)
 TESTS += t/check_http_backend.sh
 EXTRA_DIST += t/check_http_backend.sh
+
+# tide-echod serving TLS (--tls-cert), against clients on plain OpenSSL:
+# built only when configure found OpenSSL (t/check_echod tests the flags'
+# error without it).
+if HAVE_OPENSSL
+if HAVE_CHECK
+check_PROGRAMS += t/check_echod_tls
+TESTS += t/check_echod_tls
+endif
+endif
+EXTRA_DIST += t/check_echod_tls.c
+t_check_echod_tls_SOURCES = t/check_echod_tls.c t/slowdown.h
+t_check_echod_tls_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\" \
+	-DT_TOP_SRCDIR=\"$(abs_top_srcdir)\"
+t_check_echod_tls_CFLAGS = $(TEST_CFLAGS)
+t_check_echod_tls_LDADD = $(CHECK_LIBS) $(OPENSSL_LIBS)
