@@ -102,7 +102,7 @@ bench-run:
 
 CLEANFILES += $(EXTRA_PROGRAMS) bench/malloc_count.so
 dist_noinst_SCRIPTS += bench/run.sh bench/build.sh bench/share.sh \
-	bench/http-pair.sh
+	bench/http-pair.sh bench/tls.sh
 EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md bench/malloc_count.c \
 	bench/RESULTS.md bench/results.svg bench/results-raw.tsv \
 	bench/results-callgrind.tsv bench/results-micro.tsv bench/analysis.md
