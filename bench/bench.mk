@@ -19,6 +19,11 @@ BENCH_CFLAGS = $(AM_CFLAGS)
 EXTRA_PROGRAMS += bench/loadgen
 bench_loadgen_SOURCES = bench/loadgen.c
 bench_loadgen_CFLAGS = $(BENCH_CFLAGS)
+# --tls: the generator speaks TLS itself, on plain OpenSSL (never tide's).
+if HAVE_OPENSSL
+bench_loadgen_CPPFLAGS = $(AM_CPPFLAGS) -DLOADGEN_TLS
+bench_loadgen_LDADD = $(OPENSSL_LIBS)
+endif
 
 EXTRA_PROGRAMS += bench/servers/epoll_echo
 bench_servers_epoll_echo_SOURCES = bench/servers/epoll_echo.c
@@ -38,6 +43,18 @@ bench_servers_bufferevent_echo_LDADD = $(LIBEVENT_LIBS)
 BENCH_BUILT = bench/loadgen$(EXEEXT) bench/servers/epoll_echo$(EXEEXT) \
 	bench/servers/libevent_echo$(EXEEXT) bench/servers/bufferevent_echo$(EXEEXT) \
 	bench/malloc_count.so
+
+# The TLS anchor: libevent's bufferevent_openssl (bench/tls.sh).
+EXTRA_PROGRAMS += bench/servers/bufferevent_openssl_echo
+bench_servers_bufferevent_openssl_echo_SOURCES = \
+	bench/servers/bufferevent_openssl_echo.c
+bench_servers_bufferevent_openssl_echo_CFLAGS = $(BENCH_CFLAGS) \
+	$(LIBEVENT_CFLAGS) $(LIBEVENT_OPENSSL_CFLAGS)
+bench_servers_bufferevent_openssl_echo_LDADD = $(LIBEVENT_OPENSSL_LIBS) \
+	$(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+if HAVE_LIBEVENT_OPENSSL
+BENCH_BUILT += bench/servers/bufferevent_openssl_echo$(EXEEXT)
+endif
 
 if HAVE_LIBUV
 EXTRA_PROGRAMS += bench/servers/libuv_echo
@@ -85,7 +102,7 @@ bench-run:
 
 CLEANFILES += $(EXTRA_PROGRAMS) bench/malloc_count.so
 dist_noinst_SCRIPTS += bench/run.sh bench/build.sh bench/share.sh \
-	bench/http-pair.sh
+	bench/http-pair.sh bench/tls.sh
 EXTRA_DIST += bench/report.awk bench/CONFIGURE-NEEDS.txt bench/README.md bench/malloc_count.c \
 	bench/RESULTS.md bench/results.svg bench/results-raw.tsv \
 	bench/results-callgrind.tsv bench/results-micro.tsv bench/analysis.md

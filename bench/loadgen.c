@@ -22,6 +22,13 @@
  * RSS, and, on request, it sends it SIGUSR2 (for malloc_count.so) and tells a
  * `perf stat --control` instance to enable and disable its counters.
  *
+ * With --tls (built when configure found OpenSSL) every connection is a TLS
+ * client on plain OpenSSL over the non-blocking socket (no certificate is
+ * verified: the generator measures, it does not authenticate): the
+ * handshakes are done before the run starts, and the pattern goes through
+ * SSL_write and comes back through SSL_read.  It is OpenSSL's code, not
+ * tide's, so it costs the same whatever server it loads.
+ *
  * Exit status: 0 on success, 1 on any verification or transfer error, 2 when
  * a connection could not be established, 3 when the hard time limit expired,
  * 64 on bad usage.
@@ -51,6 +58,10 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef LOADGEN_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 enum {
 	PATLEN = 65521,       /* prime */
@@ -152,6 +163,7 @@ static struct {
 	const char *perf_ctl;
 	const char *perf_ack;
 	bool quiet;
+	bool tls;
 } opt = {
     .host = "127.0.0.1",
     .port = -1,
@@ -188,6 +200,7 @@ static void usage(FILE *f)
 	    "                       and after all connections were accepted\n"
 	    "  --usr2               send SIGUSR2 to the server at both edges\n"
 	    "  --perf-ctl CTL[,ACK] write enable/disable to a perf --control fifo\n"
+	    "  --tls                speak TLS (OpenSSL; nothing is verified)\n"
 	    "  --quiet              print only the machine-readable line\n");
 }
 
@@ -233,6 +246,7 @@ static void parse_args(int argc, char **argv)
 	    {"usr2", no_argument, NULL, 'U'},
 	    {"perf-ctl", required_argument, NULL, 'C'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"tls", no_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -295,6 +309,15 @@ static void parse_args(int argc, char **argv)
 		case 'q':
 			opt.quiet = true;
 			break;
+		case 'S':
+#ifdef LOADGEN_TLS
+			opt.tls = true;
+			break;
+#else
+			fprintf(stderr,
+				"loadgen: built without OpenSSL: no --tls\n");
+			exit(64);
+#endif
 		case 'H':
 			usage(stdout);
 			exit(0);
@@ -390,7 +413,7 @@ static void make_pattern(void)
 
 /* ---------------------------------------------------------- connections */
 
-enum conn_state { C_NEW, C_CONNECTING, C_OPEN, C_DEAD };
+enum conn_state { C_NEW, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DEAD };
 
 struct conn {
 	int fd;
@@ -401,6 +424,9 @@ struct conn {
 	uint64_t rx;      /* bytes read back and verified */
 	uint64_t stamped; /* messages whose send time is recorded */
 	uint64_t *sent;   /* depth send times, indexed by msg % depth */
+#ifdef LOADGEN_TLS
+	SSL *ssl; /* --tls */
+#endif
 };
 
 static struct conn *conns;
@@ -439,6 +465,53 @@ static void set_interest(struct conn *c, uint32_t ev)
 	}
 }
 
+#ifdef LOADGEN_TLS
+static SSL_CTX *tls_ctx;
+
+/* OpenSSL's answer as a read or write would give it: -1 with errno EAGAIN
+ * when it waits for the socket, EPROTO (its error queue printed once) for
+ * a TLS failure, 0 at the server's close_notify. */
+static ssize_t tls_result(struct conn *c, int r)
+{
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_SYSCALL && errno != 0)
+		return -1;
+	if (errors < 3)
+		ERR_print_errors_fp(stderr);
+	ERR_clear_error();
+	errno = EPROTO;
+	return -1;
+}
+#endif
+
+static ssize_t io_write(struct conn *c, const void *buf, size_t len)
+{
+#ifdef LOADGEN_TLS
+	if (opt.tls) {
+		int r = SSL_write(c->ssl, buf, (int)len);
+		return r > 0 ? r : tls_result(c, r);
+	}
+#endif
+	return write(c->fd, buf, len);
+}
+
+static ssize_t io_read(struct conn *c, void *buf, size_t len)
+{
+#ifdef LOADGEN_TLS
+	if (opt.tls) {
+		int r = SSL_read(c->ssl, buf, (int)len);
+		return r > 0 ? r : tls_result(c, r);
+	}
+#endif
+	return read(c->fd, buf, len);
+}
+
 /* Write what the pipeline allows: up to depth messages beyond the last one
  * that came back.  Arms EPOLLOUT only while the socket is full. */
 static void pump(struct conn *c, uint64_t now)
@@ -451,7 +524,7 @@ static void pump(struct conn *c, uint64_t now)
 		size_t pos = (size_t)((c->base + c->tx) % PATLEN);
 		uint64_t want = limit - c->tx;
 		size_t len = want < CHUNK ? (size_t)want : CHUNK;
-		ssize_t n = write(c->fd, pattern + pos, len);
+		ssize_t n = io_write(c, pattern + pos, len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -479,22 +552,23 @@ static void pump(struct conn *c, uint64_t now)
 }
 
 /* Read once (level-triggered: whatever is left is reported again), verify,
- * and account for the messages that completed. */
-static void on_readable(struct conn *c, uint64_t now)
+ * and account for the messages that completed.  Returns whether it read
+ * something. */
+static bool read_once(struct conn *c, uint64_t now)
 {
-	ssize_t n = read(c->fd, rxbuf, RXBUF);
+	ssize_t n = io_read(c, rxbuf, RXBUF);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			conn_fail(c, "read", errno);
-		return;
+		return false;
 	}
 	if (n == 0) {
 		conn_fail(c, "server closed the connection", 0);
-		return;
+		return false;
 	}
 	if (c->rx + (uint64_t)n > c->tx) {
 		conn_fail(c, "server sent more bytes than it was sent", 0);
-		return;
+		return false;
 	}
 	for (size_t off = 0; off < (size_t)n;) {
 		size_t pos = (size_t)((c->base + c->rx + off) % PATLEN);
@@ -514,7 +588,7 @@ static void on_readable(struct conn *c, uint64_t now)
 			}
 			conn_fail(c, "echoed data does not match what was sent",
 				  0);
-			return;
+			return false;
 		}
 		off += len;
 	}
@@ -533,7 +607,20 @@ static void on_readable(struct conn *c, uint64_t now)
 		win_msgs += done_after - done_before;
 		win_bytes += (uint64_t)n;
 	}
+	return true;
 }
+
+/* TLS: OpenSSL may hold decrypted bytes the socket no longer signals (it
+ * reads a record at a time), so read until it has none. */
+static void on_readable(struct conn *c, uint64_t now)
+{
+	while (read_once(c, now) && opt.tls && c->state == C_OPEN) {
+	}
+}
+
+#ifdef LOADGEN_TLS
+static void tls_begin(struct conn *c);
+#endif
 
 /* Start a non-blocking connect.  Returns false if it must be retried later
  * (a Unix socket whose backlog is full answers EAGAIN, not EINPROGRESS). */
@@ -575,8 +662,48 @@ static bool start_connect(struct conn *c)
 		perror("loadgen: epoll_ctl");
 		exit(1);
 	}
+#ifdef LOADGEN_TLS
+	if (opt.tls && c->state == C_OPEN) {
+		n_open--; /* open once the handshake is done */
+		tls_begin(c);
+	}
+#endif
 	return true;
 }
+
+#ifdef LOADGEN_TLS
+/* Drive the handshake: the connection is open once it is done. */
+static void tls_step(struct conn *c)
+{
+	int r = SSL_connect(c->ssl);
+	if (r == 1) {
+		c->state = C_OPEN;
+		n_open++;
+		set_interest(c, EPOLLIN);
+		return;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		set_interest(c, e == SSL_ERROR_WANT_WRITE ? EPOLLIN | EPOLLOUT
+							  : EPOLLIN);
+		return;
+	}
+	fprintf(stderr, "loadgen: TLS handshake failed\n");
+	ERR_print_errors_fp(stderr);
+	exit(2);
+}
+
+static void tls_begin(struct conn *c)
+{
+	c->ssl = SSL_new(tls_ctx);
+	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+		fprintf(stderr, "loadgen: SSL_new failed\n");
+		exit(1);
+	}
+	c->state = C_HANDSHAKE;
+	tls_step(c);
+}
+#endif
 
 static void finish_connect(struct conn *c)
 {
@@ -589,6 +716,12 @@ static void finish_connect(struct conn *c)
 			strerror(err));
 		exit(2);
 	}
+#ifdef LOADGEN_TLS
+	if (opt.tls) {
+		tls_begin(c);
+		return;
+	}
+#endif
 	c->state = C_OPEN;
 	n_open++;
 	set_interest(c, EPOLLIN);
@@ -634,6 +767,10 @@ static void connect_all(void)
 			if (c->state == C_CONNECTING) {
 				finish_connect(c);
 				connecting--;
+#ifdef LOADGEN_TLS
+			} else if (c->state == C_HANDSHAKE) {
+				tls_step(c);
+#endif
 			} else if (c->state == C_OPEN) {
 				/* Nothing has been sent yet: any data or EOF is wrong. */
 				on_readable(c, now);
@@ -831,6 +968,19 @@ int main(int argc, char **argv)
 	}
 	if (opt.perf_ctl)
 		perf_open();
+#ifdef LOADGEN_TLS
+	if (opt.tls) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (!tls_ctx) {
+			fprintf(stderr, "loadgen: SSL_CTX_new failed\n");
+			return 1;
+		}
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+		SSL_CTX_set_mode(tls_ctx,
+				 SSL_MODE_ENABLE_PARTIAL_WRITE |
+				     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	}
+#endif
 
 	long rss_before = -1, rss_after = -1;
 	int fds_before = -1;
@@ -996,6 +1146,11 @@ int main(int argc, char **argv)
 	    (unsigned long long)errors, opt.conns, opt.size, opt.depth, secs,
 	    (unsigned long long)total_msgs,
 	    (double)(t_connected - t_connect) / 1e9);
+#ifdef LOADGEN_TLS
+	if (opt.tls && conns[0].ssl)
+		printf(" tls=%s/%s", SSL_get_version(conns[0].ssl),
+		       SSL_get_cipher_name(conns[0].ssl));
+#endif
 	printf(" loadgen_cpu_util=%.3f",
 	       secs > 0 ? (double)(self_end - self_start) / 1e9 / secs : 0);
 	if (opt.server_pid) {

@@ -12,8 +12,12 @@ samples_tide_echod_SOURCES = samples/echod/echod.h samples/echod/main.c \
 	samples/echod/lifecycle.c samples/echod/listen.c \
 	samples/echod/activate.c samples/echod/conn.c samples/echod/limits.c \
 	samples/echod/pool.c samples/echod/level.c samples/echod/stats.c \
-	samples/echod/log.c samples/echod/options.c samples/echod/options.h
-samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) -lpthread
+	samples/echod/log.c samples/echod/options.c samples/echod/options.h \
+	samples/echod/tls.c
+# tls.c calls OpenSSL itself (the CA store of --tls-ca): OPENSSL_LIBS is
+# empty when configure found no OpenSSL.
+samples_tide_echod_LDADD = src/libtide.la $(LIBEVENT_LIBS) $(OPENSSL_LIBS) \
+	-lpthread
 
 # Its systemd units: a socket unit (systemd listens, the daemon takes the
 # socket: LISTEN_FDS) and the service, whose ExecStart names the installed
@@ -108,3 +112,20 @@ samples_http_backend_http_backend_cb_LDADD = $(LIBEVENT_EXTRA_LIBS) \
 	$(LIBEVENT_LIBS)
 TESTS += t/check_http_backend.sh
 EXTRA_DIST += t/check_http_backend.sh
+
+# tide-echod serving TLS (--tls-cert), against clients on plain OpenSSL:
+# built only when configure found OpenSSL (t/check_echod tests the flags'
+# error without it).
+if HAVE_OPENSSL
+if HAVE_CHECK
+check_PROGRAMS += t/check_echod_tls
+TESTS += t/check_echod_tls
+endif
+endif
+EXTRA_DIST += t/check_echod_tls.c
+t_check_echod_tls_SOURCES = t/check_echod_tls.c t/slowdown.h
+t_check_echod_tls_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\" \
+	-DT_TOP_SRCDIR=\"$(abs_top_srcdir)\"
+t_check_echod_tls_CFLAGS = $(TEST_CFLAGS)
+t_check_echod_tls_LDADD = $(CHECK_LIBS) $(OPENSSL_LIBS)

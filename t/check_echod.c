@@ -1970,6 +1970,39 @@ START_TEST(test_echod_bad_arguments_exit_2) {
     expect_exit(2, "--listen-fd wants a descriptor number", fd_big);
     expect_exit(2, "--listen-fd 3 given twice", fd_twice);
     expect_exit(2, "--listen-fd needs a value", fd_missing);
+    /* The --tls-* options: cert and key together, --tls-ca with them. */
+    const char *tls_nokey[] = {"--tls-cert", "c.pem", NULL};
+    const char *tls_nocert[] = {"--tls-key=k.pem", NULL};
+    const char *tls_ca_alone[] = {"--tls-ca", "ca.pem", NULL};
+    const char *tls_empty[] = {"--tls-cert=", "--tls-key", "k", NULL};
+    expect_exit(2, "--tls-cert needs --tls-key too", tls_nokey);
+    expect_exit(2, "--tls-key needs --tls-cert too", tls_nocert);
+    expect_exit(2, "--tls-ca needs --tls-cert and --tls-key", tls_ca_alone);
+    expect_exit(2, "--tls-cert wants a file name", tls_empty);
+}
+END_TEST
+
+/* --tls-cert with files that do not exist: exit 1 before listening,
+ * saying so (with OpenSSL: the file is missing; without: this tide-echod
+ * has no TLS). t/check_echod_tls tests TLS itself. */
+START_TEST(test_echod_tls_flags_exit_1) {
+    const char *args[] = {"--listen",   "127.0.0.1:0",
+                          "--tls-cert", "/nonexistent-echod-dir/cert.pem",
+                          "--tls-key",  "/nonexistent-echod-dir/key.pem",
+                          NULL};
+    spawn_daemon(args);
+    int st = wait_exit(T_WAIT_MS);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+                  "status %d; stderr: %s", st, D.errbuf);
+    ck_assert_msg(strstr(D.errbuf, "--tls-cert") != NULL &&
+                      (strstr(D.errbuf, "No such file") != NULL ||
+                       strstr(D.errbuf, "built without TLS") != NULL),
+                  "stderr: %s", D.errbuf);
+    char out[256];
+    ssize_t r = read(D.out, out, sizeof out - 1);
+    out[r > 0 ? r : 0] = '\0';
+    ck_assert_msg(strstr(out, "listening") == NULL, "it listened: %s", out);
+    daemon_kill();
 }
 END_TEST
 
@@ -2291,6 +2324,7 @@ static Suite *echod_suite(void) {
         int timeout;
     } cases[] = {
         {"echo", test_echod_echoes_binary_data, 30},
+        {"tls_flags", test_echod_tls_flags_exit_1, 30},
         {"stream", test_echod_streams_64mib, 180},
         {"half_close", test_echod_half_close, 30},
         {"many", test_echod_thousand_connections, 60},

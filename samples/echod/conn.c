@@ -108,11 +108,21 @@ struct conn {
     idle_link_t idle;
     /* Present only with --max-conns-per-addr (and then idle is too). */
     addr_slot_t *addr;
+#if TIDE_HAVE_TLS
+    /* Present only with --tls-cert (and then idle and addr are too): the
+     * TLS stream over sock (s is its stream) and its handshake, bounded
+     * by a timeout, which the task awaits before its first read. */
+    struct {
+        tide_tls_t *t;
+        tide_tls_handshake_t hs;
+        tide_timeout_t to;
+    } tls;
+#endif
 };
 
 /* The bytes of a conn_t the options need. */
 static size_t conn_size(void) {
-    if (D.opt.max_conns_per_addr != 0)
+    if (D.opt.max_conns_per_addr != 0 || tls_on())
         return sizeof(conn_t);
     return D.track_idle ? offsetof(conn_t, addr) : offsetof(conn_t, idle);
 }
@@ -250,6 +260,14 @@ static void idle_touch(conn_t *c) {
 static void free_sock(conn_t *c) {
     if (c->sock == NULL)
         return;
+#if TIDE_HAVE_TLS
+    /* The TLS stream first: it borrows the socket. A future waiting on
+     * it completes with -EBADF (tide_tls_free), as on a freed socket. */
+    if (tls_on()) {
+        tide_tls_free(c->tls.t);
+        c->tls.t = NULL;
+    }
+#endif
     tide_conn_free(c->sock);
     c->sock = NULL;
     c->s = NULL;
@@ -282,6 +300,28 @@ static tide_poll_t conn_poll(tide_future_t *f, tide_cx_t *cx) {
     unsigned char *keep = NULL;
 
     TIDE_BEGIN(&c->co);
+#if TIDE_HAVE_TLS
+    if (tls_on()) {
+        /* The handshake, within --idle-timeout (or 10 s): a client that
+         * connects and says nothing holds no connection for ever. */
+        TIDE_AWAIT(&c->co, cx,
+                   tide_timeout(&c->tls.to,
+                                tide_tls_handshake(&c->tls.hs, c->tls.t),
+                                D.opt.idle_timeout_usec != 0
+                                    ? D.opt.idle_timeout_usec
+                                    : ECHOD_TLS_HANDSHAKE_USEC));
+        n = tide_async_result(&c->co);
+        if (c->sock == NULL || n < 0) {
+            f->result = c->sock == NULL ? kicked_why(c) : n;
+            if (verbosity >= ECHOD_VERBOSE && c->sock != NULL &&
+                tide_tls_error_reason(c->tls.t) != NULL)
+                logmsg(ECHOD_VERBOSE, "conn %u: TLS handshake: %s", c->id,
+                       tide_tls_error_reason(c->tls.t));
+            TIDE_RETURN(&c->co, f, f->result);
+        }
+        idle_touch(c);
+    }
+#endif
     for (;;) {
         TIDE_AWAIT(&c->co, cx, lend_read(c, keep));
         keep = NULL;
@@ -504,6 +544,20 @@ void admit(worker_t *w, tide_conn_t *sock, const tide_addr_t *peer,
         c->addr = slot;
     c->sock = sock;
     c->s = tide_conn_stream(sock);
+#if TIDE_HAVE_TLS
+    if (tls_on()) {
+        int trc =
+            tide_tls_new(&c->tls.t, D.tls, c->s, TIDE_TLS_SERVER, NULL, 0);
+        if (trc < 0) {
+            limits_leave(slot, true);
+            free(c);
+            logmsg(ECHOD_QUIET, "conn %u from %s: TLS: %s", id, name,
+                   tide_strerror(trc));
+            goto close;
+        }
+        c->s = tide_tls_stream(c->tls.t);
+    }
+#endif
     c->id = id;
     if (tide_conn_tcp(sock) != NULL) /* echo small messages at once */
         tide_tcp_set_nodelay(tide_conn_tcp(sock), true);

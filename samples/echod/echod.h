@@ -20,6 +20,7 @@
  *   stats.c      the counters and their report
  *   log.c        the log
  *   options.c    the command line's parser (pure, fuzzed on its own)
+ *   tls.c        --tls-cert, --tls-key, --tls-ca: the TLS config
  *
  * Threads: with --threads N, each thread runs its own executor on its own
  * event_base and binds its own SO_REUSEPORT socket for each TCP address;
@@ -223,11 +224,33 @@ extern struct daemon {
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
     unsigned started; /* workers that tried to start */
+#if TIDE_HAVE_TLS
+    /* --tls-cert: one config (SSL_CTX), loaded at start-up, shared by
+     * every thread's connections (OpenSSL allows that once the SSL_CTX
+     * is no longer changed); NULL: plain TCP. */
+    tide_tls_config_t *tls;
+#endif
 } D;
 
 /* The worker whose thread this is: every connection of a thread belongs
  * to its worker, so a connection does not carry a pointer to it. */
 extern _Thread_local worker_t *self;
+
+/* tls.c -------------------------------------------------------------------
+ * With --tls-cert, every accepted connection is a TLS stream over its
+ * socket (conn.c), made from D.tls. */
+
+/* Load the --tls-* files into D.tls (nothing without --tls-cert).
+ * Returns 0, or -1 with a message in err (a bad file, or a tide built
+ * without OpenSSL). Call before any listener starts. */
+int tls_setup(char *err, size_t errsize);
+/* Free D.tls (after every connection is gone). */
+void tls_teardown(void);
+/* Is TLS on (--tls-cert)? */
+bool tls_on(void);
+
+/* How long a TLS handshake may take: --idle-timeout, or this without. */
+#define ECHOD_TLS_HANDSHAKE_USEC (10u * 1000000u)
 
 /* stats.c ---------------------------------------------------------------- */
 

@@ -94,6 +94,12 @@ int main(int argc, char **argv) {
             return 1;
         }
 
+    if (tls_setup(err, sizeof err) < 0) {
+        logmsg(ECHOD_QUIET, "%s", err);
+        log_stop();
+        return 1;
+    }
+
     unsigned n = D.opt.threads;
     D.workers = calloc(n, sizeof *D.workers);
     if (D.workers == NULL) {
@@ -209,8 +215,12 @@ int main(int argc, char **argv) {
                in->name[0] != '\0' ? ")" : "");
     }
     fflush(stdout);
-    logmsg(ECHOD_NORMAL, "tide %s, %u thread%s, buffers of %zu bytes",
-           tide_version(), n, n == 1 ? "" : "s", D.opt.buffer_size);
+    logmsg(ECHOD_NORMAL, "tide %s, %u thread%s, buffers of %zu bytes%s",
+           tide_version(), n, n == 1 ? "" : "s", D.opt.buffer_size,
+           tls_on() ? D.opt.tls_ca != NULL
+                          ? ", TLS (client certificates required)"
+                          : ", TLS"
+                    : "");
 
     worker_run(w0, &sig);
     status = 0;
@@ -224,6 +234,7 @@ out:
             tide_signal_free(&sig.s[i]);
     }
     worker_finish(w0);
+    tls_teardown(); /* every connection is gone */
     for (size_t i = 0; i < D.opt.nlisten; i++)
         if (D.unix_bound[i]) {
             const struct sockaddr_un *sun =

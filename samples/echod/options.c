@@ -166,6 +166,9 @@ enum {
     OPT_MAX_BUFMEM,
     OPT_DRAIN,
     OPT_LOG_FILE,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
     OPT_QUIET,
     OPT_VERBOSE,
     OPT_HELP,
@@ -189,6 +192,9 @@ static const struct {
     [OPT_MAX_BUFMEM] = {"max-buffer-memory", 'M', true},
     [OPT_DRAIN] = {"drain-timeout", 'd', true},
     [OPT_LOG_FILE] = {"log-file", '\0', true}, /* no short form */
+    [OPT_TLS_CERT] = {"tls-cert", '\0', true},
+    [OPT_TLS_KEY] = {"tls-key", '\0', true},
+    [OPT_TLS_CA] = {"tls-ca", '\0', true},
     [OPT_QUIET] = {"quiet", 'q', false},
     [OPT_VERBOSE] = {"verbose", 'v', false},
     [OPT_HELP] = {"help", 'h', false},
@@ -277,6 +283,18 @@ static int apply(echod_options_t *o, int opt, const char *shown,
         if (*val == '\0')
             return fail(err, errsize, "%s wants a file name, not ''", shown);
         o->log_file = val;
+        return 0;
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY:
+    case OPT_TLS_CA:
+        if (*val == '\0')
+            return fail(err, errsize, "%s wants a file name, not ''", shown);
+        if (opt == OPT_TLS_CERT)
+            o->tls_cert = val;
+        else if (opt == OPT_TLS_KEY)
+            o->tls_key = val;
+        else
+            o->tls_ca = val;
         return 0;
     case OPT_MAX_WAIT:
         o->max_conns_wait = true;
@@ -373,6 +391,14 @@ int echod_options_parse(echod_options_t *o, int argc, char *const argv[],
                     "--max-buffer-memory %llu is less than one buffer "
                     "(--buffer-size %zu)",
                     (unsigned long long)o->max_buffer_memory, o->buffer_size);
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+        return fail(err, errsize, "%s needs %s too",
+                    o->tls_cert != NULL ? "--tls-cert" : "--tls-key",
+                    o->tls_cert != NULL ? "--tls-key" : "--tls-cert");
+    if (o->tls_ca != NULL && o->tls_cert == NULL)
+        return fail(err, errsize,
+                    "--tls-ca needs --tls-cert and --tls-key (the server's "
+                    "own certificate)");
     if (o->nlisten == 0 && o->nlisten_fd == 0) {
         o->listen[o->nlisten++] = ECHOD_DEFAULT_LISTEN;
         o->listen_default = true;
@@ -457,6 +483,21 @@ void echod_usage(FILE *out, const char *prog) {
         "      --log-file PATH      log to PATH (appended to; reopened on "
         "SIGHUP)\n"
         "                           instead of standard error\n"
+        "      --tls-cert FILE      serve TLS (1.2 or later) on every "
+        "listener, with\n"
+        "                           the certificate chain of FILE (PEM); "
+        "needs\n"
+        "      --tls-key FILE       its private key (PEM, unencrypted). "
+        "Both are read\n"
+        "                           once, at start-up: a bad file stops the "
+        "daemon\n"
+        "                           before it listens. The handshake must end "
+        "within\n"
+        "                           --idle-timeout (10 s without one)\n"
+        "      --tls-ca FILE        require a client certificate signed by a "
+        "CA of\n"
+        "                           FILE (PEM); clients without one are "
+        "refused\n"
         "  -q, --quiet              print only the listening lines and errors\n"
         "  -v, --verbose            also log every connection\n"
         "  -h, --help               print this help and exit\n"
@@ -483,9 +524,10 @@ void echod_usage(FILE *out, const char *prog) {
         "ignored.\n"
         "\n"
         "Exit status: 0 after a signal-initiated stop, 1 if a listener (a\n"
-        "descriptor handed down that is not a listening socket, say) or "
+        "descriptor handed down that is not a listening socket, say), "
         "--log-file\n"
-        "could not be set up, 2 for a bad command line.\n",
+        "or the --tls-* files could not be set up (or tide was built without\n"
+        "OpenSSL), 2 for a bad command line.\n",
         prog, ECHOD_DEFAULT_BUFFER,
         (unsigned)(ECHOD_DEFAULT_DRAIN_USEC / 1000000u));
 }

@@ -49,9 +49,13 @@ typedef struct echod_options {
     size_t buffer_size;          /* --buffer-size */
     uint64_t drain_timeout_usec; /* --drain-timeout */
     const char *log_file;        /* --log-file, into argv; NULL: stderr */
-    int verbosity;               /* ECHOD_QUIET, _NORMAL, _VERBOSE */
-    bool help;                   /* --help was given: print usage, exit 0 */
-    bool version;                /* --version was given */
+    /* --tls-cert, --tls-key, --tls-ca, into argv (NULL: not given). The
+     * parser checks only that cert and key come together and that
+     * --tls-ca comes with them; the files are read at start-up. */
+    const char *tls_cert, *tls_key, *tls_ca;
+    int verbosity; /* ECHOD_QUIET, _NORMAL, _VERBOSE */
+    bool help;     /* --help was given: print usage, exit 0 */
+    bool version;  /* --version was given */
 } echod_options_t;
 
 /*
