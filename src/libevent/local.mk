@@ -24,3 +24,16 @@ endif
 t_check_evhttp_SOURCES = t/check_evhttp.c t/testutil.h
 t_check_evhttp_CFLAGS = $(TEST_CFLAGS) $(LIBEVENT_EXTRA_CFLAGS)
 t_check_evhttp_LDADD = $(TEST_LIBS)
+
+# An application's OpenSSL bufferevent as a tide stream (skipped, exit 77,
+# without libevent_openssl).
+check_PROGRAMS += t/check_bev_openssl
+TESTS += t/check_bev_openssl
+t_check_bev_openssl_SOURCES = t/check_bev_openssl.c t/testutil.h
+t_check_bev_openssl_CFLAGS = $(TEST_CFLAGS)
+t_check_bev_openssl_LDADD = $(TEST_LIBS)
+if HAVE_LIBEVENT_OPENSSL
+t_check_bev_openssl_CPPFLAGS = $(AM_CPPFLAGS) -DHAVE_BEV_OPENSSL=1
+t_check_bev_openssl_CFLAGS += $(LIBEVENT_OPENSSL_CFLAGS) $(OPENSSL_CFLAGS)
+t_check_bev_openssl_LDADD += $(LIBEVENT_OPENSSL_LIBS) $(OPENSSL_LIBS)
+endif
