@@ -330,9 +330,12 @@ bool tide_tls_handshake_done(const tide_tls_t *t) {
     return SSL_is_init_finished(t->ssl);
 }
 
-/* The handshake, if it is not done, before a read or a write: 1 to go on,
- * 0 pending, or an error. */
+/* Before a read, a write or a shutdown: the sticky error if there is one,
+ * else the handshake if it is not done. 1 to go on, 0 pending, or an
+ * error. */
 static int ensure_handshake(struct tide_tls *t, tide_cx_t *cx) {
+    if (t->err != 0)
+        return t->err; /* sticky: before any handshake state */
     if (SSL_is_init_finished(t->ssl))
         return 1;
     int rc;
@@ -355,10 +358,6 @@ static tide_poll_t tls_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
         return TIDE_READY;
     }
     for (;;) {
-        if (t->err != 0) {
-            *out = t->err;
-            return TIDE_READY;
-        }
         int h = ensure_handshake(t, cx);
         if (h == 0)
             return TIDE_PENDING;
@@ -474,10 +473,6 @@ static tide_poll_t tls_shutdown(tide_stream_t *s, tide_cx_t *cx, int *out) {
         return TIDE_READY;
     }
     while (!t->shut_sent) {
-        if (t->err != 0) {
-            *out = t->err;
-            return TIDE_READY;
-        }
         int h = ensure_handshake(t, cx);
         if (h == 0)
             return TIDE_PENDING;
