@@ -28,8 +28,8 @@
  *                each batch to finish.
  *   wake         a task woken N times: it wakes itself (wake_by_ref on its
  *                own waker) and answers PENDING; the executor queues it and
- *                polls it again. Every 64 polls the executor gives the loop
- *                back (its budget), which costs an epoll_wait(0).
+ *                polls it again in its next turn, after the loop was given
+ *                back, which costs an epoll_wait(0).
  *   readiness    a one-shot readiness event, armed and fired: on a
  *                socketpair, write a byte to one end; the task awaits
  *                tide_fd_readable on the other, which is PENDING (readiness
@@ -480,7 +480,7 @@ static int bench_read_pend(uint64_t n)
 /* wake-other: two tasks of one executor take turns: each wakes the other
  * and answers PENDING; the woken one is polled in the same executor turn
  * (it is not the running task), so per operation: one wake, one task
- * poll; the loop is given back once per 64 polls (the turn's budget). */
+ * poll; the loop is given back once per 1,024 polls (the turn's budget). */
 typedef struct pinger {
 	tide_future_t fut;
 	struct pinger *peer;

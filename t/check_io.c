@@ -1773,12 +1773,16 @@ typedef struct resetter {
     tide_async_t co;
     tide_sleep_t nap;
     int fd;
+    const char *last; /* sent just before the reset, or NULL */
 } resetter_t;
 
 static tide_poll_t resetter_poll(tide_future_t *f, tide_cx_t *cx) {
     resetter_t *t = TIDE_CONTAINER_OF(f, resetter_t, fut);
     TIDE_BEGIN(&t->co);
     TIDE_AWAIT(&t->co, cx, tide_sleep(&t->nap, 2 * TIDE_USEC_PER_MSEC));
+    if (t->last != NULL)
+        ck_assert_int_eq(send(t->fd, t->last, strlen(t->last), 0),
+                         (ssize_t)strlen(t->last));
     close(t->fd);
     TIDE_END(&t->co, f, 0);
 }
@@ -1798,6 +1802,37 @@ START_TEST(test_fdstream_econnreset_while_pending) {
     ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
     tide_read_t rd;
     char buf[8];
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)),
+        -ECONNRESET);
+    ck_assert_int_eq(run(ex, tide_join(&j)), 0);
+    tide_fdstream_free(s);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+/* The peer's last data and its reset reach the socket before the loop
+ * next polls the backend, so one epoll report carries both, and libevent
+ * 2.1 says EV_READ for it (EPOLLERR/EPOLLHUP, without EV_CLOSED). The read
+ * that returns the data is short, which clears readiness; the reset must
+ * still be heard. With an edge-triggered read event it never was: no
+ * edge follows, and the second read waited for ever. */
+START_TEST(test_fdstream_data_and_reset_in_one_report) {
+    tide_exec_t *ex = t_exec_new();
+    int c, sv;
+    t_tcp_pair(&c, &sv);
+    tide_fdstream_t *s = fds_new(ex, c);
+    struct linger lg = {1, 0};
+    ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    resetter_t rs = {.fd = sv, .last = "last words"};
+    tide_future_init(&rs.fut, &resetter_vt);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
+    tide_read_t rd;
+    char buf[64];
+    ck_assert_int_eq(
+        run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)), 10);
+    ck_assert_mem_eq(buf, "last words", 10);
     ck_assert_int_eq(
         run(ex, tide_read(&rd, tide_fdstream_stream(s), buf, sizeof buf)),
         -ECONNRESET);
@@ -2948,6 +2983,7 @@ static Suite *io_suite(void) {
     tcase_add_test(tc, test_fdstream_pipe_shutdown_closes_write_end);
     tcase_add_test(tc, test_fdstream_econnreset_after_peer_reset);
     tcase_add_test(tc, test_fdstream_econnreset_while_pending);
+    tcase_add_test(tc, test_fdstream_data_and_reset_in_one_report);
     tcase_add_test(tc, test_fdstream_new_errors);
     tcase_add_test(tc, test_fdstream_writev_all_many_buffers);
     tcase_add_test(tc, test_fdstream_outlives_executor);

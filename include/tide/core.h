@@ -770,8 +770,12 @@ TIDE_EXTERN int tide_exec_block_on(tide_exec_t *ex, tide_future_t *fut);
 TIDE_EXTERN void tide_exec_stop(tide_exec_t *ex);
 
 /* tide_exec_set_budget: how many task polls one turn of the executor may
- * make before it gives the loop back to the host's events (default 64;
- * 0 restores the default). */
+ * make before it gives the loop back to the host's events (default 1024;
+ * 0 restores the default). A budget below the number of tasks that are
+ * ready at once costs more than the extra turns: tasks still queued when
+ * the loop polls its backend again have their descriptors reported again
+ * (tide's read events are level-triggered), one callback each per turn;
+ * doc/design.md ("Sharing the loop with the host") has the figures. */
 TIDE_EXTERN void tide_exec_set_budget(tide_exec_t *ex, unsigned polls);
 
 /* tide_exec_wake_all: wake every live task of ex, as if each had been

@@ -25,7 +25,13 @@
 
 #include "core/internal.h"
 
-#define DEFAULT_POLLS_PER_TURN 64
+/* Polls per turn. Well above the number of connections a busy server has
+ * ready at once: descriptor read events are level-triggered (reactor/fd.c),
+ * so a task still queued when the turn gives the loop back has its
+ * descriptor reported again by the next poll of the backend. At 64, 1,000
+ * busy connections cost 5,316 instructions per message instead of 1,005
+ * (bench/analysis.md, 2026-12-04). */
+#define DEFAULT_POLLS_PER_TURN 1024
 
 /* ------------------------------------------------------------------------
  * Task references and wakers

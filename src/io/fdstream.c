@@ -19,7 +19,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/internal.h"
@@ -62,13 +61,14 @@ tide_poll_t tide__fdstream_poll_read(tide_stream_t *s, tide_cx_t *cx, void *buf,
         ssize_t n = fs->is_socket ? recv(fs->reg.fd, buf, len, 0)
                                   : read(fs->reg.fd, buf, len);
         if (n > 0) {
-            /* A stream socket or a pipe hands over everything it holds, up
-             * to len: a short read means it is drained now. Clearing here
-             * saves the EAGAIN call; if more arrived meanwhile, its event
-             * still comes (an edge fires after the clear, or arming reports
-             * readiness that is there), so nothing is lost and at worst one
-             * loop iteration is spent. */
-            if (fs->short_read_clears && (size_t)n < len)
+            /* A short read says "drained, as far as we know": clearing
+             * here saves the EAGAIN call. Nothing is lost if something is
+             * left (a Unix stream stops short at a message carrying
+             * descriptors; a TCP peer's reset may sit behind its last
+             * data; a pipe's hang-up behind its last bytes): the read
+             * event is level-triggered (reactor/fd.c), so it reports what
+             * is still there at the next poll of the backend. */
+            if ((size_t)n < len)
                 tide__fd_clear(&fs->reg, g.tick, TIDE_READABLE);
             *out = n;
             return TIDE_READY;
@@ -241,34 +241,11 @@ int tide__fdstream_init(struct tide_fdstream *s, tide_exec_t *ex, int fd) {
                      tide__fd_q(&s->reg, TIDE_WRITABLE));
     s->eof_seen = false;
     s->closed = false;
-    s->is_socket = false;
-    s->short_read_clears = false;
     int type;
     socklen_t tl = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0) {
-        s->is_socket = true;
-        /* Only TCP hands over everything it holds on a read. A Unix stream
-         * stops short at a message carrying SCM_RIGHTS or credentials with
-         * more queued behind it, and edge-triggered no new edge would come
-         * for what is left: those wait for EAGAIN. (TCP stops short at an
-         * urgent mark too; tide does not support MSG_OOB data.) */
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        bool inet = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-                    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
-        s->short_read_clears = type == SOCK_STREAM && inet;
-    } else {
-        /* A pipe whose writer closed reports EPOLLHUP, not EPOLLRDHUP, so
-         * tide never records TIDE_READ_CLOSED for it. Edge-triggered, the
-         * last data and the hang-up come in one edge: a short read that
-         * cleared readiness there would wait for an edge that never comes
-         * and never read the end of stream. So a pipe keeps its readiness
-         * until EAGAIN (or 0) says so, level-triggered or not. */
-        struct stat st;
-        bool fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
-        int features = event_base_get_features(ex->base);
-        s->short_read_clears = fifo && !(features & EV_FEATURE_ET);
-    }
+    /* send(MSG_NOSIGNAL) for a socket: a write to a peer that is gone is
+     * then -EPIPE, not SIGPIPE. */
+    s->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0;
     return 0;
 }
 

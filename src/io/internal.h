@@ -21,10 +21,7 @@ struct tide_fdstream {
     bool is_socket; /* send(MSG_NOSIGNAL) rather than write(2) */
     bool eof_seen;  /* a read has seen end of stream (informational: reads
                      * after it still ask the kernel, see io.h) */
-    bool short_read_clears; /* stream socket or pipe: a short read means
-                             * "drained", so read readiness is cleared
-                             * without the EAGAIN system call */
-    bool closed; /* the descriptor is closed (poll_shutdown of a pipe's
+    bool closed;    /* the descriptor is closed (poll_shutdown of a pipe's
                      * write end, or deinit): every operation fails, the
                      * descriptor number is never touched again */
 };

@@ -17,28 +17,40 @@
  * a poll_*_ready slot may be among them, not yet run (its slot is empty
  * only because it was woken), and removing the event would cost a DEL
  * now and an ADD when it runs. So an event nobody waits on any more lasts
- * until it next fires (edge-triggered, that is when something new
- * arrives: it never spins) or its registration is freed. (An earlier
+ * until it next fires (it never spins: see below) or its registration
+ * is freed. (An earlier
  * design swept, at the end of every turn, each registration whose event
  * had fired, to remove such events at once: about 25 instructions per
  * message, to save one callback per abandoned direction.) The last waiter
  * dropped while pending disarms at once (the queue's on_abandoned): a
  * cancelled operation leaves nothing armed.
  *
- * Edge-triggered where the backend can (epoll: EV_ET), as Tokio's mio is.
- * The readiness cache already remembers what an event said until an
- * EAGAIN or a short read clears it, so the backend only needs to say
- * when something new arrives. Level-triggered, an event whose task is
- * queued but has not run yet (more woken tasks than one turn's budget:
- * a thousand busy connections) would be reported again by every
- * epoll_wait until the task reads: a dozen callbacks per message. Edges
- * are never lost: one that arrives between a read and the clear that
- * follows it fires later and bumps the tick, which voids the clear; and
- * adding or modifying an epoll registration reports readiness that is
- * already there, so a direction re-armed after its event was removed
- * hears about data that arrived meanwhile. (Backends without edge
- * triggering, poll and select, are level-triggered: correct, with the
- * extra callbacks; an event nobody waits on is removed at its first.)
+ * The read event is level-triggered, the write event edge-triggered
+ * where the backend can (epoll: EV_ET). The readiness cache remembers
+ * what an event said until an EAGAIN or a short read clears it, so an
+ * edge would be enough if the backend said everything: but libevent 2.1's
+ * epoll backend turns EPOLLERR and EPOLLHUP into plain EV_READ|EV_WRITE,
+ * without EV_CLOSED, so a TCP peer's last data and its reset arriving in
+ * one edge looked like data alone; the short read that returned it
+ * cleared readiness, and no edge came for the reset (t/fault/
+ * check_soak_tls found it). Level-triggered, the backend reports what is
+ * still there at its next poll: the reset, the hang-up behind a pipe's
+ * last bytes, a Unix stream's data behind a message carrying descriptors.
+ * Every stream may then clear on a short read. The cost, compared with an
+ * edge, is a report of a descriptor whose woken task has not read yet:
+ * while tasks are still queued (a thousand busy connections, more woken
+ * than one turn's budget) each poll of the backend repeats it, and the
+ * callback returns at once (on_event: nothing new, nobody woken twice);
+ * when no task is queued, nobody woken is still to run, so whoever reads
+ * next finds the direction ready in the cache and the event is removed,
+ * rather than spin. Writes keep the edge: a full send buffer is the only
+ * wait, and whatever ends it (space, a reset, a hang-up) wakes the socket
+ * anew, which is an edge. Edges are never lost: one that arrives between
+ * a write and the clear that follows it fires later and bumps the tick,
+ * which voids the clear; and adding an epoll registration reports
+ * readiness that is already there. (Backends without edge triggering,
+ * poll and select, are level-triggered both ways: correct, with extra
+ * callbacks; an event nobody waits on is removed at its first.)
  *
  * Stale events. libevent never runs the callback of an event after
  * event_del, and registrations are single-threaded, so a registration
@@ -180,6 +192,17 @@ static void on_event(struct tide_fd *reg, int d, short what) {
     } else {
         bits |= TIDE_WRITABLE;
     }
+    if (d == TIDE__RD && (reg->ready & bits) == bits) {
+        /* The read event is level-triggered (see the top): this is the
+         * backend saying again what the cache already holds, because the
+         * task it woke has not read yet. Nobody needs waking twice. If
+         * every woken task has run (none queued), whoever reads next
+         * finds the direction ready without an event: stop it, or the
+         * loop would spin on a descriptor nobody reads. */
+        if (reg->exec->qhead == NULL)
+            disarm(reg, d);
+        return;
+    }
     reg->ready |= bits;
     reg->tick++;
     if (!wake_dir(reg, d) && reg->exec->qhead == NULL)
@@ -256,7 +279,7 @@ int tide__fd_init(struct tide_fd *reg, tide_exec_t *ex, int fd) {
     reg->ready = TIDE_READABLE | TIDE_WRITABLE;
     int features = event_base_get_features(ex->base);
     short et = (features & EV_FEATURE_ET) ? EV_ET : 0; /* see the top */
-    short rflags = EV_READ | EV_PERSIST | et;
+    short rflags = EV_READ | EV_PERSIST; /* level-triggered: the top */
     if (features & EV_FEATURE_EARLY_CLOSE)
         rflags |= EV_CLOSED;
     reg->wflags = (short)(EV_WRITE | EV_PERSIST | et);

@@ -29,9 +29,9 @@ static void setup(void) {
 static void teardown(void) { fault_reset(); }
 
 /* An executor on libevent's poll backend, which tide drives
- * level-triggered: the only kind that can absorb EAGAIN on a ready
- * descriptor and reads cut short while data remains (an edge-triggered
- * reactor waits for an edge that never comes: see fault.h). */
+ * level-triggered both ways: the only kind that can absorb EAGAIN on a
+ * writable descriptor (an edge-triggered write waits for an edge that
+ * never comes: see fault.h). */
 static tide_exec_t *exec_lt(void) {
     setenv("EVENT_NOEPOLL", "1", 1);
     tide_exec_t *ex = t_exec_new();
@@ -298,8 +298,11 @@ START_TEST(test_fault_soft_mix_pipe) {
 }
 END_TEST
 
-/* On the default backend (epoll, edge-triggered) the schedule leaves out
- * what would stall an edge-triggered reactor, and the rest is absorbed. */
+/* On the default backend (epoll: writes edge-triggered, reads
+ * level-triggered) the schedule leaves out what would stall an
+ * edge-triggered write, and the rest is absorbed: spurious EAGAIN and
+ * reads cut short while data remains included, which the level-triggered
+ * read event reports again. */
 START_TEST(test_fault_soft_edge_triggered) {
     tide_exec_t *ex = t_exec_new();
     ck_assert(fault_edge_triggered(tide_exec_base(ex)));
@@ -314,9 +317,9 @@ START_TEST(test_fault_soft_edge_triggered) {
     fault_plan(&plan);
     for (int i = 0; i < 20; i++)
         round_trip(ex, &p, 30000);
-    ck_assert_uint_eq(injected(FAULT_K_EAGAIN), 0);
+    ck_assert_uint_gt(injected(FAULT_K_EAGAIN), 0); /* reads only */
     ck_assert_uint_gt(injected(FAULT_K_EINTR), 0);
-    ck_assert_uint_gt(injected(FAULT_K_SHORT), 0); /* writes only */
+    ck_assert_uint_gt(injected(FAULT_K_SHORT), 0);
     fault_plan(NULL);
     pair_free(&p);
     t_exec_free_clean(ex);

@@ -10,9 +10,10 @@
  * descriptors, EINTR, 1-byte short counts, EMFILE/ENFILE/ECONNABORTED on
  * accept, EINTR on connect, and ECONNRESET/EPIPE at chosen points.
  *
- * Each scenario runs on both of tide's reactor modes: edge-triggered (the
- * default epoll backend), with the faults a kernel can produce there, and
- * level-triggered (libevent's poll backend), with all of them.
+ * Each scenario runs on both backends: epoll (the default: tide's write
+ * events edge-triggered, its read events level-triggered), with the
+ * faults a kernel can produce there, and libevent's poll backend
+ * (level-triggered both ways), with all of them.
  *
  * Checked end to end: every byte that was accepted arrives once, in order
  * (the data is a function of the stream's id and the byte's offset, so the
@@ -53,12 +54,12 @@ enum {
 };
 
 /* Each scenario runs twice, on half its share each: on libevent's default
- * backend (epoll, which tide drives edge-triggered) and on the poll backend
- * (EVENT_NOEPOLL=1: level-triggered). Edge-triggered, the reactor trusts
- * EAGAIN and short reads to mean "drained", so the schedule there leaves
- * out what a kernel never does on a ready descriptor (spurious EAGAIN,
- * reads cut short while data remains: see fault_plan_t.edge_triggered);
- * level-triggered, the whole schedule runs. */
+ * backend (epoll, where tide's write events are edge-triggered and its
+ * read events level-triggered) and on the poll backend (EVENT_NOEPOLL=1:
+ * level-triggered both ways). An edge-triggered write trusts EAGAIN to
+ * mean "full", so the schedule on epoll leaves out what a kernel never
+ * does on a writable descriptor (a spurious EAGAIN on a write: see
+ * fault_plan_t.edge_triggered); everything else runs on both. */
 static unsigned long quota(unsigned share) {
     unsigned long q = soak_ops() * share / 200;
     return q > 0 ? q : 1;
@@ -73,7 +74,7 @@ static fault_plan_t soft_plan;
 static tide_exec_t *soak_begin(const char *who, bool lt) {
     char name[64];
     snprintf(name, sizeof name, "%s (%s)", who,
-             lt ? "poll, level-triggered" : "epoll, edge-triggered");
+             lt ? "poll, level-triggered" : "epoll, writes edge-triggered");
     fault_reset();
     fault_seed_from_env(name);
     if (lt)

@@ -300,7 +300,9 @@ static decision_t decide(enum fault_fn fn, int fd, size_t len) {
         return (decision_t){ACT_REAL, 0};
     }
     if (roll(&acc, plan.eagain, r)) {
-        if (et) /* the descriptor is ready: no edge would ever come */
+        /* tide's write events are edge-triggered there: the descriptor is
+         * ready, no edge would ever come (reads are level-triggered) */
+        if (et && is_write)
             return (decision_t){ACT_REAL, 0};
         return injected(FAULT_K_EAGAIN, ACT_FAIL, EAGAIN);
     }
@@ -316,9 +318,8 @@ static decision_t decide(enum fault_fn fn, int fd, size_t len) {
         return (decision_t){ACT_REAL, 0};
     }
     if (roll(&acc, plan.short_io, r)) {
-        /* a short count only means something on a byte stream; under
-         * edge triggering a short read means "drained", so only writes */
-        if (len > 1 && is_stream(fd, st) && !(et && is_read))
+        /* a short count only means something on a byte stream */
+        if (len > 1 && is_stream(fd, st))
             return injected(FAULT_K_SHORT, ACT_SHORT, 0);
         return (decision_t){ACT_REAL, 0};
     }

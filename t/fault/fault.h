@@ -87,16 +87,16 @@ typedef struct fault_plan {
     unsigned emfile, enfile, econnaborted; /* accept4 */
     unsigned connrefused;                  /* connect */
     bool not_sticky;                       /* hard errors hit one call only */
-    /* The reactor is edge-triggered (epoll with EV_ET): inject only what
-     * a kernel can really do there. An edge-triggered reactor trusts that
-     * EAGAIN, and a read shorter than asked, mean "drained": it waits for
-     * the next edge, and a descriptor that was still ready gives none, so
-     * a spurious EAGAIN (on reads, writes or accept4) or a read cut short
-     * while data remains would stall the stream until the peer sends
-     * again. With this set, EAGAIN is never injected and only writes are
-     * cut short; EINTR, short writes, hard errors and the accept4 and
-     * connect faults still are. A level-triggered reactor (libevent's poll
-     * backend: EVENT_NOEPOLL=1) takes the whole schedule. */
+    /* The reactor is edge-triggered (epoll, where tide's write events
+     * use EV_ET; its read events are level-triggered everywhere): inject
+     * only what a kernel can really do there. An edge-triggered write
+     * event trusts that EAGAIN means "full": it waits for the next edge,
+     * and a descriptor that was still writable gives none, so a spurious
+     * EAGAIN on a write would stall the stream for ever. With this set,
+     * EAGAIN is never injected on writes; reads and accept4 take it, and
+     * every other fault. A reactor on libevent's poll backend
+     * (EVENT_NOEPOLL=1) is level-triggered both ways and takes the whole
+     * schedule. */
     bool edge_triggered;
 } fault_plan_t;
 
