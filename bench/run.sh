@@ -67,6 +67,9 @@
 #   BENCH_CALLGRIND=1       0: skip the callgrind passes (servers and micro)
 #   BENCH_MICRO=1           0: skip the microbenchmarks
 #   BENCH_MICRO_RUNS=5      timed runs of each microbenchmark (median)
+#   BENCH_TLS=1             0: skip the TLS comparison (bench/tls.sh: tide-echod
+#                           --tls-cert against bufferevent_openssl, after the
+#                           rest; skipped with a note where OpenSSL is absent)
 #   BENCH_SYSCALL_TOOL=     perf or strace (default: perf if it works) or none
 #   BENCH_SERVER_CPU=0 BENCH_LOADGEN_CPU=1
 #   BENCH_OUT=<script dir>
@@ -591,6 +594,22 @@ if [ "$DO_MICRO" = 1 ]; then
 	done < <(grep '^bench=' "$TMP/micro.out")
 fi
 
+# ------------------------------------------------------------- TLS
+# bench/tls.sh's own table (its servers are TLS ones, its load generator
+# speaks TLS): it goes into RESULTS.md as it is, before the analysis.
+TLS_MD=
+if [ "${BENCH_TLS:-1}" = 1 ] && [ "$DO_TIDE" = 1 ]; then
+	TLS_MD=$TMP/tls.md
+	if [ ! -x "$BUILD/bench/servers/bufferevent_openssl_echo" ]; then
+		echo "Not measured: this build has no bench/servers/bufferevent_openssl_echo (configure found no OpenSSL or no libevent_openssl)." >"$TLS_MD"
+		log "TLS: skipped (no bufferevent_openssl_echo in this build)"
+	else
+		log "TLS: bench/tls.sh $BUILD"
+		sh "$HERE/tls.sh" "$BUILD" >"$TLS_MD" 2>"$TMP/tls.err" ||
+			die "bench/tls.sh failed: $(tail -n 3 "$TMP/tls.err")"
+	fi
+fi
+
 T_END=$(date +%s)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -617,6 +636,17 @@ REPORT_ENV=(
 )
 awk -F'\t' "${REPORT_ENV[@]}" -f "$HERE/report.awk" "$RAW" "$CGRAW" "$MICRORAW" >"$OUT/RESULTS.md" ||
 	die "bench/report.awk failed: $OUT/RESULTS.md is incomplete"
+if [ -n "$TLS_MD" ]; then
+	awk -v t="$TLS_MD" '
+		/^<!-- analysis -->$/ && !done {
+			print "## TLS: tide against libevent'"'"'s bufferevent_openssl\n"
+			print "`bench/tls.sh`, in this run: tide-echod `--tls-cert` and bench/servers/bufferevent_openssl_echo, one thread each, bench/loadgen `--tls` ping-pong; issue 17'"'"'s goal is tide'"'"'s CPU per message at most 0.8x bufferevent_openssl'"'"'s.\n"
+			while ((getline l < t) > 0) print l
+			print ""
+			done = 1
+		}
+		{ print }' "$OUT/RESULTS.md" >"$OUT/RESULTS.md.new" && mv "$OUT/RESULTS.md.new" "$OUT/RESULTS.md"
+fi
 
 # Chart: gnuplot reads the per-workload medians report.awk left in TMP.
 if command -v gnuplot >/dev/null && [ -s "$TMP/chart-msgs.dat" ]; then

@@ -57,10 +57,12 @@ pin_bg() {
 tmp=$(mktemp -d)
 pids=
 cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    # (set -e: wait's 143 for a killed server must not end the script)
+    for p in $pids; do kill "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }; done
     rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap 'st=$?; cleanup; exit $st' EXIT
+trap 'exit 1' INT TERM
 
 sh "$top/t/tls_certs.sh" "$tmp/certs" || { echo "tls.sh: t/tls_certs.sh failed" >&2; exit 1; }
 cert=$tmp/certs/server.pem key=$tmp/certs/server.key
