@@ -123,7 +123,7 @@ TESTS += t/check_echod_tls
 endif
 endif
 EXTRA_DIST += t/check_echod_tls.c
-t_check_echod_tls_SOURCES = t/check_echod_tls.c t/slowdown.h
+t_check_echod_tls_SOURCES = t/check_echod_tls.c t/slowdown.h t/tls_certs.h
 t_check_echod_tls_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DECHOD_PATH=\"$(abs_top_builddir)/samples/tide-echod\" \
 	-DT_TOP_SRCDIR=\"$(abs_top_srcdir)\"

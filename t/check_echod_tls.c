@@ -38,6 +38,7 @@
 #include <openssl/ssl.h>
 
 #include "slowdown.h"
+#include "tls_certs.h"
 
 #ifndef ECHOD_PATH
 #error "ECHOD_PATH must name the built tide-echod"
@@ -741,31 +742,14 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    if (system("openssl version >/dev/null 2>&1") != 0) {
-        puts("SKIP: no openssl program to make the test certificates with");
-        return 77;
-    }
+    int made = t_tls_certs_make(certs, sizeof certs, "tide-echod-tls");
+    if (made != 0)
+        return made;
     signal(SIGPIPE, SIG_IGN);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(certs, sizeof certs, "%s/tide-echod-tls.XXXXXX",
-             tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(certs) == NULL) {
-        perror("mkdtemp");
-        return 99;
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/t/tls_certs.sh' '%s'", T_TOP_SRCDIR,
-             certs);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "t/tls_certs.sh failed\n");
-        return 99;
-    }
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
+    t_tls_certs_remove(certs);
     return failed == 0 ? 0 : 1;
 }

@@ -24,6 +24,7 @@ int main(void) {
 
 #define T_BOUND_MS 60000u
 #include "testutil.h"
+#include "tls_certs.h"
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -768,28 +769,11 @@ static Suite *tls_suite(void) {
 }
 
 int main(void) {
-    if (system("openssl version >/dev/null 2>&1") != 0) {
-        puts("SKIP: no openssl program to make the test certificates with");
-        return 77;
-    }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(certs, sizeof certs, "%s/tide-tls.XXXXXX",
-             tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(certs) == NULL) {
-        perror("mkdtemp");
-        return 99;
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/t/tls_certs.sh' '%s'", T_TOP_SRCDIR,
-             certs);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "t/tls_certs.sh failed\n");
-        return 99;
-    }
+    int made = t_tls_certs_make(certs, sizeof certs, "tide-tls");
+    if (made != 0)
+        return made;
     int rc = t_run_suite(tls_suite());
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
+    t_tls_certs_remove(certs);
     return rc;
 }
 

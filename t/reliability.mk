@@ -51,7 +51,7 @@ t_fault_check_soak_LDADD = $(TEST_LIBS)
 # The soak over TLS (tide/tls.h on loopback TCP under the same faults);
 # skips (77) in a build without OpenSSL. Its certificates are made at
 # start-up by t/tls_certs.sh.
-t_fault_check_soak_tls_SOURCES = t/fault/check_soak_tls.c $(FAULT_SOURCES)
+t_fault_check_soak_tls_SOURCES = t/fault/check_soak_tls.c t/tls_certs.h $(FAULT_SOURCES)
 t_fault_check_soak_tls_CFLAGS = $(TEST_CFLAGS) \
 	-DT_TOP_SRCDIR=\"$(abs_top_srcdir)\"
 t_fault_check_soak_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t

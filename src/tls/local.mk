@@ -13,7 +13,7 @@ if HAVE_CHECK
 check_PROGRAMS += t/check_tls
 TESTS += t/check_tls
 endif
-t_check_tls_SOURCES = t/check_tls.c t/testutil.h t/slowdown.h
+t_check_tls_SOURCES = t/check_tls.c t/testutil.h t/slowdown.h t/tls_certs.h
 t_check_tls_CFLAGS = $(TEST_CFLAGS) -DT_TOP_SRCDIR=\"$(abs_top_srcdir)\"
 t_check_tls_LDADD = $(TEST_LIBS)
 EXTRA_DIST += t/tls_certs.sh

@@ -56,6 +56,7 @@ int main(void) {
 
 #include "testutil.h"
 #include "fault/fault.h"
+#include "tls_certs.h"
 
 #define SOAK_BOUND_MS 240000u
 
@@ -565,28 +566,11 @@ static Suite *soak_suite(void) {
 }
 
 int main(void) {
-    if (system("openssl version >/dev/null 2>&1") != 0) {
-        puts("SKIP: no openssl program to make the test certificates with");
-        return 77;
-    }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(certs, sizeof certs, "%s/tide-soak-tls.XXXXXX",
-             tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(certs) == NULL) {
-        perror("mkdtemp");
-        return 99;
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/t/tls_certs.sh' '%s'", T_TOP_SRCDIR,
-             certs);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "t/tls_certs.sh failed\n");
-        return 99;
-    }
+    int made = t_tls_certs_make(certs, sizeof certs, "tide-soak-tls");
+    if (made != 0)
+        return made;
     int rc = t_run_suite(soak_suite());
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
+    t_tls_certs_remove(certs);
     return rc;
 }
 
