@@ -34,6 +34,7 @@
 #include <tide/libevent.h>
 #include <tide/version.h>
 #if TIDE_HAVE_TLS
+#include <openssl/ssl.h> /* SSL_CTX_set_max_proto_version */
 #include <tide/tls.h>
 #endif
 
@@ -67,7 +68,8 @@ typedef struct cctx {
     tide_tls_config_t *ccfg, *scfg;
     tide_unix_t *su;
     tide_tls_t *ctls, *stls;
-    bool srv_eof; /* the server read the client's close_notify */
+    bool srv_eof;            /* the server read the client's close_notify */
+    const char *tls_version; /* what the handshake must agree on */
 #endif
     tide_fd_t *reg;
     int regpeer;
@@ -510,12 +512,18 @@ static const char *cert(char *buf, size_t len, const char *name) {
     return buf;
 }
 
-/* The pair and both TLS streams, no handshake yet. */
-static void setup_tls_hs(cctx_t *x) {
+/* The pair and both TLS streams, no handshake yet; the client offers at
+ * most max_version (0: OpenSSL's highest, TLS 1.3). */
+static void setup_tls_pair(cctx_t *x, int max_version) {
     char a[512], b[512];
     ck_assert_int_eq(tide_tls_config_new(&x->ccfg), 0);
     ck_assert_int_eq(
         tide_tls_config_set_ca_file(x->ccfg, cert(a, sizeof a, "ca.pem")), 0);
+    if (max_version != 0)
+        ck_assert_int_eq(SSL_CTX_set_max_proto_version(
+                             tide_tls_config_ssl_ctx(x->ccfg), max_version),
+                         1);
+    x->tls_version = max_version == TLS1_2_VERSION ? "TLSv1.2" : "TLSv1.3";
     ck_assert_int_eq(tide_tls_config_new(&x->scfg), 0);
     ck_assert_int_eq(
         tide_tls_config_set_cert_file(x->scfg, cert(a, sizeof a, "server.pem"),
@@ -535,6 +543,12 @@ static void setup_tls_hs(cctx_t *x) {
                      0);
     x->sa = tide_tls_stream(x->ctls);
 }
+
+static void setup_tls_hs(cctx_t *x) { setup_tls_pair(x, 0); }
+
+/* TLS 1.2: the client has two flights, so two pending points: after its
+ * ClientHello, and after its Finished (waiting for the server's). */
+static void setup_tls12_hs(cctx_t *x) { setup_tls_pair(x, TLS1_2_VERSION); }
 
 /* Both handshakes, joined, to completion (a fresh future for each). */
 static void tls_handshake2(cctx_t *x) {
@@ -640,6 +654,7 @@ static void vf_tls_handshake(cctx_t *x, tide_future_t *f, bool done) {
         ck_assert(!tide_tls_handshake_done(x->ctls));
     }
     tls_handshake2(x);
+    ck_assert_str_eq(tide_tls_version(x->ctls), x->tls_version);
     tls_exchange(x);
 }
 
@@ -1812,6 +1827,8 @@ static const centry_t entries[] = {
     /* TLS (tide/tls.h): a client against a tide server; names start with
      * "tls" (skipped without certificates) */
     {"tls_handshake", setup_tls_hs, mk_tls_handshake, feed_tls_hs,
+     vf_tls_handshake, 0},
+    {"tls_handshake(TLS 1.2)", setup_tls12_hs, mk_tls_handshake, feed_tls_hs,
      vf_tls_handshake, 0},
     {"tls read", setup_tls, mk_read, feed1, vf_read, 0},
     {"tls read_exact", setup_tls, mk_read_exact, feed1, vf_read_exact, 0},
