@@ -18,6 +18,13 @@
  *     (read_exact's op->done bytes, write_all's op->done bytes, ...).
  * The loop over k ends when the future completes before its k-th PENDING
  * (never-ending futures stop at max_k).
+ *
+ * A TLS stream's peer is a second tide_tls_t (the server) over the other
+ * end of its socket pair, in the same executor: feed and verify drive it
+ * by hand (srv_step), so that it leaves nothing armed between steps. The
+ * certificates are made at start-up by t/tls_certs.sh; without an openssl
+ * program the "tls" entries are skipped, and without TIDE_HAVE_TLS they
+ * are not built.
  */
 #include <netinet/in.h>
 #include <signal.h>
