@@ -32,6 +32,7 @@
 
 #include "testutil.h"
 #include "fault/fault.h"
+#include "tls_certs.h"
 #include "reactor/internal.h" /* struct tide_fd: idle events */
 
 #include <tide/net.h>
@@ -2087,48 +2088,18 @@ static Suite *cancel_suite(void) {
     return s;
 }
 
-#if TIDE_HAVE_TLS
-/* The certificates of the TLS entries, made by t/tls_certs.sh in a
- * temporary directory (removed at the end); without an openssl program
- * those entries are skipped. */
-static int make_certs(void) {
-    if (system("openssl version >/dev/null 2>&1") != 0)
-        return 0;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(certs, sizeof certs, "%s/tide-cancel.XXXXXX",
-             tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(certs) == NULL) {
-        perror("mkdtemp");
-        return -1;
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/t/tls_certs.sh' '%s'", T_TOP_SRCDIR,
-             certs);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "t/tls_certs.sh failed\n");
-        return -1;
-    }
-    return 0;
-}
-
-static void remove_certs(void) {
-    if (certs[0] == '\0')
-        return;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
-}
-#endif
-
 int main(void) {
 #if TIDE_HAVE_TLS
-    if (make_certs() < 0)
+    /* The TLS entries' certificates; without an openssl program to make
+     * them, certs stays empty and those entries pass as skipped. */
+    if (t_tls_certs_make(certs, sizeof certs, "tide-cancel",
+                         "tls entries skipped") == 99)
         return 99;
 #endif
     int rc = t_run_suite(cancel_suite());
 #if TIDE_HAVE_TLS
-    remove_certs();
+    if (certs[0] != '\0')
+        t_tls_certs_remove(certs);
 #endif
     return rc;
 }

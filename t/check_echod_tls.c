@@ -742,7 +742,7 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    int made = t_tls_certs_make(certs, sizeof certs, "tide-echod-tls");
+    int made = t_tls_certs_make(certs, sizeof certs, "tide-echod-tls", NULL);
     if (made != 0)
         return made;
     signal(SIGPIPE, SIG_IGN);

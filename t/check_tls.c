@@ -769,7 +769,7 @@ static Suite *tls_suite(void) {
 }
 
 int main(void) {
-    int made = t_tls_certs_make(certs, sizeof certs, "tide-tls");
+    int made = t_tls_certs_make(certs, sizeof certs, "tide-tls", NULL);
     if (made != 0)
         return made;
     int rc = t_run_suite(tls_suite());

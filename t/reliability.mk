@@ -65,7 +65,7 @@ t_fault_check_fault_bev_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
 t_fault_check_fault_bev_LDFLAGS = $(FAULT_BEV_WRAP_FLAGS)
 t_fault_check_fault_bev_LDADD = $(TEST_LIBS)
 
-t_check_cancel_SOURCES = t/check_cancel.c $(FAULT_SOURCES)
+t_check_cancel_SOURCES = t/check_cancel.c t/tls_certs.h $(FAULT_SOURCES)
 t_check_cancel_CFLAGS = $(TEST_CFLAGS) -DT_TOP_SRCDIR=\"$(abs_top_srcdir)\"
 t_check_cancel_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/t
 t_check_cancel_LDFLAGS = $(FAULT_WRAP_FLAGS)

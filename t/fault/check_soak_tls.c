@@ -566,7 +566,7 @@ static Suite *soak_suite(void) {
 }
 
 int main(void) {
-    int made = t_tls_certs_make(certs, sizeof certs, "tide-soak-tls");
+    int made = t_tls_certs_make(certs, sizeof certs, "tide-soak-tls", NULL);
     if (made != 0)
         return made;
     int rc = t_run_suite(soak_suite());
