@@ -153,9 +153,13 @@ int main(int argc, char **argv) {
         goto out;
     }
     size_t nsig = 0;
+    /* USR2 means nothing here: a handler the process already had for it
+     * (a preloaded profiler's or allocation counter's: bench/run.sh's
+     * malloc_count.so) keeps running beside ours. */
     for (rc = 0; nsig < NSIGNALS; nsig++)
-        if ((rc = tide_signal_init(&sig.s[nsig], w0->ex, signal_number[nsig])) <
-            0)
+        if ((rc = tide_signal_init_flags(
+                 &sig.s[nsig], w0->ex, signal_number[nsig],
+                 nsig == SIGNAL_USR2 ? TIDE_SIGNAL_CHAIN : 0)) < 0)
             break;
     if (rc < 0) {
         logmsg(ECHOD_QUIET, "signals (%s): %s", signal_name[nsig],
