@@ -1789,17 +1789,28 @@ static tide_poll_t resetter_poll(tide_future_t *f, tide_cx_t *cx) {
 
 static const tide_future_vtable_t resetter_vt = {resetter_poll, NULL};
 
-START_TEST(test_fdstream_econnreset_while_pending) {
-    tide_exec_t *ex = t_exec_new();
+/* A stream over one end of a TCP pair whose other end a spawned resetter
+ * resets (SO_LINGER 0) in 2 ms, after sending `last` if it is not NULL. */
+static tide_fdstream_t *reset_soon(tide_exec_t *ex, resetter_t *rs,
+                                   tide_join_t *j, const char *last) {
     int c, sv;
     t_tcp_pair(&c, &sv);
     tide_fdstream_t *s = fds_new(ex, c);
     struct linger lg = {1, 0};
     ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    resetter_t rs = {.fd = sv};
-    tide_future_init(&rs.fut, &resetter_vt);
+    memset(rs, 0, sizeof *rs);
+    rs->fd = sv;
+    rs->last = last;
+    tide_future_init(&rs->fut, &resetter_vt);
+    ck_assert_int_eq(tide_spawn(ex, &rs->fut, j), 0);
+    return s;
+}
+
+START_TEST(test_fdstream_econnreset_while_pending) {
+    tide_exec_t *ex = t_exec_new();
+    resetter_t rs;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
+    tide_fdstream_t *s = reset_soon(ex, &rs, &j, NULL);
     tide_read_t rd;
     char buf[8];
     ck_assert_int_eq(
@@ -1819,15 +1830,9 @@ END_TEST
  * edge follows, and the second read waited for ever. */
 START_TEST(test_fdstream_data_and_reset_in_one_report) {
     tide_exec_t *ex = t_exec_new();
-    int c, sv;
-    t_tcp_pair(&c, &sv);
-    tide_fdstream_t *s = fds_new(ex, c);
-    struct linger lg = {1, 0};
-    ck_assert_int_eq(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    resetter_t rs = {.fd = sv, .last = "last words"};
-    tide_future_init(&rs.fut, &resetter_vt);
+    resetter_t rs;
     tide_join_t j;
-    ck_assert_int_eq(tide_spawn(ex, &rs.fut, &j), 0);
+    tide_fdstream_t *s = reset_soon(ex, &rs, &j, "last words");
     tide_read_t rd;
     char buf[64];
     ck_assert_int_eq(
