@@ -18,10 +18,10 @@
  * only because it was woken), and removing the event would cost a DEL
  * now and an ADD when it runs. So an event nobody waits on any more lasts
  * until it next fires (it never spins: see below) or its registration
- * is freed. (An earlier
- * design swept, at the end of every turn, each registration whose event
- * had fired, to remove such events at once: about 25 instructions per
- * message, to save one callback per abandoned direction.) The last waiter
+ * is freed. (An earlier design swept, at the end of every turn, each
+ * registration whose event had fired, to remove such events at once:
+ * about 25 instructions per message, to save one callback per abandoned
+ * direction.) The last waiter
  * dropped while pending disarms at once (the queue's on_abandoned): a
  * cancelled operation leaves nothing armed.
  *
