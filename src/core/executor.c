@@ -348,10 +348,9 @@ static void run_task(tide_exec_t *ex, tide_task_t *t) {
         task_finish(ex, t, -ECANCELED);
 }
 
-static void run_cb(evutil_socket_t fd, short what, void *arg) {
-    tide_exec_t *ex = arg;
-    ex->run_pending = false;
-    ex->in_run = true;
+/* Poll queued tasks up to the budget (in_run set by the caller), then
+ * let the loop poll the backend before what is left. */
+static void run_queue(tide_exec_t *ex) {
     ex->stats.turns++;
     unsigned n = 0;
     tide_task_t *t;
@@ -364,8 +363,9 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
     /* Tasks that yielded run next turn, after the loop has polled for I/O
      * (see defer_push): before, ten yields completed before an already
      * connected client was accepted. */
-    defer_splice(ex);
-    if (ex->qhead != NULL && !ex->closing) {
+    if (ex->dhead != NULL)
+        defer_splice(ex);
+    if (ex->qhead != NULL && !ex->closing && !ex->run_pending) {
         /* Out of budget, or tasks that yielded: come back after the
          * backend has been polled. */
         static const struct timeval zero = {0, 0};
@@ -373,6 +373,20 @@ static void run_cb(evutil_socket_t fd, short what, void *arg) {
         ex->run_pending = true;
         event_add(&ex->run_ev, &zero);
     }
+}
+
+static void run_cb(evutil_socket_t fd, short what, void *arg) {
+    tide_exec_t *ex = arg;
+    ex->run_pending = false;
+    ex->in_run = true;
+    run_queue(ex);
+}
+
+void tide__exec_leave(tide_exec_t *ex) {
+    if (ex->qhead != NULL)
+        run_queue(ex); /* in_run is still set: tide__exec_enter's */
+    else
+        ex->in_run = false;
 }
 
 /* ------------------------------------------------------------------------

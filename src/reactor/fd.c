@@ -209,12 +209,26 @@ static void on_event(struct tide_fd *reg, int d, short what) {
         disarm(reg, d); /* nobody listens: stop until someone waits */
 }
 
+/* The tasks an event woke run at once, in this callback, when no other
+ * event is waiting for its own (tide__exec_enter); otherwise in the
+ * executor's turn, after those. The turn may free reg: nothing here
+ * touches it after. */
 static void read_cb(evutil_socket_t fd, short what, void *arg) {
-    on_event(arg, TIDE__RD, what);
+    struct tide_fd *reg = arg;
+    tide_exec_t *ex = reg->exec;
+    bool run = tide__exec_enter(ex);
+    on_event(reg, TIDE__RD, what);
+    if (run)
+        tide__exec_leave(ex);
 }
 
 static void write_cb(evutil_socket_t fd, short what, void *arg) {
-    on_event(arg, TIDE__WR, what);
+    struct tide_fd *reg = arg;
+    tide_exec_t *ex = reg->exec;
+    bool run = tide__exec_enter(ex);
+    on_event(reg, TIDE__WR, what);
+    if (run)
+        tide__exec_leave(ex);
 }
 
 /* ------------------------------------------------------------------------
