@@ -1143,6 +1143,102 @@ START_TEST(test_fd_free_while_waiting_ebadf) {
 }
 END_TEST
 
+/* A task woken by its descriptor's event runs in that event's callback
+ * when nothing else is ready (reactor/fd.c, tide__exec_enter): freeing
+ * the registration there must leave nothing that the callback touches
+ * after (ASan and valgrind check). */
+typedef struct self_freer {
+    tide_future_t fut;
+    tide_async_t co;
+    tide_fd_wait_t w;
+    tide_fd_t *reg;
+    const int *host_ran; /* or NULL */
+    int saw_host;        /* *host_ran when the task woke */
+} self_freer_t;
+
+static tide_poll_t self_freer_poll(tide_future_t *f, tide_cx_t *cx) {
+    self_freer_t *r = TIDE_CONTAINER_OF(f, self_freer_t, fut);
+    TIDE_BEGIN(&r->co);
+    TIDE_AWAIT(&r->co, cx, tide_fd_readable(&r->w, r->reg));
+    if (r->host_ran != NULL)
+        r->saw_host = *r->host_ran;
+    tide_fd_free(r->reg);
+    r->reg = NULL;
+    TIDE_END(&r->co, f, tide_async_result(&r->co));
+}
+
+static void self_freer_drop(tide_future_t *f) {
+    self_freer_t *r = TIDE_CONTAINER_OF(f, self_freer_t, fut);
+    tide_async_drop(&r->co);
+}
+
+static const tide_future_vtable_t self_freer_vt = {self_freer_poll,
+                                                   self_freer_drop};
+
+START_TEST(test_fd_woken_task_frees_registration_in_its_event) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2];
+    self_freer_t r;
+    memset(&r, 0, sizeof r);
+    r.reg = t_reg_cleared(ex, sv);
+    tide_future_init(&r.fut, &self_freer_vt);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &r.fut, &j), 0);
+    t_run_for(tide_exec_base(ex), 5); /* the task waits, its event armed */
+    ck_assert(!tide_join_is_finished(&j));
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_int_eq(t_run(ex, tide_join(&j)), 0);
+    ck_assert_ptr_null(r.reg);
+    ck_assert(!t_is_open(sv[0]));
+    ck_assert_uint_eq(t_stats(ex).armed_events, 0);
+    close(sv[1]);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
+static void host_read_cb(evutil_socket_t fd, short what, void *arg) {
+    char b;
+    (void)what;
+    ck_assert_int_eq(read(fd, &b, 1), 1);
+    (*(int *)arg)++;
+}
+
+/* ...but not ahead of a host event that the same poll of the backend
+ * found ready: the task then runs in the executor's turn, after it.
+ * The task's descriptor becomes readable first, so epoll reports it
+ * first and libevent runs its callback first. */
+START_TEST(test_fd_woken_task_runs_after_ready_host_event) {
+    tide_exec_t *ex = t_exec_new();
+    int sv[2], hv[2];
+    int host_ran = 0;
+    self_freer_t r;
+    memset(&r, 0, sizeof r);
+    r.reg = t_reg_cleared(ex, sv);
+    r.host_ran = &host_ran;
+    r.saw_host = -1;
+    tide_future_init(&r.fut, &self_freer_vt);
+    t_socketpair(hv);
+    struct event *hev = event_new(tide_exec_base(ex), hv[0], EV_READ,
+                                  host_read_cb, &host_ran);
+    ck_assert_ptr_nonnull(hev);
+    ck_assert_int_eq(event_add(hev, NULL), 0);
+    tide_join_t j;
+    ck_assert_int_eq(tide_spawn(ex, &r.fut, &j), 0);
+    t_run_for(tide_exec_base(ex), 5);
+    ck_assert(!tide_join_is_finished(&j));
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_int_eq(write(hv[1], "y", 1), 1);
+    ck_assert_int_eq(t_run(ex, tide_join(&j)), 0);
+    ck_assert_int_eq(host_ran, 1);
+    ck_assert_int_eq(r.saw_host, 1);
+    event_free(hev);
+    close(hv[0]);
+    close(hv[1]);
+    close(sv[1]);
+    t_exec_free_clean(ex);
+}
+END_TEST
+
 START_TEST(test_fd_into_inner_wakes_slot_waiter) {
     tide_exec_t *ex = t_exec_new();
     int sv[2];
@@ -1360,6 +1456,8 @@ static Suite *fd_suite(void) {
     tcase_add_test(tc, test_fd_write_event_made_on_first_block_enomem_then_ok);
     tcase_add_test(tc, test_fd_eof_wait_again_does_not_spin);
     tcase_add_test(tc, test_fd_free_while_waiting_ebadf);
+    tcase_add_test(tc, test_fd_woken_task_frees_registration_in_its_event);
+    tcase_add_test(tc, test_fd_woken_task_runs_after_ready_host_event);
     tcase_add_test(tc, test_fd_into_inner_wakes_slot_waiter);
     tcase_add_test(tc, test_fd_outlives_exec);
     tcase_add_test(tc, test_fd_wait_out_of_budget_then_free_ebadf);
