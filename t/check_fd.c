@@ -1218,8 +1218,8 @@ START_TEST(test_fd_woken_task_runs_after_ready_host_event) {
     r.saw_host = -1;
     tide_future_init(&r.fut, &self_freer_vt);
     t_socketpair(hv);
-    struct event *hev = event_new(tide_exec_base(ex), hv[0], EV_READ,
-                                  host_read_cb, &host_ran);
+    struct event *hev =
+        event_new(tide_exec_base(ex), hv[0], EV_READ, host_read_cb, &host_ran);
     ck_assert_ptr_nonnull(hev);
     ck_assert_int_eq(event_add(hev, NULL), 0);
     tide_join_t j;
