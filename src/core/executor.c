@@ -12,6 +12,11 @@
  * next (non-blocking) poll of the backend, so the host's I/O and timers
  * get their turn between two executor turns.
  *
+ * The reactor's descriptor events take a short cut when nothing else is
+ * active: they run the tasks they woke in a turn of their own, inside
+ * their callback (tide__exec_enter and tide__exec_leave), which spares
+ * run_ev's activation and dispatch at one busy connection.
+ *
  * Wakes from other threads go through a mutex-protected queue and an
  * eventfd whose event is pending only while tasks are alive. We use our own
  * eventfd rather than event_active on a thread-aware base because tide
