@@ -276,8 +276,12 @@ static void fire_due(tide_exec_t *ex, struct tide__timers *tm, uint64_t now) {
     }
 }
 
+/* As a descriptor's event (reactor/fd.c), the timer event runs the tasks
+ * it woke itself when no other event is active (tide__exec_enter), once
+ * the next deadline is armed. */
 static void timer_cb(evutil_socket_t fd, short what, void *arg) {
     tide_exec_t *ex = arg;
+    bool run = tide__exec_enter(ex);
     struct tide__timers *tm = timers_of(ex);
     tm->armed = false;
     uint64_t now = clock_now(ex);
@@ -285,6 +289,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
     /* libevent's clock may fire a little before ours: the rest is waited
      * again, and so is the next deadline. */
     ev_update(ex, now);
+    if (run)
+        tide__exec_leave(ex);
 }
 
 int tide__time_pause(tide_exec_t *ex) {
