@@ -665,6 +665,74 @@ START_TEST(test_tls_read_dropped_while_pending) {
 }
 END_TEST
 
+/* tide_tls_has_buffered_input: false with nothing taken in; true with
+ * part of a record (the server's record reaches the client in two pieces,
+ * written raw to the server's socket), with decrypted bytes not yet
+ * read and with a second record still ciphertext; false again once every byte was read. The read that waits on the
+ * partial record times out (it is dropped): the bytes it took in stay. */
+START_TEST(test_tls_buffered_input) {
+    tide_tls_config_t *cc = client_cfg(), *sc = server_cfg("server");
+    pair_t p;
+    pair_new(&p, cc, sc, "localhost", 0, 0);
+    int crc, src;
+    handshake2(&p, &crc, &src);
+    ck_assert_int_eq(crc, 0);
+    ck_assert_int_eq(src, 0);
+    /* a first byte takes the server's session tickets in with it */
+    tide_write_all_t wa;
+    tide_read_exact_t re;
+    char b[16];
+    ck_assert_int_eq(
+        t_run(p.ex, tide_write_all(&wa, tide_tls_stream(p.s), "x", 1)), 1);
+    ck_assert_int_eq(
+        t_run(p.ex, tide_read_exact(&re, tide_tls_stream(p.c), b, 1)), 1);
+    ck_assert(!tide_tls_has_buffered_input(p.c));
+
+    /* one record, taken off the client's socket before tide reads it */
+    ck_assert_int_eq(
+        t_run(p.ex, tide_write_all(&wa, tide_tls_stream(p.s), "hello", 5)), 5);
+    int cfd = tide_fd_get(tide_tcp_fd(p.ct));
+    int sfd = tide_fd_get(tide_tcp_fd(p.st));
+    unsigned char rec[256];
+    ssize_t n = recv(cfd, rec, sizeof rec, MSG_DONTWAIT);
+    ck_assert_int_gt(n, 10);
+    ck_assert_int_eq(write(sfd, rec, 10), 10);
+    tide_read_t rd;
+    tide_timeout_t to;
+    ck_assert_int_eq(
+        t_run(p.ex, tide_timeout(
+                        &to, tide_read(&rd, tide_tls_stream(p.c), b, sizeof b),
+                        100 * TIDE_USEC_PER_MSEC)),
+        -ETIMEDOUT);
+    ck_assert(tide_tls_has_buffered_input(p.c));
+    ck_assert_int_eq(write(sfd, rec + 10, (size_t)n - 10), n - 10);
+    ck_assert_int_eq(
+        t_run(p.ex, tide_read_exact(&re, tide_tls_stream(p.c), b, 2)), 2);
+    ck_assert(tide_tls_has_buffered_input(p.c)); /* "llo", decrypted */
+    ck_assert_int_eq(
+        t_run(p.ex, tide_read_exact(&re, tide_tls_stream(p.c), b + 2, 3)), 3);
+    ck_assert(memcmp(b, "hello", 5) == 0);
+    ck_assert(!tide_tls_has_buffered_input(p.c));
+
+    /* two records taken in by one read of the socket: while the client
+     * reads the first, the second waits, still ciphertext */
+    ck_assert_int_eq(
+        t_run(p.ex, tide_write_all(&wa, tide_tls_stream(p.s), "ab", 2)), 2);
+    ck_assert_int_eq(
+        t_run(p.ex, tide_write_all(&wa, tide_tls_stream(p.s), "cd", 2)), 2);
+    ck_assert_int_eq(
+        t_run(p.ex, tide_read_exact(&re, tide_tls_stream(p.c), b, 2)), 2);
+    ck_assert(tide_tls_has_buffered_input(p.c));
+    ck_assert_int_eq(
+        t_run(p.ex, tide_read_exact(&re, tide_tls_stream(p.c), b + 2, 2)), 2);
+    ck_assert(memcmp(b, "abcd", 4) == 0);
+    ck_assert(!tide_tls_has_buffered_input(p.c));
+    pair_free(&p);
+    tide_tls_config_free(cc);
+    tide_tls_config_free(sc);
+}
+END_TEST
+
 /* The TLS stream freed under a pending read, and the TCP stream freed
  * under another TLS stream's pending read: both complete with -EBADF. */
 START_TEST(test_tls_freed_under_pending_read) {
@@ -761,6 +829,7 @@ static Suite *tls_suite(void) {
     tcase_add_test(tc, test_tls_bad_arguments);
     tcase_add_test(tc, test_tls_handshake_dropped_while_pending);
     tcase_add_test(tc, test_tls_read_dropped_while_pending);
+    tcase_add_test(tc, test_tls_buffered_input);
     tcase_add_test(tc, test_tls_freed_under_pending_read);
     tcase_add_test(tc, test_tls_over_tls);
     TCase *big = t_tcase(s, "tls_big", 120);

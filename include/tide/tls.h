@@ -274,6 +274,15 @@ TIDE_EXTERN tide_future_t *tide_tls_handshake(tide_tls_handshake_t *op,
 /* tide_tls_handshake_done: true once t's handshake completed. */
 TIDE_EXTERN bool tide_tls_handshake_done(const tide_tls_t *t);
 
+/* tide_tls_has_buffered_input: true if t holds input that no read has
+ * returned yet: plaintext OpenSSL decrypted, a record only partly
+ * received, or ciphertext taken from the inner stream that OpenSSL has not
+ * looked at. After a read of t answered PENDING, true means the peer is in
+ * the middle of a record and the rest is on its way: a server that ends
+ * its idle connections (a drain) should wait for it rather than count the
+ * connection as idle, or it loses bytes the peer has sent. Never fails. */
+TIDE_EXTERN bool tide_tls_has_buffered_input(const tide_tls_t *t);
+
 /* tide_tls_alpn: the application protocol the handshake agreed on (not
  * NUL-terminated: *len bytes), or NULL (*len = 0) if none. Valid while t
  * lives. len may not be NULL. */

@@ -141,8 +141,13 @@ static int conn_fd(const conn_t *c) {
 /* Draining, the stream's read answered PENDING: does c really have
  * nothing to read? PENDING also means "the task's budget is spent" (it
  * was woken to go on later), which must not end a connection with bytes
- * waiting. One peek, once per connection per drain, answers. */
+ * waiting. One peek, once per connection per drain, answers; over TLS,
+ * part of a record already taken in means the rest is on its way. */
 static bool nothing_to_read(const conn_t *c) {
+#if TIDE_HAVE_TLS
+    if (tls_on() && tide_tls_has_buffered_input(c->tls.t))
+        return false;
+#endif
     char b;
     ssize_t r = recv(conn_fd(c), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);

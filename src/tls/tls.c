@@ -757,6 +757,12 @@ void tide_tls_free(tide_tls_t *t) {
 
 tide_stream_t *tide_tls_stream(tide_tls_t *t) { return &t->stream; }
 
+bool tide_tls_has_buffered_input(const tide_tls_t *t) {
+    /* SSL_has_pending counts a partly read record (OpenSSL keeps its
+     * bytes in the record layer's buffer); the pair may hold more */
+    return SSL_has_pending(t->ssl) || BIO_ctrl_wpending(t->net) > 0;
+}
+
 const char *tide_tls_alpn(const tide_tls_t *t, size_t *len) {
     const unsigned char *p = NULL;
     unsigned int n = 0;
