@@ -268,6 +268,16 @@ static void handshake2(pair_t *p, int *crc, int *src) {
     *src = (int)sh.fut.result;
 }
 
+/* A pair for localhost, both handshakes done and succeeded. */
+static void pair_connect(pair_t *p, tide_tls_config_t *ccfg,
+                         tide_tls_config_t *scfg) {
+    pair_new(p, ccfg, scfg, "localhost", 0, 0);
+    int crc, src;
+    handshake2(p, &crc, &src);
+    ck_assert_int_eq(crc, 0);
+    ck_assert_int_eq(src, 0);
+}
+
 /* tests -------------------------------------------------------------------- */
 
 START_TEST(test_tls_handshake_alpn_echo) {
@@ -636,11 +646,7 @@ END_TEST
 START_TEST(test_tls_read_dropped_while_pending) {
     tide_tls_config_t *cc = client_cfg(), *sc = server_cfg("server");
     pair_t p;
-    pair_new(&p, cc, sc, "localhost", 0, 0);
-    int crc, src;
-    handshake2(&p, &crc, &src);
-    ck_assert_int_eq(crc, 0);
-    ck_assert_int_eq(src, 0);
+    pair_connect(&p, cc, sc);
     t_hand_t h;
     t_hand_init(&h, p.ex);
     char b[16];
@@ -698,17 +704,14 @@ static size_t take_records(int fd, unsigned char *buf, size_t cap, int n) {
 
 /* tide_tls_has_buffered_input: false with nothing taken in; true with
  * part of a record (the server's record reaches the client in two pieces,
- * written raw to the server's socket), with decrypted bytes not yet
- * read and with a second record still ciphertext; false again once every byte was read. The read that waits on the
- * partial record times out (it is dropped): the bytes it took in stay. */
+ * written raw to the server's socket), with decrypted bytes not yet read
+ * and with a second record still ciphertext; false again once every byte
+ * was read. The read that waits on the partial record times out (it is
+ * dropped): the bytes it took in stay. */
 START_TEST(test_tls_buffered_input) {
     tide_tls_config_t *cc = client_cfg(), *sc = server_cfg("server");
     pair_t p;
-    pair_new(&p, cc, sc, "localhost", 0, 0);
-    int crc, src;
-    handshake2(&p, &crc, &src);
-    ck_assert_int_eq(crc, 0);
-    ck_assert_int_eq(src, 0);
+    pair_connect(&p, cc, sc);
     /* a first byte takes the server's session tickets in with it */
     tide_write_all_t wa;
     tide_read_exact_t re;
@@ -776,10 +779,7 @@ END_TEST
 START_TEST(test_tls_freed_under_pending_read) {
     tide_tls_config_t *cc = client_cfg(), *sc = server_cfg("server");
     pair_t p;
-    pair_new(&p, cc, sc, "localhost", 0, 0);
-    int crc, src;
-    handshake2(&p, &crc, &src);
-    ck_assert_int_eq(crc, 0);
+    pair_connect(&p, cc, sc);
     t_hand_t h;
     t_hand_init(&h, p.ex);
     char b[16];
