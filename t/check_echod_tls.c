@@ -387,13 +387,35 @@ static unsigned char gen_byte(gen_t *g) {
     return (unsigned char)(g->s >> 24);
 }
 
-/* Check the next n bytes of g's stream against p, asserting once (an
- * assertion per byte costs Check a message to its parent). */
-static void gen_check(gen_t *g, const unsigned char *p, size_t n, size_t at) {
-    size_t i = 0;
-    while (i < n && p[i] == gen_byte(g))
+/* One SSL_read of c's echo of g's stream: the bytes it read (> 0), each
+ * checked against g with one assertion (one per byte costs Check a
+ * message to its parent) and counted in *got; or -SSL_get_error's
+ * answer. */
+static int read_echo(client_t *c, gen_t *g, size_t *got) {
+    static unsigned char in[65536];
+    int r = SSL_read(c->ssl, in, sizeof in);
+    if (r <= 0)
+        return -SSL_get_error(c->ssl, r);
+    int i = 0;
+    while (i < r && in[i] == gen_byte(g))
         i++;
-    ck_assert_msg(i == n, "byte %zu differs", at + i);
+    ck_assert_msg(i == r, "byte %zu differs", *got + (size_t)i);
+    *got += (size_t)r;
+    return r;
+}
+
+/* Write up to max of the len - *off bytes at p + *off to fd, moving *off
+ * on: true if some went, false if fd's buffer is full. */
+static bool write_some(int fd, const unsigned char *p, size_t len, size_t *off,
+                       size_t max) {
+    size_t n = len - *off < max ? len - *off : max;
+    ssize_t w = write(fd, p + *off, n);
+    if (w > 0) {
+        *off += (size_t)w;
+        return true;
+    }
+    ck_assert_msg(errno == EAGAIN, "write: %s", strerror(errno));
+    return false;
 }
 
 /* ------------------------------------------------------------------------
@@ -436,7 +458,7 @@ START_TEST(test_echod_tls_16mib_backpressure) {
     setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     const size_t total = 16u << 20;
-    static unsigned char out[65536], in[65536];
+    static unsigned char out[65536];
     gen_t wg = {0x9e3779b97f4a7c15u}, rg = wg;
     size_t sent = 0, got = 0, pending = 0;
     size_t off = 0;
@@ -507,16 +529,13 @@ START_TEST(test_echod_tls_16mib_backpressure) {
                               "SSL_write: %d", e);
             }
         }
-        int r = SSL_read(c.ssl, in, sizeof in);
-        if (r > 0) {
-            gen_check(&rg, in, (size_t)r, got);
-            got += (size_t)r;
+        int r = read_echo(&c, &rg, &got);
+        if (r > 0)
             moved = true;
-        } else {
-            int e = SSL_get_error(c.ssl, r);
-            ck_assert_msg(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE,
-                          "SSL_read: %d after %zu bytes", e, got);
-        }
+        else
+            ck_assert_msg(r == -SSL_ERROR_WANT_READ ||
+                              r == -SSL_ERROR_WANT_WRITE,
+                          "SSL_read: %d after %zu bytes", -r, got);
         if (!moved) {
             struct pollfd p = {
                 c.fd, (short)(POLLIN | (sent < total ? POLLOUT : 0)), 0};
@@ -585,7 +604,7 @@ START_TEST(test_echod_tls_sigterm_drains) {
     ck_assert_ptr_nonnull(mem);
     SSL_set0_wbio(busy.ssl, mem); /* busy.ssl owns it */
     gen_t wg = {0x2545f4914f6cdd1du}, rg = wg;
-    static unsigned char plain[16384], rec[16384 + 1024], in[65536];
+    static unsigned char plain[16384], rec[16384 + 1024];
     size_t rec_len = 0, rec_off = 0; /* the record being written */
     size_t sent = 0; /* the plaintext of the records written whole */
     size_t got = 0;  /* what came back */
@@ -605,15 +624,11 @@ START_TEST(test_echod_tls_sigterm_drains) {
             rec_off = 0;
         }
         /* small writes: the stall comes in the middle of a record */
-        size_t len = rec_len - rec_off < 1000 ? rec_len - rec_off : 1000;
-        ssize_t w = write(busy.fd, rec + rec_off, len);
-        if (w > 0) {
-            rec_off += (size_t)w;
+        if (write_some(busy.fd, rec, rec_len, &rec_off, 1000)) {
             if (rec_off == rec_len)
                 sent += sizeof plain;
             continue;
         }
-        ck_assert_msg(errno == EAGAIN, "write: %s", strerror(errno));
         struct pollfd p = {busy.fd, POLLOUT, 0};
         if (poll(&p, 1, 300) > 0)
             continue;
@@ -622,11 +637,9 @@ START_TEST(test_echod_tls_sigterm_drains) {
             break;
         /* between two records: read what came back, and stall again */
         int r;
-        while ((r = SSL_read(busy.ssl, in, sizeof in)) > 0) {
-            gen_check(&rg, in, (size_t)r, got);
-            got += (size_t)r;
-        }
-        ck_assert_int_eq(SSL_get_error(busy.ssl, r), SSL_ERROR_WANT_READ);
+        while ((r = read_echo(&busy, &rg, &got)) > 0)
+            continue;
+        ck_assert_int_eq(r, -SSL_ERROR_WANT_READ);
     }
     ck_assert_uint_gt(sent, got);
     ck_assert_int_eq(kill(D.pid, SIGTERM), 0);
@@ -640,25 +653,15 @@ START_TEST(test_echod_tls_sigterm_drains) {
                       expect);
         bool moved = false;
         bool rest = rec_off < rec_len && got == sent;
-        if (rest) {
-            ssize_t w = write(busy.fd, rec + rec_off, rec_len - rec_off);
-            if (w > 0) {
-                rec_off += (size_t)w;
-                moved = true;
-            } else {
-                ck_assert_msg(errno == EAGAIN, "write: %s", strerror(errno));
-            }
-        }
-        int r = SSL_read(busy.ssl, in, sizeof in);
+        if (rest && write_some(busy.fd, rec, rec_len, &rec_off, rec_len))
+            moved = true;
+        int r = read_echo(&busy, &rg, &got);
         if (r > 0) {
-            gen_check(&rg, in, (size_t)r, got);
-            got += (size_t)r;
             moved = true;
         } else {
-            int e = SSL_get_error(busy.ssl, r);
-            eof = e == SSL_ERROR_ZERO_RETURN;
-            ck_assert_msg(eof || e == SSL_ERROR_WANT_READ,
-                          "SSL_read: error %d after %zu of %zu bytes", e, got,
+            eof = r == -SSL_ERROR_ZERO_RETURN;
+            ck_assert_msg(eof || r == -SSL_ERROR_WANT_READ,
+                          "SSL_read: error %d after %zu of %zu bytes", -r, got,
                           expect);
         }
         if (!moved && !eof) {
